@@ -30,6 +30,7 @@ function directive(action: Directive["action"]): Directive {
     recordId: "rec-1",
     recordSequence: 3n,
     attempt: 2,
+    streamVersion: 5n,
     action,
   });
 }

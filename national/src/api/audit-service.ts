@@ -1,0 +1,119 @@
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  type AuditService,
+  EventSchema,
+  GetPersonHistoryResponseSchema,
+  GetPersonStateAsOfResponseSchema,
+  PersonStateSchema,
+  VerifyLogResponseSchema,
+} from "@evc-interop/gen/evc/national/v1/audit_service_pb";
+import { sealAll, verifyChain } from "../chain/chain.js";
+import { doseFromJson, recordStatusToProto } from "../domain/codec.js";
+import { evolve } from "../domain/person.js";
+import { type HubEvent, initialState, type PersonState } from "../domain/types.js";
+import { certificateMessage, type HubDeps, keyOf, principalOf } from "./context.js";
+import { denied, invalid } from "./errors.js";
+
+interface EventRow {
+  position: number;
+  event_id: string;
+  stream_id: string;
+  stream_version: number;
+  type: string;
+  data: JsonObject;
+  recorded_at: Date;
+  hash: Buffer | null;
+}
+
+function involved(state: PersonState, province: string): boolean {
+  return (
+    Object.values(state.records).some((r) => r.owner === province) ||
+    Object.values(state.certificates).some((c) => c.province === province) ||
+    Object.values(state.migrations).some((m) => m.source === province || m.target === province)
+  );
+}
+
+/** Operators audit anyone; a province audits persons whose record it owns or owned (I7). */
+async function authorize(deps: HubDeps, ctx: HandlerContext, key: string): Promise<void> {
+  const p = principalOf(ctx);
+  if (p.kind === "operator") return;
+  const state = await deps.store.load(key);
+  if (!involved(state, p.code))
+    throw denied(`province ${p.code} never managed this person's record`, "identity");
+}
+
+async function streamEvents(deps: HubDeps, key: string, asOf?: Date): Promise<EventRow[]> {
+  return deps.sql<EventRow[]>`
+    SELECT e.position, e.event_id, e.stream_id, e.stream_version, e.type, e.data, e.recorded_at, c.hash
+    FROM events e LEFT JOIN event_chain c ON c.position = e.position
+    WHERE e.stream_id = ${key} AND (${asOf ?? null}::timestamptz IS NULL OR e.recorded_at <= ${asOf ?? null})
+    ORDER BY e.stream_version`;
+}
+
+export function auditService(deps: HubDeps): ServiceImpl<typeof AuditService> {
+  return {
+    async getPersonHistory(req, ctx) {
+      const key = keyOf(deps, req.identity);
+      await authorize(deps, ctx, key);
+      const rows = await streamEvents(deps, key);
+      return create(GetPersonHistoryResponseSchema, {
+        streamId: key,
+        events: rows.map((r) =>
+          create(EventSchema, {
+            position: BigInt(r.position),
+            eventId: r.event_id,
+            streamId: r.stream_id,
+            streamVersion: BigInt(r.stream_version),
+            type: r.type,
+            data: r.data,
+            recordedAt: timestampFromDate(r.recorded_at),
+            hash: r.hash ? r.hash.toString("hex") : "",
+          }),
+        ),
+      });
+    },
+
+    async getPersonStateAsOf(req, ctx) {
+      const key = keyOf(deps, req.identity);
+      if (!req.asOf) throw invalid("as_of", "is required");
+      await authorize(deps, ctx, key);
+      const rows = await streamEvents(deps, key, timestampDate(req.asOf));
+      let state = initialState();
+      for (const r of rows) {
+        state = evolve(state, { type: r.type, data: r.data } as unknown as HubEvent, {
+          version: r.stream_version,
+          position: r.position,
+        });
+      }
+      const record = state.currentRecordId ? state.records[state.currentRecordId] : undefined;
+      if (!record) return create(GetPersonStateAsOfResponseSchema, {});
+      const cert = state.certificates[record.certificateNumber];
+      return create(GetPersonStateAsOfResponseSchema, {
+        state: create(PersonStateSchema, {
+          recordId: record.recordId,
+          ownerProvinceCode: record.owner,
+          recordStatus: recordStatusToProto[record.status],
+          certificate: cert ? certificateMessage(cert) : undefined,
+          doses: record.doses.map(doseFromJson),
+          openMigrationId: state.openMigrationId ?? "",
+          version: BigInt(state.version),
+        }),
+      });
+    },
+
+    async verifyLog(req, ctx) {
+      const p = principalOf(ctx);
+      if (p.kind !== "operator") throw denied("log verification is for national operators");
+      await sealAll(deps.sql);
+      const r = await verifyChain(deps.sql, Number(req.fromPosition), Number(req.toPosition));
+      return create(VerifyLogResponseSchema, {
+        ok: r.ok,
+        eventsVerified: BigInt(r.eventsVerified),
+        firstBrokenPosition: BigInt(r.firstBrokenPosition),
+        lastPosition: BigInt(r.lastPosition),
+      });
+    },
+  };
+}

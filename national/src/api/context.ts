@@ -1,0 +1,72 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext } from "@connectrpc/connect";
+import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
+import { type Certificate, CertificateSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
+import {
+  type Migration,
+  MigrationSchema,
+  MigrationState,
+} from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import type { Sql } from "postgres";
+import { type Principal, principalKey } from "../auth/principal.js";
+import { certificateStatusToProto, closeReasonToProto, personKey } from "../domain/codec.js";
+import type { CertificateState, MigrationStateData } from "../domain/types.js";
+import type { HubStore } from "../store/hub-store.js";
+import { denied, refusalError } from "./errors.js";
+
+/** What every handler needs. */
+export interface HubDeps {
+  sql: Sql;
+  store: HubStore;
+  /** Secret of the person-key HMAC. */
+  personKeySecret: string;
+}
+
+export function principalOf(ctx: HandlerContext): Principal {
+  const p = ctx.values.get(principalKey);
+  if (!p) throw refusalError("permission_denied", "WRONG_PROVINCE", "no authenticated caller");
+  return p;
+}
+
+/** The calling province (operators are refused: the RPC acts for a province). */
+export function callerProvince(ctx: HandlerContext): string {
+  const p = principalOf(ctx);
+  if (p.kind !== "province") throw denied("this RPC acts for a province; operators cannot call it");
+  return p.code;
+}
+
+export function keyOf(deps: HubDeps, identity: Identity | undefined): string {
+  if (!identity)
+    throw refusalError("invalid_argument", "INVALID_FIELD", "is required", { field: "identity" });
+  return personKey(deps.personKeySecret, identity);
+}
+
+export function certificateMessage(c: CertificateState): Certificate {
+  return create(CertificateSchema, {
+    certificateNumber: c.number,
+    recordId: c.recordId,
+    provinceCode: c.province,
+    status: certificateStatusToProto[c.status],
+    revocationReason: c.revocationReason ? closeReasonToProto[c.revocationReason] : 0,
+    issuedAt: timestampFromDate(new Date(c.issuedAt)),
+    statusChangedAt: timestampFromDate(new Date(c.statusChangedAt)),
+  });
+}
+
+export function migrationMessage(m: MigrationStateData): Migration {
+  return create(MigrationSchema, {
+    migrationId: m.migrationId,
+    state: MigrationState[m.state],
+    recordId: m.recordId,
+    sourceProvinceCode: m.source,
+    targetProvinceCode: m.target,
+    attempt: m.attempt,
+    requestedAt: timestampFromDate(new Date(m.requestedAt)),
+    updatedAt: timestampFromDate(new Date(m.updatedAt)),
+    stepDeadline: timestampFromDate(new Date(m.deadline)),
+    sourceCertificateNumber: m.sourceCertificateNumber,
+    targetCertificateNumber: m.targetCertificateNumber ?? "",
+    endReason: m.endReason ?? "",
+  });
+}

@@ -1,0 +1,124 @@
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { DirectiveSchema, ReceiptOutcome } from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import {
+  type DirectiveService,
+  DirectiveState,
+  DirectiveStatusSchema,
+  ListDirectivesResponseSchema,
+  ReceiptDisposition,
+  ReceiptResultSchema,
+  SubmitReceiptsResponseSchema,
+} from "@evc-interop/gen/evc/national/v1/directive_service_pb";
+import { directiveRows, recordReceipt } from "../store/receipts.js";
+import { callerProvince, type HubDeps, principalOf } from "./context.js";
+import { denied, invalid } from "./errors.js";
+
+export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveService> {
+  return {
+    async submitReceipts(req, ctx) {
+      const caller = callerProvince(ctx);
+      const rows = await directiveRows(
+        deps.store,
+        req.receipts.map((r) => r.directiveId),
+      );
+      // I7 first: one receipt for another province's directive fails the whole call.
+      req.receipts.forEach((r, i) => {
+        const row = rows.get(r.directiveId);
+        if (row && row.province !== caller) {
+          throw denied(
+            `directive ${r.directiveId} is addressed to ${row.province}, not ${caller}`,
+            `receipts[${i}].directive_id`,
+          );
+        }
+      });
+      const results = [];
+      for (const r of req.receipts) {
+        const row = rows.get(r.directiveId);
+        if (!row) {
+          results.push(
+            create(ReceiptResultSchema, {
+              directiveId: r.directiveId,
+              disposition: ReceiptDisposition.REFUSED,
+              detail: "unknown directive",
+            }),
+          );
+          continue;
+        }
+        const d = await recordReceipt(deps.store, row, r, caller);
+        results.push(
+          create(ReceiptResultSchema, {
+            directiveId: d.directiveId,
+            disposition: ReceiptDisposition[d.disposition],
+            detail: d.detail,
+          }),
+        );
+      }
+      return create(SubmitReceiptsResponseSchema, { results });
+    },
+
+    async listDirectives(req, ctx) {
+      const p = principalOf(ctx);
+      let province = req.provinceCode;
+      if (p.kind === "province") {
+        if (province && province !== p.code) {
+          throw denied(`province ${p.code} may only list its own directives`, "province_code");
+        }
+        province = p.code;
+      }
+      const size = req.pageSize || 100;
+      const after = req.pageToken ? Buffer.from(req.pageToken, "base64url").toString() : "";
+      if (after && Number.isNaN(Date.parse(after.split("|")[0] ?? ""))) {
+        throw invalid("page_token", "is not a token this server issued");
+      }
+      const [afterAt, afterId] = after
+        ? after.split("|")
+        : ["1970-01-01T00:00:00Z", "00000000-0000-0000-0000-000000000000"];
+      const states = req.state
+        ? [DirectiveState[req.state]]
+        : ["PENDING", "DELIVERED", "FAILED", "SUPERSEDED"];
+      const rows = await deps.sql<
+        {
+          directive_id: string;
+          payload: Uint8Array;
+          state: string;
+          publish_count: number;
+          last_published_at: Date | null;
+          receipt_outcome: string | null;
+          created_at: Date;
+        }[]
+      >`
+        SELECT directive_id, payload, state, publish_count, last_published_at, receipt_outcome, created_at
+        FROM directives
+        WHERE (${province || null}::text IS NULL OR province = ${province || null})
+          AND state = ANY(${states})
+          AND (created_at, directive_id) > (${new Date(afterAt ?? "")}, ${afterId ?? ""}::uuid)
+        ORDER BY created_at, directive_id
+        LIMIT ${size + 1}`;
+      const page = rows.slice(0, size);
+      const last = page.at(-1);
+      return create(ListDirectivesResponseSchema, {
+        directives: page.map((r) =>
+          create(DirectiveStatusSchema, {
+            directive: fromBinary(DirectiveSchema, r.payload),
+            state: DirectiveState[r.state as keyof typeof DirectiveState],
+            publishCount: r.publish_count,
+            lastPublishedAt: r.last_published_at
+              ? timestampFromDate(r.last_published_at)
+              : undefined,
+            receiptOutcome: r.receipt_outcome
+              ? ReceiptOutcome[r.receipt_outcome as keyof typeof ReceiptOutcome]
+              : ReceiptOutcome.UNSPECIFIED,
+          }),
+        ),
+        nextPageToken:
+          rows.length > size && last
+            ? Buffer.from(`${last.created_at.toISOString()}|${last.directive_id}`).toString(
+                "base64url",
+              )
+            : "",
+      });
+    },
+  };
+}

@@ -1,0 +1,179 @@
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  CancelMigrationResponseSchema,
+  GetMigrationResponseSchema,
+  ListMigrationsResponseSchema,
+  type MigrationService,
+  MigrationState,
+  ReportCertificateIssuedResponseSchema,
+  RequestMigrationRequestSchema,
+  RequestMigrationResponseSchema,
+} from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { identityToJson } from "../domain/codec.js";
+import type { MigrationStateData, PersonState } from "../domain/types.js";
+import { callerProvince, type HubDeps, keyOf, migrationMessage, principalOf } from "./context.js";
+import { denied, invalid, refusalError } from "./errors.js";
+import { codecOf, requestHash } from "./util.js";
+
+async function personOfMigration(deps: HubDeps, migrationId: string): Promise<string> {
+  const rows = await deps.sql<{ person_key: string }[]>`
+    SELECT person_key FROM migrations WHERE migration_id = ${migrationId}`;
+  const key = rows[0]?.person_key;
+  if (!key) {
+    throw refusalError("not_found", "NOT_FOUND", `no migration ${migrationId}`, {
+      field: "migration_id",
+      migrationId,
+    });
+  }
+  return key;
+}
+
+function migrationIn(state: PersonState, id: string): MigrationStateData {
+  const m = state.migrations[id];
+  if (!m)
+    throw refusalError("not_found", "NOT_FOUND", `no migration ${id}`, { field: "migration_id" });
+  return m;
+}
+
+/** Source, target or an operator may read a migration (I7). */
+function mayRead(ctx: HandlerContext, m: MigrationStateData): void {
+  const p = principalOf(ctx);
+  if (p.kind === "operator") return;
+  if (p.code !== m.source && p.code !== m.target) {
+    throw denied(`migration ${m.migrationId} does not involve province ${p.code}`, "migration_id");
+  }
+}
+
+const PAGE_DEFAULT = 100;
+
+export function migrationService(deps: HubDeps): ServiceImpl<typeof MigrationService> {
+  return {
+    async requestMigration(req, ctx) {
+      const caller = callerProvince(ctx);
+      const key = keyOf(deps, req.identity);
+      if (!req.identity) throw invalid("identity", "is required");
+      const { response } = await deps.store.execute(
+        key,
+        { kind: "requestMigration", caller, identity: identityToJson(req.identity) },
+        (state, events) => {
+          const started = events.find((e) => e.type === "MigrationRequested");
+          const id = started?.type === "MigrationRequested" ? started.data.migrationId : "";
+          return create(RequestMigrationResponseSchema, {
+            migration: migrationMessage(migrationIn(state, id)),
+          });
+        },
+        {
+          idempotency: {
+            province: caller,
+            key: req.idempotencyKey,
+            requestHash: requestHash(RequestMigrationRequestSchema, req),
+          },
+          ...codecOf(RequestMigrationResponseSchema),
+        },
+      );
+      return response;
+    },
+
+    async getMigration(req, ctx) {
+      const state = await deps.store.load(await personOfMigration(deps, req.migrationId));
+      const m = migrationIn(state, req.migrationId);
+      mayRead(ctx, m);
+      return create(GetMigrationResponseSchema, { migration: migrationMessage(m) });
+    },
+
+    async listMigrations(req, ctx) {
+      const p = principalOf(ctx);
+      const size = req.pageSize || PAGE_DEFAULT;
+      let before = new Date("9999-12-31T00:00:00Z");
+      let beforeId = "ffffffff-ffff-ffff-ffff-ffffffffffff";
+      if (req.pageToken) {
+        const [at, id] = Buffer.from(req.pageToken, "base64url").toString().split("|");
+        const d = new Date(at ?? "");
+        if (!id || Number.isNaN(d.getTime()))
+          throw invalid("page_token", "is not a token this server issued");
+        before = d;
+        beforeId = id;
+      }
+      const state = req.state ? MigrationState[req.state] : null;
+      const province = p.kind === "province" ? p.code : null;
+      const rows = await deps.sql<
+        { migration_id: string; person_key: string; requested_at: Date }[]
+      >`
+        SELECT migration_id, person_key, requested_at FROM migrations
+        WHERE (${province}::text IS NULL OR source_province = ${province} OR target_province = ${province})
+          AND (${state}::text IS NULL OR state = ${state})
+          AND (requested_at, migration_id) < (${before}, ${beforeId}::uuid)
+        ORDER BY requested_at DESC, migration_id DESC
+        LIMIT ${size + 1}`;
+      const page = rows.slice(0, size);
+      const migrations = [];
+      for (const r of page) {
+        const s = await deps.store.load(r.person_key);
+        const m = s.migrations[r.migration_id];
+        if (m) migrations.push(migrationMessage(m));
+      }
+      const last = page.at(-1);
+      return create(ListMigrationsResponseSchema, {
+        migrations,
+        nextPageToken:
+          rows.length > size && last
+            ? Buffer.from(`${last.requested_at.toISOString()}|${last.migration_id}`).toString(
+                "base64url",
+              )
+            : "",
+      });
+    },
+
+    async cancelMigration(req, ctx) {
+      const caller = callerProvince(ctx);
+      const key = await personOfMigration(deps, req.migrationId);
+      const { response } = await deps.store.execute(
+        key,
+        { kind: "cancelMigration", caller, migrationId: req.migrationId, reason: req.reason },
+        (state) =>
+          create(CancelMigrationResponseSchema, {
+            migration: migrationMessage(migrationIn(state, req.migrationId)),
+          }),
+      );
+      return response;
+    },
+
+    async reportCertificateIssued(req, ctx) {
+      const caller = callerProvince(ctx);
+      if (!req.certificateNumber.startsWith(`${caller}-`)) {
+        throw invalid(
+          "certificate_number",
+          `must start with the caller's province code ${caller}-`,
+        );
+      }
+      const key = await personOfMigration(deps, req.migrationId);
+      const before = await deps.store.load(key);
+      const m = migrationIn(before, req.migrationId);
+      if (m.target !== caller) {
+        throw denied(
+          `only the target province ${m.target} may report this issuance`,
+          "migration_id",
+        );
+      }
+      if (m.state === "COMPLETED" && m.targetCertificateNumber === req.certificateNumber) {
+        return create(ReportCertificateIssuedResponseSchema, { migration: migrationMessage(m) });
+      }
+      const { response } = await deps.store.execute(
+        key,
+        {
+          kind: "reportIssued",
+          caller,
+          migrationId: req.migrationId,
+          attempt: req.attempt,
+          certificateNumber: req.certificateNumber,
+        },
+        (state) =>
+          create(ReportCertificateIssuedResponseSchema, {
+            migration: migrationMessage(migrationIn(state, req.migrationId)),
+          }),
+      );
+      return response;
+    },
+  };
+}

@@ -1,0 +1,118 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { CloseReason } from "@evc-interop/gen/evc/common/v1/record_pb";
+import {
+  CloseRecordResponseSchema,
+  LocateRecordResponseSchema,
+  type RecordService,
+  RegisterRecordRequestSchema,
+  RegisterRecordResponseSchema,
+} from "@evc-interop/gen/evc/national/v1/record_service_pb";
+import {
+  closeReasonFromProto,
+  doseToJson,
+  identityToJson,
+  recordStatusToProto,
+} from "../domain/codec.js";
+import type { PersonState } from "../domain/types.js";
+import { callerProvince, certificateMessage, type HubDeps, keyOf } from "./context.js";
+import { invalid, refusalError } from "./errors.js";
+import { codecOf, requestHash } from "./util.js";
+
+function currentRecord(state: PersonState) {
+  return state.currentRecordId ? state.records[state.currentRecordId] : undefined;
+}
+
+export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> {
+  return {
+    async registerRecord(req, ctx) {
+      const caller = callerProvince(ctx);
+      if (!req.certificateNumber.startsWith(`${caller}-`)) {
+        throw invalid(
+          "certificate_number",
+          `must start with the caller's province code ${caller}-`,
+        );
+      }
+      const key = keyOf(deps, req.identity);
+      const identity = req.identity;
+      if (!identity) throw invalid("identity", "is required");
+      const { response } = await deps.store.execute(
+        key,
+        {
+          kind: "register",
+          caller,
+          identity: identityToJson(identity),
+          certificateNumber: req.certificateNumber,
+          doses: req.doses.map(doseToJson),
+        },
+        (state) => {
+          const record = currentRecord(state);
+          const cert = record ? state.certificates[record.certificateNumber] : undefined;
+          return create(RegisterRecordResponseSchema, {
+            recordId: record?.recordId ?? "",
+            certificate: cert ? certificateMessage(cert) : undefined,
+          });
+        },
+        {
+          idempotency: {
+            province: caller,
+            key: req.idempotencyKey,
+            requestHash: requestHash(RegisterRecordRequestSchema, req),
+          },
+          ...codecOf(RegisterRecordResponseSchema),
+        },
+      );
+      return response;
+    },
+
+    async locateRecord(req, ctx) {
+      callerProvince(ctx);
+      const state = await deps.store.load(keyOf(deps, req.identity));
+      const record = currentRecord(state);
+      if (!record) {
+        throw refusalError("not_found", "RECORD_NOT_FOUND", "person has no record", {
+          field: "identity",
+        });
+      }
+      const cert = state.certificates[record.certificateNumber];
+      return create(LocateRecordResponseSchema, {
+        recordId: record.recordId,
+        ownerProvinceCode: record.owner,
+        status: recordStatusToProto[record.status],
+        certificate: cert ? certificateMessage(cert) : undefined,
+        openMigrationId: state.openMigrationId ?? "",
+      });
+    },
+
+    async closeRecord(req, ctx) {
+      const caller = callerProvince(ctx);
+      if (req.reason === CloseReason.MERGED && !req.mergedIntoRecordId) {
+        throw invalid("merged_into_record_id", "is required when reason is CLOSE_REASON_MERGED");
+      }
+      const rows = await deps.sql<{ person_key: string }[]>`
+        SELECT person_key FROM records WHERE record_id = ${req.recordId}`;
+      const key = rows[0]?.person_key;
+      if (!key) {
+        throw refusalError("not_found", "RECORD_NOT_FOUND", `no record ${req.recordId}`, {
+          field: "record_id",
+          recordId: req.recordId,
+        });
+      }
+      const cmd = {
+        kind: "close" as const,
+        caller,
+        recordId: req.recordId,
+        reason: closeReasonFromProto(req.reason),
+        ...(req.mergedIntoRecordId ? { mergedIntoRecordId: req.mergedIntoRecordId } : {}),
+      };
+      const { response } = await deps.store.execute(key, cmd, (state) => {
+        const record = state.records[req.recordId];
+        const cert = record ? state.certificates[record.certificateNumber] : undefined;
+        return create(CloseRecordResponseSchema, {
+          certificate: cert ? certificateMessage(cert) : undefined,
+        });
+      });
+      return response;
+    },
+  };
+}

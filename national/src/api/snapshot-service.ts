@@ -1,0 +1,80 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { CertificateStatus, RecordStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
+import {
+  SnapshotEntrySchema,
+  type SnapshotService,
+  StreamSnapshotResponseSchema,
+} from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import { type HubDeps, principalOf } from "./context.js";
+import { denied, invalid } from "./errors.js";
+
+interface Row {
+  certificate_number: string;
+  record_id: string;
+  owner_province: string;
+  status: keyof typeof CertificateStatus;
+  record_status: keyof typeof RecordStatus;
+  version: number;
+  position: number;
+}
+
+export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotService> {
+  return {
+    async *streamSnapshot(req, ctx) {
+      const p = principalOf(ctx);
+      let province = req.provinceCode;
+      if (p.kind === "province") {
+        if (province && province !== p.code) {
+          throw denied(`province ${p.code} may only read its own snapshot`, "province_code");
+        }
+        province = p.code;
+      } else if (!province) {
+        throw invalid("province_code", "is required for an operator");
+      }
+      const chunk = req.chunkSize || 1000;
+      const conn = await deps.sql.reserve();
+      let committed = false;
+      try {
+        // One consistent read for the whole stream, in keyset pages of bounded size.
+        await conn`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`;
+        const [w] = await conn<{ watermark: number }[]>`
+          SELECT coalesce(max(position), 0) AS watermark FROM events`;
+        const watermark = BigInt(w?.watermark ?? 0);
+        let after = req.afterCertificateNumber;
+        for (;;) {
+          const rows = await conn<Row[]>`
+            SELECT certificate_number, record_id, owner_province, status, record_status, version, position
+            FROM certificates
+            WHERE province = ${province} AND certificate_number > ${after}
+            ORDER BY certificate_number
+            LIMIT ${chunk}`;
+          const last = rows.length < chunk;
+          yield create(StreamSnapshotResponseSchema, {
+            watermark,
+            last,
+            entries: rows.map((r) =>
+              create(SnapshotEntrySchema, {
+                certificateNumber: r.certificate_number,
+                recordId: r.record_id,
+                ownerProvinceCode: r.owner_province,
+                certificateStatus: CertificateStatus[r.status],
+                recordStatus: RecordStatus[r.record_status],
+                version: BigInt(r.version),
+                lastPosition: BigInt(r.position),
+              }),
+            ),
+          });
+          if (last) break;
+          after = rows.at(-1)?.certificate_number ?? after;
+        }
+        await conn`COMMIT`;
+        committed = true;
+      } finally {
+        // Also reached when the client goes away mid-stream: never return an open transaction.
+        if (!committed) await conn`ROLLBACK`.catch(() => undefined);
+        conn.release();
+      }
+    },
+  };
+}

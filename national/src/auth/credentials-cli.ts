@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+import { resolve } from "node:path";
+import { createDevCredentials } from "./credentials.js";
+
+/** `evc-credentials [DIR]`: creates development credentials for the 31 provinces and an operator. */
+const dir = resolve(process.argv[2] ?? process.env.EVC_CREDENTIALS_DIR ?? ".data/credentials");
+const subjects = await createDevCredentials(dir);
+console.log(`wrote ${subjects.length} credentials and trust.json to ${dir}`);
+console.log(`hub:      EVC_TRUST_FILE=${dir}/trust.json`);
+console.log(`province: EVC_CREDENTIALS_DIR=${dir} (each province reads province-<code>.jwk)`);

@@ -1,0 +1,48 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { JSONWebKeySet } from "jose";
+import { PROVINCES } from "./provinces.js";
+import { type Credential, generateCredential } from "./tokens.js";
+
+/**
+ * Development credentials: one Ed25519 key per province and one operator key, written to a
+ * directory as `<subject>.jwk` (private, mode 0600) plus `trust.json` (the public JWKS the hub
+ * trusts). Production provinces generate their own keys and hand the hub only the public half.
+ */
+export async function createDevCredentials(
+  dir: string,
+  operators: string[] = ["ops"],
+): Promise<string[]> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const subjects = [
+    ...Object.keys(PROVINCES).map((c) => `province:${c}`),
+    ...operators.map((o) => `operator:${o}`),
+  ];
+  const trust: JSONWebKeySet = { keys: [] };
+  for (const subject of subjects) {
+    const { credential, publicJwk } = await generateCredential(subject);
+    trust.keys.push(publicJwk);
+    await writeFile(
+      join(dir, credentialFile(subject)),
+      `${JSON.stringify(credential.privateJwk, null, 2)}\n`,
+      {
+        mode: 0o600,
+      },
+    );
+  }
+  await writeFile(join(dir, "trust.json"), `${JSON.stringify(trust, null, 2)}\n`);
+  return subjects;
+}
+
+export function credentialFile(subject: string): string {
+  return `${subject.replace(":", "-")}.jwk`;
+}
+
+export async function loadCredential(dir: string, subject: string): Promise<Credential> {
+  const privateJwk = JSON.parse(await readFile(join(dir, credentialFile(subject)), "utf8"));
+  return { subject, privateJwk };
+}
+
+export async function loadTrust(file: string): Promise<JSONWebKeySet> {
+  return JSON.parse(await readFile(file, "utf8")) as JSONWebKeySet;
+}

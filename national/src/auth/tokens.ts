@@ -1,0 +1,109 @@
+import {
+  createLocalJWKSet,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  type JSONWebKeySet,
+  type JWK,
+  jwtVerify,
+  SignJWT,
+} from "jose";
+import type { Principal } from "./principal.js";
+
+/**
+ * Short-lived signed tokens (JWT, EdDSA/Ed25519). Each province holds its own private key and
+ * signs its own tokens; the hub trusts a JWKS of the provinces' public keys, with the key id
+ * naming the subject (`province:<code>` or `operator:<name>`). The hub derives the caller from
+ * the verified key id and subject only (I7).
+ */
+
+export const AUDIENCE = "evc-hub";
+const TOKEN_LIFETIME_S = 300;
+
+/** A credential: a private JWK whose kid is the subject. */
+export interface Credential {
+  subject: string;
+  privateJwk: JWK;
+}
+
+export async function generateCredential(
+  subject: string,
+): Promise<{ credential: Credential; publicJwk: JWK }> {
+  const { privateKey, publicKey } = await generateKeyPair("EdDSA", {
+    crv: "Ed25519",
+    extractable: true,
+  });
+  const privateJwk = { ...(await exportJWK(privateKey)), kid: subject, alg: "EdDSA", use: "sig" };
+  const publicJwk = { ...(await exportJWK(publicKey)), kid: subject, alg: "EdDSA", use: "sig" };
+  return { credential: { subject, privateJwk }, publicJwk };
+}
+
+/** Signs tokens for one credential, reusing a token until a minute before it expires. */
+export class TokenSigner {
+  private cached: { token: string; refreshAt: number } | undefined;
+  private key: ReturnType<typeof importJWK> | undefined;
+
+  constructor(readonly credential: Credential) {}
+
+  async token(): Promise<string> {
+    const now = Date.now();
+    if (this.cached && now < this.cached.refreshAt) return this.cached.token;
+    this.key ??= importJWK(this.credential.privateJwk, "EdDSA");
+    const iat = Math.floor(now / 1000);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: "EdDSA", kid: this.credential.subject, typ: "JWT" })
+      .setSubject(this.credential.subject)
+      .setIssuer(this.credential.subject)
+      .setAudience(AUDIENCE)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + TOKEN_LIFETIME_S)
+      .sign(await this.key);
+    this.cached = { token, refreshAt: now + (TOKEN_LIFETIME_S - 60) * 1000 };
+    return token;
+  }
+}
+
+export function parseSubject(subject: string): Principal | undefined {
+  const province = /^province:([1-8][0-9]0000)$/.exec(subject);
+  if (province?.[1]) return { kind: "province", code: province[1], subject };
+  const operator = /^operator:([a-z0-9][a-z0-9._-]{0,63})$/.exec(subject);
+  if (operator?.[1]) return { kind: "operator", name: operator[1], subject };
+  return undefined;
+}
+
+export class TokenError extends Error {}
+
+/** Verifies tokens against a trusted JWKS; caches verified tokens until they expire. */
+export class TokenVerifier {
+  private readonly jwks: ReturnType<typeof createLocalJWKSet>;
+  private readonly cache = new Map<string, { principal: Principal; exp: number }>();
+
+  constructor(trust: JSONWebKeySet) {
+    this.jwks = createLocalJWKSet(trust);
+  }
+
+  async verify(token: string): Promise<Principal> {
+    const now = Date.now();
+    const hit = this.cache.get(token);
+    if (hit && hit.exp > now) return hit.principal;
+    let result: Awaited<ReturnType<typeof jwtVerify>>;
+    try {
+      result = await jwtVerify(token, this.jwks, {
+        audience: AUDIENCE,
+        algorithms: ["EdDSA", "ES256"],
+        maxTokenAge: "15m",
+        requiredClaims: ["exp", "iat", "sub"],
+      });
+    } catch (err) {
+      throw new TokenError(`invalid token: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const sub = result.payload.sub ?? "";
+    if (result.protectedHeader.kid !== sub)
+      throw new TokenError("token subject does not match its key");
+    const principal = parseSubject(sub);
+    if (!principal) throw new TokenError(`unknown subject ${sub}`);
+    if (this.cache.size > 100_000) this.cache.clear();
+    this.cache.set(token, { principal, exp: (result.payload.exp ?? 0) * 1000 });
+    return principal;
+  }
+}

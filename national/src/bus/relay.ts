@@ -1,0 +1,122 @@
+import { headers, type JetStreamClient } from "nats";
+import type { Logger } from "pino";
+import type { Sql } from "postgres";
+import type { HubMetrics } from "../metrics.js";
+import { type BusLayout, provinceSubject } from "./stream.js";
+
+export interface RelayOptions {
+  layout: BusLayout;
+  /** First redelivery of a directive without receipt after this long; doubles each time. */
+  redeliverAfterMs: number;
+  /** Cap of the redelivery backoff. */
+  redeliverMaxMs: number;
+  /** After this many publishes without a receipt the directive is dead-lettered (FAILED). */
+  maxPublishes: number;
+  /** Rows claimed per round. */
+  batchSize: number;
+  clock: () => Date;
+}
+
+interface DueRow {
+  directive_id: string;
+  province: string;
+  payload: Uint8Array;
+  publish_count: number;
+  state: string;
+  created_at: Date;
+}
+
+/**
+ * Publishes outbox rows to JetStream. Rows are claimed with FOR UPDATE SKIP LOCKED so several
+ * hub replicas can relay together; a row is marked published only after JetStream acknowledged
+ * it, so a crash between publish and mark republishes it (JetStream drops the copy by
+ * Nats-Msg-Id inside its duplicate window; provinces dedupe by directive id after that).
+ * Directives still without receipt are republished with backoff, then dead-lettered.
+ */
+export class Relay {
+  constructor(
+    private readonly sql: Sql,
+    private readonly js: JetStreamClient,
+    private readonly opts: RelayOptions,
+    private readonly log: Logger,
+    private readonly metrics: HubMetrics,
+  ) {}
+
+  /** One round: returns the number of rows handled (published or dead-lettered). */
+  async runOnce(): Promise<number> {
+    const now = this.opts.clock();
+    return this.sql.begin(async (tx) => {
+      const rows = await tx<DueRow[]>`
+        SELECT directive_id, province, payload, publish_count, state, created_at FROM directives
+        WHERE state IN ('PENDING', 'DELIVERED') AND next_publish_at <= ${now}
+        ORDER BY next_publish_at
+        LIMIT ${this.opts.batchSize}
+        FOR UPDATE SKIP LOCKED`;
+      if (rows.length === 0) return 0;
+      const dead = rows.filter((r) => r.publish_count >= this.opts.maxPublishes);
+      const live = rows.filter((r) => r.publish_count < this.opts.maxPublishes);
+      if (dead.length > 0) {
+        await tx`UPDATE directives SET state = 'FAILED'
+          WHERE directive_id = ANY(${dead.map((r) => r.directive_id)}::uuid[])`;
+        for (const r of dead) {
+          this.metrics.deadLettered.inc();
+          this.log.warn(
+            { directiveId: r.directive_id, province: r.province, publishes: r.publish_count },
+            "directive dead-lettered: no receipt after the maximum number of publishes",
+          );
+        }
+      }
+      const results = await Promise.allSettled(
+        live.map((r) => {
+          const h = headers();
+          h.set("Content-Type", "application/x-protobuf; proto=evc.directive.v1.Directive");
+          h.set("Evc-Province", r.province);
+          return this.js.publish(provinceSubject(this.opts.layout, r.province), r.payload, {
+            msgID: r.directive_id,
+            headers: h,
+          });
+        }),
+      );
+      const published: DueRow[] = [];
+      results.forEach((res, i) => {
+        const row = live[i];
+        if (!row) return;
+        if (res.status === "fulfilled") published.push(row);
+        else
+          this.log.warn(
+            { directiveId: row.directive_id, err: String(res.reason) },
+            "publish failed; will retry",
+          );
+      });
+      if (published.length > 0) {
+        const next = published.map(
+          (r) =>
+            new Date(
+              now.getTime() +
+                Math.min(
+                  this.opts.redeliverAfterMs * 2 ** r.publish_count,
+                  this.opts.redeliverMaxMs,
+                ),
+            ),
+        );
+        await tx`UPDATE directives d SET
+            state = CASE WHEN d.state = 'PENDING' THEN 'DELIVERED' ELSE d.state END,
+            publish_count = d.publish_count + 1,
+            last_published_at = ${now},
+            next_publish_at = u.next
+          FROM unnest(${published.map((r) => r.directive_id)}::uuid[],
+                      ${next.map((d) => d.toISOString())}::text[]::timestamptz[]) AS u(id, next)
+          WHERE d.directive_id = u.id`;
+      }
+      for (const r of published) {
+        if (r.publish_count === 0) {
+          this.metrics.directiveAge.observe((now.getTime() - r.created_at.getTime()) / 1000);
+        } else {
+          this.metrics.republished.inc();
+        }
+      }
+      this.metrics.published.inc(published.length);
+      return rows.length;
+    });
+  }
+}

@@ -1,0 +1,51 @@
+import { type JetStreamManager, nanos, RetentionPolicy, StorageType } from "nats";
+
+/** Where directives travel on NATS JetStream (see proto/evc/directive/v1/directive.proto). */
+export interface BusLayout {
+  /** Stream name, default EVC_DIRECTIVES. */
+  stream: string;
+  /** Subject prefix, default evc.directives; a province's subject is `<prefix>.<code>`. */
+  subjectPrefix: string;
+  /** Nats-Msg-Id duplicate window. */
+  duplicateWindowMs: number;
+}
+
+export const DEFAULT_LAYOUT: BusLayout = {
+  stream: "EVC_DIRECTIVES",
+  subjectPrefix: "evc.directives",
+  duplicateWindowMs: 120_000,
+};
+
+export function provinceSubject(layout: BusLayout, province: string): string {
+  return `${layout.subjectPrefix}.${province}`;
+}
+
+/** Durable consumer name of a province. */
+export function provinceConsumer(province: string): string {
+  return `province-${province}`;
+}
+
+/**
+ * Creates (or updates) the file-backed directive stream. Provisioning is separate from
+ * publishing and consuming: workers only look the stream up.
+ */
+export async function provisionStream(jsm: JetStreamManager, layout: BusLayout): Promise<void> {
+  const config = {
+    name: layout.stream,
+    subjects: [`${layout.subjectPrefix}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    duplicate_window: nanos(layout.duplicateWindowMs),
+    max_age: nanos(30 * 24 * 3600 * 1000),
+  };
+  try {
+    await jsm.streams.info(layout.stream);
+    await jsm.streams.update(layout.stream, config);
+  } catch (err) {
+    if (err instanceof Error && /stream not found/i.test(err.message)) {
+      await jsm.streams.add(config);
+      return;
+    }
+    throw err;
+  }
+}

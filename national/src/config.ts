@@ -1,0 +1,68 @@
+/** Hub configuration, read from the environment (every variable is documented in national/README.md). */
+export interface HubConfig {
+  databaseUrl: string;
+  schema: string;
+  dbPoolSize: number;
+  natsUrl: string;
+  host: string;
+  port: number;
+  trustFile: string;
+  personKeySecret: string;
+  stream: string;
+  subjectPrefix: string;
+  duplicateWindowMs: number;
+  suspendDeadlineMs: number;
+  activateDeadlineMs: number;
+  compensateDeadlineMs: number;
+  redeliverAfterMs: number;
+  redeliverMaxMs: number;
+  maxPublishes: number;
+  /** Worker tick when no notification arrives. */
+  pollMs: number;
+  shutdownGraceMs: number;
+}
+
+export const DEV_PERSON_KEY_SECRET = "evc-dev-person-key-secret-change-me";
+
+export class ConfigError extends Error {}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0)
+    throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
+  return n;
+}
+
+function hostPort(raw: string, name: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(raw);
+  if (!m?.[1] || !m[2]) throw new ConfigError(`${name} must be host:port, got "${raw}"`);
+  return { host: m[1].replace(/^\[(.*)\]$/, "$1"), port: Number(m[2]) };
+}
+
+export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfig {
+  const listen = hostPort(env.EVC_HUB_LISTEN ?? "127.0.0.1:8080", "EVC_HUB_LISTEN");
+  const credentialsDir = env.EVC_CREDENTIALS_DIR ?? ".data/credentials";
+  return {
+    databaseUrl: env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+    schema: env.EVC_HUB_SCHEMA ?? "evc_hub",
+    dbPoolSize: int(env, "EVC_DB_POOL", 10),
+    natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
+    host: listen.host,
+    port: listen.port,
+    trustFile: env.EVC_TRUST_FILE ?? `${credentialsDir}/trust.json`,
+    personKeySecret: env.EVC_PERSON_KEY_SECRET ?? DEV_PERSON_KEY_SECRET,
+    stream: env.EVC_STREAM ?? "EVC_DIRECTIVES",
+    subjectPrefix: env.EVC_SUBJECT_PREFIX ?? "evc.directives",
+    duplicateWindowMs: int(env, "EVC_DUPLICATE_WINDOW_MS", 120_000),
+    suspendDeadlineMs: int(env, "EVC_SUSPEND_DEADLINE_MS", 60_000),
+    activateDeadlineMs: int(env, "EVC_ACTIVATE_DEADLINE_MS", 60_000),
+    compensateDeadlineMs: int(env, "EVC_COMPENSATE_DEADLINE_MS", 300_000),
+    redeliverAfterMs: int(env, "EVC_REDELIVER_AFTER_MS", 30_000),
+    redeliverMaxMs: int(env, "EVC_REDELIVER_MAX_MS", 600_000),
+    maxPublishes: int(env, "EVC_MAX_PUBLISHES", 10),
+    pollMs: int(env, "EVC_POLL_MS", 250),
+    shutdownGraceMs: int(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
+  };
+}

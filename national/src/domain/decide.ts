@@ -1,0 +1,467 @@
+import { Refusal } from "./errors.js";
+import { knownDoseIds, mergeDoses, sequenceKey } from "./person.js";
+import type {
+  CloseReason,
+  DecideContext,
+  DirectiveAction,
+  DirectiveIntent,
+  DoseJson,
+  HubEvent,
+  IdentityJson,
+  MigrationStateData,
+  PersonState,
+  RecordState,
+} from "./types.js";
+
+/**
+ * Business rules of the hub as pure deciders: given a person's state and a command, return
+ * the events to append (possibly none) or throw a Refusal. No I/O; clock and ids come from ctx.
+ */
+
+export type Command =
+  | {
+      kind: "register";
+      caller: string;
+      identity: IdentityJson;
+      certificateNumber: string;
+      doses: DoseJson[];
+    }
+  | {
+      kind: "close";
+      caller: string;
+      recordId: string;
+      reason: CloseReason;
+      mergedIntoRecordId?: string;
+    }
+  | { kind: "requestMigration"; caller: string; identity: IdentityJson }
+  | { kind: "cancelMigration"; caller: string; migrationId: string; reason: string }
+  | {
+      kind: "receipt";
+      caller: string;
+      migrationId: string;
+      directiveId: string;
+      attempt: number;
+      outcome: "APPLIED" | "ALREADY_APPLIED" | "REJECTED";
+      detail: string;
+      /** From a suspend receipt: the record's doses at the source. */
+      sourceDoses?: DoseJson[];
+      /** From an activate receipt: the certificate issued at the target. */
+      certificateNumber?: string;
+    }
+  | {
+      kind: "reportIssued";
+      caller: string;
+      migrationId: string;
+      attempt: number;
+      certificateNumber: string;
+    }
+  | { kind: "reportDose"; caller: string; identity: IdentityJson; dose: DoseJson }
+  | { kind: "deadline"; migrationId: string };
+
+function iso(d: Date): string {
+  return d.toISOString();
+}
+
+function after(ctx: DecideContext, ms: number): string {
+  return iso(new Date(ctx.now.getTime() + ms));
+}
+
+function current(state: PersonState): RecordState | undefined {
+  return state.currentRecordId ? state.records[state.currentRecordId] : undefined;
+}
+
+function directive(
+  state: PersonState,
+  ctx: DecideContext,
+  province: string,
+  recordId: string,
+  attempt: number,
+  correlationId: string,
+  action: DirectiveAction,
+): DirectiveIntent {
+  return {
+    directiveId: ctx.newId(),
+    province,
+    recordId,
+    recordSequence: (state.sequences[sequenceKey(recordId, province)] ?? 0) + 1,
+    attempt,
+    correlationId,
+    action,
+  };
+}
+
+function openMigration(state: PersonState, id: string): MigrationStateData {
+  const m = state.migrations[id];
+  if (!m) throw new Refusal("not_found", "NOT_FOUND", `no migration ${id}`, { migrationId: id });
+  return m;
+}
+
+function restore(
+  state: PersonState,
+  ctx: DecideContext,
+  m: MigrationStateData,
+  attempt: number,
+): DirectiveIntent {
+  const record = state.records[m.recordId];
+  return directive(state, ctx, m.source, m.recordId, attempt, m.migrationId, {
+    kind: "restoreRecord",
+    migrationId: m.migrationId,
+    doses: mergeDoses(record?.doses ?? [], m.heldDoses),
+  });
+}
+
+export function decide(state: PersonState, cmd: Command, ctx: DecideContext): HubEvent[] {
+  const at = iso(ctx.now);
+  switch (cmd.kind) {
+    case "register": {
+      const existing = current(state);
+      if (existing) {
+        throw new Refusal(
+          "already_exists",
+          "RECORD_EXISTS",
+          `person already has record ${existing.recordId} owned by province ${existing.owner}`,
+          { ownerProvinceCode: existing.owner, recordId: existing.recordId, field: "identity" },
+        );
+      }
+      const deceased = Object.values(state.records).some(
+        (r) => state.certificates[r.certificateNumber]?.revocationReason === "DECEASED",
+      );
+      if (deceased) {
+        throw new Refusal(
+          "failed_precondition",
+          "INVALID_STATE",
+          "person is recorded as deceased",
+          {
+            field: "identity",
+          },
+        );
+      }
+      return [
+        {
+          type: "RecordRegistered",
+          data: {
+            recordId: ctx.newId(),
+            owner: cmd.caller,
+            identity: cmd.identity,
+            certificateNumber: cmd.certificateNumber,
+            doses: mergeDoses(cmd.doses),
+            at,
+          },
+        },
+      ];
+    }
+
+    case "close": {
+      const r = state.records[cmd.recordId];
+      if (!r || r.recordId !== state.currentRecordId) {
+        throw new Refusal("not_found", "RECORD_NOT_FOUND", `no open record ${cmd.recordId}`, {
+          field: "record_id",
+          recordId: cmd.recordId,
+        });
+      }
+      if (r.owner !== cmd.caller) {
+        throw new Refusal(
+          "permission_denied",
+          "WRONG_PROVINCE",
+          `record ${r.recordId} is owned by ${r.owner}, not ${cmd.caller}`,
+          { field: "record_id", ownerProvinceCode: r.owner, recordId: r.recordId },
+        );
+      }
+      if (state.openMigrationId) {
+        throw new Refusal(
+          "failed_precondition",
+          "MIGRATION_IN_PROGRESS",
+          `record ${r.recordId} has open migration ${state.openMigrationId}`,
+          { migrationId: state.openMigrationId, recordId: r.recordId },
+        );
+      }
+      const data: Extract<HubEvent, { type: "RecordClosed" }>["data"] = {
+        recordId: r.recordId,
+        reason: cmd.reason,
+        at,
+      };
+      if (cmd.mergedIntoRecordId) data.mergedIntoRecordId = cmd.mergedIntoRecordId;
+      return [{ type: "RecordClosed", data }];
+    }
+
+    case "requestMigration": {
+      const r = current(state);
+      if (!r) {
+        throw new Refusal("not_found", "RECORD_NOT_FOUND", "person has no record to migrate", {
+          field: "identity",
+        });
+      }
+      if (state.openMigrationId) {
+        throw new Refusal(
+          "failed_precondition",
+          "MIGRATION_IN_PROGRESS",
+          `person already has open migration ${state.openMigrationId}`,
+          { migrationId: state.openMigrationId, ownerProvinceCode: r.owner, recordId: r.recordId },
+        );
+      }
+      if (r.owner === cmd.caller) {
+        throw new Refusal(
+          "failed_precondition",
+          "ALREADY_OWNER",
+          `province ${cmd.caller} already owns record ${r.recordId}`,
+          { ownerProvinceCode: r.owner, recordId: r.recordId },
+        );
+      }
+      const migrationId = ctx.newId();
+      return [
+        {
+          type: "MigrationRequested",
+          data: {
+            migrationId,
+            recordId: r.recordId,
+            source: r.owner,
+            target: cmd.caller,
+            identity: state.identity ?? cmd.identity,
+            deadline: after(ctx, ctx.deadlines.suspendMs),
+            directive: directive(state, ctx, r.owner, r.recordId, 1, migrationId, {
+              kind: "suspendForMigration",
+              migrationId,
+              targetProvince: cmd.caller,
+            }),
+            at,
+          },
+        },
+      ];
+    }
+
+    case "cancelMigration": {
+      const m = openMigration(state, cmd.migrationId);
+      if (m.target !== cmd.caller) {
+        throw new Refusal(
+          "permission_denied",
+          "WRONG_PROVINCE",
+          `only the target province ${m.target} may cancel migration ${m.migrationId}`,
+          { migrationId: m.migrationId },
+        );
+      }
+      if (m.state === "CANCELLED") return [];
+      if (m.state !== "REQUESTED") {
+        throw new Refusal(
+          "failed_precondition",
+          "INVALID_STATE",
+          `migration ${m.migrationId} is ${m.state}; only a REQUESTED migration can be cancelled`,
+          { migrationId: m.migrationId },
+        );
+      }
+      return [
+        {
+          type: "MigrationCancelled",
+          data: {
+            migrationId: m.migrationId,
+            reason: cmd.reason || "cancelled by target",
+            directive: restore(state, ctx, m, m.attempt + 1),
+            at,
+          },
+        },
+      ];
+    }
+
+    case "receipt":
+      return decideReceipt(state, cmd, ctx);
+
+    case "reportIssued":
+      return decideReceipt(
+        state,
+        {
+          kind: "receipt",
+          caller: cmd.caller,
+          migrationId: cmd.migrationId,
+          directiveId: "",
+          attempt: cmd.attempt,
+          outcome: "APPLIED",
+          detail: "",
+          certificateNumber: cmd.certificateNumber,
+        },
+        ctx,
+      );
+
+    case "reportDose": {
+      const r = current(state);
+      if (!r) {
+        throw new Refusal("not_found", "RECORD_NOT_FOUND", "person has no record", {
+          field: "identity",
+        });
+      }
+      if (knownDoseIds(state).has(cmd.dose.doseId)) return [];
+      const open = state.openMigrationId ? state.migrations[state.openMigrationId] : undefined;
+      const data: Extract<HubEvent, { type: "DoseReported" }>["data"] = {
+        dose: cmd.dose,
+        reportedBy: cmd.caller,
+        recordId: r.recordId,
+        at,
+      };
+      if (open?.state === "SOURCE_SUSPENDED") {
+        // The activate directive already left: the dose follows the record to the target.
+        data.directive = directive(
+          state,
+          ctx,
+          open.target,
+          r.recordId,
+          open.attempt,
+          open.migrationId,
+          {
+            kind: "appendDose",
+            dose: cmd.dose,
+          },
+        );
+      } else if (!open && r.owner !== cmd.caller) {
+        data.directive = directive(state, ctx, r.owner, r.recordId, 1, cmd.dose.doseId, {
+          kind: "appendDose",
+          dose: cmd.dose,
+        });
+      }
+      // Otherwise: held by the open migration (merged into activate or restore), or reported
+      // by the owner itself (nothing to route).
+      return [{ type: "DoseReported", data }];
+    }
+
+    case "deadline": {
+      const m = state.migrations[cmd.migrationId];
+      if (!m || new Date(m.deadline) > ctx.now) return [];
+      if (m.state === "REQUESTED") {
+        return [
+          {
+            type: "MigrationCompensated",
+            data: {
+              migrationId: m.migrationId,
+              reason: "source did not confirm the suspension before the deadline",
+              directive: restore(state, ctx, m, m.attempt + 1),
+              at,
+            },
+          },
+        ];
+      }
+      if (m.state === "SOURCE_SUSPENDED") {
+        const attempt = m.attempt + 1;
+        return [
+          {
+            type: "MigrationCompensationStarted",
+            data: {
+              migrationId: m.migrationId,
+              reason: "target did not confirm the issuance before the deadline",
+              attempt,
+              deadline: after(ctx, ctx.deadlines.compensateMs),
+              directive: directive(state, ctx, m.target, m.recordId, attempt, m.migrationId, {
+                kind: "revokeCertificate",
+                reason: "MIGRATION_ABORTED",
+              }),
+              at,
+            },
+          },
+        ];
+      }
+      // COMPENSATING waits for the target's revoke receipt (redelivered, then dead-lettered):
+      // restoring the source before it would risk two NORMAL certificates (I2).
+      return [];
+    }
+  }
+}
+
+function decideReceipt(
+  state: PersonState,
+  cmd: Extract<Command, { kind: "receipt" }>,
+  ctx: DecideContext,
+): HubEvent[] {
+  const at = iso(ctx.now);
+  const m = openMigration(state, cmd.migrationId);
+  const stale = (why: string) =>
+    new Refusal("aborted", "STALE_ATTEMPT", `${why} (migration ${m.migrationId} is ${m.state})`, {
+      migrationId: m.migrationId,
+      currentVersion: state.version,
+    });
+  if (cmd.attempt !== m.attempt)
+    throw stale(`attempt ${cmd.attempt} is superseded by ${m.attempt}`);
+  if (cmd.directiveId && cmd.directiveId !== m.awaitingDirectiveId) {
+    throw stale(`directive ${cmd.directiveId} is not awaited`);
+  }
+
+  switch (m.state) {
+    case "REQUESTED": {
+      if (cmd.caller !== m.source) throw stale(`province ${cmd.caller} is not the source`);
+      if (cmd.outcome === "REJECTED") {
+        return [
+          {
+            type: "MigrationRejected",
+            data: { migrationId: m.migrationId, reason: cmd.detail || "rejected by source", at },
+          },
+        ];
+      }
+      const record = state.records[m.recordId];
+      const doses = mergeDoses(record?.doses ?? [], cmd.sourceDoses ?? [], m.heldDoses);
+      const identity = state.identity;
+      if (!identity) throw new Error(`person of migration ${m.migrationId} has no identity`);
+      return [
+        {
+          type: "SourceSuspended",
+          data: {
+            migrationId: m.migrationId,
+            sourceDoses: cmd.sourceDoses ?? [],
+            deadline: after(ctx, ctx.deadlines.activateMs),
+            directive: directive(state, ctx, m.target, m.recordId, m.attempt, m.migrationId, {
+              kind: "activateMigratedRecord",
+              migrationId: m.migrationId,
+              sourceProvince: m.source,
+              identity,
+              doses,
+            }),
+            at,
+          },
+        },
+      ];
+    }
+    case "SOURCE_SUSPENDED": {
+      if (cmd.caller !== m.target) throw stale(`province ${cmd.caller} is not the target`);
+      if (cmd.outcome === "REJECTED") {
+        // The target activated nothing: restore the source at once.
+        return [
+          {
+            type: "MigrationCompensated",
+            data: {
+              migrationId: m.migrationId,
+              reason: `target rejected the activation: ${cmd.detail}`,
+              directive: restore(state, ctx, m, m.attempt + 1),
+              at,
+            },
+          },
+        ];
+      }
+      if (!cmd.certificateNumber) {
+        throw new Refusal(
+          "invalid_argument",
+          "INVALID_FIELD",
+          "an activate receipt must carry the issued certificate (activated.certificate_number)",
+          { field: "receipts.activated.certificate_number", migrationId: m.migrationId },
+        );
+      }
+      return [
+        {
+          type: "MigrationCompleted",
+          data: { migrationId: m.migrationId, certificateNumber: cmd.certificateNumber, at },
+        },
+      ];
+    }
+    case "COMPENSATING": {
+      if (cmd.caller !== m.target) throw stale(`province ${cmd.caller} is not the target`);
+      // Whatever the target answered (revoked, or never had the record), it holds no NORMAL
+      // certificate now: the source may be restored (I2).
+      return [
+        {
+          type: "MigrationCompensated",
+          data: {
+            migrationId: m.migrationId,
+            reason: m.endReason ?? "compensated",
+            directive: restore(state, ctx, m, m.attempt + 1),
+            at,
+          },
+        },
+      ];
+    }
+    default:
+      throw stale("the migration is over");
+  }
+}

@@ -1,0 +1,301 @@
+import type {
+  CertificateState,
+  DirectiveIntent,
+  DoseJson,
+  HubEvent,
+  MigrationStateData,
+  PersonState,
+  RecordState,
+} from "./types.js";
+import { OPEN_MIGRATION_STATES } from "./types.js";
+
+/** Where an event sits in the log: its stream version and global position. */
+export interface EventMeta {
+  version: number;
+  position: number;
+}
+
+/** Merges doses by dose id, keeping the first occurrence, ordered by administration time. */
+export function mergeDoses(...lists: readonly DoseJson[][]): DoseJson[] {
+  const byId = new Map<string, DoseJson>();
+  for (const list of lists) for (const d of list) if (!byId.has(d.doseId)) byId.set(d.doseId, d);
+  return [...byId.values()].sort(
+    (a, b) => a.administeredAt.localeCompare(b.administeredAt) || a.doseId.localeCompare(b.doseId),
+  );
+}
+
+/** Dose ids the hub knows for this person, on any record or held by a migration. */
+export function knownDoseIds(state: PersonState): Set<string> {
+  const ids = new Set<string>();
+  for (const r of Object.values(state.records)) for (const d of r.doses) ids.add(d.doseId);
+  for (const m of Object.values(state.migrations)) for (const d of m.heldDoses) ids.add(d.doseId);
+  return ids;
+}
+
+export function sequenceKey(recordId: string, province: string): string {
+  return `${recordId}|${province}`;
+}
+
+/** The directives an event emits (what the outbox must carry). */
+export function directivesOf(event: HubEvent): DirectiveIntent[] {
+  switch (event.type) {
+    case "MigrationRequested":
+    case "SourceSuspended":
+    case "MigrationCancelled":
+    case "MigrationCompensationStarted":
+    case "MigrationCompensated":
+      return [event.data.directive];
+    case "DoseReported":
+      return event.data.directive ? [event.data.directive] : [];
+    default:
+      return [];
+  }
+}
+
+function withRecord(state: PersonState, record: RecordState): PersonState {
+  return { ...state, records: { ...state.records, [record.recordId]: record } };
+}
+
+function withCertificate(state: PersonState, cert: CertificateState): PersonState {
+  return { ...state, certificates: { ...state.certificates, [cert.number]: cert } };
+}
+
+function withMigration(state: PersonState, m: MigrationStateData): PersonState {
+  const open = OPEN_MIGRATION_STATES.includes(m.state);
+  return {
+    ...state,
+    migrations: { ...state.migrations, [m.migrationId]: { ...m, version: state.version } },
+    openMigrationId: open
+      ? m.migrationId
+      : state.openMigrationId === m.migrationId
+        ? undefined
+        : state.openMigrationId,
+  };
+}
+
+function noteDirective(state: PersonState, d: DirectiveIntent): PersonState {
+  const key = sequenceKey(d.recordId, d.province);
+  return {
+    ...state,
+    sequences: { ...state.sequences, [key]: Math.max(state.sequences[key] ?? 0, d.recordSequence) },
+  };
+}
+
+function setCertStatus(
+  state: PersonState,
+  number: string,
+  status: CertificateState["status"],
+  at: string,
+  meta: EventMeta,
+  revocationReason?: CertificateState["revocationReason"],
+): PersonState {
+  const cert = state.certificates[number];
+  if (!cert) return state;
+  const next: CertificateState = {
+    ...cert,
+    status,
+    statusChangedAt: at,
+    version: meta.version,
+    position: meta.position,
+  };
+  if (revocationReason) next.revocationReason = revocationReason;
+  else delete next.revocationReason;
+  return withCertificate(state, next);
+}
+
+function mustMigration(state: PersonState, id: string): MigrationStateData {
+  const m = state.migrations[id];
+  if (!m) throw new Error(`event refers to unknown migration ${id}`);
+  return m;
+}
+
+function mustRecord(state: PersonState, id: string): RecordState {
+  const r = state.records[id];
+  if (!r) throw new Error(`event refers to unknown record ${id}`);
+  return r;
+}
+
+/**
+ * Folds one event into the person's state. Pure: replaying a stream from initialState()
+ * reproduces the live state exactly (I5).
+ */
+export function evolve(state: PersonState, event: HubEvent, meta: EventMeta): PersonState {
+  let s: PersonState = { ...state, version: meta.version };
+  switch (event.type) {
+    case "RecordRegistered": {
+      const d = event.data;
+      s.identity = d.identity;
+      s = withRecord(s, {
+        recordId: d.recordId,
+        owner: d.owner,
+        status: "ACTIVE",
+        certificateNumber: d.certificateNumber,
+        doses: mergeDoses(d.doses),
+        version: meta.version,
+        position: meta.position,
+      });
+      s = withCertificate(s, {
+        number: d.certificateNumber,
+        recordId: d.recordId,
+        province: d.owner,
+        status: "NORMAL",
+        issuedAt: d.at,
+        statusChangedAt: d.at,
+        version: meta.version,
+        position: meta.position,
+      });
+      s.currentRecordId = d.recordId;
+      return s;
+    }
+    case "RecordClosed": {
+      const d = event.data;
+      const r = mustRecord(s, d.recordId);
+      s = withRecord(s, { ...r, status: "CLOSED", version: meta.version, position: meta.position });
+      s = setCertStatus(s, r.certificateNumber, "REVOKED", d.at, meta, d.reason);
+      if (s.currentRecordId === d.recordId) s.currentRecordId = undefined;
+      return s;
+    }
+    case "MigrationRequested": {
+      const d = event.data;
+      const r = mustRecord(s, d.recordId);
+      s = withMigration(s, {
+        migrationId: d.migrationId,
+        recordId: d.recordId,
+        source: d.source,
+        target: d.target,
+        state: "REQUESTED",
+        attempt: d.directive.attempt,
+        requestedAt: d.at,
+        updatedAt: d.at,
+        deadline: d.deadline,
+        sourceCertificateNumber: r.certificateNumber,
+        awaitingDirectiveId: d.directive.directiveId,
+        heldDoses: [],
+        version: meta.version,
+      });
+      return noteDirective(s, d.directive);
+    }
+    case "SourceSuspended": {
+      const d = event.data;
+      const m = mustMigration(s, d.migrationId);
+      const r = mustRecord(s, m.recordId);
+      const doses = mergeDoses(r.doses, d.sourceDoses, m.heldDoses);
+      s = withRecord(s, {
+        ...r,
+        status: "MIGRATED_OUT",
+        doses,
+        version: meta.version,
+        position: meta.position,
+      });
+      s = setCertStatus(s, m.sourceCertificateNumber, "SUSPENDED", d.at, meta);
+      s = withMigration(s, {
+        ...m,
+        state: "SOURCE_SUSPENDED",
+        updatedAt: d.at,
+        deadline: d.deadline,
+        awaitingDirectiveId: d.directive.directiveId,
+        heldDoses: [],
+      });
+      return noteDirective(s, d.directive);
+    }
+    case "MigrationCompleted": {
+      const d = event.data;
+      const m = mustMigration(s, d.migrationId);
+      const r = mustRecord(s, m.recordId);
+      s = withRecord(s, {
+        ...r,
+        owner: m.target,
+        status: "ACTIVE",
+        certificateNumber: d.certificateNumber,
+        version: meta.version,
+        position: meta.position,
+      });
+      s = withCertificate(s, {
+        number: d.certificateNumber,
+        recordId: m.recordId,
+        province: m.target,
+        status: "NORMAL",
+        issuedAt: d.at,
+        statusChangedAt: d.at,
+        version: meta.version,
+        position: meta.position,
+      });
+      const { awaitingDirectiveId: _done, ...rest } = m;
+      return withMigration(s, {
+        ...rest,
+        state: "COMPLETED",
+        updatedAt: d.at,
+        targetCertificateNumber: d.certificateNumber,
+      });
+    }
+    case "MigrationRejected": {
+      const d = event.data;
+      const m = mustMigration(s, d.migrationId);
+      const { awaitingDirectiveId: _done, ...rest } = m;
+      return withMigration(s, { ...rest, state: "REJECTED", updatedAt: d.at, endReason: d.reason });
+    }
+    case "MigrationCancelled":
+    case "MigrationCompensated": {
+      const d = event.data;
+      const m = mustMigration(s, d.migrationId);
+      const r = mustRecord(s, m.recordId);
+      const restoredDoses =
+        d.directive.action.kind === "restoreRecord" ? d.directive.action.doses : [];
+      s = withRecord(s, {
+        ...r,
+        status: "ACTIVE",
+        doses: mergeDoses(r.doses, restoredDoses),
+        version: meta.version,
+        position: meta.position,
+      });
+      s = setCertStatus(s, m.sourceCertificateNumber, "NORMAL", d.at, meta);
+      const { awaitingDirectiveId: _done, ...rest } = m;
+      s = withMigration(s, {
+        ...rest,
+        state: event.type === "MigrationCancelled" ? "CANCELLED" : "COMPENSATED",
+        updatedAt: d.at,
+        endReason: d.reason,
+        heldDoses: [],
+      });
+      return noteDirective(s, d.directive);
+    }
+    case "MigrationCompensationStarted": {
+      const d = event.data;
+      const m = mustMigration(s, d.migrationId);
+      s = withMigration(s, {
+        ...m,
+        state: "COMPENSATING",
+        attempt: d.attempt,
+        updatedAt: d.at,
+        deadline: d.deadline,
+        endReason: d.reason,
+        awaitingDirectiveId: d.directive.directiveId,
+      });
+      return noteDirective(s, d.directive);
+    }
+    case "DoseReported": {
+      const d = event.data;
+      if (d.directive) {
+        const r = mustRecord(s, d.recordId);
+        s = withRecord(s, {
+          ...r,
+          doses: mergeDoses(r.doses, [d.dose]),
+          version: meta.version,
+          position: meta.position,
+        });
+        return noteDirective(s, d.directive);
+      }
+      const open = s.openMigrationId ? s.migrations[s.openMigrationId] : undefined;
+      if (open)
+        return withMigration(s, { ...open, heldDoses: mergeDoses(open.heldDoses, [d.dose]) });
+      // The owner reported its own dose: the hub learns it, nothing to route.
+      const r = mustRecord(s, d.recordId);
+      return withRecord(s, {
+        ...r,
+        doses: mergeDoses(r.doses, [d.dose]),
+        version: meta.version,
+        position: meta.position,
+      });
+    }
+  }
+}

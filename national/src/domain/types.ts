@@ -1,0 +1,219 @@
+/**
+ * The hub's business vocabulary as plain JSON-safe data: what events carry and what a person's
+ * state holds. Protobuf messages cross this boundary in their canonical JSON form (DoseJson,
+ * IdentityJson) so events stay readable in the log and stable across code versions.
+ */
+
+/** A dose in the canonical protobuf JSON form of evc.common.v1.Dose. */
+export interface DoseJson {
+  doseId: string;
+  vaccineCode: string;
+  doseNumber: number;
+  administeredAt: string;
+  administeredProvinceCode: string;
+  siteCode?: string;
+  lotNumber?: string;
+}
+
+/** An identity in the canonical protobuf JSON form of evc.common.v1.Identity. */
+export interface IdentityJson {
+  idType: string;
+  idNumber: string;
+  name: string;
+  birthDate: string;
+  sex: string;
+}
+
+export type RecordStatus = "ACTIVE" | "MIGRATED_OUT" | "CLOSED";
+export type CertificateStatus = "NORMAL" | "SUSPENDED" | "REVOKED";
+export type CloseReason = "DELETED" | "MERGED" | "DECEASED" | "MIGRATION_ABORTED";
+export type MigrationState =
+  | "REQUESTED"
+  | "SOURCE_SUSPENDED"
+  | "COMPLETED"
+  | "REJECTED"
+  | "CANCELLED"
+  | "COMPENSATED"
+  | "COMPENSATING";
+
+/** Migration states that hold the person's lock (one open migration per person). */
+export const OPEN_MIGRATION_STATES: readonly MigrationState[] = [
+  "REQUESTED",
+  "SOURCE_SUSPENDED",
+  "COMPENSATING",
+];
+
+/** A directive decided by the hub, as recorded in the event that caused it. */
+export interface DirectiveIntent {
+  directiveId: string;
+  province: string;
+  recordId: string;
+  recordSequence: number;
+  attempt: number;
+  correlationId: string;
+  action: DirectiveAction;
+}
+
+export type DirectiveAction =
+  | { kind: "suspendForMigration"; migrationId: string; targetProvince: string }
+  | {
+      kind: "activateMigratedRecord";
+      migrationId: string;
+      sourceProvince: string;
+      identity: IdentityJson;
+      doses: DoseJson[];
+    }
+  | { kind: "appendDose"; dose: DoseJson }
+  | { kind: "restoreRecord"; migrationId: string; doses: DoseJson[] }
+  | { kind: "revokeCertificate"; reason: CloseReason; mergedIntoRecordId?: string };
+
+/** Every event of a person's stream. `at` is the hub clock when it was decided. */
+export type HubEvent =
+  | {
+      type: "RecordRegistered";
+      data: {
+        recordId: string;
+        owner: string;
+        identity: IdentityJson;
+        certificateNumber: string;
+        doses: DoseJson[];
+        at: string;
+      };
+    }
+  | {
+      type: "RecordClosed";
+      data: { recordId: string; reason: CloseReason; mergedIntoRecordId?: string; at: string };
+    }
+  | {
+      type: "MigrationRequested";
+      data: {
+        migrationId: string;
+        recordId: string;
+        source: string;
+        target: string;
+        identity: IdentityJson;
+        deadline: string;
+        directive: DirectiveIntent;
+        at: string;
+      };
+    }
+  | {
+      type: "SourceSuspended";
+      data: {
+        migrationId: string;
+        sourceDoses: DoseJson[];
+        deadline: string;
+        directive: DirectiveIntent;
+        at: string;
+      };
+    }
+  | {
+      type: "MigrationCompleted";
+      data: { migrationId: string; certificateNumber: string; at: string };
+    }
+  | { type: "MigrationRejected"; data: { migrationId: string; reason: string; at: string } }
+  | {
+      type: "MigrationCancelled";
+      data: { migrationId: string; reason: string; directive: DirectiveIntent; at: string };
+    }
+  | {
+      type: "MigrationCompensationStarted";
+      data: {
+        migrationId: string;
+        reason: string;
+        attempt: number;
+        deadline: string;
+        directive: DirectiveIntent;
+        at: string;
+      };
+    }
+  | {
+      type: "MigrationCompensated";
+      data: { migrationId: string; reason: string; directive: DirectiveIntent; at: string };
+    }
+  | {
+      type: "DoseReported";
+      data: {
+        dose: DoseJson;
+        reportedBy: string;
+        recordId: string;
+        /** Where the dose was routed; absent when it is held for an open migration. */
+        directive?: DirectiveIntent;
+        at: string;
+      };
+    };
+
+export type HubEventType = HubEvent["type"];
+
+/** One certificate as the hub tracks it. */
+export interface CertificateState {
+  number: string;
+  recordId: string;
+  province: string;
+  status: CertificateStatus;
+  revocationReason?: CloseReason;
+  issuedAt: string;
+  statusChangedAt: string;
+  /** Stream version of the last change. */
+  version: number;
+  /** Global event position of the last change. */
+  position: number;
+}
+
+/** One record as the hub tracks it. */
+export interface RecordState {
+  recordId: string;
+  owner: string;
+  status: RecordStatus;
+  certificateNumber: string;
+  doses: DoseJson[];
+  version: number;
+  position: number;
+}
+
+/** One migration as the hub tracks it. */
+export interface MigrationStateData {
+  migrationId: string;
+  recordId: string;
+  source: string;
+  target: string;
+  state: MigrationState;
+  attempt: number;
+  requestedAt: string;
+  updatedAt: string;
+  deadline: string;
+  sourceCertificateNumber: string;
+  targetCertificateNumber?: string;
+  endReason?: string;
+  /** The directive whose receipt the saga waits for. */
+  awaitingDirectiveId?: string;
+  /** Doses reported while the migration was open and not yet sent anywhere. */
+  heldDoses: DoseJson[];
+  /** Stream version of the last change. */
+  version: number;
+}
+
+/** Everything the hub knows about one person: the fold of their event stream. */
+export interface PersonState {
+  version: number;
+  identity?: IdentityJson;
+  records: Record<string, RecordState>;
+  /** The record that is not CLOSED, if any (I1: at most one). */
+  currentRecordId?: string;
+  certificates: Record<string, CertificateState>;
+  migrations: Record<string, MigrationStateData>;
+  openMigrationId?: string;
+  /** Last directive sequence per `${recordId}|${province}`. */
+  sequences: Record<string, number>;
+}
+
+export function initialState(): PersonState {
+  return { version: 0, records: {}, certificates: {}, migrations: {}, sequences: {} };
+}
+
+/** Injected dependencies of deciders: no I/O, deterministic under test. */
+export interface DecideContext {
+  now: Date;
+  newId: () => string;
+  deadlines: { suspendMs: number; activateMs: number; compensateMs: number };
+}

@@ -1,0 +1,283 @@
+import { randomUUID } from "node:crypto";
+import type { ServerResponse } from "node:http";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createValidateInterceptor } from "@connectrpc/validate";
+import { AuditService } from "@evc-interop/gen/evc/national/v1/audit_service_pb";
+import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate_service_pb";
+import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
+import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
+import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
+import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import type { JSONWebKeySet } from "jose";
+import { connect, type NatsConnection } from "nats";
+import type { Logger } from "pino";
+import type { Sql } from "postgres";
+import { auditService } from "./api/audit-service.js";
+import { certificateService } from "./api/certificate-service.js";
+import type { HubDeps } from "./api/context.js";
+import { directiveService } from "./api/directive-service.js";
+import { doseService } from "./api/dose-service.js";
+import { authInterceptor, observeInterceptor } from "./api/interceptors.js";
+import { migrationService } from "./api/migration-service.js";
+import { recordService } from "./api/record-service.js";
+import { snapshotService } from "./api/snapshot-service.js";
+import { loadTrust } from "./auth/credentials.js";
+import { TokenVerifier } from "./auth/tokens.js";
+import { Relay } from "./bus/relay.js";
+import { type BusLayout, provisionStream } from "./bus/stream.js";
+import { sealOnce } from "./chain/chain.js";
+import { DEV_PERSON_KEY_SECRET, type HubConfig } from "./config.js";
+import { createLogger } from "./log.js";
+import { HubMetrics } from "./metrics.js";
+import { listen, type RunningServer } from "./server.js";
+import { openDb } from "./store/db.js";
+import { HubStore } from "./store/hub-store.js";
+import { migrate } from "./store/schema.js";
+
+export interface HubOptions {
+  /** Trusted JWKS; if absent, read from config.trustFile. */
+  trust?: JSONWebKeySet;
+  clock?: () => Date;
+  newId?: () => string;
+  logger?: Logger;
+  /** Run the background workers (relay, deadline monitor, sealer). Default true. */
+  workers?: boolean;
+}
+
+/**
+ * The reference national server: Connect API, PostgreSQL store, outbox relay to JetStream,
+ * deadline monitor and chain sealer, with health, readiness and metrics on the same port.
+ */
+export class Hub {
+  private running = true;
+  private wake: (() => void) | undefined;
+  private loop: Promise<void> = Promise.resolve();
+  private unlisten: (() => Promise<void>) | undefined;
+
+  private constructor(
+    readonly config: HubConfig,
+    readonly sql: Sql,
+    readonly nc: NatsConnection,
+    readonly store: HubStore,
+    readonly relay: Relay,
+    readonly metrics: HubMetrics,
+    readonly log: Logger,
+    private server: RunningServer | undefined,
+    readonly layout: BusLayout,
+  ) {}
+
+  /** Base URL of the API. */
+  get url(): string {
+    if (!this.server) throw new Error("hub is not listening");
+    return this.server.url;
+  }
+
+  static async start(config: HubConfig, opts: HubOptions = {}): Promise<Hub> {
+    const log = opts.logger ?? createLogger("evc-hub");
+    if (config.personKeySecret === DEV_PERSON_KEY_SECRET) {
+      log.warn(
+        "EVC_PERSON_KEY_SECRET is not set: using the development secret (never in production)",
+      );
+    }
+    const trust = opts.trust ?? (await loadTrust(config.trustFile));
+    const sql = openDb({ url: config.databaseUrl, schema: config.schema, max: config.dbPoolSize });
+    let nc: NatsConnection | undefined;
+    try {
+      const applied = await migrate(sql, config.schema);
+      if (applied.length > 0)
+        log.info({ schema: config.schema, applied }, "schema migrations applied");
+      nc = await connect({ servers: config.natsUrl, name: "evc-hub", maxReconnectAttempts: -1 });
+      const layout: BusLayout = {
+        stream: config.stream,
+        subjectPrefix: config.subjectPrefix,
+        duplicateWindowMs: config.duplicateWindowMs,
+      };
+      await provisionStream(await nc.jetstreamManager(), layout);
+      const clock = opts.clock ?? (() => new Date());
+      const notifyChannel = `evc_outbox_${config.schema}`;
+      const store = new HubStore(sql, {
+        clock,
+        newId: opts.newId ?? randomUUID,
+        deadlines: {
+          suspendMs: config.suspendDeadlineMs,
+          activateMs: config.activateDeadlineMs,
+          compensateMs: config.compensateDeadlineMs,
+        },
+        redeliverAfterMs: config.redeliverAfterMs,
+        notifyChannel,
+      });
+      const metrics = new HubMetrics(sql);
+      const relay = new Relay(
+        sql,
+        nc.jetstream(),
+        {
+          layout,
+          redeliverAfterMs: config.redeliverAfterMs,
+          redeliverMaxMs: config.redeliverMaxMs,
+          maxPublishes: config.maxPublishes,
+          batchSize: 500,
+          clock,
+        },
+        log,
+        metrics,
+      );
+      const hub = new Hub(config, sql, nc, store, relay, metrics, log, undefined, layout);
+      const deps: HubDeps = { sql, store, personKeySecret: config.personKeySecret };
+      const verifier = new TokenVerifier(trust);
+      const handler = connectNodeAdapter({
+        routes: (router: ConnectRouter) => {
+          router.service(RecordService, recordService(deps));
+          router.service(MigrationService, migrationService(deps));
+          router.service(DirectiveService, directiveService(deps));
+          router.service(DoseService, doseService(deps));
+          router.service(CertificateService, certificateService(deps));
+          router.service(SnapshotService, snapshotService(deps));
+          router.service(AuditService, auditService(deps));
+        },
+        // Order matters: observe (translate + count) wraps auth, which runs before validation,
+        // so unauthenticated callers learn nothing about the request rules.
+        interceptors: [
+          observeInterceptor(log, metrics),
+          authInterceptor(verifier),
+          createValidateInterceptor(),
+        ],
+        fallback: (req, res) => {
+          // Http2ServerResponse offers the same writeHead/end used here.
+          void hub.serveOps(req.url ?? "/", res as ServerResponse);
+        },
+      });
+      if (opts.workers !== false) {
+        const unlisten = await sql.listen(notifyChannel, () => hub.wake?.());
+        hub.unlisten = () => unlisten.unlisten();
+        hub.loop = hub.work();
+      }
+      hub.server = await listen(handler, config.host, config.port);
+      log.info(
+        { url: hub.server.url, schema: config.schema, nats: config.natsUrl, stream: config.stream },
+        "hub listening",
+      );
+      return hub;
+    } catch (err) {
+      await nc?.close().catch(() => undefined);
+      await sql.end({ timeout: 1 }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** /healthz, /readyz and /metrics. */
+  private async serveOps(url: string, res: ServerResponse): Promise<void> {
+    const path = url.split("?")[0];
+    try {
+      if (path === "/healthz") {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.end("ok\n");
+      } else if (path === "/readyz") {
+        const problems = await this.readiness();
+        res.writeHead(problems.length === 0 ? 200 : 503, { "content-type": "text/plain" });
+        res.end(problems.length === 0 ? "ready\n" : `${problems.join("\n")}\n`);
+      } else if (path === "/metrics") {
+        const body = await this.metrics.registry.metrics();
+        res.writeHead(200, { "content-type": this.metrics.registry.contentType });
+        res.end(body);
+      } else {
+        res.writeHead(404, { "content-type": "text/plain" });
+        res.end("not found\n");
+      }
+    } catch (err) {
+      this.log.error({ err, path }, "ops endpoint failed");
+      res.writeHead(500, { "content-type": "text/plain" });
+      res.end("internal error\n");
+    }
+  }
+
+  /** What keeps the hub from serving: empty when PostgreSQL and NATS both answer. */
+  async readiness(): Promise<string[]> {
+    const problems: string[] = [];
+    const timeout = <T>(p: Promise<T>) =>
+      Promise.race([
+        p,
+        new Promise<never>((_, rej) => setTimeout(() => rej(new Error("timeout")), 2000)),
+      ]);
+    try {
+      await timeout(this.sql`SELECT 1`);
+    } catch (err) {
+      problems.push(`postgresql: ${String(err)}`);
+    }
+    try {
+      if (this.nc.isClosed()) throw new Error("connection closed");
+      await timeout(this.nc.flush());
+    } catch (err) {
+      problems.push(`nats: ${String(err)}`);
+    }
+    return problems;
+  }
+
+  /** Background work: relay the outbox, act on deadlines, seal the chain. */
+  private async work(): Promise<void> {
+    let lastSeal = 0;
+    while (this.running) {
+      try {
+        let n: number;
+        do {
+          n = await this.relay.runOnce();
+        } while (n > 0 && this.running);
+        await this.actOnDeadlines();
+        if (Date.now() - lastSeal > 1000) {
+          lastSeal = Date.now();
+          while ((await sealOnce(this.sql)) > 0 && this.running) {}
+        }
+      } catch (err) {
+        if (this.running) this.log.error({ err }, "background round failed; retrying");
+      }
+      if (!this.running) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.config.pollMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  /** Runs the deadline command of every open migration past its step deadline. */
+  async actOnDeadlines(): Promise<number> {
+    const due = await this.sql<{ migration_id: string; person_key: string }[]>`
+      SELECT migration_id, person_key FROM migrations
+      WHERE state IN ('REQUESTED', 'SOURCE_SUSPENDED', 'COMPENSATING') AND deadline <= ${this.store.clock()}
+      ORDER BY deadline LIMIT 100`;
+    let acted = 0;
+    for (const m of due) {
+      const { events } = await this.store.execute(
+        m.person_key,
+        { kind: "deadline", migrationId: m.migration_id },
+        () => null,
+      );
+      if (events.length > 0) {
+        acted += 1;
+        this.metrics.compensations.inc();
+        this.log.warn(
+          { migrationId: m.migration_id, event: events[0]?.type },
+          "migration step deadline passed",
+        );
+      }
+    }
+    return acted;
+  }
+
+  /** Graceful stop: no new requests, in-flight ones finish, workers end their round, then close. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.wake?.();
+    await this.server?.close(this.config.shutdownGraceMs);
+    await this.loop;
+    await this.unlisten?.().catch(() => undefined);
+    await this.nc.drain().catch(() => undefined);
+    await this.sql.end({ timeout: 5 });
+    this.log.info("hub stopped");
+  }
+}

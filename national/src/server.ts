@@ -1,0 +1,75 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import * as net from "node:net";
+
+export type RequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+/** A listening server and how to stop it. */
+export interface RunningServer {
+  /** Base URL, e.g. http://127.0.0.1:8080. */
+  url: string;
+  port: number;
+  /** Stops accepting, lets in-flight requests finish up to `graceMs`, then closes the rest. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Serves one handler on one port for both HTTP/1.1 (Connect, gRPC-Web, curl) and cleartext
+ * HTTP/2 with prior knowledge (gRPC, Connect over h2c): the first bytes of a connection tell
+ * which (the HTTP/2 preface starts with "PRI ").
+ */
+export async function listen(
+  handler: RequestHandler,
+  host: string,
+  port: number,
+): Promise<RunningServer> {
+  const h1 = http.createServer(handler);
+  const h2 = http2.createServer({}, handler);
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (s) => {
+    sessions.add(s);
+    s.once("close", () => sessions.delete(s));
+  });
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.once("data", (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      // Both servers pick up the unshifted bytes: http2 reads what is buffered on its next
+      // tick (the socket must stay paused until then), http reads on resume.
+      if (chunk.subarray(0, 4).toString("latin1") === "PRI ") {
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const shownHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${shownHost}:${addr.port}`,
+    port: addr.port,
+    async close(graceMs = 5000) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sessions) s.close();
+      h1.closeIdleConnections();
+      const timer = setTimeout(() => {
+        for (const s of sessions) s.destroy();
+        for (const s of sockets) s.destroy();
+      }, graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,28 @@
+import postgres, { type Sql } from "postgres";
+
+export interface DbOptions {
+  /** postgres:// URL. */
+  url: string;
+  /** Schema holding the hub's tables (created if missing). */
+  schema: string;
+  /** Pool size. */
+  max?: number;
+}
+
+/** Opens a pool whose connections use `schema` as their search path. */
+export function openDb(opts: DbOptions): Sql {
+  return postgres(opts.url, {
+    max: opts.max ?? 10,
+    onnotice: () => {},
+    connection: { search_path: opts.schema, application_name: "evc-hub" },
+    types: {
+      // int8 positions, versions and counts fit easily in a double for this system's lifetime.
+      int8: {
+        to: 20,
+        from: [20],
+        serialize: (x: number | bigint | string) => String(x),
+        parse: (x: string) => Number(x),
+      },
+    },
+  });
+}

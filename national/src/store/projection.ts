@@ -1,0 +1,112 @@
+import type { Sql, TransactionSql } from "postgres";
+import type { PersonState } from "../domain/types.js";
+
+/**
+ * The snapshot projection: rows of `records`, `certificates` and `migrations` derived from a
+ * person's state. The same function serves the live path (rows changed by one command) and the
+ * rebuild from the log (every row), so a rebuild reproduces the live snapshot exactly (I5).
+ */
+export interface ProjectionRows {
+  records: Record<string, unknown>[];
+  certificates: Record<string, unknown>[];
+  migrations: Record<string, unknown>[];
+}
+
+export function projectionRows(
+  personKey: string,
+  state: PersonState,
+  changed: (version: number) => boolean = () => true,
+): ProjectionRows {
+  const records = Object.values(state.records);
+  const changedRecords = new Set(records.filter((r) => changed(r.version)).map((r) => r.recordId));
+  return {
+    records: records
+      .filter((r) => changedRecords.has(r.recordId))
+      .map((r) => ({
+        record_id: r.recordId,
+        person_key: personKey,
+        owner_province: r.owner,
+        status: r.status,
+        certificate_number: r.certificateNumber,
+        version: r.version,
+        position: r.position,
+      })),
+    certificates: Object.values(state.certificates)
+      .filter((c) => changed(c.version) || changedRecords.has(c.recordId))
+      .map((c) => {
+        const record = state.records[c.recordId];
+        return {
+          certificate_number: c.number,
+          record_id: c.recordId,
+          person_key: personKey,
+          province: c.province,
+          owner_province: record?.owner ?? c.province,
+          status: c.status,
+          record_status: record?.status ?? "ACTIVE",
+          revocation_reason: c.revocationReason ?? null,
+          issued_at: new Date(c.issuedAt),
+          status_changed_at: new Date(c.statusChangedAt),
+          version: c.version,
+          position: c.position,
+        };
+      })
+      // NORMAL last, so the one-NORMAL-per-person index sees the old one leave NORMAL first.
+      .sort((a, b) => Number(a.status === "NORMAL") - Number(b.status === "NORMAL")),
+    migrations: Object.values(state.migrations)
+      .filter((m) => changed(m.version))
+      .map((m) => ({
+        migration_id: m.migrationId,
+        person_key: personKey,
+        record_id: m.recordId,
+        source_province: m.source,
+        target_province: m.target,
+        state: m.state,
+        attempt: m.attempt,
+        requested_at: new Date(m.requestedAt),
+        updated_at: new Date(m.updatedAt),
+        deadline: new Date(m.deadline),
+        source_certificate_number: m.sourceCertificateNumber,
+        target_certificate_number: m.targetCertificateNumber ?? null,
+        end_reason: m.endReason ?? null,
+      })),
+  };
+}
+
+/** Upserts projection rows. */
+export async function writeProjection(
+  tx: Sql | TransactionSql,
+  rows: ProjectionRows,
+): Promise<void> {
+  if (rows.records.length > 0) {
+    await tx`INSERT INTO records ${tx(rows.records as never)}
+      ON CONFLICT (record_id) DO UPDATE SET owner_province = EXCLUDED.owner_province,
+        status = EXCLUDED.status, certificate_number = EXCLUDED.certificate_number,
+        version = EXCLUDED.version, position = EXCLUDED.position`;
+  }
+  // One statement per certificate keeps the order that the one-NORMAL index relies on.
+  for (const row of rows.certificates) {
+    await tx`INSERT INTO certificates ${tx(row as never)}
+      ON CONFLICT (certificate_number) DO UPDATE SET owner_province = EXCLUDED.owner_province,
+        status = EXCLUDED.status, record_status = EXCLUDED.record_status,
+        revocation_reason = EXCLUDED.revocation_reason,
+        status_changed_at = EXCLUDED.status_changed_at,
+        version = EXCLUDED.version, position = EXCLUDED.position`;
+  }
+  if (rows.migrations.length > 0) {
+    await tx`INSERT INTO migrations ${tx(rows.migrations as never)}
+      ON CONFLICT (migration_id) DO UPDATE SET state = EXCLUDED.state, attempt = EXCLUDED.attempt,
+        updated_at = EXCLUDED.updated_at, deadline = EXCLUDED.deadline,
+        target_certificate_number = EXCLUDED.target_certificate_number,
+        end_reason = EXCLUDED.end_reason`;
+  }
+}
+
+/** Writes the rows of one person that changed (live path). */
+export async function projectPerson(
+  tx: TransactionSql,
+  personKey: string,
+  state: PersonState,
+  changed: (version: number) => boolean,
+): Promise<void> {
+  await writeProjection(tx, projectionRows(personKey, state, changed));
+}

@@ -1,0 +1,173 @@
+import type { Sql } from "postgres";
+
+/**
+ * Versioned schema migrations of the hub, applied in order at start (under an advisory lock,
+ * so several hub replicas starting together apply each once). Never edit a released migration:
+ * add a new one.
+ */
+const MIGRATIONS: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: "event store, projections, outbox",
+    sql: `
+-- Append-only event log. position is the global insertion order; txid lets readers stay below
+-- the oldest open transaction so they never skip an in-flight event.
+CREATE TABLE events (
+  position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  event_id uuid NOT NULL UNIQUE,
+  stream_id text NOT NULL,
+  stream_version bigint NOT NULL,
+  type text NOT NULL,
+  data jsonb NOT NULL,
+  recorded_at timestamptz NOT NULL,
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  UNIQUE (stream_id, stream_version)
+);
+CREATE INDEX events_txid ON events (txid, position);
+CREATE INDEX events_recorded_at ON events (recorded_at);
+
+CREATE FUNCTION evc_forbid_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'the event log is append-only (% on %)', TG_OP, TG_TABLE_NAME
+    USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON events
+  FOR EACH STATEMENT EXECUTE FUNCTION evc_forbid_change();
+
+-- Hash chain over the log, written by the sealer in (txid, position) order behind the xmin
+-- horizon: seq is the chain order, hash = sha256(previous hash || canonical event).
+CREATE TABLE event_chain (
+  seq bigint PRIMARY KEY,
+  position bigint NOT NULL UNIQUE REFERENCES events (position),
+  txid xid8 NOT NULL,
+  hash bytea NOT NULL
+);
+CREATE TRIGGER event_chain_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON event_chain
+  FOR EACH STATEMENT EXECUTE FUNCTION evc_forbid_change();
+
+-- Fold of each person's stream (derivable from events; kept for fast command handling).
+CREATE TABLE persons (
+  person_key text PRIMARY KEY,
+  version bigint NOT NULL,
+  state jsonb NOT NULL
+);
+
+-- Snapshot projection. The partial unique indexes are the invariants themselves.
+CREATE TABLE records (
+  record_id text PRIMARY KEY,
+  person_key text NOT NULL,
+  owner_province text NOT NULL,
+  status text NOT NULL,
+  certificate_number text NOT NULL,
+  version bigint NOT NULL,
+  position bigint NOT NULL
+);
+CREATE UNIQUE INDEX records_one_open_per_person ON records (person_key) WHERE status <> 'CLOSED'; -- I1
+
+CREATE TABLE certificates (
+  certificate_number text PRIMARY KEY,
+  record_id text NOT NULL,
+  person_key text NOT NULL,
+  province text NOT NULL,
+  owner_province text NOT NULL,
+  status text NOT NULL,
+  record_status text NOT NULL,
+  revocation_reason text,
+  issued_at timestamptz NOT NULL,
+  status_changed_at timestamptz NOT NULL,
+  version bigint NOT NULL,
+  position bigint NOT NULL
+);
+CREATE UNIQUE INDEX certificates_one_normal_per_person ON certificates (person_key) WHERE status = 'NORMAL'; -- I2
+CREATE INDEX certificates_by_province ON certificates (province, certificate_number);
+
+CREATE TABLE migrations (
+  migration_id uuid PRIMARY KEY,
+  person_key text NOT NULL,
+  record_id text NOT NULL,
+  source_province text NOT NULL,
+  target_province text NOT NULL,
+  state text NOT NULL,
+  attempt int NOT NULL,
+  requested_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL,
+  deadline timestamptz NOT NULL,
+  source_certificate_number text NOT NULL,
+  target_certificate_number text,
+  end_reason text
+);
+-- The per-person lock: one open migration per person, across every hub replica.
+CREATE UNIQUE INDEX migrations_one_open_per_person ON migrations (person_key)
+  WHERE state IN ('REQUESTED', 'SOURCE_SUSPENDED', 'COMPENSATING');
+CREATE INDEX migrations_open_deadline ON migrations (deadline)
+  WHERE state IN ('REQUESTED', 'SOURCE_SUSPENDED', 'COMPENSATING');
+CREATE INDEX migrations_source ON migrations (source_province, requested_at DESC);
+CREATE INDEX migrations_target ON migrations (target_province, requested_at DESC);
+
+-- Dose ids are globally unique (I3).
+CREATE TABLE doses (
+  dose_id text PRIMARY KEY,
+  person_key text NOT NULL
+);
+
+-- Transactional outbox: directives written with the events that caused them.
+CREATE TABLE directives (
+  directive_id uuid PRIMARY KEY,
+  province text NOT NULL,
+  person_key text NOT NULL,
+  record_id text NOT NULL,
+  record_sequence bigint NOT NULL,
+  migration_id uuid,
+  action text NOT NULL,
+  attempt int NOT NULL,
+  payload bytea NOT NULL,
+  state text NOT NULL DEFAULT 'PENDING',
+  publish_count int NOT NULL DEFAULT 0,
+  created_at timestamptz NOT NULL,
+  last_published_at timestamptz,
+  next_publish_at timestamptz NOT NULL,
+  receipt bytea,
+  receipt_outcome text,
+  disposition text,
+  acknowledged_at timestamptz,
+  UNIQUE (province, record_id, record_sequence)
+);
+CREATE INDEX directives_due ON directives (next_publish_at) WHERE state IN ('PENDING', 'DELIVERED');
+CREATE INDEX directives_by_province ON directives (province, state, created_at);
+
+-- Idempotency keys: the same (caller, key) returns the first response.
+CREATE TABLE idempotency (
+  province text NOT NULL,
+  idempotency_key text NOT NULL,
+  request_hash text NOT NULL,
+  response bytea NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (province, idempotency_key)
+);
+`,
+  },
+];
+
+/** Applies pending migrations to the current schema. Returns the versions applied now. */
+export async function migrate(sql: Sql, schema: string): Promise<number[]> {
+  const applied: number[] = [];
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(hashtext(${`evc-hub-migrate:${schema}`}))`;
+    await tx`CREATE SCHEMA IF NOT EXISTS ${tx(schema)}`;
+    await tx`SET LOCAL search_path TO ${tx(schema)}`;
+    await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
+    const done = new Set(
+      (await tx<{ version: number }[]>`SELECT version FROM schema_migrations`).map(
+        (r) => r.version,
+      ),
+    );
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      await tx.unsafe(m.sql);
+      await tx`INSERT INTO schema_migrations (version, name) VALUES (${m.version}, ${m.name})`;
+      applied.push(m.version);
+    }
+  });
+  return applied;
+}
