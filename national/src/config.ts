@@ -20,6 +20,11 @@ export interface HubConfig {
   /** Worker tick when no notification arrives. */
   pollMs: number;
   shutdownGraceMs: number;
+  /** `all` (default: RPCs and background workers) or `api` (RPCs only; another replica relays). */
+  role: "all" | "api";
+  /** Testing only: `kill-after-publish` makes the relay SIGKILL its own process right after
+   * JetStream acknowledged a publish and before the outbox row is marked (fault drills). */
+  faultInjection: "" | "kill-after-publish";
 }
 
 export const DEV_PERSON_KEY_SECRET = "evc-dev-person-key-secret-change-me";
@@ -33,6 +38,22 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   if (!Number.isInteger(n) || n < 0)
     throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
   return n;
+}
+
+function oneOf<T extends string>(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  values: readonly T[],
+  fallback: T,
+): T {
+  const raw = env[name];
+  if (raw === undefined) return fallback;
+  if (!(values as readonly string[]).includes(raw)) {
+    throw new ConfigError(
+      `${name} must be one of ${values.map((v) => `"${v}"`).join(", ")}, got "${raw}"`,
+    );
+  }
+  return raw as T;
 }
 
 function hostPort(raw: string, name: string): { host: string; port: number } {
@@ -64,5 +85,7 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     maxPublishes: int(env, "EVC_MAX_PUBLISHES", 10),
     pollMs: int(env, "EVC_POLL_MS", 250),
     shutdownGraceMs: int(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
+    role: oneOf(env, "EVC_ROLE", ["all", "api"] as const, "all"),
+    faultInjection: oneOf(env, "EVC_FAULT_INJECTION", ["", "kill-after-publish"] as const, ""),
   };
 }

@@ -119,6 +119,7 @@ export class Hub {
           maxPublishes: config.maxPublishes,
           batchSize: 500,
           clock,
+          killAfterPublish: config.faultInjection === "kill-after-publish",
         },
         log,
         metrics,
@@ -148,7 +149,7 @@ export class Hub {
           void hub.serveOps(req.url ?? "/", res as ServerResponse);
         },
       });
-      if (opts.workers !== false) {
+      if (opts.workers !== false && config.role !== "api") {
         const unlisten = await sql.listen(notifyChannel, () => hub.wake?.());
         hub.unlisten = () => unlisten.unlisten();
         hub.loop = hub.work();

@@ -15,6 +15,8 @@ export interface RelayOptions {
   /** Rows claimed per round. */
   batchSize: number;
   clock: () => Date;
+  /** Fault drill: SIGKILL this process after a publish, before marking it. */
+  killAfterPublish?: boolean;
 }
 
 interface DueRow {
@@ -77,6 +79,7 @@ export class Relay {
           });
         }),
       );
+      if (this.opts.killAfterPublish && live.length > 0) process.kill(process.pid, "SIGKILL");
       const published: DueRow[] = [];
       results.forEach((res, i) => {
         const row = live[i];

@@ -78,8 +78,9 @@ function directive(
   attempt: number,
   correlationId: string,
   action: DirectiveAction,
+  migrationId?: string,
 ): DirectiveIntent {
-  return {
+  const d: DirectiveIntent = {
     directiveId: ctx.newId(),
     province,
     recordId,
@@ -88,6 +89,8 @@ function directive(
     correlationId,
     action,
   };
+  if (migrationId) d.migrationId = migrationId;
+  return d;
 }
 
 function openMigration(state: PersonState, id: string): MigrationStateData {
@@ -103,11 +106,20 @@ function restore(
   attempt: number,
 ): DirectiveIntent {
   const record = state.records[m.recordId];
-  return directive(state, ctx, m.source, m.recordId, attempt, m.migrationId, {
-    kind: "restoreRecord",
-    migrationId: m.migrationId,
-    doses: mergeDoses(record?.doses ?? [], m.heldDoses),
-  });
+  return directive(
+    state,
+    ctx,
+    m.source,
+    m.recordId,
+    attempt,
+    m.migrationId,
+    {
+      kind: "restoreRecord",
+      migrationId: m.migrationId,
+      doses: mergeDoses(record?.doses ?? [], m.heldDoses),
+    },
+    m.migrationId,
+  );
 }
 
 export function decide(state: PersonState, cmd: Command, ctx: DecideContext): HubEvent[] {
@@ -218,11 +230,16 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
             target: cmd.caller,
             identity: state.identity ?? cmd.identity,
             deadline: after(ctx, ctx.deadlines.suspendMs),
-            directive: directive(state, ctx, r.owner, r.recordId, 1, migrationId, {
-              kind: "suspendForMigration",
+            directive: directive(
+              state,
+              ctx,
+              r.owner,
+              r.recordId,
+              1,
               migrationId,
-              targetProvince: cmd.caller,
-            }),
+              { kind: "suspendForMigration", migrationId, targetProvince: cmd.caller },
+              migrationId,
+            ),
             at,
           },
         },
@@ -346,10 +363,16 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
               reason: "target did not confirm the issuance before the deadline",
               attempt,
               deadline: after(ctx, ctx.deadlines.compensateMs),
-              directive: directive(state, ctx, m.target, m.recordId, attempt, m.migrationId, {
-                kind: "revokeCertificate",
-                reason: "MIGRATION_ABORTED",
-              }),
+              directive: directive(
+                state,
+                ctx,
+                m.target,
+                m.recordId,
+                attempt,
+                m.migrationId,
+                { kind: "revokeCertificate", reason: "MIGRATION_ABORTED" },
+                m.migrationId,
+              ),
               at,
             },
           },
@@ -402,13 +425,22 @@ function decideReceipt(
             migrationId: m.migrationId,
             sourceDoses: cmd.sourceDoses ?? [],
             deadline: after(ctx, ctx.deadlines.activateMs),
-            directive: directive(state, ctx, m.target, m.recordId, m.attempt, m.migrationId, {
-              kind: "activateMigratedRecord",
-              migrationId: m.migrationId,
-              sourceProvince: m.source,
-              identity,
-              doses,
-            }),
+            directive: directive(
+              state,
+              ctx,
+              m.target,
+              m.recordId,
+              m.attempt,
+              m.migrationId,
+              {
+                kind: "activateMigratedRecord",
+                migrationId: m.migrationId,
+                sourceProvince: m.source,
+                identity,
+                doses,
+              },
+              m.migrationId,
+            ),
             at,
           },
         },

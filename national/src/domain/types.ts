@@ -51,6 +51,8 @@ export interface DirectiveIntent {
   recordSequence: number;
   attempt: number;
   correlationId: string;
+  /** The migration whose saga this directive belongs to, if any (the saga awaits its receipt). */
+  migrationId?: string;
   action: DirectiveAction;
 }
 

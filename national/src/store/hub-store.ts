@@ -215,7 +215,7 @@ export class HubStore {
           person_key: personKey,
           record_id: intent.recordId,
           record_sequence: intent.recordSequence,
-          migration_id: "migrationId" in intent.action ? intent.action.migrationId : null,
+          migration_id: intent.migrationId ?? null,
           action: intent.action.kind,
           attempt: intent.attempt,
           payload: encodeDirective(message),
