@@ -1,0 +1,301 @@
+import { describe, expect, it } from "vitest";
+import { type Command, decide } from "./decide.js";
+import { Refusal } from "./errors.js";
+import { evolve } from "./person.js";
+import {
+  type DecideContext,
+  type DoseJson,
+  type HubEvent,
+  type IdentityJson,
+  initialState,
+  type PersonState,
+} from "./types.js";
+
+/** Given/when/then over the pure deciders: no database, fixed clock and ids. */
+const identity: IdentityJson = {
+  idType: "ID_TYPE_RESIDENT_ID",
+  idNumber: "11010519491231002X",
+  name: "Li",
+  birthDate: "2020-01-15T00:00:00Z",
+  sex: "SEX_MALE",
+};
+const dose = (id: string, province = "110000"): DoseJson => ({
+  doseId: id,
+  vaccineCode: "HepB",
+  doseNumber: 1,
+  administeredAt: "2021-01-01T00:00:00Z",
+  administeredProvinceCode: province,
+});
+
+function ctx(now = "2026-01-01T00:00:00Z"): DecideContext {
+  let n = 0;
+  return {
+    now: new Date(now),
+    newId: () => `id-${++n}`,
+    deadlines: { suspendMs: 1000, activateMs: 1000, compensateMs: 1000 },
+  };
+}
+
+function given(...commands: [Command, string?][]): PersonState {
+  let state = initialState();
+  let position = 0;
+  let idBase = 0;
+  for (const [cmd, now] of commands) {
+    const c = ctx(now);
+    c.newId = () => `id-${++idBase}`;
+    for (const e of decide(state, cmd, c))
+      state = evolve(state, e, { version: state.version + 1, position: ++position });
+  }
+  return state;
+}
+
+function when(state: PersonState, cmd: Command, now?: string): HubEvent[] {
+  return decide(state, cmd, ctx(now));
+}
+
+function refused(fn: () => unknown): Refusal {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof Refusal) return err;
+    throw err;
+  }
+  throw new Error("expected a refusal");
+}
+
+const register: Command = {
+  kind: "register",
+  caller: "110000",
+  identity,
+  certificateNumber: "110000-C1",
+  doses: [dose("d1")],
+};
+const migrateToGD: Command = { kind: "requestMigration", caller: "440000", identity };
+
+function receipt(
+  state: PersonState,
+  caller: string,
+  extra: Partial<Extract<Command, { kind: "receipt" }>> = {},
+): Command {
+  const m = state.migrations[state.openMigrationId ?? ""];
+  return {
+    kind: "receipt",
+    caller,
+    migrationId: m?.migrationId ?? "",
+    directiveId: m?.awaitingDirectiveId ?? "",
+    attempt: m?.attempt ?? 1,
+    outcome: "APPLIED",
+    detail: "",
+    ...extra,
+  };
+}
+
+describe("records", () => {
+  it("registers a record with a NORMAL certificate", () => {
+    const [e] = when(initialState(), register);
+    expect(e?.type).toBe("RecordRegistered");
+    const s = given([register]);
+    expect(Object.values(s.certificates).map((c) => c.status)).toEqual(["NORMAL"]);
+  });
+
+  it("refuses a second record for the same person, naming the owner (I1)", () => {
+    const r = refused(() =>
+      when(given([register]), { ...register, caller: "440000", certificateNumber: "440000-C2" }),
+    );
+    expect(r.code).toBe("already_exists");
+    expect(r.detail.ownerProvinceCode).toBe("110000");
+  });
+
+  it("closing revokes the certificate and frees the person for a new record, except the deceased", () => {
+    const s = given(
+      [register],
+      [{ kind: "close", caller: "110000", recordId: "id-1", reason: "DELETED" }],
+    );
+    expect(s.certificates["110000-C1"]?.status).toBe("REVOKED");
+    expect(when(s, { ...register, certificateNumber: "110000-C3" })[0]?.type).toBe(
+      "RecordRegistered",
+    );
+    const dead = given(
+      [register],
+      [{ kind: "close", caller: "110000", recordId: "id-1", reason: "DECEASED" }],
+    );
+    expect(refused(() => when(dead, { ...register, certificateNumber: "110000-C3" })).code).toBe(
+      "failed_precondition",
+    );
+  });
+
+  it("only the owner closes a record", () => {
+    expect(
+      refused(() =>
+        when(given([register]), {
+          kind: "close",
+          caller: "440000",
+          recordId: "id-1",
+          reason: "DELETED",
+        }),
+      ).code,
+    ).toBe("permission_denied");
+  });
+});
+
+describe("migration saga", () => {
+  it("requested -> source suspended -> completed, with doses merged by id", () => {
+    let s = given([register], [migrateToGD]);
+    expect(s.openMigrationId).toBeDefined();
+    const [suspended] = when(s, receipt(s, "110000", { sourceDoses: [dose("d1"), dose("d2")] }));
+    expect(suspended?.type).toBe("SourceSuspended");
+    const activate = suspended?.type === "SourceSuspended" ? suspended.data.directive : undefined;
+    expect(activate?.province).toBe("440000");
+    expect(
+      activate?.action.kind === "activateMigratedRecord" &&
+        activate.action.doses.map((d) => d.doseId),
+    ).toEqual(["d1", "d2"]);
+    s = evolve(s, suspended as HubEvent, { version: s.version + 1, position: 99 });
+    expect(s.certificates["110000-C1"]?.status).toBe("SUSPENDED");
+    const [completed] = when(s, receipt(s, "440000", { certificateNumber: "440000-N1" }));
+    s = evolve(s, completed as HubEvent, { version: s.version + 1, position: 100 });
+    expect(s.records["id-1"]?.owner).toBe("440000");
+    expect(s.certificates["440000-N1"]?.status).toBe("NORMAL");
+    expect(s.openMigrationId).toBeUndefined();
+    expect(Object.values(s.certificates).filter((c) => c.status === "NORMAL")).toHaveLength(1);
+  });
+
+  it("never tells the target to issue before the source's receipt (I2)", () => {
+    const s = given([register], [migrateToGD]);
+    // The target answering first is a stale answer, not an issuance.
+    expect(
+      refused(() => when(s, receipt(s, "440000", { certificateNumber: "440000-N1" }))).reason,
+    ).toBe("STALE_ATTEMPT");
+  });
+
+  it("one open migration per person; the owner cannot migrate to itself", () => {
+    const s = given([register], [migrateToGD]);
+    expect(refused(() => when(s, { ...migrateToGD, caller: "510000" })).reason).toBe(
+      "MIGRATION_IN_PROGRESS",
+    );
+    expect(
+      refused(() => when(given([register]), { ...migrateToGD, caller: "110000" })).reason,
+    ).toBe("ALREADY_OWNER");
+  });
+
+  it("a dose reported while the source has not answered is held, then travels with the record (I3)", () => {
+    let s = given(
+      [register],
+      [migrateToGD],
+      [{ kind: "reportDose", caller: "510000", identity, dose: dose("d9", "510000") }],
+    );
+    expect(s.migrations[s.openMigrationId ?? ""]?.heldDoses.map((d) => d.doseId)).toEqual(["d9"]);
+    const [suspended] = when(s, receipt(s, "110000", { sourceDoses: [dose("d1")] }));
+    const a = suspended?.type === "SourceSuspended" ? suspended.data.directive.action : undefined;
+    expect(a?.kind === "activateMigratedRecord" && a.doses.map((d) => d.doseId)).toEqual([
+      "d1",
+      "d9",
+    ]);
+    s = evolve(s, suspended as HubEvent, { version: s.version + 1, position: 50 });
+    // After the activate directive left, a new dose is routed to the target.
+    const [late] = when(s, {
+      kind: "reportDose",
+      caller: "510000",
+      identity,
+      dose: dose("d10", "510000"),
+    });
+    expect(late?.type === "DoseReported" && late.data.directive?.province).toBe("440000");
+    // A duplicate dose id changes nothing.
+    expect(
+      when(s, { kind: "reportDose", caller: "510000", identity, dose: dose("d9", "510000") }),
+    ).toEqual([]);
+  });
+
+  it("deadline before the source answered compensates and restores at once", () => {
+    const s = given([register], [migrateToGD, "2026-01-01T00:00:00Z"]);
+    expect(
+      when(
+        s,
+        { kind: "deadline", migrationId: s.openMigrationId ?? "" },
+        "2026-01-01T00:00:00.500Z",
+      ),
+    ).toEqual([]);
+    const [e] = when(
+      s,
+      { kind: "deadline", migrationId: s.openMigrationId ?? "" },
+      "2026-01-01T00:00:02Z",
+    );
+    expect(e?.type).toBe("MigrationCompensated");
+    expect(e?.type === "MigrationCompensated" && e.data.directive.action.kind).toBe(
+      "restoreRecord",
+    );
+    expect(e?.type === "MigrationCompensated" && e.data.directive.attempt).toBe(2);
+  });
+
+  it("deadline after the source suspended revokes at the target before restoring (I2)", () => {
+    let s = given([register], [migrateToGD, "2026-01-01T00:00:00Z"]);
+    s = evolve(s, when(s, receipt(s, "110000"))[0] as HubEvent, {
+      version: s.version + 1,
+      position: 10,
+    });
+    const [started] = when(
+      s,
+      { kind: "deadline", migrationId: s.openMigrationId ?? "" },
+      "2026-01-01T00:00:05Z",
+    );
+    expect(started?.type).toBe("MigrationCompensationStarted");
+    s = evolve(s, started as HubEvent, { version: s.version + 1, position: 11 });
+    expect(s.certificates["110000-C1"]?.status).toBe("SUSPENDED");
+    // Still waiting for the target: a further deadline does not restore the source.
+    expect(
+      when(s, { kind: "deadline", migrationId: s.openMigrationId ?? "" }, "2026-01-01T01:00:00Z"),
+    ).toEqual([]);
+    const [done] = when(s, receipt(s, "440000"));
+    expect(done?.type).toBe("MigrationCompensated");
+    s = evolve(s, done as HubEvent, { version: s.version + 1, position: 12 });
+    expect(s.certificates["110000-C1"]?.status).toBe("NORMAL");
+    expect(s.openMigrationId).toBeUndefined();
+  });
+
+  it("cancel is for the target, and only before the source suspended", () => {
+    const s = given([register], [migrateToGD]);
+    expect(
+      refused(() =>
+        when(s, {
+          kind: "cancelMigration",
+          caller: "510000",
+          migrationId: s.openMigrationId ?? "",
+          reason: "",
+        }),
+      ).code,
+    ).toBe("permission_denied");
+    expect(
+      when(s, {
+        kind: "cancelMigration",
+        caller: "440000",
+        migrationId: s.openMigrationId ?? "",
+        reason: "x",
+      })[0]?.type,
+    ).toBe("MigrationCancelled");
+    const suspended = evolve(s, when(s, receipt(s, "110000"))[0] as HubEvent, {
+      version: s.version + 1,
+      position: 9,
+    });
+    expect(
+      refused(() =>
+        when(suspended, {
+          kind: "cancelMigration",
+          caller: "440000",
+          migrationId: s.openMigrationId ?? "",
+          reason: "",
+        }),
+      ).reason,
+    ).toBe("INVALID_STATE");
+  });
+
+  it("per-record directive sequences have no gaps", () => {
+    const s = given([register], [migrateToGD]);
+    const [c] = when(s, {
+      kind: "cancelMigration",
+      caller: "440000",
+      migrationId: s.openMigrationId ?? "",
+      reason: "",
+    });
+    expect(c?.type === "MigrationCancelled" && c.data.directive.recordSequence).toBe(2);
+  });
+});
