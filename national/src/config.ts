@@ -17,6 +17,8 @@ export interface HubConfig {
   redeliverAfterMs: number;
   redeliverMaxMs: number;
   maxPublishes: number;
+  /** ack_wait of the provinces' durable consumers: redelivery after a province died unacked. */
+  consumerAckWaitMs: number;
   /** Worker tick when no notification arrives. */
   pollMs: number;
   shutdownGraceMs: number;
@@ -83,6 +85,7 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     redeliverAfterMs: int(env, "EVC_REDELIVER_AFTER_MS", 30_000),
     redeliverMaxMs: int(env, "EVC_REDELIVER_MAX_MS", 600_000),
     maxPublishes: int(env, "EVC_MAX_PUBLISHES", 10),
+    consumerAckWaitMs: int(env, "EVC_CONSUMER_ACK_WAIT_MS", 30_000),
     pollMs: int(env, "EVC_POLL_MS", 250),
     shutdownGraceMs: int(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
     role: oneOf(env, "EVC_ROLE", ["all", "api"] as const, "all"),

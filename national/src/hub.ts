@@ -24,9 +24,10 @@ import { migrationService } from "./api/migration-service.js";
 import { recordService } from "./api/record-service.js";
 import { snapshotService } from "./api/snapshot-service.js";
 import { loadTrust } from "./auth/credentials.js";
+import { PROVINCES } from "./auth/provinces.js";
 import { TokenVerifier } from "./auth/tokens.js";
 import { Relay } from "./bus/relay.js";
-import { type BusLayout, provisionStream } from "./bus/stream.js";
+import { type BusLayout, provisionProvinceConsumer, provisionStream } from "./bus/stream.js";
 import { sealOnce } from "./chain/chain.js";
 import { DEV_PERSON_KEY_SECRET, type HubConfig } from "./config.js";
 import { createLogger } from "./log.js";
@@ -94,7 +95,11 @@ export class Hub {
         subjectPrefix: config.subjectPrefix,
         duplicateWindowMs: config.duplicateWindowMs,
       };
-      await provisionStream(await nc.jetstreamManager(), layout);
+      const jsm = await nc.jetstreamManager();
+      await provisionStream(jsm, layout);
+      for (const code of Object.keys(PROVINCES)) {
+        await provisionProvinceConsumer(jsm, layout, code, config.consumerAckWaitMs);
+      }
       const clock = opts.clock ?? (() => new Date());
       const notifyChannel = `evc_outbox_${config.schema}`;
       const store = new HubStore(sql, {

@@ -46,8 +46,8 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
           const rows = await conn<Row[]>`
             SELECT certificate_number, record_id, owner_province, status, record_status, version, position
             FROM certificates
-            WHERE province = ${province} AND certificate_number > ${after}
-            ORDER BY certificate_number
+            WHERE province = ${province} AND certificate_number COLLATE "C" > ${after}
+            ORDER BY certificate_number COLLATE "C"
             LIMIT ${chunk}`;
           const last = rows.length < chunk;
           yield create(StreamSnapshotResponseSchema, {

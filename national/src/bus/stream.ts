@@ -1,4 +1,11 @@
-import { type JetStreamManager, nanos, RetentionPolicy, StorageType } from "nats";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  type JetStreamManager,
+  nanos,
+  RetentionPolicy,
+  StorageType,
+} from "nats";
 
 /** Where directives travel on NATS JetStream (see proto/evc/directive/v1/directive.proto). */
 export interface BusLayout {
@@ -44,6 +51,37 @@ export async function provisionStream(jsm: JetStreamManager, layout: BusLayout):
   } catch (err) {
     if (err instanceof Error && /stream not found/i.test(err.message)) {
       await jsm.streams.add(config);
+      return;
+    }
+    throw err;
+  }
+}
+
+/**
+ * Creates (or updates) the durable pull consumer of one province: explicit ack, filtered on
+ * that province's subject only. The hub provisions these; a province's NATS credential may
+ * then use its own consumer and nothing else (I7).
+ */
+export async function provisionProvinceConsumer(
+  jsm: JetStreamManager,
+  layout: BusLayout,
+  province: string,
+  ackWaitMs = 30_000,
+): Promise<void> {
+  const name = provinceConsumer(province);
+  const config = {
+    durable_name: name,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: provinceSubject(layout, province),
+    ack_wait: nanos(ackWaitMs),
+    max_ack_pending: 1000,
+  };
+  try {
+    await jsm.consumers.info(layout.stream, name);
+  } catch (err) {
+    if (err instanceof Error && /consumer not found/i.test(err.message)) {
+      await jsm.consumers.add(layout.stream, config);
       return;
     }
     throw err;

@@ -7,14 +7,16 @@ export interface DbOptions {
   schema: string;
   /** Pool size. */
   max?: number;
+  /** application_name seen in pg_stat_activity. */
+  applicationName?: string;
 }
 
-/** Opens a pool whose connections use `schema` as their search path. */
+/** Opens a pool whose connections use `schema` as their search path (int8 read as number). */
 export function openDb(opts: DbOptions): Sql {
   return postgres(opts.url, {
     max: opts.max ?? 10,
     onnotice: () => {},
-    connection: { search_path: opts.schema, application_name: "evc-hub" },
+    connection: { search_path: opts.schema, application_name: opts.applicationName ?? "evc-hub" },
     types: {
       // int8 positions, versions and counts fit easily in a double for this system's lifetime.
       int8: {

@@ -1,11 +1,12 @@
 import type { Sql } from "postgres";
+import { applyMigrations, type SchemaMigration } from "./migrations.js";
 
 /**
  * Versioned schema migrations of the hub, applied in order at start (under an advisory lock,
  * so several hub replicas starting together apply each once). Never edit a released migration:
  * add a new one.
  */
-const MIGRATIONS: { version: number; name: string; sql: string }[] = [
+const MIGRATIONS: SchemaMigration[] = [
   {
     version: 1,
     name: "event store, projections, outbox",
@@ -79,7 +80,8 @@ CREATE TABLE certificates (
   position bigint NOT NULL
 );
 CREATE UNIQUE INDEX certificates_one_normal_per_person ON certificates (person_key) WHERE status = 'NORMAL'; -- I2
-CREATE INDEX certificates_by_province ON certificates (province, certificate_number);
+-- Snapshot pages are keyset-ordered by certificate number, byte-wise (COLLATE "C").
+CREATE INDEX certificates_by_province ON certificates (province, certificate_number COLLATE "C");
 
 CREATE TABLE migrations (
   migration_id uuid PRIMARY KEY,
@@ -149,25 +151,6 @@ CREATE TABLE idempotency (
 ];
 
 /** Applies pending migrations to the current schema. Returns the versions applied now. */
-export async function migrate(sql: Sql, schema: string): Promise<number[]> {
-  const applied: number[] = [];
-  await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(hashtext(${`evc-hub-migrate:${schema}`}))`;
-    await tx`CREATE SCHEMA IF NOT EXISTS ${tx(schema)}`;
-    await tx`SET LOCAL search_path TO ${tx(schema)}`;
-    await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
-    const done = new Set(
-      (await tx<{ version: number }[]>`SELECT version FROM schema_migrations`).map(
-        (r) => r.version,
-      ),
-    );
-    for (const m of MIGRATIONS) {
-      if (done.has(m.version)) continue;
-      await tx.unsafe(m.sql);
-      await tx`INSERT INTO schema_migrations (version, name) VALUES (${m.version}, ${m.name})`;
-      applied.push(m.version);
-    }
-  });
-  return applied;
+export function migrate(sql: Sql, schema: string): Promise<number[]> {
+  return applyMigrations(sql, schema, "evc-hub", MIGRATIONS);
 }

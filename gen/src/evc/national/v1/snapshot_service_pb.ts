@@ -120,7 +120,8 @@ export const StreamSnapshotRequestSchema: GenMessage<StreamSnapshotRequest> = /*
  */
 export type StreamSnapshotResponse = Message<"evc.national.v1.StreamSnapshotResponse"> & {
   /**
-   * Event-log position the snapshot reflects (same in every message of one stream).
+   * Highest event-log position visible to the snapshot's read (same in every message of one
+   * stream).
    *
    * @generated from field: uint64 watermark = 1;
    */
@@ -156,9 +157,12 @@ export const StreamSnapshotResponseSchema: GenMessage<StreamSnapshotResponse> = 
 export const SnapshotService: GenService<{
   /**
    * Streams every certificate of one province (by default the caller's; I7 forbids others)
-   * as read in one consistent transaction. The first message carries the watermark: the
-   * event-log position the snapshot reflects. Rows come ordered by certificate number, in
-   * chunks, so a province of 25 million certificates is served in bounded memory.
+   * as read in one consistent transaction. Every message carries the watermark: the highest
+   * event-log position visible to that read. Rows come ordered by certificate number compared
+   * byte-wise (resume with after_certificate_number), in chunks, so a province of 25 million
+   * certificates is served in bounded memory. Compare each row's version with the hub stream
+   * version your province last applied to that record: a higher local version means a
+   * directive arrived after the snapshot was read, not a divergence.
    *
    * @generated from rpc evc.national.v1.SnapshotService.StreamSnapshot
    */

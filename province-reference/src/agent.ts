@@ -1,0 +1,232 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { createValidator } from "@bufbuild/protovalidate";
+import type { Client } from "@connectrpc/connect";
+import { type Directive, DirectiveSchema } from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import {
+  type DirectiveService,
+  ReceiptDisposition,
+} from "@evc-interop/gen/evc/national/v1/directive_service_pb";
+import {
+  type BusLayout,
+  provinceConsumer,
+  provisionProvinceConsumer,
+} from "@evc-interop/national/bus/stream";
+import type { ConsumerMessages, JsMsg, NatsConnection } from "nats";
+import type { Logger } from "pino";
+import type { ProvinceMetrics } from "./metrics.js";
+import type { ProvinceStore } from "./store/store.js";
+
+export interface AgentOptions {
+  layout: BusLayout;
+  /** Directives processed at once (different records run in parallel; one record in order). */
+  concurrency: number;
+  /** Create the durable consumer if the hub has not provisioned it (needs the permission). */
+  provisionConsumer: boolean;
+  /** Testing only: simulate a crash after the local commit and before the ack. */
+  crashAfterCommit?: (d: Directive) => boolean;
+}
+
+const validator = createValidator();
+
+function backoffMs(redeliveries: number): number {
+  return Math.min(100 * 2 ** redeliveries, 10_000);
+}
+
+/**
+ * The directive agent: a durable JetStream consumer on this province's subject only, applying
+ * each directive in one local transaction with its inbox row, acking only after the commit,
+ * then handing the receipt to the submitter. Duplicates return the stored receipt; transient
+ * failures are nak'd with backoff; poison is terminated and recorded.
+ */
+export class DirectiveAgent {
+  private messages: ConsumerMessages | undefined;
+  private loop: Promise<void> | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly store: ProvinceStore,
+    private readonly submitter: { wake(): void },
+    private readonly opts: AgentOptions,
+    private readonly log: Logger,
+    private readonly metrics: ProvinceMetrics,
+  ) {}
+
+  async start(): Promise<void> {
+    const name = provinceConsumer(this.store.code);
+    if (this.opts.provisionConsumer) {
+      await provisionProvinceConsumer(
+        await this.nc.jetstreamManager(),
+        this.opts.layout,
+        this.store.code,
+      );
+    }
+    const consumer = await this.nc.jetstream().consumers.get(this.opts.layout.stream, name);
+    this.messages = await consumer.consume({
+      max_messages: Math.max(this.opts.concurrency * 2, 16),
+    });
+    const messages = this.messages;
+    this.loop = (async () => {
+      for await (const m of messages) {
+        const task = this.handle(m).catch((err: unknown) => {
+          // A simulated crash neither acks nor naks: JetStream redelivers after ack_wait.
+          if (err instanceof CrashAfterCommit) return;
+          this.log.error({ err, seq: m.seq }, "directive handling failed; will be redelivered");
+          m.nak(backoffMs(m.info.redeliveryCount));
+        });
+        this.inFlight.add(task);
+        void task.finally(() => this.inFlight.delete(task));
+        if (this.inFlight.size >= this.opts.concurrency) await Promise.race(this.inFlight);
+      }
+    })();
+  }
+
+  private async handle(m: JsMsg): Promise<void> {
+    let d: Directive;
+    try {
+      d = fromBinary(DirectiveSchema, m.data);
+    } catch (err) {
+      await this.poison(m, `undecodable: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    if (d.targetProvinceCode !== this.store.code) {
+      // I7: never act on another province's directive, whatever the bus delivered.
+      await this.poison(
+        m,
+        `addressed to ${d.targetProvinceCode}, this is ${this.store.code}`,
+        d.directiveId,
+      );
+      return;
+    }
+    const unknownAction = d.action.case === undefined && (d.$unknown?.length ?? 0) > 0;
+    if (!unknownAction) {
+      const v = validator.validate(DirectiveSchema, d);
+      if (v.kind !== "valid") {
+        const why =
+          v.kind === "invalid" ? v.violations.map((x) => x.toString()).join("; ") : v.error.message;
+        await this.poison(m, `malformed: ${why}`, d.directiveId);
+        return;
+      }
+    }
+    const result = await this.store.apply(d);
+    if (result.kind === "wait") {
+      this.log.debug(
+        {
+          directiveId: d.directiveId,
+          recordId: d.recordId,
+          seq: Number(d.recordSequence),
+          last: result.lastSequence,
+        },
+        "waiting for an earlier directive of this record",
+      );
+      m.nak(backoffMs(Math.min(m.info.redeliveryCount, 4)));
+      return;
+    }
+    if (this.opts.crashAfterCommit?.(d)) throw new CrashAfterCommit(d.directiveId);
+    m.ack();
+    if (result.duplicate) {
+      this.metrics.duplicates.inc();
+      await this.store.resubmit(d.directiveId);
+    } else {
+      this.metrics.applied.inc({
+        action: d.action.case ?? "unknown",
+        outcome: String(result.receipt.outcome),
+      });
+      if (d.issuedAt)
+        this.metrics.lag.observe((Date.now() - timestampDate(d.issuedAt).getTime()) / 1000);
+    }
+    this.submitter.wake();
+  }
+
+  private async poison(m: JsMsg, reason: string, directiveId?: string): Promise<void> {
+    this.metrics.poison.inc();
+    this.log.warn({ seq: m.seq, directiveId, reason }, "poison directive terminated");
+    await this.store.poison(m.data, reason, m.seq, directiveId);
+    m.term(reason.slice(0, 200));
+  }
+
+  /** Stops taking messages and waits for those in flight. */
+  async stop(): Promise<void> {
+    this.messages?.stop();
+    await this.loop?.catch(() => undefined);
+    await Promise.allSettled([...this.inFlight]);
+  }
+}
+
+/** Thrown by the crash drill after the commit, before the ack. */
+export class CrashAfterCommit extends Error {
+  constructor(directiveId: string) {
+    super(`simulated crash after committing ${directiveId}`);
+  }
+}
+
+/** Submits receipts to the hub in batches, retrying until each is answered. */
+export class ReceiptSubmitter {
+  private running = true;
+  private wakeUp: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: ProvinceStore,
+    private readonly hub: Client<typeof DirectiveService>,
+    private readonly log: Logger,
+    private readonly pollMs: number,
+  ) {}
+
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  /** Sends every pending receipt once; returns how many the hub answered. */
+  async flush(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const batch = await this.store.unsubmitted(500);
+      if (batch.length === 0) return total;
+      const res = await this.hub.submitReceipts({ receipts: batch });
+      await this.store.markSubmitted(batch.map((r) => r.directiveId));
+      for (const r of res.results) {
+        if (r.disposition === ReceiptDisposition.REFUSED)
+          this.log.info({ directiveId: r.directiveId, detail: r.detail }, "hub refused a receipt");
+      }
+      total += batch.length;
+      if (batch.length < 500) return total;
+    }
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      try {
+        await this.flush();
+        failures = 0;
+      } catch (err) {
+        failures += 1;
+        this.log.warn({ err: String(err), failures }, "submitting receipts failed; retrying");
+      }
+      if (!this.running) break;
+      const delay = failures > 0 ? Math.min(100 * 2 ** failures, 10_000) : this.pollMs;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        this.wakeUp = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wakeUp = undefined;
+    }
+  }
+
+  /** Stops the loop; with `flush`, sends what is still pending once more. */
+  async stop(flush = true): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loop;
+    if (flush) await this.flush().catch(() => undefined);
+  }
+}

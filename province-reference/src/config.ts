@@ -1,0 +1,81 @@
+import { ConfigError } from "@evc-interop/national/config";
+
+/** Configuration of one reference province (see province-reference/README.md). */
+export interface ProvinceConfig {
+  code: string;
+  databaseUrl: string;
+  schema: string;
+  natsUrl: string;
+  stream: string;
+  subjectPrefix: string;
+  hubUrl: string;
+  credentialsDir: string;
+  host: string;
+  port: number;
+  reconcileIntervalMs: number;
+  reconcileChunk: number;
+  extraGraceMs: number;
+  concurrency: number;
+  provisionConsumer: boolean;
+  /** If set, the control API requires `Authorization: Bearer <token>`. */
+  controlToken: string;
+  receiptPollMs: number;
+  shutdownGraceMs: number;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0)
+    throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
+  return n;
+}
+
+/** Province codes to run: EVC_PROVINCE_CODES (comma-separated) or EVC_PROVINCE_CODE. */
+export function provinceCodesFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  const raw = env.EVC_PROVINCE_CODES ?? env.EVC_PROVINCE_CODE ?? "";
+  const codes = raw
+    .split(",")
+    .map((c) => c.trim())
+    .filter(Boolean);
+  if (codes.length === 0)
+    throw new ConfigError("set EVC_PROVINCE_CODE (e.g. 110000) or EVC_PROVINCE_CODES");
+  for (const c of codes)
+    if (!/^[1-8][0-9]0000$/.test(c))
+      throw new ConfigError(`"${c}" is not a GB/T 2260 province code`);
+  return codes;
+}
+
+/** Config of the i-th province of this process (ports count up from EVC_PROVINCE_LISTEN). */
+export function provinceConfigFromEnv(
+  code: string,
+  index = 0,
+  env: NodeJS.ProcessEnv = process.env,
+): ProvinceConfig {
+  const listen = env.EVC_PROVINCE_LISTEN ?? "127.0.0.1:8081";
+  const m = /^(.*):(\d+)$/.exec(listen);
+  if (!m?.[1] || !m[2])
+    throw new ConfigError(`EVC_PROVINCE_LISTEN must be host:port, got "${listen}"`);
+  const basePort = Number(m[2]);
+  return {
+    code,
+    databaseUrl: env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+    schema: `${env.EVC_PROVINCE_SCHEMA_PREFIX ?? "evc_province_"}${code}`,
+    natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
+    stream: env.EVC_STREAM ?? "EVC_DIRECTIVES",
+    subjectPrefix: env.EVC_SUBJECT_PREFIX ?? "evc.directives",
+    hubUrl: env.EVC_HUB_URL ?? "http://127.0.0.1:8080",
+    credentialsDir: env.EVC_CREDENTIALS_DIR ?? ".data/credentials",
+    host: m[1],
+    port: basePort === 0 ? 0 : basePort + index,
+    reconcileIntervalMs: int(env, "EVC_RECONCILE_INTERVAL_MS", 300_000),
+    reconcileChunk: int(env, "EVC_RECONCILE_CHUNK", 5000),
+    extraGraceMs: int(env, "EVC_RECONCILE_EXTRA_GRACE_MS", 30_000),
+    concurrency: int(env, "EVC_AGENT_CONCURRENCY", 16),
+    provisionConsumer: (env.EVC_PROVISION_CONSUMER ?? "1") !== "0",
+    controlToken: env.EVC_CONTROL_TOKEN ?? "",
+    receiptPollMs: int(env, "EVC_RECEIPT_POLL_MS", 1000),
+    shutdownGraceMs: int(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
+  };
+}

@@ -1,0 +1,273 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { CertificateStatus, RecordStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
+import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { DirectiveSchema, ReceiptSchema } from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import {
+  MigrationService,
+  MigrationState,
+} from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import { provinceSubject } from "@evc-interop/national/bus/stream";
+import {
+  newDose,
+  newIdentity,
+  startTestHub,
+  type TestHubEnv,
+  transport,
+} from "@evc-interop/national/testing/harness";
+import { connect } from "nats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Province } from "./province.js";
+import { closeTestProvince, startTestProvince } from "./testing/provinces.js";
+
+let env: TestHubEnv;
+const running: Province[] = [];
+let bj: Province;
+let gd: Province;
+let sc: Province;
+
+beforeAll(async () => {
+  env = await startTestHub({ consumerAckWaitMs: 1000 });
+  bj = await startTestProvince(env, "110000");
+  gd = await startTestProvince(env, "440000");
+  sc = await startTestProvince(env, "510000");
+  running.push(bj, gd, sc);
+});
+
+afterAll(async () => {
+  for (const p of running) await closeTestProvince(p);
+  await env?.close();
+});
+
+const control = (p: Province) => createClient(ControlService, transport(p.url));
+const phone = (p: Province) => createClient(ProvinceService, transport(p.url));
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function migrationDone(id: string) {
+  return until("migration completed", async () => {
+    const { migration } = await env
+      .client(MigrationService, "operator:ops")
+      .getMigration({ migrationId: id });
+    return migration?.state === MigrationState.COMPLETED ? migration : undefined;
+  });
+}
+
+/** The province store's certificates versus the hub snapshot for that province. */
+async function divergence(p: Province): Promise<string[]> {
+  const hub = new Map<string, string>();
+  for await (const page of env.client(SnapshotService, `province:${p.code}`).streamSnapshot({})) {
+    for (const e of page.entries)
+      hub.set(
+        e.certificateNumber,
+        `${CertificateStatus[e.certificateStatus]}/${e.ownerProvinceCode}`,
+      );
+  }
+  const local = new Map<string, string>();
+  for (const r of await p.sql<
+    { certificate_number: string; status: string; owner_province: string }[]
+  >`
+    SELECT certificate_number, status, owner_province FROM certificates`) {
+    local.set(r.certificate_number, `${r.status}/${r.owner_province}`);
+  }
+  const out: string[] = [];
+  for (const [k, v] of hub)
+    if (local.get(k) !== v) out.push(`${k}: hub ${v}, province ${local.get(k) ?? "missing"}`);
+  for (const [k, v] of local) if (!hub.has(k)) out.push(`${k}: province ${v}, hub missing`);
+  return out;
+}
+
+describe("both scenarios across three reference provinces", () => {
+  it("migration A -> B: the phone watching A sees SUSPENDED pushed, B issues a NORMAL certificate", async () => {
+    const identity = newIdentity();
+    const reg = await control(bj).registerRecord({ identity, doses: [newDose("110000")] });
+    const watch = phone(bj).watchCertificate({ certificateNumber: reg.certificateNumber });
+    const seen: CertificateStatus[] = [];
+    const watching = (async () => {
+      for await (const msg of watch) {
+        seen.push(msg.certificate?.status ?? 0);
+        if (msg.certificate?.status === CertificateStatus.SUSPENDED) return;
+      }
+    })();
+    await until("watch started", async () => (seen.length > 0 ? true : undefined));
+    expect(seen[0]).toBe(CertificateStatus.NORMAL);
+
+    const { migrationId } = await control(gd).migrateIn({ identity });
+    const done = await migrationDone(migrationId);
+    await watching;
+    expect(seen).toEqual([CertificateStatus.NORMAL, CertificateStatus.SUSPENDED]);
+
+    const atB = await phone(gd).getCertificateStatusByIdentity({ identity });
+    expect(atB.certificate?.certificateNumber).toBe(done.targetCertificateNumber);
+    expect(atB.certificate?.status).toBe(CertificateStatus.NORMAL);
+    const record = await phone(gd).getRecord({ recordId: reg.recordId });
+    expect(record.status).toBe(RecordStatus.ACTIVE);
+    expect(record.record?.doses).toHaveLength(1);
+    const atA = await phone(bj).getCertificateStatus({ certificateNumber: reg.certificateNumber });
+    expect(atA.certificate?.status).toBe(CertificateStatus.SUSPENDED);
+    // I2 across the province caches: exactly one NORMAL certificate for the person.
+    const normals = [
+      (await phone(bj).getCertificateStatusByIdentity({ identity })).certificate?.status,
+      atB.certificate?.status,
+    ].filter((s) => s === CertificateStatus.NORMAL);
+    expect(normals).toHaveLength(1);
+  });
+
+  it("a dose given in C to D's person: D's record gains it once, D's certificate stays NORMAL", async () => {
+    const identity = newIdentity();
+    const reg = await control(sc).registerRecord({ identity });
+    const dose = newDose("440000");
+    expect((await control(gd).recordDose({ identity, dose })).reportedToHub).toBe(true);
+    expect((await control(gd).recordDose({ identity, dose })).reportedToHub).toBe(true);
+    const record = await until("dose appended at the owner", async () => {
+      const r = await phone(sc).getRecord({ recordId: reg.recordId });
+      return r.record?.doses.length === 1 ? r : undefined;
+    });
+    expect(record.record?.doses[0]?.doseId).toBe(dose.doseId);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await phone(sc).getRecord({ recordId: reg.recordId })).record?.doses).toHaveLength(1);
+    expect(
+      (await phone(sc).getCertificateStatus({ certificateNumber: reg.certificateNumber }))
+        .certificate?.status,
+    ).toBe(CertificateStatus.NORMAL);
+  });
+});
+
+describe("exactly-once effect (I4)", () => {
+  it("every directive delivered 3 times, reordered, with a hard kill after commit before ack: same state and receipts", async () => {
+    // A province of its own whose first instance dies right after committing its first directive.
+    let crashed = false;
+    const code = "310000";
+    let sh = await startTestProvince(
+      env,
+      code,
+      {},
+      {
+        crashAfterCommit: () => {
+          if (crashed) return false;
+          crashed = true;
+          return true;
+        },
+      },
+    );
+    const schema = sh.config.schema;
+    const identity = newIdentity();
+    const reg = await control(bj).registerRecord({ identity, doses: [newDose("110000")] });
+    const doses = [newDose("510000"), newDose("510000")];
+    const { migrationId } = await control(sh).migrateIn({ identity });
+    await until("first directive committed", async () => (crashed ? true : undefined));
+    await sh.kill();
+    sh = await startTestProvince(env, code, { schema });
+    running.push(sh);
+    const done = await migrationDone(migrationId);
+    for (const d of doses) await control(sc).recordDose({ identity, dose: d });
+    await until("doses at the new owner", async () => {
+      const r = await phone(sh).getRecord({ recordId: reg.recordId });
+      return r.record?.doses.length === 3 ? r : undefined;
+    });
+    await until("receipts accepted", async () => {
+      const [r] = await sh.sql<
+        { n: number }[]
+      >`SELECT count(*)::int AS n FROM inbox WHERE submitted_at IS NULL`;
+      return r?.n === 0 ? true : undefined;
+    });
+    const stateOf = async () => ({
+      records:
+        await sh.sql`SELECT record_id, status, last_sequence FROM records ORDER BY record_id`,
+      doses: await sh.sql`SELECT dose_id FROM doses ORDER BY dose_id`,
+      certs:
+        await sh.sql`SELECT certificate_number, status FROM certificates ORDER BY certificate_number`,
+      receipts: (
+        await sh.sql<
+          { directive_id: string; receipt: Uint8Array }[]
+        >`SELECT directive_id, receipt FROM inbox ORDER BY directive_id`
+      ).map((r) => ({ id: r.directive_id, receipt: fromBinary(ReceiptSchema, r.receipt) })),
+    });
+    const before = await stateOf();
+    expect(before.certs).toEqual([
+      { certificate_number: done.targetCertificateNumber, status: "NORMAL" },
+    ]);
+
+    // Replay every directive this province ever got, twice more, newest first.
+    const rows = await env.hub.sql<{ payload: Uint8Array }[]>`
+      SELECT payload FROM directives WHERE province = ${code} ORDER BY record_sequence DESC`;
+    expect(rows.length).toBe(3); // activate + two doses
+    const nc = await connect({ servers: env.config.natsUrl });
+    try {
+      const js = nc.jetstream();
+      for (let round = 0; round < 2; round++) {
+        for (const r of rows) {
+          const d = fromBinary(DirectiveSchema, r.payload);
+          await js.publish(provinceSubject(env.hub.layout, code), r.payload, {
+            msgID: `${d.directiveId}-replay-${round}`,
+          });
+        }
+      }
+      const jsm = await nc.jetstreamManager();
+      await until("replays consumed", async () => {
+        const [m] = await sh.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM inbox`;
+        const info = await jsm.consumers.info(env.config.stream, `province-${code}`);
+        return m?.n === 3 && info.num_pending === 0 && info.num_ack_pending === 0
+          ? true
+          : undefined;
+      });
+    } finally {
+      await nc.close();
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await stateOf()).toEqual(before);
+    expect(await divergence(sh)).toEqual([]);
+  });
+});
+
+describe("reconciliation (I6)", () => {
+  it("repairs deleted rows, flipped statuses, changed owners and unknown rows in one pass", async () => {
+    const made = [];
+    for (let i = 0; i < 4; i++)
+      made.push(await control(sc).registerRecord({ identity: newIdentity() }));
+    expect(await divergence(sc)).toEqual([]);
+    const [gone, flipped, moved] = made;
+    await sc.sql`DELETE FROM certificates WHERE certificate_number = ${gone?.certificateNumber ?? ""}`;
+    await sc.sql`UPDATE certificates SET status = 'REVOKED' WHERE certificate_number = ${flipped?.certificateNumber ?? ""}`;
+    await sc.sql`UPDATE certificates SET owner_province = '650000' WHERE certificate_number = ${moved?.certificateNumber ?? ""}`;
+    await sc.sql`INSERT INTO records (record_id, status) VALUES ('bogus-record', 'ACTIVE')`;
+    await sc.sql`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at)
+      VALUES ('510000-BOGUS00001', 'bogus-record', 'NORMAL', '510000', now() - interval '1 day', now() - interval '1 day')`;
+    expect((await divergence(sc)).length).toBe(4);
+
+    const report = await control(sc).reconcile({});
+    expect(report).toMatchObject({
+      missingRepaired: 1n,
+      extraRepaired: 1n,
+      statusRepaired: 1n,
+      ownerRepaired: 1n,
+    });
+    expect(report.watermark).toBeGreaterThan(0n);
+    expect(await divergence(sc)).toEqual([]);
+    const again = await control(sc).reconcile({});
+    expect(again).toMatchObject({
+      missingRepaired: 0n,
+      extraRepaired: 0n,
+      statusRepaired: 0n,
+      ownerRepaired: 0n,
+    });
+    const metrics = await (await fetch(`${sc.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /evc_province_reconciliation_repairs_total\{kind="missing",province="510000"\} 1/,
+    );
+  });
+});

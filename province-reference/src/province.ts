@@ -1,0 +1,279 @@
+import type { ServerResponse } from "node:http";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createClient,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { connectNodeAdapter, createConnectTransport } from "@connectrpc/connect-node";
+import { createValidateInterceptor } from "@connectrpc/validate";
+import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate_service_pb";
+import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
+import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
+import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
+import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import { loadCredential } from "@evc-interop/national/auth/credentials";
+import { type Credential, TokenSigner } from "@evc-interop/national/auth/tokens";
+import { createLogger } from "@evc-interop/national/log";
+import { listen, type RunningServer } from "@evc-interop/national/server";
+import { openDb } from "@evc-interop/national/store/db";
+import { connect, type NatsConnection } from "nats";
+import type { Logger } from "pino";
+import type { Sql } from "postgres";
+import { type AgentOptions, DirectiveAgent, ReceiptSubmitter } from "./agent.js";
+import { controlService } from "./api/control-service.js";
+import { provinceService } from "./api/province-service.js";
+import type { ProvinceConfig } from "./config.js";
+import { ProvinceMetrics } from "./metrics.js";
+import { type ReconcileReport, reconcile } from "./reconcile.js";
+import { migrate } from "./store/schema.js";
+import { ProvinceStore } from "./store/store.js";
+import { CertificateChanges } from "./watch.js";
+
+export interface ProvinceOptions {
+  credential?: Credential;
+  logger?: Logger;
+  crashAfterCommit?: AgentOptions["crashAfterCommit"];
+}
+
+/** Adds this province's bearer token to every hub call. */
+function bearer(signer: TokenSigner): Interceptor {
+  return (next) => async (req) => {
+    req.header.set("authorization", `Bearer ${await signer.token()}`);
+    return next(req);
+  };
+}
+
+function controlAuth(token: string): Interceptor {
+  return (next) => async (req) => {
+    if (
+      token &&
+      req.service.typeName === ControlService.typeName &&
+      req.header.get("authorization") !== `Bearer ${token}`
+    ) {
+      throw new ConnectError(
+        "the control API needs Authorization: Bearer <EVC_CONTROL_TOKEN>",
+        Code.Unauthenticated,
+      );
+    }
+    return next(req);
+  };
+}
+
+/**
+ * A complete reference province: store, directive agent, receipt submitter, reconciliation on
+ * a schedule, and the province API (phone reads and watch, plus the control API) on one port.
+ */
+export class Province {
+  private timer: NodeJS.Timeout | undefined;
+  private reconciling: Promise<ReconcileReport> | undefined;
+  private stopped = false;
+
+  private constructor(
+    readonly config: ProvinceConfig,
+    readonly sql: Sql,
+    readonly nc: NatsConnection,
+    readonly store: ProvinceStore,
+    readonly agent: DirectiveAgent,
+    readonly submitter: ReceiptSubmitter,
+    readonly changes: CertificateChanges,
+    readonly metrics: ProvinceMetrics,
+    readonly log: Logger,
+    private readonly reconcileOnce: () => Promise<ReconcileReport>,
+    private server: RunningServer | undefined,
+  ) {}
+
+  get code(): string {
+    return this.config.code;
+  }
+
+  get url(): string {
+    if (!this.server) throw new Error("province is not listening");
+    return this.server.url;
+  }
+
+  static async start(config: ProvinceConfig, opts: ProvinceOptions = {}): Promise<Province> {
+    const log = opts.logger ?? createLogger(`evc-province-${config.code}`);
+    const credential =
+      opts.credential ?? (await loadCredential(config.credentialsDir, `province:${config.code}`));
+    const sql = openDb({
+      url: config.databaseUrl,
+      schema: config.schema,
+      max: 10,
+      applicationName: `evc-province-${config.code}`,
+    });
+    let nc: NatsConnection | undefined;
+    try {
+      await migrate(sql, config.schema);
+      nc = await connect({
+        servers: config.natsUrl,
+        name: `evc-province-${config.code}`,
+        maxReconnectAttempts: -1,
+      });
+      const channel = `evc_cert_${config.schema}`;
+      const store = new ProvinceStore(sql, config.code, channel);
+      const metrics = new ProvinceMetrics(config.code);
+      const transport = createConnectTransport({
+        baseUrl: config.hubUrl,
+        httpVersion: "2",
+        interceptors: [bearer(new TokenSigner(credential))],
+      });
+      const submitter = new ReceiptSubmitter(
+        store,
+        createClient(DirectiveService, transport),
+        log,
+        config.receiptPollMs,
+      );
+      const layout = {
+        stream: config.stream,
+        subjectPrefix: config.subjectPrefix,
+        duplicateWindowMs: 120_000,
+      };
+      const agent = new DirectiveAgent(
+        nc,
+        store,
+        submitter,
+        {
+          layout,
+          concurrency: config.concurrency,
+          provisionConsumer: config.provisionConsumer,
+          ...(opts.crashAfterCommit ? { crashAfterCommit: opts.crashAfterCommit } : {}),
+        },
+        log,
+        metrics,
+      );
+      const changes = new CertificateChanges(sql, channel);
+      const snapshot = createClient(SnapshotService, transport);
+      const certificates = createClient(CertificateService, transport);
+      const reconcileOnce = () =>
+        reconcile(
+          store,
+          snapshot,
+          certificates,
+          { chunk: config.reconcileChunk, extraGraceMs: config.extraGraceMs },
+          log,
+          metrics,
+        );
+      const p = new Province(
+        config,
+        sql,
+        nc,
+        store,
+        agent,
+        submitter,
+        changes,
+        metrics,
+        log,
+        reconcileOnce,
+        undefined,
+      );
+      const hub = {
+        records: createClient(RecordService, transport),
+        migrations: createClient(MigrationService, transport),
+        doses: createClient(DoseService, transport),
+      };
+      const handler = connectNodeAdapter({
+        routes: (router: ConnectRouter) => {
+          router.service(ProvinceService, provinceService(store, changes));
+          router.service(
+            ControlService,
+            controlService(store, hub, () => p.reconcile()),
+          );
+        },
+        interceptors: [controlAuth(config.controlToken), createValidateInterceptor()],
+        fallback: (req, res) => {
+          void p.serveOps(req.url ?? "/", res as ServerResponse);
+        },
+      });
+      await changes.start();
+      submitter.start();
+      await agent.start();
+      if (config.reconcileIntervalMs > 0) p.schedule();
+      p.server = await listen(handler, config.host, config.port);
+      log.info(
+        { province: config.code, url: p.server.url, hub: config.hubUrl, schema: config.schema },
+        "province listening",
+      );
+      return p;
+    } catch (err) {
+      await nc?.close().catch(() => undefined);
+      await sql.end({ timeout: 1 }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Runs one reconciliation pass (concurrent callers share the pass in progress). */
+  reconcile(): Promise<ReconcileReport> {
+    this.reconciling ??= this.reconcileOnce().finally(() => {
+      this.reconciling = undefined;
+    });
+    return this.reconciling;
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(() => {
+      this.reconcile()
+        .catch((err: unknown) => this.log.error({ err }, "scheduled reconciliation failed"))
+        .finally(() => {
+          if (!this.stopped) this.schedule();
+        });
+    }, this.config.reconcileIntervalMs);
+  }
+
+  private async serveOps(url: string, res: ServerResponse): Promise<void> {
+    const path = url.split("?")[0];
+    try {
+      if (path === "/healthz") {
+        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      } else if (path === "/readyz") {
+        const problems: string[] = [];
+        await this.sql`SELECT 1`.catch((err: unknown) =>
+          problems.push(`postgresql: ${String(err)}`),
+        );
+        if (this.nc.isClosed()) problems.push("nats: connection closed");
+        res
+          .writeHead(problems.length ? 503 : 200, { "content-type": "text/plain" })
+          .end(problems.length ? `${problems.join("\n")}\n` : "ready\n");
+      } else if (path === "/metrics") {
+        const body = await this.metrics.registry.metrics();
+        res.writeHead(200, { "content-type": this.metrics.registry.contentType }).end(body);
+      } else {
+        res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+      }
+    } catch (err) {
+      this.log.error({ err, path }, "ops endpoint failed");
+      res.writeHead(500).end();
+    }
+  }
+
+  /** Graceful stop: the agent finishes what it holds, receipts are flushed, then close. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.server?.close(this.config.shutdownGraceMs);
+    await this.agent.stop();
+    await this.reconciling?.catch(() => undefined);
+    await this.submitter.stop();
+    await this.changes.stop();
+    await this.nc.drain().catch(() => undefined);
+    await this.sql.end({ timeout: 5 });
+    this.log.info({ province: this.code }, "province stopped");
+  }
+
+  /** Hard stop for crash drills: drops connections without draining or flushing. */
+  async kill(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.server?.close(0);
+    await this.nc.close().catch(() => undefined);
+    await this.agent.stop();
+    await this.submitter.stop(false);
+    await this.changes.stop();
+    await this.sql.end({ timeout: 0 });
+  }
+}

@@ -1,0 +1,225 @@
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { CertificateStatus, RecordStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
+import type { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate_service_pb";
+import type {
+  SnapshotEntry,
+  SnapshotService,
+} from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import type { Logger } from "pino";
+import type { ProvinceMetrics } from "./metrics.js";
+import type { CertificateRow, ProvinceStore } from "./store/store.js";
+
+export interface ReconcileReport {
+  watermark: bigint;
+  compared: number;
+  missing: number;
+  extra: number;
+  status: number;
+  owner: number;
+  /** Rows the province changed after the snapshot was read (left alone this pass). */
+  newerLocally: number;
+  seconds: number;
+}
+
+export interface ReconcileOptions {
+  /** Rows per page, local and remote. */
+  chunk: number;
+  /** A local row the hub does not know is removed only if it is older than this. */
+  extraGraceMs: number;
+}
+
+type Local = Pick<
+  CertificateRow,
+  | "certificate_number"
+  | "record_id"
+  | "status"
+  | "owner_province"
+  | "hub_version"
+  | "status_changed_at"
+>;
+
+/** Pages through the local certificates in certificate-number order (bounded memory). */
+async function* localRows(store: ProvinceStore, chunk: number): AsyncGenerator<Local> {
+  let after = "";
+  for (;;) {
+    const rows = await store.sql<Local[]>`
+      SELECT certificate_number, record_id, status, owner_province, hub_version, status_changed_at
+      FROM certificates WHERE certificate_number COLLATE "C" > ${after}
+      ORDER BY certificate_number COLLATE "C" LIMIT ${chunk}`;
+    for (const r of rows) yield r;
+    if (rows.length < chunk) return;
+    after = rows.at(-1)?.certificate_number ?? after;
+  }
+}
+
+async function* remoteRows(
+  hub: Client<typeof SnapshotService>,
+  chunk: number,
+  onWatermark: (w: bigint) => void,
+): AsyncGenerator<SnapshotEntry> {
+  for await (const page of hub.streamSnapshot({ chunkSize: chunk })) {
+    onWatermark(page.watermark);
+    for (const e of page.entries) yield e;
+  }
+}
+
+const STATUS_NAME = {
+  [CertificateStatus.NORMAL]: "NORMAL",
+  [CertificateStatus.SUSPENDED]: "SUSPENDED",
+  [CertificateStatus.REVOKED]: "REVOKED",
+} as Record<number, "NORMAL" | "SUSPENDED" | "REVOKED">;
+
+/**
+ * One reconciliation pass (I6): merge-joins the hub's snapshot of this province (streamed at
+ * one consistent read) with the local certificates, both in certificate-number order, and
+ * repairs every divergence: missing rows are added, rows the hub does not know are removed,
+ * status and owner are corrected. A row whose local hub version is newer than the snapshot's
+ * (a directive applied after the snapshot was read) is left alone. Memory stays bounded by the
+ * page size, whatever the province's size.
+ */
+export async function reconcile(
+  store: ProvinceStore,
+  snapshot: Client<typeof SnapshotService>,
+  certificates: Client<typeof CertificateService>,
+  opts: ReconcileOptions,
+  log: Logger,
+  metrics: ProvinceMetrics,
+): Promise<ReconcileReport> {
+  const started = Date.now();
+  const report: ReconcileReport = {
+    watermark: 0n,
+    compared: 0,
+    missing: 0,
+    extra: 0,
+    status: 0,
+    owner: 0,
+    newerLocally: 0,
+    seconds: 0,
+  };
+  const local = localRows(store, opts.chunk);
+  const remote = remoteRows(snapshot, opts.chunk, (w) => {
+    report.watermark = w;
+  });
+  let l = await local.next();
+  let r = await remote.next();
+  // Both sides are ordered byte-wise (COLLATE "C" in SQL), as this comparison is.
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  while (!l.done || !r.done) {
+    report.compared += 1;
+    if (r.done || (!l.done && cmp(l.value.certificate_number, r.value.certificateNumber) < 0)) {
+      const row = l.value as Local;
+      await repairExtra(store, certificates, row, opts, report, log);
+      l = await local.next();
+    } else if (l.done || cmp(l.value.certificate_number, r.value.certificateNumber) > 0) {
+      await repairMissing(store, r.value, report, log);
+      r = await remote.next();
+    } else {
+      await repairDiffering(store, l.value, r.value, report, log);
+      l = await local.next();
+      r = await remote.next();
+    }
+  }
+  report.seconds = (Date.now() - started) / 1000;
+  for (const kind of ["missing", "extra", "status", "owner"] as const) {
+    if (report[kind] > 0) metrics.repairs.inc({ kind }, report[kind]);
+  }
+  metrics.reconciliations.inc();
+  log.info({ ...report, watermark: Number(report.watermark) }, "reconciliation pass done");
+  return report;
+}
+
+async function repairMissing(
+  store: ProvinceStore,
+  e: SnapshotEntry,
+  report: ReconcileReport,
+  log: Logger,
+) {
+  const status = STATUS_NAME[e.certificateStatus] ?? "REVOKED";
+  const recordStatus = RecordStatus[e.recordStatus] ?? "ACTIVE";
+  await store.sql.begin(async (tx) => {
+    await tx`INSERT INTO records (record_id, status, hub_version) VALUES (${e.recordId}, ${recordStatus}, ${Number(e.version)})
+      ON CONFLICT (record_id) DO NOTHING`;
+    await tx`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
+      VALUES (${e.certificateNumber}, ${e.recordId}, ${status}, ${e.ownerProvinceCode}, now(), now(), ${Number(e.version)})`;
+    await tx`INSERT INTO certificate_history (certificate_number, status, cause)
+      VALUES (${e.certificateNumber}, ${status}, 'reconciliation: missing')`;
+    await tx`SELECT pg_notify(${store.changes}, ${e.certificateNumber})`;
+  });
+  report.missing += 1;
+  log.warn(
+    { certificate: e.certificateNumber, status },
+    "reconciliation: added a certificate the province lacked",
+  );
+}
+
+async function repairExtra(
+  store: ProvinceStore,
+  certificates: Client<typeof CertificateService>,
+  row: Local,
+  opts: ReconcileOptions,
+  report: ReconcileReport,
+  log: Logger,
+) {
+  // The snapshot may predate this row (an activation applied after it was read): ask the hub.
+  if (Date.now() - row.status_changed_at.getTime() < opts.extraGraceMs) {
+    report.newerLocally += 1;
+    return;
+  }
+  try {
+    await certificates.getCertificateStatus({ certificateNumber: row.certificate_number });
+    report.newerLocally += 1;
+    return;
+  } catch (err) {
+    if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
+  }
+  await store.sql.begin(async (tx) => {
+    await tx`DELETE FROM certificates WHERE certificate_number = ${row.certificate_number}`;
+    await tx`INSERT INTO certificate_history (certificate_number, status, cause)
+      VALUES (${row.certificate_number}, 'REVOKED', 'reconciliation: unknown to the hub, removed')`;
+    await tx`SELECT pg_notify(${store.changes}, ${row.certificate_number})`;
+  });
+  report.extra += 1;
+  log.warn(
+    { certificate: row.certificate_number },
+    "reconciliation: removed a certificate the hub does not know",
+  );
+}
+
+async function repairDiffering(
+  store: ProvinceStore,
+  row: Local,
+  e: SnapshotEntry,
+  report: ReconcileReport,
+  log: Logger,
+) {
+  const status = STATUS_NAME[e.certificateStatus] ?? "REVOKED";
+  const statusDiffers = row.status !== status;
+  const ownerDiffers = row.owner_province !== e.ownerProvinceCode;
+  if (!statusDiffers && !ownerDiffers) return;
+  if (row.hub_version > Number(e.version)) {
+    report.newerLocally += 1;
+    return;
+  }
+  await store.sql.begin(async (tx) => {
+    await tx`UPDATE certificates SET status = ${status}, owner_province = ${e.ownerProvinceCode},
+        hub_version = ${Number(e.version)}, status_changed_at = now()
+      WHERE certificate_number = ${row.certificate_number}`;
+    await tx`UPDATE records SET status = ${RecordStatus[e.recordStatus] ?? "ACTIVE"}
+      WHERE record_id = ${row.record_id}`;
+    if (statusDiffers) {
+      await tx`INSERT INTO certificate_history (certificate_number, status, cause)
+        VALUES (${row.certificate_number}, ${status}, 'reconciliation: status differed')`;
+    }
+    await tx`SELECT pg_notify(${store.changes}, ${row.certificate_number})`;
+  });
+  if (statusDiffers) report.status += 1;
+  if (ownerDiffers) report.owner += 1;
+  log.warn(
+    {
+      certificate: row.certificate_number,
+      from: { status: row.status, owner: row.owner_province },
+      to: { status, owner: e.ownerProvinceCode },
+    },
+    "reconciliation: corrected a certificate",
+  );
+}

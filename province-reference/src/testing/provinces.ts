@@ -1,0 +1,49 @@
+import type { TestHubEnv } from "@evc-interop/national/testing/harness";
+import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
+import { pino } from "pino";
+import { type ProvinceConfig, provinceConfigFromEnv } from "../config.js";
+import { Province, type ProvinceOptions } from "../province.js";
+
+/** Config of a reference province wired to a test hub, in a schema of its own. */
+export function testProvinceConfig(
+  env: TestHubEnv,
+  code: string,
+  overrides: Partial<ProvinceConfig> = {},
+): ProvinceConfig {
+  return {
+    ...provinceConfigFromEnv(code, 0, {}),
+    databaseUrl: TEST_DATABASE_URL,
+    schema: uniqueName(`prov_${code}`),
+    natsUrl: env.config.natsUrl,
+    stream: env.config.stream,
+    subjectPrefix: env.config.subjectPrefix,
+    hubUrl: env.hub.url,
+    host: "127.0.0.1",
+    port: 0,
+    reconcileIntervalMs: 0,
+    extraGraceMs: 0,
+    receiptPollMs: 100,
+    shutdownGraceMs: 1000,
+    provisionConsumer: false,
+    ...overrides,
+  };
+}
+
+export async function startTestProvince(
+  env: TestHubEnv,
+  code: string,
+  overrides: Partial<ProvinceConfig> = {},
+  opts: ProvinceOptions = {},
+): Promise<Province> {
+  return Province.start(testProvinceConfig(env, code, overrides), {
+    credential: env.creds.credential(`province:${code}`),
+    logger: pino({ level: process.env.EVC_TEST_LOG_LEVEL ?? "silent" }),
+    ...opts,
+  });
+}
+
+/** Stops a test province and drops its schema. */
+export async function closeTestProvince(p: Province): Promise<void> {
+  await p.stop().catch(() => undefined);
+  await dropSchema(p.config.schema);
+}
