@@ -4,6 +4,9 @@ export interface HubConfig {
   schema: string;
   dbPoolSize: number;
   natsUrl: string;
+  /** NATS user and password (empty: none). */
+  natsUser: string;
+  natsPassword: string;
   host: string;
   port: number;
   trustFile: string;
@@ -72,6 +75,8 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     schema: env.EVC_HUB_SCHEMA ?? "evc_hub",
     dbPoolSize: int(env, "EVC_DB_POOL", 10),
     natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
+    natsUser: env.EVC_NATS_USER ?? "",
+    natsPassword: env.EVC_NATS_PASSWORD ?? "",
     host: listen.host,
     port: listen.port,
     trustFile: env.EVC_TRUST_FILE ?? `${credentialsDir}/trust.json`,

@@ -89,7 +89,12 @@ export class Hub {
       const applied = await migrate(sql, config.schema);
       if (applied.length > 0)
         log.info({ schema: config.schema, applied }, "schema migrations applied");
-      nc = await connect({ servers: config.natsUrl, name: "evc-hub", maxReconnectAttempts: -1 });
+      nc = await connect({
+        servers: config.natsUrl,
+        name: "evc-hub",
+        maxReconnectAttempts: -1,
+        ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword } : {}),
+      });
       const layout: BusLayout = {
         stream: config.stream,
         subjectPrefix: config.subjectPrefix,

@@ -6,6 +6,9 @@ export interface ProvinceConfig {
   databaseUrl: string;
   schema: string;
   natsUrl: string;
+  /** NATS user and password of this province (empty: none). */
+  natsUser: string;
+  natsPassword: string;
   stream: string;
   subjectPrefix: string;
   hubUrl: string;
@@ -63,6 +66,8 @@ export function provinceConfigFromEnv(
     databaseUrl: env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
     schema: `${env.EVC_PROVINCE_SCHEMA_PREFIX ?? "evc_province_"}${code}`,
     natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
+    natsUser: env.EVC_NATS_USER ?? "",
+    natsPassword: env.EVC_NATS_PASSWORD ?? "",
     stream: env.EVC_STREAM ?? "EVC_DIRECTIVES",
     subjectPrefix: env.EVC_SUBJECT_PREFIX ?? "evc.directives",
     hubUrl: env.EVC_HUB_URL ?? "http://127.0.0.1:8080",

@@ -1,5 +1,5 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { CertificateStatus, RecordStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { DirectiveSchema, ReceiptSchema } from "@evc-interop/gen/evc/directive/v1/directive_pb";
@@ -19,6 +19,7 @@ import {
 } from "@evc-interop/national/testing/harness";
 import { connect } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PhoneClient } from "./phone-client.js";
 import type { Province } from "./province.js";
 import { closeTestProvince, startTestProvince } from "./testing/provinces.js";
 
@@ -269,5 +270,35 @@ describe("reconciliation (I6)", () => {
     expect(metrics).toMatch(
       /evc_province_reconciliation_repairs_total\{kind="missing",province="510000"\} 1/,
     );
+  });
+});
+
+describe("phone client", () => {
+  it("serves from its cache, and falls back to polling when streaming is not available", async () => {
+    const identity = newIdentity();
+    const reg = await control(bj).registerRecord({ identity });
+    const noStreams = transport(bj.url, [
+      (next) => async (req) => {
+        if (req.stream) throw new ConnectError("streaming blocked by a proxy", Code.Unavailable);
+        return next(req);
+      },
+    ]);
+    const app = new PhoneClient(noStreams, { pollMs: 50 });
+    expect((await app.status(reg.certificateNumber)).status).toBe(CertificateStatus.NORMAL);
+    expect(app.cached(reg.certificateNumber)?.status).toBe(CertificateStatus.NORMAL);
+    const abort = new AbortController();
+    const seen: CertificateStatus[] = [];
+    const watching = (async () => {
+      for await (const c of app.watch(reg.certificateNumber, abort.signal)) {
+        seen.push(c.status);
+        if (c.status === CertificateStatus.SUSPENDED) abort.abort();
+      }
+    })();
+    await until("first poll", async () => (seen.length > 0 ? true : undefined));
+    const { migrationId } = await control(gd).migrateIn({ identity });
+    await migrationDone(migrationId);
+    await watching;
+    expect(seen).toEqual([CertificateStatus.NORMAL, CertificateStatus.SUSPENDED]);
+    expect(app.cached(reg.certificateNumber)?.status).toBe(CertificateStatus.SUSPENDED);
   });
 });

@@ -113,6 +113,7 @@ export class Province {
         servers: config.natsUrl,
         name: `evc-province-${config.code}`,
         maxReconnectAttempts: -1,
+        ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword } : {}),
       });
       const channel = `evc_cert_${config.schema}`;
       const store = new ProvinceStore(sql, config.code, channel);

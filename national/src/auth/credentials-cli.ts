@@ -8,3 +8,4 @@ const subjects = await createDevCredentials(dir);
 console.log(`wrote ${subjects.length} credentials and trust.json to ${dir}`);
 console.log(`hub:      EVC_TRUST_FILE=${dir}/trust.json`);
 console.log(`province: EVC_CREDENTIALS_DIR=${dir} (each province reads province-<code>.jwk)`);
+console.log(`nats:     include ${dir}/nats-accounts.conf; passwords in ${dir}/nats-users.json`);

@@ -1,13 +1,17 @@
+import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { JSONWebKeySet } from "jose";
+import { type BusUser, natsAccountsConfig } from "../bus/nats-auth.js";
+import { DEFAULT_LAYOUT } from "../bus/stream.js";
 import { PROVINCES } from "./provinces.js";
 import { type Credential, generateCredential } from "./tokens.js";
 
 /**
  * Development credentials: one Ed25519 key per province and one operator key, written to a
  * directory as `<subject>.jwk` (private, mode 0600) plus `trust.json` (the public JWKS the hub
- * trusts). Production provinces generate their own keys and hand the hub only the public half.
+ * trusts), and NATS users for the bus: `nats-accounts.conf` (include it in nats-server.conf)
+ * with `nats-users.json` (each user's password, for EVC_NATS_USER / EVC_NATS_PASSWORD). Production provinces generate their own keys and hand the hub only the public half.
  */
 export async function createDevCredentials(
   dir: string,
@@ -31,6 +35,21 @@ export async function createDevCredentials(
     );
   }
   await writeFile(join(dir, "trust.json"), `${JSON.stringify(trust, null, 2)}\n`);
+  // NATS users for the bus: the hub, and one per province limited to its own consumer (I7).
+  const users: BusUser[] = [
+    { user: "hub", password: randomBytes(18).toString("base64url") },
+    ...Object.keys(PROVINCES).map((code) => ({
+      user: `province-${code}`,
+      password: randomBytes(18).toString("base64url"),
+      province: code,
+    })),
+  ];
+  await writeFile(join(dir, "nats-accounts.conf"), natsAccountsConfig(DEFAULT_LAYOUT, users), {
+    mode: 0o600,
+  });
+  await writeFile(join(dir, "nats-users.json"), `${JSON.stringify(users, null, 2)}\n`, {
+    mode: 0o600,
+  });
   return subjects;
 }
 

@@ -179,12 +179,17 @@ export async function startTestHub(
     },
     async close() {
       for (const h of hubs) await h.stop().catch(() => undefined);
-      const nc = await connect({ servers: config.natsUrl });
-      try {
-        const jsm = await nc.jetstreamManager();
-        await jsm.streams.delete(config.stream).catch(() => undefined);
-      } finally {
-        await nc.close();
+      const nc = await connect({
+        servers: config.natsUrl,
+        ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword } : {}),
+      }).catch(() => undefined);
+      if (nc) {
+        try {
+          const jsm = await nc.jetstreamManager();
+          await jsm.streams.delete(config.stream).catch(() => undefined);
+        } finally {
+          await nc.close();
+        }
       }
       await dropSchema(config.schema);
     },

@@ -1,0 +1,106 @@
+import { createClient } from "@connectrpc/connect";
+import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import { natsAccountsConfig } from "@evc-interop/national/bus/nats-auth";
+import { provinceConsumer, provinceSubject } from "@evc-interop/national/bus/stream";
+import {
+  newDose,
+  newIdentity,
+  startTestHub,
+  type TestHubEnv,
+  transport,
+} from "@evc-interop/national/testing/harness";
+import { type PrivateNats, startNatsServer } from "@evc-interop/national/testing/nats-server";
+import { uniqueName } from "@evc-interop/national/testing/pg";
+import { AckPolicy, connect } from "nats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Province } from "./province.js";
+import { closeTestProvince, startTestProvince } from "./testing/provinces.js";
+
+/** I7 on the bus: a NATS server with one user per province, as an operator would run it. */
+let nats: PrivateNats;
+let env: TestHubEnv;
+let bj: Province;
+let sc: Province;
+const id = uniqueName("perm");
+const layout = { stream: id.toUpperCase(), subjectPrefix: `t.${id}`, duplicateWindowMs: 120_000 };
+const users = [
+  { user: "hub", password: "hub-secret" },
+  { user: "p110000", password: "bj-secret", province: "110000" },
+  { user: "p510000", password: "sc-secret", province: "510000" },
+  { user: "p440000", password: "gd-secret", province: "440000" },
+];
+
+beforeAll(async () => {
+  nats = await startNatsServer(natsAccountsConfig(layout, users));
+  env = await startTestHub({
+    natsUrl: nats.url,
+    natsUser: "hub",
+    natsPassword: "hub-secret",
+    stream: layout.stream,
+    subjectPrefix: layout.subjectPrefix,
+  });
+  const bus = (user: string, password: string) => ({
+    natsUrl: nats.url,
+    natsUser: user,
+    natsPassword: password,
+  });
+  bj = await startTestProvince(env, "110000", bus("p110000", "bj-secret"));
+  sc = await startTestProvince(env, "510000", bus("p510000", "sc-secret"));
+});
+
+afterAll(async () => {
+  for (const p of [bj, sc]) if (p) await closeTestProvince(p);
+  await env?.close();
+  await nats?.stop();
+});
+
+describe("a province on the bus acts only for itself (I7)", () => {
+  it("consumes its own directives with its own credential", async () => {
+    const identity = newIdentity();
+    const reg = await createClient(ControlService, transport(sc.url)).registerRecord({ identity });
+    await createClient(ControlService, transport(bj.url)).recordDose({
+      identity,
+      dose: newDose("110000"),
+    });
+    const phone = createClient(ProvinceService, transport(sc.url));
+    for (let i = 0; i < 200; i++) {
+      const r = await phone.getRecord({ recordId: reg.recordId });
+      if (r.record?.doses.length === 1) return;
+      await new Promise((res) => setTimeout(res, 25));
+    }
+    throw new Error("the dose never reached the owner province");
+  });
+
+  it("cannot read another province's consumer, subscribe to its subject, or create a consumer", async () => {
+    const nc = await connect({ servers: nats.url, user: "p440000", pass: "gd-secret" });
+    try {
+      const js = nc.jetstream();
+      await expect(js.consumers.get(layout.stream, provinceConsumer("110000"))).rejects.toThrow(
+        /permission|timeout/i,
+      );
+      const jsm = await nc.jetstreamManager({ checkAPI: false });
+      await expect(
+        jsm.consumers.add(layout.stream, {
+          durable_name: "sneaky",
+          ack_policy: AckPolicy.Explicit,
+          filter_subject: provinceSubject(layout, "110000"),
+        }),
+      ).rejects.toThrow(/permission|timeout/i);
+      const errors: Error[] = [];
+      const sub = nc.subscribe(provinceSubject(layout, "110000"), {
+        callback: (err) => {
+          if (err) errors.push(err);
+        },
+      });
+      await nc.flush();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(errors.map((e) => e.message).join()).toMatch(
+        /permissions violation for subscription/i,
+      );
+      expect(sub.isClosed()).toBe(true);
+    } finally {
+      await nc.close().catch(() => undefined);
+    }
+  });
+});

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+import { ConfigError } from "@evc-interop/national/config";
+import { createLogger } from "@evc-interop/national/log";
+import { provinceCodesFromEnv, provinceConfigFromEnv } from "./config.js";
+import { Province } from "./province.js";
+
+/**
+ * `evc-province`: runs one or several reference provinces in this process
+ * (EVC_PROVINCE_CODE=110000 or EVC_PROVINCE_CODES=110000,440000,510000). Ctrl-C stops cleanly.
+ */
+async function main(): Promise<void> {
+  const log = createLogger("evc-province");
+  const provinces: Province[] = [];
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    for (const p of provinces.reverse())
+      await p.stop().catch((err: unknown) => log.error({ err }, "stop failed"));
+  };
+  process.once("SIGINT", () => void stop("SIGINT"));
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  const codes = provinceCodesFromEnv();
+  for (const [i, code] of codes.entries()) {
+    provinces.push(
+      await Province.start(provinceConfigFromEnv(code, i), {
+        logger: log.child({ province: code }),
+      }),
+    );
+  }
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) console.error(`configuration error: ${err.message}`);
+  else console.error(err);
+  process.exitCode = 1;
+});
