@@ -63,6 +63,20 @@ async function* remoteRows(
   }
 }
 
+/** The status of this province's copy of a record: only the owner holds it ACTIVE (I1). */
+function localRecordStatus(
+  store: ProvinceStore,
+  e: SnapshotEntry,
+): "ACTIVE" | "MIGRATED_OUT" | "CLOSED" {
+  const hubStatus = RecordStatus[e.recordStatus] as
+    | "ACTIVE"
+    | "MIGRATED_OUT"
+    | "CLOSED"
+    | undefined;
+  if (hubStatus === "CLOSED") return "CLOSED";
+  return e.ownerProvinceCode === store.code && hubStatus === "ACTIVE" ? "ACTIVE" : "MIGRATED_OUT";
+}
+
 const STATUS_NAME = {
   [CertificateStatus.NORMAL]: "NORMAL",
   [CertificateStatus.SUSPENDED]: "SUSPENDED",
@@ -135,7 +149,7 @@ async function repairMissing(
   log: Logger,
 ) {
   const status = STATUS_NAME[e.certificateStatus] ?? "REVOKED";
-  const recordStatus = RecordStatus[e.recordStatus] ?? "ACTIVE";
+  const recordStatus = localRecordStatus(store, e);
   await store.sql.begin(async (tx) => {
     await tx`INSERT INTO records (record_id, status, hub_version) VALUES (${e.recordId}, ${recordStatus}, ${Number(e.version)})
       ON CONFLICT (record_id) DO NOTHING`;
@@ -204,8 +218,7 @@ async function repairDiffering(
     await tx`UPDATE certificates SET status = ${status}, owner_province = ${e.ownerProvinceCode},
         hub_version = ${Number(e.version)}, status_changed_at = now()
       WHERE certificate_number = ${row.certificate_number}`;
-    await tx`UPDATE records SET status = ${RecordStatus[e.recordStatus] ?? "ACTIVE"}
-      WHERE record_id = ${row.record_id}`;
+    await tx`UPDATE records SET status = ${localRecordStatus(store, e)} WHERE record_id = ${row.record_id}`;
     if (statusDiffers) {
       await tx`INSERT INTO certificate_history (certificate_number, status, cause)
         VALUES (${row.certificate_number}, ${status}, 'reconciliation: status differed')`;

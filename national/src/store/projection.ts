@@ -18,6 +18,13 @@ export function projectionRows(
   changed: (version: number) => boolean = () => true,
 ): ProjectionRows {
   const records = Object.values(state.records);
+  const open = state.openMigrationId ? state.migrations[state.openMigrationId] : undefined;
+  /** While a record is migrating out, its certificate is held for the target (the source was told so). */
+  const ownerOf = (recordId: string): string | undefined => {
+    const record = state.records[recordId];
+    if (record?.status === "MIGRATED_OUT" && open?.recordId === recordId) return open.target;
+    return record?.owner;
+  };
   const changedRecords = new Set(records.filter((r) => changed(r.version)).map((r) => r.recordId));
   return {
     records: records
@@ -40,7 +47,7 @@ export function projectionRows(
           record_id: c.recordId,
           person_key: personKey,
           province: c.province,
-          owner_province: record?.owner ?? c.province,
+          owner_province: ownerOf(c.recordId) ?? c.province,
           status: c.status,
           record_status: record?.status ?? "ACTIVE",
           revocation_reason: c.revocationReason ?? null,

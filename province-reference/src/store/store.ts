@@ -99,8 +99,10 @@ export class ProvinceStore {
     cause: string,
     hubVersion: number,
     reason: string | null = null,
+    owner: string | null = null,
   ): Promise<void> {
     await tx`UPDATE certificates SET status = ${status}, revocation_reason = ${reason},
+        owner_province = COALESCE(${owner}::text, owner_province),
         status_changed_at = now(), hub_version = GREATEST(hub_version, ${hubVersion})
       WHERE certificate_number = ${number}`;
     await tx`INSERT INTO certificate_history (certificate_number, status, cause) VALUES (${number}, ${status}, ${cause})`;
@@ -223,6 +225,9 @@ export class ProvinceStore {
               "SUSPENDED",
               `migration ${a.value.migrationId}`,
               version,
+              null,
+              // The record moves to the target: phones asking here are told where it went.
+              a.value.targetProvinceCode,
             );
           }
         }
@@ -296,6 +301,8 @@ export class ProvinceStore {
               "NORMAL",
               `compensation of ${a.value.migrationId}`,
               version,
+              null,
+              this.code,
             );
           }
         }

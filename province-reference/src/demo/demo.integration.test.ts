@@ -1,0 +1,39 @@
+import { startTestHub, type TestHubEnv } from "@evc-interop/national/testing/harness";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Province } from "../province.js";
+import { closeTestProvince, startTestProvince } from "../testing/provinces.js";
+import { runDemo } from "./demo.js";
+
+let env: TestHubEnv;
+const provinces: Province[] = [];
+
+beforeAll(async () => {
+  env = await startTestHub();
+  for (const code of ["110000", "440000", "510000"])
+    provinces.push(await startTestProvince(env, code));
+});
+
+afterAll(async () => {
+  for (const p of provinces) await closeTestProvince(p);
+  await env?.close();
+});
+
+describe("the quick-start demo", () => {
+  it("plays both scenarios and ends with every invariant holding", async () => {
+    const lines: string[] = [];
+    const results = await runDemo(env.hub, provinces, (l) => lines.push(l));
+    expect(results.map((r) => [r.id, r.ok])).toEqual([
+      ["I1", true],
+      ["I2", true],
+      ["I3", true],
+      ["I6", true],
+    ]);
+    const text = lines.join("\n");
+    expect(text).toMatch(/→ directive appendDose to 110000/);
+    expect(text).toMatch(/→ directive suspendForMigration to 110000/);
+    expect(text).toMatch(/→ directive activateMigratedRecord to 510000/);
+    expect(text).toMatch(/\[phone\] 110000-\S+ is SUSPENDED/);
+    expect(text).toMatch(/migration COMPLETED; owner now 510000/);
+    expect(text).toMatch(/after one reconciliation pass \(0 repairs\)/);
+  });
+});

@@ -1,0 +1,219 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { IdentitySchema, IdType, Sex } from "@evc-interop/gen/evc/common/v1/identity_pb";
+import { CertificateStatus, DoseSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
+import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { provinceName } from "@evc-interop/national/auth/provinces";
+import type { Hub } from "@evc-interop/national/hub";
+import { PhoneClient } from "../phone-client.js";
+import type { Province } from "../province.js";
+import { checkInvariants, type InvariantResult } from "./invariants.js";
+
+const WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+
+/** A resident ID for a child born in Beijing's Dongcheng district today, with a valid check character. */
+function newResidentId(born: Date): string {
+  const ymd = born.toISOString().slice(0, 10).replaceAll("-", "");
+  const first17 = `110101${ymd}${String(Math.floor(Math.random() * 1000)).padStart(3, "0")}`;
+  let sum = 0;
+  for (let i = 0; i < 17; i++) sum += Number(first17[i]) * (WEIGHTS[i] ?? 0);
+  return first17 + ("10X98765432"[sum % 11] ?? "");
+}
+
+type Print = (line: string) => void;
+
+interface DirectiveRow {
+  directive_id: string;
+  province: string;
+  action: string;
+  record_sequence: number;
+  state: string;
+  receipt_outcome: string | null;
+  disposition: string | null;
+}
+
+/** Prints every directive as the hub publishes it and every receipt as the hub records it. */
+function tapBus(hub: Hub, print: Print): { stop(): Promise<void> } {
+  const seen = new Map<string, string>();
+  const started = new Date();
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const rows = await hub.sql<DirectiveRow[]>`
+        SELECT directive_id, province, action, record_sequence, state, receipt_outcome, disposition
+        FROM directives WHERE created_at >= ${started} ORDER BY created_at, record_sequence`;
+      for (const r of rows) {
+        const before = seen.get(r.directive_id);
+        if (!before && r.state !== "PENDING") {
+          print(
+            `    → directive ${r.action} to ${r.province} ${provinceName(r.province)} (record sequence ${r.record_sequence})`,
+          );
+        }
+        if (before !== "ACKNOWLEDGED" && r.state === "ACKNOWLEDGED") {
+          print(
+            `    ← receipt from ${r.province}: ${r.receipt_outcome} for ${r.action} (hub: ${r.disposition})`,
+          );
+        }
+        if (r.state !== "PENDING") seen.set(r.directive_id, r.state);
+      }
+      await new Promise((res) => setTimeout(res, 30));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+    },
+  };
+}
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`demo: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Plays both scenarios of the paper on screen: a child registered in Beijing, vaccinated while
+ * travelling in Guangdong, then moving to Sichuan; then checks the invariants.
+ */
+export async function runDemo(
+  hub: Hub,
+  provinces: Province[],
+  print: Print,
+): Promise<InvariantResult[]> {
+  const [bj, gd, sc] = provinces;
+  if (!bj || !gd || !sc) throw new Error("the demo needs three provinces");
+  const control = (p: Province) =>
+    createClient(ControlService, createConnectTransport({ baseUrl: p.url, httpVersion: "2" }));
+  const tag = (p: Province) => `[${p.code} ${provinceName(p.code)}]`;
+  const born = new Date(
+    Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate()),
+  );
+  const identity = create(IdentitySchema, {
+    idType: IdType.RESIDENT_ID,
+    idNumber: newResidentId(born),
+    name: "Wang Xiaoming",
+    birthDate: timestampFromDate(born),
+    sex: Sex.MALE,
+  });
+  const dose = (province: string, vaccine: string, n: number) =>
+    create(DoseSchema, {
+      doseId: `${province}-${Date.now().toString(36)}-${vaccine}-${n}`,
+      vaccineCode: vaccine,
+      doseNumber: n,
+      administeredAt: timestampFromDate(new Date()),
+      administeredProvinceCode: province,
+    });
+  const tap = tapBus(hub, print);
+  /** Waits until every directive is answered and the tap has printed it. */
+  const settled = async () => {
+    await until("receipts answered", async () => {
+      const [r] = await hub.sql<
+        { n: number }[]
+      >`SELECT count(*)::int AS n FROM directives WHERE state IN ('PENDING', 'DELIVERED')`;
+      return r?.n === 0 ? true : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 150));
+  };
+  const watchAbort = new AbortController();
+  let watching: Promise<void> = Promise.resolve();
+  try {
+    print("");
+    print(
+      `1. A child is born in ${provinceName(bj.code)}: the province registers the record, the hub checks one person, one record`,
+    );
+    const reg = await control(bj).registerRecord({
+      identity,
+      doses: [dose(bj.code, "HepB", 1), dose(bj.code, "BCG", 1)],
+    });
+    print(
+      `  ${tag(bj)} registered ${identity.name} (resident ID ${identity.idNumber}): record ${reg.recordId}`,
+    );
+    print(`  ${tag(bj)} certificate ${reg.certificateNumber} issued, NORMAL, with 2 birth doses`);
+    const phone = new PhoneClient(createConnectTransport({ baseUrl: bj.url, httpVersion: "2" }));
+    let firstSeen: () => void = () => {};
+    const ready = new Promise<void>((r) => {
+      firstSeen = r;
+    });
+    watching = (async () => {
+      for await (const c of phone.watch(reg.certificateNumber, watchAbort.signal)) {
+        print(
+          `  [phone] ${c.certificateNumber} is ${CertificateStatus[c.status]} (pushed by ${provinceName(bj.code)})`,
+        );
+        firstSeen();
+      }
+    })().catch(() => undefined);
+    await ready;
+
+    print("");
+    print(
+      `2. Vaccinated while travelling in ${provinceName(gd.code)} (跨省不迁入): the dose goes to the owner, the certificate stays`,
+    );
+    const travelDose = dose(gd.code, "HepB", 2);
+    const reported = await control(gd).recordDose({ identity, dose: travelDose });
+    print(
+      `  ${tag(gd)} gave ${travelDose.vaccineCode} dose ${travelDose.doseNumber}; reported to the hub: ${reported.reportedToHub}`,
+    );
+    const bjRecord = await until("the dose at the owner", async () => {
+      const r = await bj.store.record(reg.recordId);
+      return r && r.contents.doses.length === 3 ? r : undefined;
+    });
+    await settled();
+    print(
+      `  ${tag(bj)} record now holds ${bjRecord.contents.doses.length} doses; certificate still ${bjRecord.certificate?.status}`,
+    );
+
+    print("");
+    print(
+      `3. The family moves to ${provinceName(sc.code)} (跨省迁入): suspend at the source first, then issue at the target`,
+    );
+    const { migrationId } = await control(sc).migrateIn({ identity });
+    print(`  ${tag(sc)} asked the hub to migrate the record in: migration ${migrationId}`);
+    const migration = await until("the migration", async () => {
+      const state = await hub.store.load(
+        (
+          await hub.sql<
+            { person_key: string }[]
+          >`SELECT person_key FROM migrations WHERE migration_id = ${migrationId}`
+        )[0]?.person_key ?? "",
+      );
+      const m = state.migrations[migrationId];
+      return m && m.state !== "REQUESTED" && m.state !== "SOURCE_SUSPENDED" ? m : undefined;
+    });
+    await settled();
+    print(
+      `  hub: migration ${migration.state}; owner now ${migration.target} ${provinceName(migration.target)}`,
+    );
+    const scCert = await until("the new certificate", async () => {
+      const c = await sc.store.certificate(migration.targetCertificateNumber ?? "");
+      return c ?? undefined;
+    });
+    const scRecord = await sc.store.record(reg.recordId);
+    print(
+      `  ${tag(sc)} certificate ${scCert.certificate_number} is ${scCert.status}; record holds ${scRecord?.contents.doses.length} doses`,
+    );
+    await settled();
+  } finally {
+    watchAbort.abort();
+    await watching;
+    await tap.stop();
+  }
+
+  print("");
+  print("Invariants (checked against the hub and every province store)");
+  const results = await checkInvariants(hub.sql, provinces);
+  for (const r of results)
+    print(`  ${r.ok ? "✓ held" : "✗ BROKEN"}  ${r.id} ${r.name}: ${r.detail}`);
+  return results;
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/env node
+import { existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { createDevCredentials } from "@evc-interop/national/auth/credentials";
+import { provinceName } from "@evc-interop/national/auth/provinces";
+import { ConfigError, hubConfigFromEnv } from "@evc-interop/national/config";
+import { Hub } from "@evc-interop/national/hub";
+import { pino } from "pino";
+import { provinceConfigFromEnv } from "../config.js";
+import { Province } from "../province.js";
+import { runDemo } from "./demo.js";
+import { ensureNats, ensurePostgres, MissingNatsServer, type Service } from "./environment.js";
+
+/**
+ * `npm start`: the hub and three reference provinces (Beijing, Guangdong, Sichuan) with a demo
+ * of both scenarios of the paper, then serves until Ctrl-C (`--once`: exit after the demo).
+ */
+const PROVINCES = ["110000", "440000", "510000"];
+
+function isAddrInUse(err: unknown): boolean {
+  return (
+    typeof err === "object" && err !== null && (err as { code?: string }).code === "EADDRINUSE"
+  );
+}
+
+async function main(argv: string[]): Promise<number> {
+  const once = argv.includes("--once");
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  const dataDir = resolve(process.env.EVC_DATA_DIR ?? ".data");
+  mkdirSync(dataDir, { recursive: true });
+  const logFile = join(dataDir, "evc.log");
+  const logger = pino(
+    { level: process.env.EVC_LOG_LEVEL ?? "info" },
+    pino.destination({ dest: logFile, sync: false }),
+  );
+  const services: Service[] = [];
+  const running: { stop(): Promise<void> }[] = [];
+  const shutdown = async () => {
+    for (const r of running.reverse()) await r.stop().catch(() => undefined);
+    for (const s of services.reverse()) await s.stop().catch(() => undefined);
+  };
+  let interrupted: (() => void) | undefined;
+  const stopped = new Promise<void>((r) => {
+    interrupted = r;
+  });
+  process.once("SIGINT", () => interrupted?.());
+  process.once("SIGTERM", () => interrupted?.());
+
+  try {
+    print(
+      "evc-interop: national hub + three reference provinces, playing both scenarios of the paper",
+    );
+    const pg = await ensurePostgres(
+      process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+      dataDir,
+    );
+    services.push(pg);
+    print(`  ${pg.note}`);
+    const nats = await ensureNats(process.env.NATS_URL ?? "nats://127.0.0.1:4222");
+    services.push(nats);
+    print(`  ${nats.note}`);
+    const credentialsDir = resolve(process.env.EVC_CREDENTIALS_DIR ?? join(dataDir, "credentials"));
+    if (!existsSync(join(credentialsDir, "trust.json"))) {
+      await createDevCredentials(credentialsDir);
+      print(`  credentials: created development keys for the 31 provinces in ${credentialsDir}`);
+    }
+    const env = {
+      ...process.env,
+      DATABASE_URL: pg.url,
+      NATS_URL: nats.url,
+      EVC_CREDENTIALS_DIR: credentialsDir,
+    };
+    const hubConfig = hubConfigFromEnv(env);
+    let hub: Hub;
+    try {
+      hub = await Hub.start(hubConfig, { logger: logger.child({ component: "hub" }) });
+    } catch (err) {
+      if (!isAddrInUse(err)) throw err;
+      hub = await Hub.start(
+        { ...hubConfig, port: 0 },
+        { logger: logger.child({ component: "hub" }) },
+      );
+    }
+    running.push(hub);
+    const provinces: Province[] = [];
+    for (const [i, code] of PROVINCES.entries()) {
+      const config = { ...provinceConfigFromEnv(code, i, env), hubUrl: hub.url };
+      const log = logger.child({ component: `province-${code}` });
+      let p: Province;
+      try {
+        p = await Province.start(config, { logger: log });
+      } catch (err) {
+        if (!isAddrInUse(err)) throw err;
+        p = await Province.start({ ...config, port: 0 }, { logger: log });
+      }
+      provinces.push(p);
+      running.push(p);
+    }
+    print(`  hub      ${hub.url}`);
+    for (const p of provinces) print(`  ${p.code}   ${p.url}  (${provinceName(p.code)})`);
+
+    const results = await runDemo(hub, provinces, print);
+    const ok = results.every((r) => r.ok);
+
+    print("");
+    print("Where to look next");
+    print(
+      `  hub API (Connect, gRPC, gRPC-Web)  ${hub.url}   e.g. evc.national.v1.CertificateService`,
+    );
+    print(`  hub health and metrics             ${hub.url}/readyz   ${hub.url}/metrics`);
+    for (const p of provinces)
+      print(`  province ${p.code} API and metrics     ${p.url}   ${p.url}/metrics`);
+    print(`  logs                               ${logFile}`);
+    print(
+      "  conformance kit                    npx evc-conformance --help   (conformance/README.md)",
+    );
+    print("  benchmark                          npm run bench");
+    if (once) return ok ? 0 : 1;
+    print("");
+    print("Serving. Press Ctrl-C to stop.");
+    await stopped;
+    print("Stopping...");
+    return ok ? 0 : 1;
+  } finally {
+    await shutdown();
+    logger.flush();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) console.error(`configuration error: ${err.message}`);
+    else if (err instanceof MissingNatsServer) console.error(`cannot start: ${err.message}`);
+    else console.error(err);
+    process.exitCode = 1;
+  },
+);
