@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { AuditService } from "@evc-interop/gen/evc/national/v1/audit_service_pb";
@@ -45,6 +45,8 @@ export interface HubOptions {
   logger?: Logger;
   /** Run the background workers (relay, deadline monitor, sealer). Default true. */
   workers?: boolean;
+  /** Extra interceptors, run after authentication and validation (e.g. the conformance kit's recorder). */
+  interceptors?: Interceptor[];
 }
 
 /**
@@ -153,6 +155,7 @@ export class Hub {
           observeInterceptor(log, metrics),
           authInterceptor(verifier),
           createValidateInterceptor(),
+          ...(opts.interceptors ?? []),
         ],
         fallback: (req, res) => {
           // Http2ServerResponse offers the same writeHead/end used here.

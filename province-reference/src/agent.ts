@@ -90,7 +90,7 @@ export class DirectiveAgent {
       await this.poison(m, `undecodable: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    if (d.targetProvinceCode !== this.store.code) {
+    if (d.targetProvinceCode !== this.store.code && this.store.broken !== "accept-other-province") {
       // I7: never act on another province's directive, whatever the bus delivered.
       await this.poison(
         m,
@@ -108,6 +108,11 @@ export class DirectiveAgent {
         await this.poison(m, `malformed: ${why}`, d.directiveId);
         return;
       }
+    }
+    if (this.store.broken === "ack-before-commit") {
+      // The bug: acknowledge first, apply later from an in-memory queue (lost on a crash).
+      m.ack();
+      await new Promise((r) => setTimeout(r, 300));
     }
     const result = await this.store.apply(d);
     if (result.kind === "wait") {

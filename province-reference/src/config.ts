@@ -1,4 +1,5 @@
 import { ConfigError } from "@evc-interop/national/config";
+import { type BrokenVariant, parseBroken } from "./broken.js";
 
 /** Configuration of one reference province (see province-reference/README.md). */
 export interface ProvinceConfig {
@@ -24,6 +25,8 @@ export interface ProvinceConfig {
   controlToken: string;
   receiptPollMs: number;
   shutdownGraceMs: number;
+  /** Conformance self-test only: behave with one deliberate bug. */
+  broken?: BrokenVariant;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -82,5 +85,6 @@ export function provinceConfigFromEnv(
     controlToken: env.EVC_CONTROL_TOKEN ?? "",
     receiptPollMs: int(env, "EVC_RECEIPT_POLL_MS", 1000),
     shutdownGraceMs: int(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
+    ...(env.EVC_BROKEN ? { broken: parseBroken(env.EVC_BROKEN) } : {}),
   };
 }

@@ -116,7 +116,7 @@ export class Province {
         ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword } : {}),
       });
       const channel = `evc_cert_${config.schema}`;
-      const store = new ProvinceStore(sql, config.code, channel);
+      const store = new ProvinceStore(sql, config.code, channel, config.broken);
       const metrics = new ProvinceMetrics(config.code);
       const transport = createConnectTransport({
         baseUrl: config.hubUrl,
@@ -190,6 +190,8 @@ export class Province {
           void p.serveOps(req.url ?? "/", res as ServerResponse);
         },
       });
+      if (config.broken)
+        log.warn({ broken: config.broken }, "DELIBERATELY BROKEN (conformance self-test only)");
       await changes.start();
       submitter.start();
       await agent.start();

@@ -150,15 +150,16 @@ async function repairMissing(
 ) {
   const status = STATUS_NAME[e.certificateStatus] ?? "REVOKED";
   const recordStatus = localRecordStatus(store, e);
-  await store.sql.begin(async (tx) => {
-    await tx`INSERT INTO records (record_id, status, hub_version) VALUES (${e.recordId}, ${recordStatus}, ${Number(e.version)})
+  if (store.broken !== "reconcile-never-repairs")
+    await store.sql.begin(async (tx) => {
+      await tx`INSERT INTO records (record_id, status, hub_version) VALUES (${e.recordId}, ${recordStatus}, ${Number(e.version)})
       ON CONFLICT (record_id) DO NOTHING`;
-    await tx`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
+      await tx`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
       VALUES (${e.certificateNumber}, ${e.recordId}, ${status}, ${e.ownerProvinceCode}, now(), now(), ${Number(e.version)})`;
-    await tx`INSERT INTO certificate_history (certificate_number, status, cause)
+      await tx`INSERT INTO certificate_history (certificate_number, status, cause)
       VALUES (${e.certificateNumber}, ${status}, 'reconciliation: missing')`;
-    await tx`SELECT pg_notify(${store.changes}, ${e.certificateNumber})`;
-  });
+      await tx`SELECT pg_notify(${store.changes}, ${e.certificateNumber})`;
+    });
   report.missing += 1;
   log.warn(
     { certificate: e.certificateNumber, status },
@@ -186,12 +187,13 @@ async function repairExtra(
   } catch (err) {
     if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
   }
-  await store.sql.begin(async (tx) => {
-    await tx`DELETE FROM certificates WHERE certificate_number = ${row.certificate_number}`;
-    await tx`INSERT INTO certificate_history (certificate_number, status, cause)
+  if (store.broken !== "reconcile-never-repairs")
+    await store.sql.begin(async (tx) => {
+      await tx`DELETE FROM certificates WHERE certificate_number = ${row.certificate_number}`;
+      await tx`INSERT INTO certificate_history (certificate_number, status, cause)
       VALUES (${row.certificate_number}, 'REVOKED', 'reconciliation: unknown to the hub, removed')`;
-    await tx`SELECT pg_notify(${store.changes}, ${row.certificate_number})`;
-  });
+      await tx`SELECT pg_notify(${store.changes}, ${row.certificate_number})`;
+    });
   report.extra += 1;
   log.warn(
     { certificate: row.certificate_number },
@@ -214,17 +216,18 @@ async function repairDiffering(
     report.newerLocally += 1;
     return;
   }
-  await store.sql.begin(async (tx) => {
-    await tx`UPDATE certificates SET status = ${status}, owner_province = ${e.ownerProvinceCode},
+  if (store.broken !== "reconcile-never-repairs")
+    await store.sql.begin(async (tx) => {
+      await tx`UPDATE certificates SET status = ${status}, owner_province = ${e.ownerProvinceCode},
         hub_version = ${Number(e.version)}, status_changed_at = now()
       WHERE certificate_number = ${row.certificate_number}`;
-    await tx`UPDATE records SET status = ${localRecordStatus(store, e)} WHERE record_id = ${row.record_id}`;
-    if (statusDiffers) {
-      await tx`INSERT INTO certificate_history (certificate_number, status, cause)
+      await tx`UPDATE records SET status = ${localRecordStatus(store, e)} WHERE record_id = ${row.record_id}`;
+      if (statusDiffers) {
+        await tx`INSERT INTO certificate_history (certificate_number, status, cause)
         VALUES (${row.certificate_number}, ${status}, 'reconciliation: status differed')`;
-    }
-    await tx`SELECT pg_notify(${store.changes}, ${row.certificate_number})`;
-  });
+      }
+      await tx`SELECT pg_notify(${store.changes}, ${row.certificate_number})`;
+    });
   if (statusDiffers) report.status += 1;
   if (ownerDiffers) report.owner += 1;
   log.warn(

@@ -81,6 +81,24 @@ export function controlService(
         idempotencyKey: `migrate-${randomUUID()}`,
         identity: req.identity,
       });
+      if (store.broken === "issue-before-suspend-receipt" && req.identity) {
+        // The bug: issue the new certificate optimistically, before the hub says the source suspended.
+        const identity = req.identity;
+        const recordId = res.migration?.recordId ?? randomUUID();
+        await store.sql.begin(async (tx) => {
+          await tx`INSERT INTO records (record_id, id_type, id_number, identity, status)
+            VALUES (${recordId}, ${String(identity.idType)}, ${identity.idNumber},
+                    ${store.identityJson(identity) as never}, 'ACTIVE') ON CONFLICT DO NOTHING`;
+          await store.insertCertificate(tx, {
+            number: store.newCertificateNumber(),
+            recordId,
+            status: "NORMAL",
+            owner: store.code,
+            hubVersion: 0,
+            cause: "optimistic issuance",
+          });
+        });
+      }
       return create(MigrateInResponseSchema, { migrationId: res.migration?.migrationId ?? "" });
     },
 

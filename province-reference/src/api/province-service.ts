@@ -48,6 +48,12 @@ export function provinceService(
         let last: CertificateRow | undefined = await store.certificate(number);
         if (!last) throw notFound("certificate_number", `certificate ${number}`);
         yield create(WatchCertificateResponseSchema, { certificate: certificateMessage(last) });
+        if (store.broken === "watch-never-pushes") {
+          await new Promise<void>((resolve) =>
+            ctx.signal.addEventListener("abort", () => resolve(), { once: true }),
+          );
+          return;
+        }
         while (!ctx.signal.aborted) {
           if (queue.length === 0) {
             await new Promise<void>((resolve) => {

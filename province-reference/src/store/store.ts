@@ -20,6 +20,7 @@ import {
   ReceiptSchema,
 } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import type { Sql, TransactionSql } from "postgres";
+import type { BrokenVariant } from "../broken.js";
 
 type CertStatus = "NORMAL" | "SUSPENDED" | "REVOKED";
 type RecStatus = "ACTIVE" | "MIGRATED_OUT" | "CLOSED";
@@ -82,6 +83,8 @@ export class ProvinceStore {
     readonly code: string,
     /** NOTIFY channel on which certificate numbers are published when their status changes. */
     readonly changes: string,
+    /** Conformance self-test only. */
+    readonly broken?: BrokenVariant,
   ) {}
 
   identityJson(identity: Identity): JsonValue {
@@ -160,16 +163,18 @@ export class ProvinceStore {
    */
   async apply(d: Directive): Promise<ApplyResult> {
     return this.sql.begin(async (tx) => {
+      // Serialize directives of one record, then look the directive up: a copy delivered
+      // concurrently waits here and then finds the first copy's inbox row (I4).
+      await tx`SELECT pg_advisory_xact_lock(hashtext(${`record:${d.recordId}`}))`;
       const [seen] = await tx<
         { receipt: Uint8Array }[]
       >`SELECT receipt FROM inbox WHERE directive_id = ${d.directiveId}`;
-      if (seen)
+      if (seen && this.broken !== "no-dedupe")
         return {
           kind: "applied",
           receipt: fromBinary(ReceiptSchema, seen.receipt),
           duplicate: true,
         };
-      await tx`SELECT pg_advisory_xact_lock(hashtext(${`record:${d.recordId}`}))`;
       const [rec] = await tx<
         RecordRow[]
       >`SELECT * FROM records WHERE record_id = ${d.recordId} FOR UPDATE`;
@@ -184,7 +189,8 @@ export class ProvinceStore {
           hub_version = GREATEST(hub_version, ${version}), updated_at = now()
         WHERE record_id = ${d.recordId}`;
       await tx`INSERT INTO inbox (directive_id, record_id, action, receipt)
-        VALUES (${d.directiveId}, ${d.recordId}, ${d.action.case ?? "unknown"}, ${toBinary(ReceiptSchema, receipt)})`;
+        VALUES (${d.directiveId}, ${d.recordId}, ${d.action.case ?? "unknown"}, ${toBinary(ReceiptSchema, receipt)})
+        ${this.broken === "no-dedupe" ? tx`ON CONFLICT (directive_id) DO UPDATE SET receipt = EXCLUDED.receipt, submitted_at = NULL` : tx``}`;
       return { kind: "applied", receipt, duplicate: false };
     });
   }
@@ -201,7 +207,9 @@ export class ProvinceStore {
       appliedAt: timestampFromDate(new Date()),
     };
     const reject = (rejection: ReceiptRejection, detail: string) =>
-      create(ReceiptSchema, { ...base, outcome: ReceiptOutcome.REJECTED, rejection, detail });
+      this.broken === "wrong-receipt-outcome"
+        ? create(ReceiptSchema, { ...base, outcome: ReceiptOutcome.APPLIED })
+        : create(ReceiptSchema, { ...base, outcome: ReceiptOutcome.REJECTED, rejection, detail });
     const ok = (already: boolean, result?: Receipt["result"]) =>
       create(ReceiptSchema, {
         ...base,
@@ -216,7 +224,7 @@ export class ProvinceStore {
           return reject(ReceiptRejection.INVALID_STATE, "record is closed");
         const cert = await this.liveCertificate(tx, rec.record_id);
         const already = rec.status === "MIGRATED_OUT";
-        if (!already) {
+        if (!already && this.broken !== "suspend-ignored") {
           await tx`UPDATE records SET status = 'MIGRATED_OUT' WHERE record_id = ${rec.record_id}`;
           if (cert?.status === "NORMAL") {
             await this.setCertificate(

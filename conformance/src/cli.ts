@@ -1,0 +1,123 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { pino } from "pino";
+import { loadConfig } from "./config.js";
+import { Kit } from "./kit.js";
+import { counts, humanReport, jsonReport, junitReport, type ReportHeader } from "./report.js";
+import { loadSuites, runSuites } from "./runner.js";
+
+const USAGE = `usage: evc-conformance --config FILE [options]
+
+Certifies a province system against the evc-interop contract (evc.*.v1), through the protocol
+only. The kit serves the hub API and drives the directive bus itself.
+
+  --config FILE         kit configuration (YAML or JSON; see conformance/README.md)
+  --run PATTERN         run only matching cases (repeatable; "directive/*", "status/by-number")
+  --skip PATTERN        skip matching cases (repeatable)
+  --known-failing FILE  cases (one pattern a line) expected to fail; one that passes fails the run
+  --trace               show the messages exchanged for every case
+  --junit FILE          write a JUnit XML report
+  --json FILE           write a JSON report
+  --suites DIR          test-case files (default: the kit's own suites/)
+  --log FILE            kit hub log (default: evc-conformance.log)
+  --help                this text`;
+
+const here = dirname(fileURLToPath(import.meta.url));
+const packageRoot = resolve(here, "..");
+const KIT_VERSION = (
+  JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")) as { version: string }
+).version;
+export const CONTRACT_VERSION = "evc.*.v1";
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: "string" },
+      run: { type: "string", multiple: true, default: [] },
+      skip: { type: "string", multiple: true, default: [] },
+      "known-failing": { type: "string" },
+      trace: { type: "boolean", default: false },
+      junit: { type: "string" },
+      json: { type: "string" },
+      suites: { type: "string" },
+      log: { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help || !values.config) {
+    console.log(USAGE);
+    return values.help ? 0 : 2;
+  }
+  const config = loadConfig(values.config);
+  const knownFailing = values["known-failing"]
+    ? readFileSync(values["known-failing"], "utf8")
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith("#"))
+    : [];
+  const suites = loadSuites(values.suites ?? join(packageRoot, "suites"));
+  const logger = pino(
+    { level: "info" },
+    pino.destination({ dest: values.log ?? "evc-conformance.log", sync: false }),
+  );
+  const started = Date.now();
+  const kit = await Kit.start(config, logger);
+  try {
+    process.stderr.write(
+      `kit hub at ${kit.hub.url}, bus ${config.kit.natsUrl} stream ${config.kit.stream}\n`,
+    );
+    await kit.startProvince();
+    const features = await kit.control.getFeatures({});
+    const results = await runSuites(kit, suites, features.profiles, {
+      run: values.run ?? [],
+      skip: values.skip ?? [],
+      knownFailing,
+      trace: values.trace ?? false,
+      caseTimeoutMs: config.kit.caseTimeoutMs,
+      onProgress: (done, total, last) => {
+        if (process.stderr.isTTY) {
+          process.stderr.write(
+            `\r\x1b[K[${done}/${total}] ${last.status === "passed" ? "ok  " : "FAIL"} ${last.name}`,
+          );
+        } else {
+          process.stderr.write(
+            `[${done}/${total}] ${last.status === "passed" ? "ok  " : "FAIL"} ${last.name}\n`,
+          );
+        }
+      },
+    });
+    if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
+    const header: ReportHeader = {
+      implementationName: features.implementationName,
+      implementationVersion: features.implementationVersion,
+      provinceCode: features.provinceCode,
+      contractVersion: CONTRACT_VERSION,
+      kitVersion: KIT_VERSION,
+      startedAt: new Date(started).toISOString(),
+      seconds: (Date.now() - started) / 1000,
+    };
+    if (values.junit) writeFileSync(values.junit, junitReport(header, results));
+    if (values.json) writeFileSync(values.json, jsonReport(header, results));
+    console.log(humanReport(header, results));
+    return counts(results).failed === 0 ? 0 : 1;
+  } finally {
+    await kit.stop();
+    logger.flush();
+  }
+}
+
+/** Runs the CLI with the process's arguments and sets the exit code (the bin's entry point). */
+export function run(): void {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(`evc-conformance: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 2;
+    },
+  );
+}

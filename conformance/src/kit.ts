@@ -1,0 +1,370 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { create, type DescService, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import {
+  type Directive,
+  DirectiveSchema,
+  type Receipt,
+  ReceiptSchema,
+} from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import {
+  DirectiveService,
+  type SubmitReceiptsRequest,
+} from "@evc-interop/gen/evc/national/v1/directive_service_pb";
+import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import {
+  type Credential,
+  generateCredential,
+  TokenSigner,
+} from "@evc-interop/national/auth/tokens";
+import {
+  type BusLayout,
+  provinceConsumer,
+  provinceSubject,
+} from "@evc-interop/national/bus/stream";
+import { hubConfigFromEnv } from "@evc-interop/national/config";
+import { Hub } from "@evc-interop/national/hub";
+import type { JSONWebKeySet, JWK } from "jose";
+import { type ConsumerMessages, connect, headers, type NatsConnection } from "nats";
+import type { Logger } from "pino";
+import type { KitConfig } from "./config.js";
+
+/** Provinces the kit itself plays (sources of migrations, owners of records). */
+export const VIRTUAL_PROVINCES = ["650000", "640000"];
+
+export type Tracer = (line: string) => void;
+
+/**
+ * The kit's side of the protocol: a real hub (the reference one, so flows are genuine) that
+ * also records every receipt it is sent, a raw publisher that can put anything on the bus
+ * (duplicates, reorderings, malformed and foreign directives), and the virtual provinces the
+ * kit plays. It talks to the province under test only through the protocol.
+ */
+export class Kit {
+  private readonly receiptLog = new Map<string, Receipt[]>();
+  private readonly receiptWaiters = new Set<() => void>();
+  readonly virtualDirectives: Directive[] = [];
+  private virtualMessages: ConsumerMessages[] = [];
+  private child: ChildProcess | undefined;
+  trace: Tracer = () => {};
+
+  private constructor(
+    readonly config: KitConfig,
+    readonly hub: Hub,
+    readonly nc: NatsConnection,
+    readonly layout: BusLayout,
+    private readonly signers: Map<string, TokenSigner>,
+    readonly log: Logger,
+  ) {}
+
+  static async start(config: KitConfig, log: Logger): Promise<Kit> {
+    const publicJwk = JSON.parse(readFileSync(config.province.publicKeyFile, "utf8")) as JWK;
+    const kid = `province:${config.province.code}`;
+    if (publicJwk.kid !== kid) {
+      throw new Error(
+        `${config.province.publicKeyFile}: the key's kid must be "${kid}", it is "${publicJwk.kid ?? ""}"`,
+      );
+    }
+    const { d: _private, ...publicOnly } = publicJwk;
+    const trust: JSONWebKeySet = { keys: [publicOnly] };
+    const signers = new Map<string, TokenSigner>();
+    const virtualCreds: Credential[] = [];
+    for (const code of VIRTUAL_PROVINCES) {
+      const { credential, publicJwk: pub } = await generateCredential(`province:${code}`);
+      trust.keys.push(pub);
+      virtualCreds.push(credential);
+      signers.set(code, new TokenSigner(credential));
+    }
+    const m = /^(.*):(\d+)$/.exec(config.kit.hubListen);
+    if (!m?.[1] || !m[2])
+      throw new Error(`config: kit.hub_listen must be host:port, got ${config.kit.hubListen}`);
+    const hubConfig = {
+      ...hubConfigFromEnv({}),
+      databaseUrl: config.kit.databaseUrl,
+      schema: config.kit.schema,
+      natsUrl: config.kit.natsUrl,
+      natsUser: config.kit.natsUser,
+      natsPassword: config.kit.natsPassword,
+      host: m[1],
+      port: Number(m[2]),
+      stream: config.kit.stream,
+      subjectPrefix: config.kit.subjectPrefix,
+      consumerAckWaitMs: 2000,
+      redeliverAfterMs: 60_000,
+      pollMs: 50,
+      personKeySecret: randomBytes(16).toString("hex"),
+    };
+    let kit: Kit | undefined;
+    const recorder: Interceptor = (next) => async (req) => {
+      if (req.method.name === "SubmitReceipts" && !req.stream) {
+        for (const r of (req.message as SubmitReceiptsRequest).receipts) kit?.record(r);
+      }
+      return next(req);
+    };
+    const hub = await Hub.start(hubConfig, {
+      trust,
+      logger: log.child({ component: "kit-hub" }),
+      interceptors: [recorder],
+    });
+    const nc = await connect({
+      servers: config.kit.natsUrl,
+      name: "evc-conformance",
+      ...(config.kit.natsUser ? { user: config.kit.natsUser, pass: config.kit.natsPassword } : {}),
+    });
+    kit = new Kit(config, hub, nc, hub.layout, signers, log);
+    await kit.playVirtualProvinces();
+    return kit;
+  }
+
+  private record(r: Receipt): void {
+    const list = this.receiptLog.get(r.directiveId) ?? [];
+    list.push(r);
+    this.receiptLog.set(r.directiveId, list);
+    this.trace(`← receipt ${toJsonString(ReceiptSchema, r)}`);
+    for (const w of this.receiptWaiters) w();
+  }
+
+  /** Receipts the province sent for a directive, in arrival order. */
+  receipts(directiveId: string): Receipt[] {
+    return this.receiptLog.get(directiveId) ?? [];
+  }
+
+  /** Waits until `count` receipts for the directive arrived (or the timeout passes). */
+  async waitReceipts(directiveId: string, count = 1, timeoutMs = 10_000): Promise<Receipt[]> {
+    const end = Date.now() + timeoutMs;
+    while (this.receipts(directiveId).length < count && Date.now() < end) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, Math.max(1, Math.min(200, end - Date.now())));
+        function done() {
+          clearTimeout(t);
+          resolve();
+        }
+        this.receiptWaiters.add(done);
+      });
+      this.receiptWaiters.clear();
+    }
+    return this.receipts(directiveId);
+  }
+
+  /** Consumes the virtual provinces' consumers so the kit sees what the hub sends them. */
+  private async playVirtualProvinces(): Promise<void> {
+    const js = this.nc.jetstream();
+    for (const code of VIRTUAL_PROVINCES) {
+      const consumer = await js.consumers.get(this.layout.stream, provinceConsumer(code));
+      const messages = await consumer.consume();
+      this.virtualMessages.push(messages);
+      void (async () => {
+        for await (const m of messages) {
+          this.virtualDirectives.push(fromBinary(DirectiveSchema, m.data));
+          m.ack();
+        }
+      })();
+    }
+  }
+
+  /** Authenticated hub client acting as one of the kit's virtual provinces. */
+  asVirtual<S extends DescService>(service: S, code: string): Client<S> {
+    const signer = this.signers.get(code);
+    if (!signer) throw new Error(`${code} is not a virtual province of the kit`);
+    return createClient(
+      service,
+      createConnectTransport({
+        baseUrl: this.hub.url,
+        httpVersion: "2",
+        interceptors: [
+          (next) => async (req) => {
+            req.header.set("authorization", `Bearer ${await signer.token()}`);
+            return next(req);
+          },
+        ],
+      }),
+    );
+  }
+
+  /** Submits receipts as a virtual province. */
+  async answerAs(code: string, receipts: Receipt[]) {
+    return this.asVirtual(DirectiveService, code).submitReceipts({ receipts });
+  }
+
+  private transport() {
+    const token = this.config.province.controlToken;
+    return createConnectTransport({
+      baseUrl: this.config.province.url,
+      httpVersion: "2",
+      interceptors: token
+        ? [
+            (next) => async (req) => {
+              req.header.set("authorization", `Bearer ${token}`);
+              return next(req);
+            },
+          ]
+        : [],
+    });
+  }
+
+  /** The province's phone-facing API. */
+  get api(): Client<typeof ProvinceService> {
+    return createClient(ProvinceService, this.transport());
+  }
+
+  /** The province's control API. */
+  get control(): Client<typeof ControlService> {
+    return createClient(ControlService, this.transport());
+  }
+
+  /** A directive as the kit (playing the hub) would issue it; override anything. */
+  directive(init: Partial<Directive> & { action: Directive["action"] }): Directive {
+    return create(DirectiveSchema, {
+      directiveId: randomUUID(),
+      targetProvinceCode: this.config.province.code,
+      correlationId: randomUUID(),
+      causationEventId: randomUUID(),
+      issuedAt: timestampFromDate(new Date()),
+      recordId: randomUUID(),
+      recordSequence: 1n,
+      attempt: 1,
+      streamVersion: 1n,
+      ...init,
+    });
+  }
+
+  /**
+   * Publishes a directive on a province's subject `times` times (each a distinct bus message);
+   * returns the stream sequence of the last copy.
+   */
+  async deliver(
+    d: Directive,
+    times = 1,
+    subjectProvince = this.config.province.code,
+  ): Promise<number> {
+    let seq = 0;
+    for (let i = 0; i < times; i++) {
+      this.trace(
+        `→ ${i > 0 ? `copy ${i + 1} of ` : ""}directive ${toJsonString(DirectiveSchema, d)}`,
+      );
+      seq = await this.publish(
+        toBinary(DirectiveSchema, d),
+        subjectProvince,
+        `${d.directiveId}/${randomUUID()}`,
+      );
+    }
+    return seq;
+  }
+
+  /** Publishes raw bytes on a province's subject; returns the stream sequence. */
+  async publish(
+    bytes: Uint8Array,
+    province = this.config.province.code,
+    msgId: string = randomUUID(),
+  ): Promise<number> {
+    const h = headers();
+    h.set("Content-Type", "application/x-protobuf; proto=evc.directive.v1.Directive");
+    const ack = await this.nc
+      .jetstream()
+      .publish(provinceSubject(this.layout, province), bytes, { msgID: msgId, headers: h });
+    return ack.seq;
+  }
+
+  /**
+   * Waits until the province's consumer has handed out the message at `streamSeq` or, with
+   * `acked`, until the ack floor passed it (every earlier message acknowledged too).
+   */
+  async waitConsumed(streamSeq: number, acked: boolean, timeoutMs = 10_000): Promise<void> {
+    const jsm = await this.nc.jetstreamManager();
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const info = await jsm.consumers.info(
+        this.layout.stream,
+        provinceConsumer(this.config.province.code),
+      );
+      if ((acked ? info.ack_floor.stream_seq : info.delivered.stream_seq) >= streamSeq) return;
+      if (Date.now() > end)
+        throw new Error(`the province did not fetch stream message ${streamSeq}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** Starts the province with its start command, if the config has one, and waits until it answers. */
+  async startProvince(): Promise<void> {
+    const cmd = this.config.province.startCommand;
+    if (cmd) {
+      this.child = spawn("sh", ["-c", cmd], {
+        env: {
+          ...process.env,
+          ...this.config.province.env,
+          EVC_HUB_URL: this.hub.url,
+          NATS_URL: this.config.kit.natsUrl,
+          EVC_STREAM: this.layout.stream,
+          EVC_SUBJECT_PREFIX: this.layout.subjectPrefix,
+          EVC_PROVINCE_CODE: this.config.province.code,
+        },
+        stdio: ["ignore", "ignore", "inherit"],
+        detached: true,
+      });
+    }
+    await this.waitReady();
+  }
+
+  async waitReady(): Promise<void> {
+    const end = Date.now() + this.config.province.readyTimeoutMs;
+    for (;;) {
+      try {
+        await this.control.getFeatures({});
+        return;
+      } catch (err) {
+        if (Date.now() > end)
+          throw new Error(
+            `the province at ${this.config.province.url} did not answer GetFeatures: ${String(err)}`,
+          );
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /** Whether the kit can restart the province (resilience profile). */
+  get canRestart(): boolean {
+    return Boolean(this.config.province.startCommand || this.config.province.restartCommand);
+  }
+
+  /** Restarts the province abruptly (SIGKILL of the process group it started, or the restart command). */
+  async restartProvince(): Promise<void> {
+    this.trace("! restarting the province");
+    if (this.child?.pid) {
+      const exited = new Promise<void>((r) => this.child?.once("exit", () => r()));
+      process.kill(-this.child.pid, "SIGKILL");
+      await exited;
+      this.child = undefined;
+      await this.startProvince();
+      return;
+    }
+    const cmd = this.config.province.restartCommand;
+    if (!cmd) throw new Error("no start_command or restart_command in the config");
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn("sh", ["-c", cmd], {
+        stdio: "inherit",
+        env: { ...process.env, ...this.config.province.env },
+      });
+      p.once("exit", (code) =>
+        code === 0 ? resolve() : reject(new Error(`restart_command exited with ${code}`)),
+      );
+    });
+    await this.waitReady();
+  }
+
+  async stop(): Promise<void> {
+    if (this.child?.pid) {
+      const exited = new Promise<void>((r) => this.child?.once("exit", () => r()));
+      process.kill(-this.child.pid, "SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (this.child.exitCode === null) process.kill(-this.child.pid, "SIGKILL");
+    }
+    for (const m of this.virtualMessages) m.stop();
+    await this.nc.close().catch(() => undefined);
+    await this.hub.stop();
+  }
+}

@@ -1,0 +1,165 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { Profile } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import {
+  type TestCase,
+  type TestSuite,
+  TestSuiteSchema,
+} from "@evc-interop/gen/evc/conformance/v1/suite_pb";
+import { parse } from "yaml";
+import type { Kit } from "./kit.js";
+import { CaseFailure, SCENARIOS } from "./scenarios.js";
+
+export interface CaseResult {
+  /** `<suite>/<case>`. */
+  name: string;
+  description: string;
+  profile: string;
+  status: "passed" | "failed" | "skipped";
+  expected?: string;
+  seen?: string;
+  error?: string;
+  /** Messages exchanged, when tracing. */
+  trace: string[];
+  ms: number;
+}
+
+/** Loads every suite file (YAML in the protojson form of evc.conformance.v1.TestSuite). */
+export function loadSuites(dir: string): TestSuite[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml") || f.endsWith(".yml"))
+    .sort()
+    .map((f) => {
+      const json = parse(readFileSync(join(dir, f), "utf8")) as JsonValue;
+      try {
+        return fromJson(TestSuiteSchema, json);
+      } catch (err) {
+        throw new Error(
+          `${f}: not a TestSuite: ${err instanceof Error ? err.message : String(err)}`,
+        );
+      }
+    });
+}
+
+/** Glob-ish match: `*` matches anything; otherwise a prefix or exact name. */
+export function matches(pattern: string, name: string): boolean {
+  if (pattern.includes("*")) {
+    const re = new RegExp(
+      `^${pattern
+        .split("*")
+        .map((p) => p.replace(/[.+?^${}()|[\]\\/]/g, "\\$&"))
+        .join(".*")}$`,
+    );
+    return re.test(name);
+  }
+  return name === pattern || name.startsWith(pattern.endsWith("/") ? pattern : `${pattern}/`);
+}
+
+export interface RunOptions {
+  run: string[];
+  skip: string[];
+  knownFailing: string[];
+  trace: boolean;
+  caseTimeoutMs: number;
+  onProgress?: (done: number, total: number, last: CaseResult) => void;
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new CaseFailure(`the case to finish within ${ms} ms`, "a timeout")),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+/** Runs the cases of the suites whose profile the implementation declared. */
+export async function runSuites(
+  kit: Kit,
+  suites: TestSuite[],
+  profiles: Profile[],
+  opts: RunOptions,
+): Promise<CaseResult[]> {
+  const selected: { suite: TestSuite; tc: TestCase; name: string }[] = [];
+  for (const suite of suites) {
+    for (const tc of suite.cases) {
+      const name = `${suite.name}/${tc.name}`;
+      if (opts.run.length > 0 && !opts.run.some((p) => matches(p, name))) continue;
+      if (opts.skip.some((p) => matches(p, name))) continue;
+      selected.push({ suite, tc, name });
+    }
+  }
+  const results: CaseResult[] = [];
+  for (const { suite, tc, name } of selected) {
+    const profile = Profile[suite.profile] ?? "UNSPECIFIED";
+    const base = { name, description: tc.description, profile, trace: [] as string[] };
+    if (!profiles.includes(suite.profile)) {
+      results.push({
+        ...base,
+        status: "skipped",
+        error: `profile ${profile} not declared by the implementation`,
+        ms: 0,
+      });
+      continue;
+    }
+    if (suite.profile === Profile.RESILIENCE && !kit.canRestart) {
+      results.push({
+        ...base,
+        status: "skipped",
+        error: "no start_command or restart_command in the config",
+        ms: 0,
+      });
+      continue;
+    }
+    const scenario = SCENARIOS[tc.scenario];
+    const started = Date.now();
+    kit.trace = (line) => base.trace.push(`${((Date.now() - started) / 1000).toFixed(3)}s ${line}`);
+    let result: CaseResult;
+    try {
+      if (!scenario)
+        throw new Error(`unknown scenario "${tc.scenario}" (suite file and kit version disagree)`);
+      await withTimeout(scenario({ kit, tc }), opts.caseTimeoutMs);
+      result = { ...base, status: "passed", ms: Date.now() - started };
+    } catch (err) {
+      result =
+        err instanceof CaseFailure
+          ? {
+              ...base,
+              status: "failed",
+              expected: err.expected,
+              seen: err.seen,
+              ms: Date.now() - started,
+            }
+          : {
+              ...base,
+              status: "failed",
+              error: err instanceof Error ? err.message : String(err),
+              ms: Date.now() - started,
+            };
+    }
+    kit.trace = () => {};
+    if (opts.knownFailing.some((p) => matches(p, name))) {
+      result =
+        result.status === "failed"
+          ? { ...result, status: "passed", error: "known failing (listed with --known-failing)" }
+          : {
+              ...result,
+              status: "failed",
+              error: "listed as known failing but passed: remove it from the list",
+            };
+    }
+    if (!opts.trace) result.trace = [];
+    results.push(result);
+    opts.onProgress?.(results.length, selected.length, result);
+  }
+  return results;
+}

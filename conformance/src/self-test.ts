@@ -1,0 +1,182 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { credentialFile } from "@evc-interop/national/auth/credentials";
+import { generateCredential } from "@evc-interop/national/auth/tokens";
+import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
+import { connect } from "nats";
+import { pino } from "pino";
+import type { KitConfig } from "./config.js";
+import { Kit } from "./kit.js";
+import { counts, humanReport } from "./report.js";
+import { type CaseResult, loadSuites, runSuites } from "./runner.js";
+
+/**
+ * `npm run conformance:self`: the kit proves itself. It certifies province-reference (every case
+ * must pass), then runs the same suites against each deliberately broken variant of it
+ * (EVC_BROKEN) and requires every variant to be caught by at least one case.
+ */
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "..", "..");
+const VARIANTS = [
+  "no-dedupe",
+  "ack-before-commit",
+  "suspend-ignored",
+  "issue-before-suspend-receipt",
+  "accept-other-province",
+  "wrong-receipt-outcome",
+  "reconcile-never-repairs",
+  "watch-never-pushes",
+];
+const PROVINCE = "110000";
+const NATS_URL = process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function certify(
+  variant: string | undefined,
+  dir: string,
+): Promise<{ results: CaseResult[]; name: string; version: string }> {
+  // Short names: PostgreSQL truncates identifiers at 63 bytes.
+  const id = uniqueName(variant ? `conf_v${VARIANTS.indexOf(variant)}` : "conf_ref");
+  const [hubPort, provincePort] = [await freePort(), await freePort()];
+  const config: KitConfig = {
+    province: {
+      code: PROVINCE,
+      url: `http://127.0.0.1:${provincePort}`,
+      publicKeyFile: join(dir, credentialFile(`province:${PROVINCE}`)),
+      controlToken: "",
+      startCommand: `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(root, "province-reference", "dist", "main.js"))}`,
+      restartCommand: "",
+      env: {
+        DATABASE_URL: TEST_DATABASE_URL,
+        EVC_PROVINCE_SCHEMA_PREFIX: `${id}_p`,
+        EVC_CREDENTIALS_DIR: dir,
+        EVC_PROVINCE_LISTEN: `127.0.0.1:${provincePort}`,
+        EVC_RECONCILE_EXTRA_GRACE_MS: "0",
+        EVC_PROVISION_CONSUMER: "0",
+        EVC_RECEIPT_POLL_MS: "200",
+        EVC_LOG_LEVEL: "silent",
+        ...(variant ? { EVC_BROKEN: variant } : {}),
+      },
+      readyTimeoutMs: 30_000,
+    },
+    kit: {
+      hubListen: `127.0.0.1:${hubPort}`,
+      natsUrl: NATS_URL,
+      natsUser: "",
+      natsPassword: "",
+      stream: id.toUpperCase(),
+      subjectPrefix: `conf.${id}`,
+      databaseUrl: TEST_DATABASE_URL,
+      schema: `${id}_hub`,
+      caseTimeoutMs: 20_000,
+    },
+  };
+  const kit = await Kit.start(config, pino({ level: "silent" }));
+  try {
+    await kit.startProvince();
+    const features = await kit.control.getFeatures({});
+    const results = await runSuites(
+      kit,
+      loadSuites(join(root, "conformance", "suites")),
+      features.profiles,
+      {
+        run: [],
+        skip: [],
+        knownFailing: [],
+        trace: variant === undefined,
+        caseTimeoutMs: config.kit.caseTimeoutMs,
+      },
+    );
+    return { results, name: features.implementationName, version: features.implementationVersion };
+  } finally {
+    await kit.stop();
+    await dropSchema(config.kit.schema);
+    await dropSchema(`${config.province.env.EVC_PROVINCE_SCHEMA_PREFIX}${PROVINCE}`);
+    const nc = await connect({ servers: NATS_URL });
+    await (await nc.jetstreamManager()).streams.delete(config.kit.stream).catch(() => undefined);
+    await nc.close();
+  }
+}
+
+async function main(): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), "evc-conformance-self-"));
+  try {
+    const { credential } = await generateCredential(`province:${PROVINCE}`);
+    writeFileSync(
+      join(dir, credentialFile(`province:${PROVINCE}`)),
+      JSON.stringify(credential.privateJwk),
+    );
+
+    const started = Date.now();
+    const reference = await certify(undefined, dir);
+    console.log(
+      humanReport(
+        {
+          implementationName: reference.name,
+          implementationVersion: reference.version,
+          provinceCode: PROVINCE,
+          contractVersion: "evc.*.v1",
+          kitVersion: "self-test",
+          startedAt: new Date(started).toISOString(),
+          seconds: (Date.now() - started) / 1000,
+        },
+        reference.results,
+      ),
+    );
+    const ref = counts(reference.results);
+
+    console.log("\nBroken variants (each must be caught by at least one case):");
+    const concurrency = Number(process.env.EVC_SELF_TEST_CONCURRENCY ?? 3);
+    const caught = new Map<string, string[]>();
+    const only = process.env.EVC_SELF_TEST_VARIANTS?.split(",").filter(Boolean);
+    const queue = VARIANTS.filter((v) => !only || only.includes(v));
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        for (let v = queue.shift(); v; v = queue.shift()) {
+          const { results } = await certify(v, dir);
+          const by = results.filter((r) => r.status === "failed").map((r) => r.name);
+          if (process.env.EVC_SELF_TEST_VERBOSE) {
+            for (const r of results.filter((x) => x.status === "failed")) {
+              console.log(
+                `    ${v}: ${r.name}: ${r.expected ? `expected ${r.expected}; saw ${r.seen}` : r.error}`,
+              );
+            }
+          }
+          caught.set(v, by);
+          console.log(
+            `  ${by.length > 0 ? "caught  " : "MISSED  "} ${v}${by.length > 0 ? ` by ${by.join(", ")}` : ""}`,
+          );
+        }
+      }),
+    );
+    const score = [...caught.values()].filter((by) => by.length > 0).length;
+    console.log(`\nmutation score: caught ${score}/${caught.size}`);
+    console.log(`reference: ${ref.passed} passed, ${ref.failed} failed`);
+    return ref.failed === 0 && ref.skipped === 0 && score === caught.size ? 0 : 1;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  },
+);
