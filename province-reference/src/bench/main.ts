@@ -1,0 +1,606 @@
+#!/usr/bin/env node
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { type ConnectRouter, createClient } from "@connectrpc/connect";
+import { connectNodeAdapter, createConnectTransport } from "@connectrpc/connect-node";
+import {
+  ControlService,
+  GetFeaturesResponseSchema,
+} from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
+import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import { sealAll, verifyChain } from "@evc-interop/national/chain/chain";
+import { listen } from "@evc-interop/national/server";
+import { rebuildSnapshot } from "@evc-interop/national/store/rebuild";
+import {
+  newDose,
+  newIdentity,
+  startTestHub,
+  type TestHubEnv,
+} from "@evc-interop/national/testing/harness";
+import { TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
+import { connect } from "nats";
+import postgres from "postgres";
+import type { Province } from "../province.js";
+import { closeTestProvince, startTestProvince } from "../testing/provinces.js";
+import { closedLoop, type Figure, figure, pool, quantile, until } from "./measure.js";
+
+/**
+ * `npm run bench`: end-to-end figures of the hub and reference provinces on this machine, with
+ * the machine's own baselines in the same run (PostgreSQL commits, JetStream publish/consume,
+ * a trivial Connect call) and every headline divided by the baseline that bounds it.
+ */
+const ROUNDS = Number(process.env.EVC_BENCH_ROUNDS ?? 3);
+const SCALE = Number(process.env.EVC_BENCH_SCALE ?? 1);
+const LOG_EVENTS = Math.round(1_000_000 * SCALE);
+const RECONCILE_CERTS = Math.round(1_000_000 * SCALE);
+const MIGRATIONS = Math.round(3000 * SCALE);
+const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+const PROVINCES = ["110000", "440000", "510000", "310000"];
+
+const t0 = Date.now();
+function progress(msg: string): void {
+  process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
+}
+
+async function rounds(
+  label: string,
+  n: number,
+  fn: (round: number) => Promise<number>,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(await fn(i));
+    progress(`${label}: round ${i + 1}/${n}: ${out.at(-1)?.toFixed(0)}`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- baselines
+
+async function pgInsertBaseline(): Promise<Figure> {
+  const schema = uniqueName("bench_pg");
+  const sql = postgres(TEST_DATABASE_URL, {
+    max: 8,
+    onnotice: () => {},
+    connection: { search_path: schema },
+  });
+  try {
+    await sql`CREATE SCHEMA ${sql(schema)}`;
+    await sql`CREATE TABLE ${sql(schema)}.t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)`;
+    const r = await rounds("postgres single-row insert commits/s (8 clients)", ROUNDS, async () => {
+      const res = await closedLoop(8, 2000, async () => {
+        await sql`INSERT INTO t (v) VALUES ('x')`;
+      });
+      return res.perSecond;
+    });
+    return figure(
+      "pg_commits",
+      "PostgreSQL single-row INSERT commits/s, 8 clients (baseline)",
+      "commits/s",
+      r,
+    );
+  } finally {
+    await sql`DROP SCHEMA ${sql(schema)} CASCADE`.catch(() => undefined);
+    await sql.end();
+  }
+}
+
+async function natsBaselines(): Promise<Figure[]> {
+  const nc = await connect({ servers: NATS_URL });
+  const jsm = await nc.jetstreamManager();
+  const stream = uniqueName("BENCH").toUpperCase();
+  await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
+  const js = nc.jetstream();
+  const payload = new Uint8Array(300);
+  try {
+    const pub = await rounds(
+      "jetstream publish-with-ack msgs/s (awaited)",
+      ROUNDS,
+      async (round) => {
+        const res = await closedLoop(1, 1500, async (i) => {
+          await js.publish(`${stream}.p`, payload, { msgID: `${round}-${i}` });
+        });
+        return res.perSecond;
+      },
+    );
+    const total = 20_000;
+    await pool(
+      Array.from({ length: total }, (_, i) => i),
+      256,
+      async (i) => {
+        await js.publish(`${stream}.c`, payload, { msgID: `c-${i}` });
+      },
+    );
+    const consume = await rounds("jetstream consume-with-ack msgs/s", ROUNDS, async (round) => {
+      await jsm.consumers.add(stream, {
+        durable_name: `c${round}`,
+        ack_policy: "explicit" as never,
+        filter_subject: `${stream}.c`,
+      });
+      const consumer = await js.consumers.get(stream, `c${round}`);
+      const msgs = await consumer.consume({ max_messages: 1000 });
+      const start = performance.now();
+      let n = 0;
+      for await (const m of msgs) {
+        m.ack();
+        if (++n >= total) break;
+      }
+      return total / ((performance.now() - start) / 1000);
+    });
+    return [
+      figure(
+        "js_publish",
+        "JetStream publish with ack, awaited one at a time (baseline)",
+        "msgs/s",
+        pub,
+      ),
+      figure("js_consume", "JetStream consume + ack (baseline)", "msgs/s", consume),
+    ];
+  } finally {
+    await jsm.streams.delete(stream).catch(() => undefined);
+    await nc.close();
+  }
+}
+
+async function connectBaseline(): Promise<Figure> {
+  const handler = connectNodeAdapter({
+    routes: (router: ConnectRouter) => {
+      router.service(ControlService, {
+        getFeatures: () => create(GetFeaturesResponseSchema, { implementationName: "trivial" }),
+      });
+    },
+  });
+  const server = await listen(handler, "127.0.0.1", 0);
+  const client = createClient(
+    ControlService,
+    createConnectTransport({ baseUrl: server.url, httpVersion: "2" }),
+  );
+  try {
+    const r = await rounds("trivial Connect unary calls/s (64 in flight)", ROUNDS, async () => {
+      const res = await closedLoop(64, 2000, async () => {
+        await client.getFeatures({});
+      });
+      return res.perSecond;
+    });
+    return figure(
+      "connect_trivial",
+      "Trivial Connect unary call over HTTP/2, 64 in flight (baseline)",
+      "calls/s",
+      r,
+    );
+  } finally {
+    await server.close(0);
+  }
+}
+
+// ---------------------------------------------------------------- end to end
+
+interface System {
+  env: TestHubEnv;
+  provinces: Province[];
+}
+
+async function startSystem(): Promise<System> {
+  const env = await startTestHub({ pollMs: 20, consumerAckWaitMs: 30_000, dbPoolSize: 20 });
+  const provinces: Province[] = [];
+  for (const code of PROVINCES) {
+    provinces.push(await startTestProvince(env, code, { receiptPollMs: 50, concurrency: 64 }));
+  }
+  return { env, provinces };
+}
+
+async function stopSystem(s: System): Promise<void> {
+  for (const p of s.provinces) await closeTestProvince(p);
+  await s.env.close();
+}
+
+async function registerPersons(s: System, n: number) {
+  const people: { identity: ReturnType<typeof newIdentity>; owner: number; certificate: string }[] =
+    [];
+  await pool(
+    Array.from({ length: n }, (_, i) => i),
+    64,
+    async (i) => {
+      const owner = i % s.provinces.length;
+      const p = s.provinces[owner] as Province;
+      const identity = newIdentity();
+      const res = await createClient(
+        ControlService,
+        createConnectTransport({ baseUrl: p.url, httpVersion: "2" }),
+      ).registerRecord({
+        identity,
+        doses: [newDose(p.code)],
+      });
+      people[i] = { identity, owner, certificate: res.certificateNumber };
+    },
+  );
+  return people;
+}
+
+async function completedCount(s: System, since: Date): Promise<number> {
+  const [r] = await s.env.hub.sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM migrations WHERE state = 'COMPLETED' AND requested_at >= ${since}`;
+  return r?.n ?? 0;
+}
+
+async function migrationFigures(s: System): Promise<Figure[]> {
+  const clients = PROVINCES.map((code) => s.env.client(MigrationService, `province:${code}`));
+  const throughput = await rounds(
+    `completed migrations/s (${MIGRATIONS} persons, 64 in flight)`,
+    ROUNDS,
+    async () => {
+      const people = await registerPersons(s, MIGRATIONS);
+      const since = new Date(Date.now() - 1000);
+      const before = await completedCount(s, since);
+      const start = performance.now();
+      await pool(people, 64, async (person, i) => {
+        const target = (person.owner + 1 + (i % (PROVINCES.length - 1))) % PROVINCES.length;
+        await (clients[target] as (typeof clients)[number]).requestMigration({
+          idempotencyKey: `bench-${person.identity.idNumber}`,
+          identity: person.identity,
+        });
+      });
+      await until(
+        "migrations completed",
+        async () => (await completedCount(s, since)) - before >= MIGRATIONS,
+        300_000,
+        10,
+      );
+      return MIGRATIONS / ((performance.now() - start) / 1000);
+    },
+  );
+  const rate = Math.max(
+    10,
+    Math.round(
+      quantile(
+        [...throughput].sort((a, b) => a - b),
+        0.5,
+      ) / 2,
+    ),
+  );
+  progress(`latency at 50% load: ${rate} migrations/s open loop`);
+  const n = Math.min(MIGRATIONS, rate * 4);
+  const people = await registerPersons(s, n);
+  const since = new Date();
+  const interval = 1000 / rate;
+  const start = performance.now();
+  const sends: Promise<unknown>[] = [];
+  for (let i = 0; i < n; i++) {
+    const wait = start + i * interval - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const person = people[i];
+    if (!person) continue;
+    const target = (person.owner + 1) % PROVINCES.length;
+    sends.push(
+      (clients[target] as (typeof clients)[number]).requestMigration({
+        idempotencyKey: `lat-${person.identity.idNumber}`,
+        identity: person.identity,
+      }),
+    );
+  }
+  await Promise.all(sends);
+  await until(
+    "latency migrations completed",
+    async () => (await completedCount(s, since)) >= n,
+    300_000,
+  );
+  const lat = await s.env.hub.sql<{ ms: number }[]>`
+    SELECT extract(epoch FROM updated_at - requested_at)::float8 * 1000 AS ms FROM migrations
+    WHERE state = 'COMPLETED' AND requested_at >= ${since} ORDER BY 1`;
+  const ms = lat.map((r) => r.ms);
+  const f = figure(
+    "migrations",
+    "Completed migrations/s end to end (request → suspended → issued → completed)",
+    "migrations/s",
+    throughput,
+    {
+      load_per_s: rate,
+      p50_ms: quantile(ms, 0.5),
+      p99_ms: quantile(ms, 0.99),
+    },
+  );
+  return [f];
+}
+
+async function doseFigure(s: System): Promise<Figure> {
+  const clients = PROVINCES.map((code) => s.env.client(DoseService, `province:${code}`));
+  const people = await registerPersons(s, 400);
+  const perRound = Math.round(3000 * SCALE);
+  const r = await rounds(`cross-province doses/s (${perRound} doses)`, ROUNDS, async () => {
+    const doses = Array.from({ length: perRound }, (_, i) => {
+      const person = people[i % people.length] as (typeof people)[number];
+      const giver = (person.owner + 1) % PROVINCES.length;
+      return { person, giver, dose: newDose(PROVINCES[giver] ?? "110000") };
+    });
+    const counts = await Promise.all(
+      s.provinces.map(
+        async (p) =>
+          (await p.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM doses`)[0]?.n ?? 0,
+      ),
+    );
+    const expected = counts.reduce((a, b) => a + b, 0) + perRound;
+    const start = performance.now();
+    await pool(doses, 64, async ({ person, giver, dose }) => {
+      await (clients[giver] as (typeof clients)[number]).reportDose({
+        identity: person.identity,
+        dose,
+      });
+    });
+    await until(
+      "doses appended at the owners",
+      async () => {
+        const now = await Promise.all(
+          s.provinces.map(
+            async (p) =>
+              (await p.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM doses`)[0]?.n ?? 0,
+          ),
+        );
+        return now.reduce((a, b) => a + b, 0) >= expected;
+      },
+      300_000,
+      10,
+    );
+    return perRound / ((performance.now() - start) / 1000);
+  });
+  return figure(
+    "doses",
+    "Cross-province doses/s end to end (report → appended in the owner's store)",
+    "doses/s",
+    r,
+  );
+}
+
+async function readFigure(s: System): Promise<Figure> {
+  const p = s.provinces[0] as Province;
+  const people = await registerPersons(s, 200);
+  const mine = people.filter((x) => x.owner === 0);
+  const client = createClient(
+    ProvinceService,
+    createConnectTransport({ baseUrl: p.url, httpVersion: "2" }),
+  );
+  let last: number[] = [];
+  const r = await rounds("certificate status reads/s (64 in flight)", ROUNDS, async () => {
+    const res = await closedLoop(64, 3000, async (i) => {
+      await client.getCertificateStatus({
+        certificateNumber: (mine[i % mine.length] as (typeof mine)[number]).certificate,
+      });
+    });
+    last = res.latencies;
+    return res.perSecond;
+  });
+  return figure(
+    "status_reads",
+    "Certificate status reads/s at a province, Connect over HTTP/2, 64 callers",
+    "reads/s",
+    r,
+    {
+      p50_ms: quantile(last, 0.5),
+      p99_ms: quantile(last, 0.99),
+    },
+  );
+}
+
+// ---------------------------------------------------------------- scale: log and reconciliation
+
+async function logFigures(): Promise<Figure[]> {
+  const env = await startTestHub({}, { workers: false });
+  const sql = env.hub.sql;
+  try {
+    progress(`generating ${LOG_EVENTS} events`);
+    const batch = 100_000;
+    for (let from = 0; from < LOG_EVENTS; from += batch) {
+      const to = Math.min(LOG_EVENTS, from + batch) - 1;
+      await sql`
+        INSERT INTO events (event_id, stream_id, stream_version, type, data, recorded_at)
+        SELECT gen_random_uuid(), 'p' || i, 1, 'RecordRegistered',
+          jsonb_build_object('recordId', 'r' || i, 'owner', '110000',
+            'identity', jsonb_build_object('idType', 'ID_TYPE_RESIDENT_ID', 'idNumber', lpad(i::text, 18, '0'),
+              'name', 'Bench', 'birthDate', '2020-01-01T00:00:00Z', 'sex', 'SEX_MALE'),
+            'certificateNumber', '110000-B' || lpad(i::text, 9, '0'), 'doses', '[]'::jsonb,
+            'at', '2026-01-01T00:00:00.000Z'),
+          now()
+        FROM generate_series(${from}::int, ${to}::int) AS i`;
+    }
+    const seal0 = performance.now();
+    await sealAll(sql);
+    const sealRate = LOG_EVENTS / ((performance.now() - seal0) / 1000);
+    progress(`sealed the chain at ${sealRate.toFixed(0)} events/s`);
+    const verify = await rounds("hash-chain verification events/s", ROUNDS, async () => {
+      const start = performance.now();
+      const r = await verifyChain(sql);
+      if (!r.ok || r.eventsVerified !== LOG_EVENTS)
+        throw new Error(`verification failed: ${JSON.stringify(r)}`);
+      return LOG_EVENTS / ((performance.now() - start) / 1000);
+    });
+    const rebuild = await rounds("snapshot rebuild events/s", Math.min(ROUNDS, 2), async () => {
+      const r = await rebuildSnapshot(sql, "replace");
+      return r.events / r.seconds;
+    });
+    return [
+      figure(
+        "verify",
+        `Hash-chain verification over ${LOG_EVENTS.toLocaleString("en")} events`,
+        "events/s",
+        verify,
+        { seal_events_per_s: sealRate },
+      ),
+      figure(
+        "rebuild",
+        `Snapshot rebuild from the log, ${LOG_EVENTS.toLocaleString("en")} events`,
+        "events/s",
+        rebuild,
+      ),
+    ];
+  } finally {
+    await env.close();
+  }
+}
+
+async function reconcileFigures(): Promise<Figure[]> {
+  const env = await startTestHub({}, { workers: false });
+  const p = await startTestProvince(env, "110000", { reconcileChunk: 5000 });
+  try {
+    progress(`generating ${RECONCILE_CERTS} certificates at the hub and the province`);
+    await env.hub.sql`
+      INSERT INTO certificates (certificate_number, record_id, person_key, province, owner_province, status, record_status,
+        issued_at, status_changed_at, version, position)
+      SELECT '110000-R' || lpad(i::text, 9, '0'), 'r' || i, 'p' || i, '110000', '110000', 'NORMAL', 'ACTIVE', now(), now(), 1, i
+      FROM generate_series(1, ${RECONCILE_CERTS}::int) AS i`;
+    await p.sql`INSERT INTO records (record_id, status, hub_version)
+      SELECT 'r' || i, 'ACTIVE', 1 FROM generate_series(1, ${RECONCILE_CERTS}::int) AS i`;
+    await p.sql`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
+      SELECT '110000-R' || lpad(i::text, 9, '0'), 'r' || i, 'NORMAL', '110000', now(), now(), 1
+      FROM generate_series(1, ${RECONCILE_CERTS}::int) AS i`;
+    await p.sql`ANALYZE certificates`;
+    await env.hub.sql`ANALYZE certificates`;
+    const measure = async (diverge: boolean) => {
+      if (diverge) {
+        await p.sql`UPDATE certificates SET status = 'SUSPENDED'
+          WHERE certificate_number IN (SELECT certificate_number FROM certificates ORDER BY random() LIMIT ${Math.round(RECONCILE_CERTS / 100)})`;
+      }
+      global.gc?.();
+      const base = process.memoryUsage().rss;
+      let peak = base;
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, process.memoryUsage().rss);
+      }, 20);
+      const start = performance.now();
+      const r = await p.reconcile();
+      const seconds = (performance.now() - start) / 1000;
+      clearInterval(sampler);
+      peak = Math.max(peak, process.memoryUsage().rss);
+      if (r.compared < RECONCILE_CERTS) throw new Error(`compared only ${r.compared}`);
+      if (diverge && r.status < RECONCILE_CERTS / 100) throw new Error(`repaired only ${r.status}`);
+      return { seconds, peakMb: (peak - base) / 1e6, repaired: r.status };
+    };
+    const inSync: { seconds: number; peakMb: number }[] = [];
+    const diverged: { seconds: number; peakMb: number }[] = [];
+    await rounds("reconciliation in sync, seconds", ROUNDS, async () => {
+      const m = await measure(false);
+      inSync.push(m);
+      return m.seconds;
+    });
+    await rounds("reconciliation with 1% diverged, seconds", ROUNDS, async () => {
+      const m = await measure(true);
+      diverged.push(m);
+      return m.seconds;
+    });
+    const peak = (xs: { peakMb: number }[]) => Math.max(...xs.map((x) => x.peakMb));
+    return [
+      figure(
+        "reconcile_sync",
+        `Reconciliation of ${RECONCILE_CERTS.toLocaleString("en")} certificates, in sync`,
+        "s",
+        inSync.map((x) => x.seconds),
+        {
+          peak_rss_increase_mb: peak(inSync),
+          certs_per_s: RECONCILE_CERTS / Math.min(...inSync.map((x) => x.seconds)),
+        },
+      ),
+      figure(
+        "reconcile_diverged",
+        `Reconciliation of ${RECONCILE_CERTS.toLocaleString("en")} certificates, 1% diverged`,
+        "s",
+        diverged.map((x) => x.seconds),
+        {
+          peak_rss_increase_mb: peak(diverged),
+        },
+      ),
+    ];
+  } finally {
+    await closeTestProvince(p);
+    await env.close();
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+function fmt(n: number): string {
+  return n >= 100 ? Math.round(n).toLocaleString("en") : n.toFixed(n >= 10 ? 1 : 2);
+}
+
+function markdown(figures: Figure[]): string {
+  const lines = [
+    "| figure | median | min | max | unit | vs baseline | target |",
+    "|---|---:|---:|---:|---|---:|---|",
+  ];
+  for (const f of figures) {
+    const extra = Object.entries(f.extra)
+      .map(([k, v]) => `${k} ${fmt(v)}`)
+      .join(", ");
+    lines.push(
+      `| ${f.name}${extra ? ` (${extra})` : ""} | ${fmt(f.median)} | ${fmt(f.min)} | ${fmt(f.max)} | ${f.unit} | ${
+        f.ratio !== undefined ? `${(f.ratio * 100).toFixed(1)}% of ${f.baseline}` : ""
+      } | ${f.target ? `${f.target} ${f.met ? "✓" : "✗"}` : ""} |`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+async function main(): Promise<void> {
+  progress(`rounds ${ROUNDS}, scale ${SCALE}`);
+  const figures: Figure[] = [];
+  figures.push(await pgInsertBaseline());
+  figures.push(...(await natsBaselines()));
+  figures.push(await connectBaseline());
+  const system = await startSystem();
+  try {
+    figures.push(...(await migrationFigures(system)));
+    figures.push(await doseFigure(system));
+    figures.push(await readFigure(system));
+  } finally {
+    await stopSystem(system);
+  }
+  figures.push(...(await logFigures()));
+  figures.push(...(await reconcileFigures()));
+
+  const by = new Map(figures.map((f) => [f.id, f]));
+  const relate = (id: string, baseline: string, target?: string, met?: (f: Figure) => boolean) => {
+    const f = by.get(id);
+    const b = by.get(baseline);
+    if (!f) return;
+    if (b) {
+      f.baseline = baseline;
+      f.ratio = f.median / b.median;
+    }
+    if (target && met) {
+      f.target = target;
+      f.met = met(f);
+    }
+  };
+  relate("migrations", "pg_commits", "≥ 1,000/s (aim 2,000)", (f) => f.median >= 1000);
+  relate("doses", "pg_commits");
+  relate("status_reads", "connect_trivial", "≥ 80% of trivial call", (f) => (f.ratio ?? 0) >= 0.8);
+  relate("verify", "pg_commits", "≥ 100,000 events/s", (f) => f.median >= 100_000);
+  relate("rebuild", "pg_commits", "≥ 100,000 events/s", (f) => f.median >= 100_000);
+  const sync = by.get("reconcile_sync");
+  if (sync) {
+    sync.target = "< 10 s, < 300 MB";
+    sync.met = sync.median < 10 && (sync.extra.peak_rss_increase_mb ?? 0) < 300;
+  }
+
+  const dir = resolve(process.env.EVC_BENCH_OUT ?? "bench-results");
+  mkdirSync(dir, { recursive: true });
+  const result = {
+    at: new Date().toISOString(),
+    node: process.version,
+    rounds: ROUNDS,
+    scale: SCALE,
+    seconds: (Date.now() - t0) / 1000,
+    figures,
+  };
+  writeFileSync(join(dir, "bench.json"), `${JSON.stringify(result, null, 2)}\n`);
+  const md = markdown(figures);
+  writeFileSync(join(dir, "bench.md"), md);
+  process.stdout.write(
+    `\n${md}\nwritten to ${join(dir, "bench.json")} and bench.md in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`,
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
