@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
-import type { Sql, TransactionSql } from "postgres";
+import type { PendingQuery, Row, Sql, TransactionSql } from "postgres";
 import { directiveMessage, encodeDirective } from "../domain/codec.js";
 import { type Command, decide } from "../domain/decide.js";
 import { Refusal } from "../domain/errors.js";
 import { directivesOf, evolve } from "../domain/person.js";
 import type { DecideContext, HubEvent, PersonState } from "../domain/types.js";
 import { initialState } from "../domain/types.js";
-import { projectPerson } from "./projection.js";
+import { projectionQueries, projectionRows } from "./projection.js";
 
 /** Idempotency of a request: the same (province, key) must carry the same request hash. */
 export interface Idempotency {
@@ -224,54 +224,53 @@ export class HubStore {
         });
       }
     });
-    await this.project(tx, personKey, before, state);
-    if (before.version === 0) {
-      await tx`INSERT INTO persons (person_key, version, state)
-        VALUES (${personKey}, ${state.version}, ${tx.json(state as never)})`;
-    } else {
-      await tx`UPDATE persons SET version = ${state.version}, state = ${tx.json(state as never)}
-        WHERE person_key = ${personKey}`;
+    // Everything below depends only on the new state: send it pipelined, in order.
+    const writes: PendingQuery<Row[]>[] = projectionQueries(
+      tx,
+      projectionRows(personKey, state, (version) => version > before.version),
+    );
+    const newDoses = [...newDoseIds(before, state)];
+    const dosesAt = writes.length;
+    if (newDoses.length > 0) {
+      writes.push(tx`INSERT INTO doses ${tx(newDoses.map((dose_id) => ({ dose_id, person_key: personKey })))}
+        ON CONFLICT (dose_id) DO NOTHING RETURNING dose_id`);
     }
+    writes.push(
+      before.version === 0
+        ? tx`INSERT INTO persons (person_key, version, state)
+            VALUES (${personKey}, ${state.version}, ${tx.json(state as never)})`
+        : tx`UPDATE persons SET version = ${state.version}, state = ${tx.json(state as never)}
+            WHERE person_key = ${personKey}`,
+    );
     if (outbox.length > 0) {
-      await tx`INSERT INTO directives ${tx(outbox as never)}`;
-      await tx`SELECT pg_notify(${this.opts.notifyChannel}, '')`;
+      writes.push(tx`INSERT INTO directives ${tx(outbox as never)}`);
+      writes.push(tx`SELECT pg_notify(${this.opts.notifyChannel}, '')`);
+    }
+    const results = await Promise.all(writes);
+    if (newDoses.length > 0 && results[dosesAt]?.length !== newDoses.length) {
+      throw new Refusal(
+        "already_exists",
+        "INVALID_FIELD",
+        "dose id is already in use for another person",
+        {
+          field: "dose.dose_id",
+        },
+      );
     }
     return state;
   }
+}
 
-  /** Updates the snapshot projection rows this change touched. */
-  private async project(
-    tx: TransactionSql,
-    personKey: string,
-    before: PersonState,
-    after: PersonState,
-  ): Promise<void> {
-    await projectPerson(tx, personKey, after, (version) => version > before.version);
-    const beforeDoses = new Set<string>();
-    for (const r of Object.values(before.records))
-      for (const d of r.doses) beforeDoses.add(d.doseId);
-    for (const m of Object.values(before.migrations))
-      for (const d of m.heldDoses) beforeDoses.add(d.doseId);
-    const newDoses = new Set<string>();
-    for (const r of Object.values(after.records))
-      for (const d of r.doses) if (!beforeDoses.has(d.doseId)) newDoses.add(d.doseId);
-    for (const m of Object.values(after.migrations))
-      for (const d of m.heldDoses) if (!beforeDoses.has(d.doseId)) newDoses.add(d.doseId);
-    if (newDoses.size > 0) {
-      const ids = [...newDoses];
-      const inserted =
-        await tx`INSERT INTO doses ${tx(ids.map((dose_id) => ({ dose_id, person_key: personKey })))}
-        ON CONFLICT (dose_id) DO NOTHING RETURNING dose_id`;
-      if (inserted.length !== ids.length) {
-        throw new Refusal(
-          "already_exists",
-          "INVALID_FIELD",
-          "dose id is already in use for another person",
-          {
-            field: "dose.dose_id",
-          },
-        );
-      }
-    }
-  }
+/** Dose ids the hub learned with this change (on records or held by a migration). */
+function newDoseIds(before: PersonState, after: PersonState): Set<string> {
+  const known = new Set<string>();
+  for (const r of Object.values(before.records)) for (const d of r.doses) known.add(d.doseId);
+  for (const m of Object.values(before.migrations))
+    for (const d of m.heldDoses) known.add(d.doseId);
+  const fresh = new Set<string>();
+  for (const r of Object.values(after.records))
+    for (const d of r.doses) if (!known.has(d.doseId)) fresh.add(d.doseId);
+  for (const m of Object.values(after.migrations))
+    for (const d of m.heldDoses) if (!known.has(d.doseId)) fresh.add(d.doseId);
+  return fresh;
 }

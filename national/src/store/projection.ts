@@ -1,4 +1,4 @@
-import type { Sql, TransactionSql } from "postgres";
+import type { PendingQuery, Row, Sql, TransactionSql } from "postgres";
 import type { PersonState } from "../domain/types.js";
 
 /**
@@ -79,41 +79,36 @@ export function projectionRows(
   };
 }
 
-/** Upserts projection rows. */
-export async function writeProjection(
+/**
+ * The upserts of projection rows, not yet sent: the caller awaits them together so they are
+ * pipelined on the transaction's connection (in order: certificates leaving NORMAL first).
+ */
+export function projectionQueries(
   tx: Sql | TransactionSql,
   rows: ProjectionRows,
-): Promise<void> {
+): PendingQuery<Row[]>[] {
+  const queries: PendingQuery<Row[]>[] = [];
   if (rows.records.length > 0) {
-    await tx`INSERT INTO records ${tx(rows.records as never)}
+    queries.push(tx`INSERT INTO records ${tx(rows.records as never)}
       ON CONFLICT (record_id) DO UPDATE SET owner_province = EXCLUDED.owner_province,
         status = EXCLUDED.status, certificate_number = EXCLUDED.certificate_number,
-        version = EXCLUDED.version, position = EXCLUDED.position`;
+        version = EXCLUDED.version, position = EXCLUDED.position`);
   }
   // One statement per certificate keeps the order that the one-NORMAL index relies on.
   for (const row of rows.certificates) {
-    await tx`INSERT INTO certificates ${tx(row as never)}
+    queries.push(tx`INSERT INTO certificates ${tx(row as never)}
       ON CONFLICT (certificate_number) DO UPDATE SET owner_province = EXCLUDED.owner_province,
         status = EXCLUDED.status, record_status = EXCLUDED.record_status,
         revocation_reason = EXCLUDED.revocation_reason,
         status_changed_at = EXCLUDED.status_changed_at,
-        version = EXCLUDED.version, position = EXCLUDED.position`;
+        version = EXCLUDED.version, position = EXCLUDED.position`);
   }
   if (rows.migrations.length > 0) {
-    await tx`INSERT INTO migrations ${tx(rows.migrations as never)}
+    queries.push(tx`INSERT INTO migrations ${tx(rows.migrations as never)}
       ON CONFLICT (migration_id) DO UPDATE SET state = EXCLUDED.state, attempt = EXCLUDED.attempt,
         updated_at = EXCLUDED.updated_at, deadline = EXCLUDED.deadline,
         target_certificate_number = EXCLUDED.target_certificate_number,
-        end_reason = EXCLUDED.end_reason`;
+        end_reason = EXCLUDED.end_reason`);
   }
-}
-
-/** Writes the rows of one person that changed (live path). */
-export async function projectPerson(
-  tx: TransactionSql,
-  personKey: string,
-  state: PersonState,
-  changed: (version: number) => boolean,
-): Promise<void> {
-  await writeProjection(tx, projectionRows(personKey, state, changed));
+  return queries;
 }
