@@ -217,17 +217,16 @@ async function repairDiffering(
     return;
   }
   if (store.broken !== "reconcile-never-repairs")
-    await store.sql.begin(async (tx) => {
-      await tx`UPDATE certificates SET status = ${status}, owner_province = ${e.ownerProvinceCode},
-        hub_version = ${Number(e.version)}, status_changed_at = now()
-      WHERE certificate_number = ${row.certificate_number}`;
-      await tx`UPDATE records SET status = ${localRecordStatus(store, e)} WHERE record_id = ${row.record_id}`;
-      if (statusDiffers) {
-        await tx`INSERT INTO certificate_history (certificate_number, status, cause)
-        VALUES (${row.certificate_number}, ${status}, 'reconciliation: status differed')`;
-      }
-      await tx`SELECT pg_notify(${store.changes}, ${row.certificate_number})`;
-    });
+    // One pipelined round trip for the whole repair.
+    await store.sql.begin((tx) => [
+      tx`UPDATE certificates SET status = ${status}, owner_province = ${e.ownerProvinceCode},
+          hub_version = ${Number(e.version)}, status_changed_at = now()
+        WHERE certificate_number = ${row.certificate_number}`,
+      tx`UPDATE records SET status = ${localRecordStatus(store, e)} WHERE record_id = ${row.record_id}`,
+      tx`INSERT INTO certificate_history (certificate_number, status, cause)
+        SELECT ${row.certificate_number}, ${status}, 'reconciliation: status differed' WHERE ${statusDiffers}`,
+      tx`SELECT pg_notify(${store.changes}, ${row.certificate_number})`,
+    ]);
   if (statusDiffers) report.status += 1;
   if (ownerDiffers) report.owner += 1;
   log.warn(

@@ -16,7 +16,6 @@ interface EventRow {
   type: string;
   data: string;
   recorded_us: string;
-  txid: string;
 }
 
 const GENESIS = Buffer.alloc(32);
@@ -43,13 +42,13 @@ export async function sealOnce(sql: Sql, limit = 5000): Promise<number> {
     if (!lock?.ok) return 0;
     const [head] = await tx<{ seq: number; txid: string; position: number; hash: Buffer }[]>`
       SELECT seq, txid::text AS txid, position, hash FROM event_chain ORDER BY seq DESC LIMIT 1`;
-    const rows = await tx<EventRow[]>`
+    const rows = await tx<(EventRow & { txid_text: string })[]>`
       SELECT position, event_id, stream_id, stream_version, type, data::text AS data,
-             (extract(epoch FROM recorded_at) * 1000000)::bigint::text AS recorded_us, txid::text AS txid
+             (extract(epoch FROM recorded_at) * 1000000)::bigint::text AS recorded_us, txid::text AS txid_text
       FROM events
       WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
         AND (txid, position) > (${head?.txid ?? "0"}::xid8, ${head?.position ?? 0})
-      ORDER BY txid, position
+      ORDER BY txid, position -- the xid8 column and its index, not the text alias
       LIMIT ${limit}`;
     if (rows.length === 0) return 0;
     let prev: Uint8Array = head?.hash ?? GENESIS;
@@ -58,7 +57,7 @@ export async function sealOnce(sql: Sql, limit = 5000): Promise<number> {
       const hash = linkHash(prev, e);
       prev = hash;
       seq += 1;
-      return { seq, position: e.position, txid: e.txid, hash };
+      return { seq, position: e.position, txid: e.txid_text, hash };
     });
     for (let i = 0; i < links.length; i += 1000) {
       const part = links.slice(i, i + 1000);
@@ -114,7 +113,7 @@ export async function verifyChain(
     >`
       SELECT c.seq, c.hash, c.position AS event_position, e.position, e.event_id, e.stream_id,
              e.stream_version, e.type, e.data::text AS data,
-             (extract(epoch FROM e.recorded_at) * 1000000)::bigint::text AS recorded_us, e.txid::text AS txid
+             (extract(epoch FROM e.recorded_at) * 1000000)::bigint::text AS recorded_us
       FROM event_chain c LEFT JOIN events e ON e.position = c.position
       WHERE c.seq > ${after}
       ORDER BY c.seq

@@ -36,7 +36,7 @@ const ROUNDS = Number(process.env.EVC_BENCH_ROUNDS ?? 3);
 const SCALE = Number(process.env.EVC_BENCH_SCALE ?? 1);
 const LOG_EVENTS = Math.round(1_000_000 * SCALE);
 const RECONCILE_CERTS = Math.round(1_000_000 * SCALE);
-const MIGRATIONS = Math.round(3000 * SCALE);
+const MIGRATIONS = Math.round(2000 * SCALE);
 const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 const PROVINCES = ["110000", "440000", "510000", "310000"];
 
@@ -308,7 +308,7 @@ async function migrationFigures(s: System): Promise<Figure[]> {
 async function doseFigure(s: System): Promise<Figure> {
   const clients = PROVINCES.map((code) => s.env.client(DoseService, `province:${code}`));
   const people = await registerPersons(s, 400);
-  const perRound = Math.round(3000 * SCALE);
+  const perRound = Math.round(2000 * SCALE);
   const r = await rounds(`cross-province doses/s (${perRound} doses)`, ROUNDS, async () => {
     const doses = Array.from({ length: perRound }, (_, i) => {
       const person = people[i % people.length] as (typeof people)[number];
