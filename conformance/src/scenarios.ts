@@ -1,12 +1,7 @@
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  type Identity,
-  IdentitySchema,
-  IdType,
-  Sex,
-} from "@evc-interop/gen/evc/common/v1/identity_pb";
+import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import {
   CertificateStatus,
   CloseReason,
@@ -29,6 +24,7 @@ import {
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { identityToJson, personKey } from "@evc-interop/national/domain/codec";
+import { newIdentity } from "@evc-interop/national/testing/harness";
 import type { Kit } from "./kit.js";
 
 /** A failed expectation: what the rule wants and what the province did. */
@@ -52,20 +48,8 @@ function expect(ok: boolean, expected: string, seen: string): asserts ok {
   if (!ok) throw new CaseFailure(expected, seen);
 }
 
-const WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-
 function identity(): Identity {
-  let digits = "3";
-  for (let i = 0; i < 16; i++) digits += Math.floor(Math.random() * 10).toString();
-  let sum = 0;
-  for (let i = 0; i < 17; i++) sum += Number(digits[i]) * (WEIGHTS[i] ?? 0);
-  return create(IdentitySchema, {
-    idType: IdType.RESIDENT_ID,
-    idNumber: digits + ("10X98765432"[sum % 11] ?? ""),
-    name: "Conformance Child",
-    birthDate: timestampFromDate(new Date("2021-06-01T00:00:00Z")),
-    sex: Sex.FEMALE,
-  });
+  return newIdentity("Conformance Child");
 }
 
 function dose(province: string, n = 1): Dose {
@@ -89,23 +73,35 @@ async function receiptFor(kit: Kit, d: Directive, timeoutMs = 10_000): Promise<R
   return r;
 }
 
-/** Creates a record at the province with an activate directive; returns what was sent and answered. */
-async function activated(kit: Kit, doses = 2) {
-  const who = identity();
-  const recordId = crypto.randomUUID();
-  const list = Array.from({ length: doses }, (_, i) => dose("650000", i + 1));
-  const d = kit.directive({
+/** An activate directive for a record migrating in from the kit's province 650000. */
+function activateDirective(
+  kit: Kit,
+  recordId: string,
+  who: Identity,
+  doses: Dose[],
+  init: Partial<Directive> = {},
+): Directive {
+  return kit.directive({
     recordId,
+    ...init,
     action: {
       case: "activateMigratedRecord",
       value: {
         $typeName: "evc.directive.v1.ActivateMigratedRecord",
         migrationId: crypto.randomUUID(),
         sourceProvinceCode: "650000",
-        record: create(RecordContentsSchema, { recordId, identity: who, doses: list }),
+        record: create(RecordContentsSchema, { recordId, identity: who, doses }),
       },
     },
   });
+}
+
+/** Creates a record at the province with an activate directive; returns what was sent and answered. */
+async function activated(kit: Kit, doses = 2) {
+  const who = identity();
+  const recordId = crypto.randomUUID();
+  const list = Array.from({ length: doses }, (_, i) => dose("650000", i + 1));
+  const d = activateDirective(kit, recordId, who, list);
   await kit.deliver(d);
   const r = await receiptFor(kit, d);
   expect(r.outcome === ReceiptOutcome.APPLIED, "activate answered APPLIED", show(r));
@@ -320,22 +316,7 @@ export const SCENARIOS: Record<string, Scenario> = {
     const times = tc.deliveries || 3;
     const who = identity();
     const recordId = crypto.randomUUID();
-    const d = kit.directive({
-      recordId,
-      action: {
-        case: "activateMigratedRecord",
-        value: {
-          $typeName: "evc.directive.v1.ActivateMigratedRecord",
-          migrationId: crypto.randomUUID(),
-          sourceProvinceCode: "650000",
-          record: create(RecordContentsSchema, {
-            recordId,
-            identity: who,
-            doses: [dose("650000")],
-          }),
-        },
-      },
-    });
+    const d = activateDirective(kit, recordId, who, [dose("650000")]);
     await kit.deliver(d, times);
     const rs = await kit.waitReceipts(d.directiveId, times, 8000);
     expect(rs.length >= 1, "a receipt", "none");
@@ -404,19 +385,7 @@ export const SCENARIOS: Record<string, Scenario> = {
   async "wrong-province"({ kit }) {
     const who = identity();
     const recordId = crypto.randomUUID();
-    const foreign = kit.directive({
-      recordId,
-      targetProvinceCode: "640000",
-      action: {
-        case: "activateMigratedRecord",
-        value: {
-          $typeName: "evc.directive.v1.ActivateMigratedRecord",
-          migrationId: crypto.randomUUID(),
-          sourceProvinceCode: "650000",
-          record: create(RecordContentsSchema, { recordId, identity: who, doses: [] }),
-        },
-      },
-    });
+    const foreign = activateDirective(kit, recordId, who, [], { targetProvinceCode: "640000" });
     await kit.deliver(foreign); // on this province's subject, addressed to another (I7)
     await noReceipt(kit, foreign, 1500);
     const code = await codeOf(kit.api.getRecord({ recordId }));
@@ -702,22 +671,7 @@ export const SCENARIOS: Record<string, Scenario> = {
   async "restart-after-delivery"({ kit }) {
     const who = identity();
     const recordId = crypto.randomUUID();
-    const d = kit.directive({
-      recordId,
-      action: {
-        case: "activateMigratedRecord",
-        value: {
-          $typeName: "evc.directive.v1.ActivateMigratedRecord",
-          migrationId: crypto.randomUUID(),
-          sourceProvinceCode: "650000",
-          record: create(RecordContentsSchema, {
-            recordId,
-            identity: who,
-            doses: [dose("650000")],
-          }),
-        },
-      },
-    });
+    const d = activateDirective(kit, recordId, who, [dose("650000")]);
     // The worst moment: the province has fetched the directive and is applying it (or has just
     // answered). A province that acks only after its commit either has the effect stored or gets
     // the message again; one that acks first and applies later loses it.

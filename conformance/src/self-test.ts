@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { credentialFile } from "@evc-interop/national/auth/credentials";
 import { generateCredential } from "@evc-interop/national/auth/tokens";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
+import { BROKEN_VARIANTS } from "@evc-interop/province-reference/broken";
 import { connect } from "nats";
 import { pino } from "pino";
 import type { KitConfig } from "./config.js";
@@ -20,16 +21,7 @@ import { type CaseResult, loadSuites, runSuites } from "./runner.js";
  */
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..", "..");
-const VARIANTS = [
-  "no-dedupe",
-  "ack-before-commit",
-  "suspend-ignored",
-  "issue-before-suspend-receipt",
-  "accept-other-province",
-  "wrong-receipt-outcome",
-  "reconcile-never-repairs",
-  "watch-never-pushes",
-];
+const VARIANTS: readonly string[] = BROKEN_VARIANTS;
 const PROVINCE = "110000";
 const NATS_URL = process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 

@@ -33,6 +33,7 @@ import { pino } from "pino";
 import { type Credential, generateCredential, TokenSigner } from "../auth/tokens.js";
 import { provinceSubject } from "../bus/stream.js";
 import { type HubConfig, hubConfigFromEnv } from "../config.js";
+import { residentId } from "../domain/resident-id.js";
 import { Hub, type HubOptions } from "../hub.js";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "./pg.js";
 
@@ -44,15 +45,6 @@ import { dropSchema, TEST_DATABASE_URL, uniqueName } from "./pg.js";
 
 export const TEST_NATS_URL =
   process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
-
-const WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-
-/** A valid resident ID from 17 digits (check character appended). */
-export function residentId(first17: string): string {
-  let sum = 0;
-  for (let i = 0; i < 17; i++) sum += Number(first17[i]) * (WEIGHTS[i] ?? 0);
-  return first17 + ("10X98765432"[sum % 11] ?? "");
-}
 
 /** A new, valid identity (random resident ID with a correct check character). */
 export function newIdentity(name = "Test Child"): Identity {
@@ -347,3 +339,5 @@ export class FakeProvince {
     await this.nc.close();
   }
 }
+
+export { residentId };

@@ -6,20 +6,16 @@ import { IdentitySchema, IdType, Sex } from "@evc-interop/gen/evc/common/v1/iden
 import { CertificateStatus, DoseSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { provinceName } from "@evc-interop/national/auth/provinces";
+import { residentId } from "@evc-interop/national/domain/resident-id";
 import type { Hub } from "@evc-interop/national/hub";
 import { PhoneClient } from "../phone-client.js";
 import type { Province } from "../province.js";
 import { checkInvariants, type InvariantResult } from "./invariants.js";
 
-const WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-
-/** A resident ID for a child born in Beijing's Dongcheng district today, with a valid check character. */
+/** A resident ID for a child born in Beijing's Dongcheng district on `born`. */
 function newResidentId(born: Date): string {
   const ymd = born.toISOString().slice(0, 10).replaceAll("-", "");
-  const first17 = `110101${ymd}${String(Math.floor(Math.random() * 1000)).padStart(3, "0")}`;
-  let sum = 0;
-  for (let i = 0; i < 17; i++) sum += Number(first17[i]) * (WEIGHTS[i] ?? 0);
-  return first17 + ("10X98765432"[sum % 11] ?? "");
+  return residentId(`110101${ymd}${String(Math.floor(Math.random() * 1000)).padStart(3, "0")}`);
 }
 
 type Print = (line: string) => void;
