@@ -164,20 +164,24 @@ export class ProvinceStore {
   async apply(d: Directive): Promise<ApplyResult> {
     return this.sql.begin(async (tx) => {
       // Serialize directives of one record, then look the directive up: a copy delivered
-      // concurrently waits here and then finds the first copy's inbox row (I4).
-      await tx`SELECT pg_advisory_xact_lock(hashtext(${`record:${d.recordId}`}))`;
-      const [seen] = await tx<
-        { receipt: Uint8Array }[]
-      >`SELECT receipt FROM inbox WHERE directive_id = ${d.directiveId}`;
-      if (seen && this.broken !== "no-dedupe")
+      // concurrently waits for the lock and then finds the first copy's inbox row (I4). The three
+      // statements go out pipelined; the server still runs them in this order.
+      const [, seenRows, recRows] = await Promise.all([
+        tx`SELECT pg_advisory_xact_lock(hashtext(${`record:${d.recordId}`}))`,
+        tx<
+          { receipt: Uint8Array }[]
+        >`SELECT receipt FROM inbox WHERE directive_id = ${d.directiveId}`,
+        tx<RecordRow[]>`SELECT * FROM records WHERE record_id = ${d.recordId} FOR UPDATE`,
+      ]);
+      const seen = seenRows[0];
+      if (seen && this.broken !== "no-dedupe") {
         return {
           kind: "applied",
           receipt: fromBinary(ReceiptSchema, seen.receipt),
           duplicate: true,
         };
-      const [rec] = await tx<
-        RecordRow[]
-      >`SELECT * FROM records WHERE record_id = ${d.recordId} FOR UPDATE`;
+      }
+      const rec = recRows[0];
       const last = rec?.last_sequence ?? 0;
       const seq = Number(d.recordSequence);
       if (seq > last + 1 && !(rec === undefined && d.action.case === "activateMigratedRecord")) {
@@ -185,12 +189,14 @@ export class ProvinceStore {
       }
       const receipt = await this.execute(tx, d, rec);
       const version = Number(d.streamVersion);
-      await tx`UPDATE records SET last_sequence = GREATEST(last_sequence, ${seq}),
-          hub_version = GREATEST(hub_version, ${version}), updated_at = now()
-        WHERE record_id = ${d.recordId}`;
-      await tx`INSERT INTO inbox (directive_id, record_id, action, receipt)
+      await Promise.all([
+        tx`UPDATE records SET last_sequence = GREATEST(last_sequence, ${seq}),
+            hub_version = GREATEST(hub_version, ${version}), updated_at = now()
+          WHERE record_id = ${d.recordId}`,
+        tx`INSERT INTO inbox (directive_id, record_id, action, receipt)
         VALUES (${d.directiveId}, ${d.recordId}, ${d.action.case ?? "unknown"}, ${toBinary(ReceiptSchema, receipt)})
-        ${this.broken === "no-dedupe" ? tx`ON CONFLICT (directive_id) DO UPDATE SET receipt = EXCLUDED.receipt, submitted_at = NULL` : tx``}`;
+        ${this.broken === "no-dedupe" ? tx`ON CONFLICT (directive_id) DO UPDATE SET receipt = EXCLUDED.receipt, submitted_at = NULL` : tx``}`,
+      ]);
       return { kind: "applied", receipt, duplicate: false };
     });
   }
