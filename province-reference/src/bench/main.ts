@@ -1,8 +1,12 @@
 #!/usr/bin/env node
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
-import { type ConnectRouter, createClient } from "@connectrpc/connect";
+import { type Client, type ConnectRouter, createClient } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport } from "@connectrpc/connect-node";
 import {
   ControlService,
@@ -11,6 +15,7 @@ import {
 import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import { credentialFile } from "@evc-interop/national/auth/credentials";
 import { sealAll, verifyChain } from "@evc-interop/national/chain/chain";
 import { listen } from "@evc-interop/national/server";
 import { rebuildSnapshot } from "@evc-interop/national/store/rebuild";
@@ -20,9 +25,9 @@ import {
   startTestHub,
   type TestHubEnv,
 } from "@evc-interop/national/testing/harness";
-import { TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
+import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
 import { connect } from "nats";
-import postgres from "postgres";
+import postgres, { type Sql } from "postgres";
 import type { Province } from "../province.js";
 import { closeTestProvince, startTestProvince } from "../testing/provinces.js";
 import { closedLoop, type Figure, figure, pool, quantile, until } from "./measure.js";
@@ -40,6 +45,7 @@ const MIGRATIONS = Math.round(2000 * SCALE);
 const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 const PROVINCES = ["110000", "440000", "510000", "310000"];
 
+const here = dirname(fileURLToPath(import.meta.url));
 const t0 = Date.now();
 function progress(msg: string): void {
   process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
@@ -178,23 +184,121 @@ async function connectBaseline(): Promise<Figure> {
 
 // ---------------------------------------------------------------- end to end
 
-interface System {
-  env: TestHubEnv;
-  provinces: Province[];
+/** A province of the end-to-end run: its API, control client and store, in the child process. */
+interface BenchProvince {
+  code: string;
+  url: string;
+  schema: string;
+  sql: Sql;
+  control: Client<typeof ControlService>;
 }
 
+interface System {
+  env: TestHubEnv;
+  provinces: BenchProvince[];
+  child: ChildProcess;
+  dir: string;
+}
+
+/**
+ * The hub runs in this process; the four provinces run together in a child process (as
+ * `npm run province` would), so the hub and the provinces each have a core of the machine.
+ */
 async function startSystem(): Promise<System> {
   const env = await startTestHub({ pollMs: 20, consumerAckWaitMs: 30_000, dbPoolSize: 20 });
-  const provinces: Province[] = [];
+  const dir = mkdtempSync(join(tmpdir(), "evc-bench-"));
   for (const code of PROVINCES) {
-    provinces.push(await startTestProvince(env, code, { receiptPollMs: 50, concurrency: 64 }));
+    const subject = `province:${code}`;
+    writeFileSync(
+      join(dir, credentialFile(subject)),
+      JSON.stringify(env.creds.credential(subject).privateJwk),
+    );
   }
-  return { env, provinces };
+  const prefix = `${uniqueName("bench_p")}_`;
+  const base = await freePortRun(PROVINCES.length);
+  const child = spawn(process.execPath, [join(here, "..", "main.js")], {
+    env: {
+      ...process.env,
+      EVC_PROVINCE_CODES: PROVINCES.join(","),
+      EVC_PROVINCE_LISTEN: `127.0.0.1:${base}`,
+      EVC_PROVINCE_SCHEMA_PREFIX: prefix,
+      DATABASE_URL: TEST_DATABASE_URL,
+      NATS_URL: env.config.natsUrl,
+      EVC_STREAM: env.config.stream,
+      EVC_SUBJECT_PREFIX: env.config.subjectPrefix,
+      EVC_HUB_URL: env.hub.url,
+      EVC_CREDENTIALS_DIR: dir,
+      EVC_PROVISION_CONSUMER: "0",
+      EVC_AGENT_CONCURRENCY: "64",
+      EVC_RECEIPT_POLL_MS: "50",
+      EVC_RECONCILE_INTERVAL_MS: "0",
+      EVC_LOG_LEVEL: "warn",
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const provinces = PROVINCES.map((code, i) => {
+    const url = `http://127.0.0.1:${base + i}`;
+    return {
+      code,
+      url,
+      schema: `${prefix}${code}`,
+      sql: postgres(TEST_DATABASE_URL, {
+        max: 2,
+        onnotice: () => {},
+        connection: { search_path: `${prefix}${code}` },
+      }),
+      control: createClient(
+        ControlService,
+        createConnectTransport({ baseUrl: url, httpVersion: "2" }),
+      ),
+    };
+  });
+  for (const p of provinces) {
+    await until(
+      `province ${p.code} ready`,
+      async () => {
+        try {
+          await p.control.getFeatures({});
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+      100,
+    );
+  }
+  return { env, provinces, child, dir };
 }
 
 async function stopSystem(s: System): Promise<void> {
-  for (const p of s.provinces) await closeTestProvince(p);
+  const exited = new Promise<void>((r) => s.child.once("exit", () => r()));
+  s.child.kill("SIGTERM");
+  await exited;
+  for (const p of s.provinces) {
+    await p.sql.end();
+    await dropSchema(p.schema);
+  }
   await s.env.close();
+  rmSync(s.dir, { recursive: true, force: true });
+}
+
+/** The first of `n` consecutive free ports. */
+async function freePortRun(n: number): Promise<number> {
+  for (;;) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) ok = await portFree(base + i);
+    if (ok) return base;
+  }
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
 }
 
 async function registerPersons(s: System, n: number) {
@@ -205,15 +309,9 @@ async function registerPersons(s: System, n: number) {
     64,
     async (i) => {
       const owner = i % s.provinces.length;
-      const p = s.provinces[owner] as Province;
+      const p = s.provinces[owner] as BenchProvince;
       const identity = newIdentity();
-      const res = await createClient(
-        ControlService,
-        createConnectTransport({ baseUrl: p.url, httpVersion: "2" }),
-      ).registerRecord({
-        identity,
-        doses: [newDose(p.code)],
-      });
+      const res = await p.control.registerRecord({ identity, doses: [newDose(p.code)] });
       people[i] = { identity, owner, certificate: res.certificateNumber };
     },
   );
@@ -354,7 +452,7 @@ async function doseFigure(s: System): Promise<Figure> {
 }
 
 async function readFigure(s: System): Promise<Figure> {
-  const p = s.provinces[0] as Province;
+  const p = s.provinces[0] as BenchProvince;
   const people = await registerPersons(s, 200);
   const mine = people.filter((x) => x.owner === 0);
   const client = createClient(
