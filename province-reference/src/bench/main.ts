@@ -28,7 +28,6 @@ import {
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
 import { connect } from "nats";
 import postgres, { type Sql } from "postgres";
-import type { Province } from "../province.js";
 import { closeTestProvince, startTestProvince } from "../testing/provinces.js";
 import { closedLoop, type Figure, figure, pool, quantile, until } from "./measure.js";
 
