@@ -36,7 +36,8 @@ export const DEV_PERSON_KEY_SECRET = "evc-dev-person-key-secret-change-me";
 
 export class ConfigError extends Error {}
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+/** A non-negative integer from the environment, or `fallback` when unset. */
+export function envInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
@@ -73,7 +74,7 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
   return {
     databaseUrl: env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
     schema: env.EVC_HUB_SCHEMA ?? "evc_hub",
-    dbPoolSize: int(env, "EVC_DB_POOL", 10),
+    dbPoolSize: envInt(env, "EVC_DB_POOL", 10),
     natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
     natsUser: env.EVC_NATS_USER ?? "",
     natsPassword: env.EVC_NATS_PASSWORD ?? "",
@@ -83,16 +84,16 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     personKeySecret: env.EVC_PERSON_KEY_SECRET ?? DEV_PERSON_KEY_SECRET,
     stream: env.EVC_STREAM ?? "EVC_DIRECTIVES",
     subjectPrefix: env.EVC_SUBJECT_PREFIX ?? "evc.directives",
-    duplicateWindowMs: int(env, "EVC_DUPLICATE_WINDOW_MS", 120_000),
-    suspendDeadlineMs: int(env, "EVC_SUSPEND_DEADLINE_MS", 60_000),
-    activateDeadlineMs: int(env, "EVC_ACTIVATE_DEADLINE_MS", 60_000),
-    compensateDeadlineMs: int(env, "EVC_COMPENSATE_DEADLINE_MS", 300_000),
-    redeliverAfterMs: int(env, "EVC_REDELIVER_AFTER_MS", 30_000),
-    redeliverMaxMs: int(env, "EVC_REDELIVER_MAX_MS", 600_000),
-    maxPublishes: int(env, "EVC_MAX_PUBLISHES", 10),
-    consumerAckWaitMs: int(env, "EVC_CONSUMER_ACK_WAIT_MS", 30_000),
-    pollMs: int(env, "EVC_POLL_MS", 250),
-    shutdownGraceMs: int(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
+    duplicateWindowMs: envInt(env, "EVC_DUPLICATE_WINDOW_MS", 120_000),
+    suspendDeadlineMs: envInt(env, "EVC_SUSPEND_DEADLINE_MS", 60_000),
+    activateDeadlineMs: envInt(env, "EVC_ACTIVATE_DEADLINE_MS", 60_000),
+    compensateDeadlineMs: envInt(env, "EVC_COMPENSATE_DEADLINE_MS", 300_000),
+    redeliverAfterMs: envInt(env, "EVC_REDELIVER_AFTER_MS", 30_000),
+    redeliverMaxMs: envInt(env, "EVC_REDELIVER_MAX_MS", 600_000),
+    maxPublishes: envInt(env, "EVC_MAX_PUBLISHES", 10),
+    consumerAckWaitMs: envInt(env, "EVC_CONSUMER_ACK_WAIT_MS", 30_000),
+    pollMs: envInt(env, "EVC_POLL_MS", 250),
+    shutdownGraceMs: envInt(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
     role: oneOf(env, "EVC_ROLE", ["all", "api"] as const, "all"),
     faultInjection: oneOf(env, "EVC_FAULT_INJECTION", ["", "kill-after-publish"] as const, ""),
   };

@@ -1,4 +1,4 @@
-import { ConfigError } from "@evc-interop/national/config";
+import { ConfigError, envInt } from "@evc-interop/national/config";
 import { type BrokenVariant, parseBroken } from "./broken.js";
 
 /** Configuration of one reference province (see province-reference/README.md). */
@@ -27,15 +27,6 @@ export interface ProvinceConfig {
   shutdownGraceMs: number;
   /** Conformance self-test only: behave with one deliberate bug. */
   broken?: BrokenVariant;
-}
-
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0)
-    throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
-  return n;
 }
 
 /** Province codes to run: EVC_PROVINCE_CODES (comma-separated) or EVC_PROVINCE_CODE. */
@@ -77,14 +68,14 @@ export function provinceConfigFromEnv(
     credentialsDir: env.EVC_CREDENTIALS_DIR ?? ".data/credentials",
     host: m[1],
     port: basePort === 0 ? 0 : basePort + index,
-    reconcileIntervalMs: int(env, "EVC_RECONCILE_INTERVAL_MS", 300_000),
-    reconcileChunk: int(env, "EVC_RECONCILE_CHUNK", 5000),
-    extraGraceMs: int(env, "EVC_RECONCILE_EXTRA_GRACE_MS", 30_000),
-    concurrency: int(env, "EVC_AGENT_CONCURRENCY", 16),
+    reconcileIntervalMs: envInt(env, "EVC_RECONCILE_INTERVAL_MS", 300_000),
+    reconcileChunk: envInt(env, "EVC_RECONCILE_CHUNK", 5000),
+    extraGraceMs: envInt(env, "EVC_RECONCILE_EXTRA_GRACE_MS", 30_000),
+    concurrency: envInt(env, "EVC_AGENT_CONCURRENCY", 16),
     provisionConsumer: (env.EVC_PROVISION_CONSUMER ?? "1") !== "0",
     controlToken: env.EVC_CONTROL_TOKEN ?? "",
-    receiptPollMs: int(env, "EVC_RECEIPT_POLL_MS", 1000),
-    shutdownGraceMs: int(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
+    receiptPollMs: envInt(env, "EVC_RECEIPT_POLL_MS", 1000),
+    shutdownGraceMs: envInt(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
     ...(env.EVC_BROKEN ? { broken: parseBroken(env.EVC_BROKEN) } : {}),
   };
 }
