@@ -142,6 +142,17 @@ async function statusOf(kit: Kit, number: string): Promise<string> {
   return CertificateStatus[res.certificate?.status ?? 0] ?? "?";
 }
 
+/** The record at the province holds exactly `n` doses. */
+async function expectDoseCount(
+  kit: Kit,
+  recordId: string,
+  n: number,
+  expected: string,
+): Promise<void> {
+  const rec = await kit.api.getRecord({ recordId });
+  expect(rec.record?.doses.length === n, expected, `${rec.record?.doses.length} doses`);
+}
+
 async function noReceipt(kit: Kit, d: Directive, ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
   const got = kit.receipts(d.directiveId);
@@ -186,17 +197,9 @@ async function ownedByVirtual(kit: Kit, code = "650000") {
 export const SCENARIOS: Record<string, Scenario> = {
   async activate({ kit }) {
     const a = await activated(kit);
-    expect(
-      (await statusOf(kit, a.certificate)) === "NORMAL",
-      "the new certificate NORMAL at the province API",
-      await statusOf(kit, a.certificate),
-    );
-    const rec = await kit.api.getRecord({ recordId: a.recordId });
-    expect(
-      rec.record?.doses.length === 2,
-      "the record with the 2 carried doses",
-      `${rec.record?.doses.length} doses`,
-    );
+    const status = await statusOf(kit, a.certificate);
+    expect(status === "NORMAL", "the new certificate NORMAL at the province API", status);
+    await expectDoseCount(kit, a.recordId, 2, "the record with the 2 carried doses");
   },
 
   async suspend({ kit }) {
@@ -353,12 +356,7 @@ export const SCENARIOS: Record<string, Scenario> = {
       "the same receipt as the first time",
       rs.map(show).join(" | "),
     );
-    const rec = await kit.api.getRecord({ recordId: a.recordId });
-    expect(
-      rec.record?.doses.length === 2,
-      "the dose appended once",
-      `${rec.record?.doses.length} doses`,
-    );
+    await expectDoseCount(kit, a.recordId, 2, "the dose appended once");
   },
 
   async reorder({ kit }) {
@@ -705,11 +703,6 @@ export const SCENARIOS: Record<string, Scenario> = {
       "the same receipt after a restart (I4)",
       rs.map(show).join(" | "),
     );
-    const rec = await kit.api.getRecord({ recordId: a.recordId });
-    expect(
-      rec.record?.doses.length === 2,
-      "the dose appended once",
-      `${rec.record?.doses.length} doses`,
-    );
+    await expectDoseCount(kit, a.recordId, 2, "the dose appended once");
   },
 };

@@ -117,7 +117,6 @@ export class Hub {
           activateMs: config.activateDeadlineMs,
           compensateMs: config.compensateDeadlineMs,
         },
-        redeliverAfterMs: config.redeliverAfterMs,
         notifyChannel,
       });
       const metrics = new HubMetrics(sql);

@@ -222,7 +222,7 @@ describe("dose given elsewhere (paper §2.2.2)", () => {
 });
 
 describe("receipts", () => {
-  it("are idempotent by directive id; a late receipt of a superseded attempt is refused", async () => {
+  it("are idempotent by directive id: copies, in one batch or later, are DUPLICATE and change nothing", async () => {
     const { identity, cert } = await register(BJ);
     province(BJ).answer = () => undefined;
     try {
@@ -240,11 +240,15 @@ describe("receipts", () => {
         ReceiptDisposition.DUPLICATE,
       ]);
       await waitForMigration(id, MigrationState.COMPLETED);
-      const stale = create(ReceiptSchema, { ...receipt, attempt: receipt.attempt + 5 });
-      const refused = await province(BJ)
+      const copy = create(ReceiptSchema, { ...receipt, attempt: receipt.attempt + 5 });
+      const later = await province(BJ)
         .client()
-        .submitReceipts({ receipts: [{ ...stale, directiveId: suspend.directiveId }] });
-      expect(refused.results[0]?.disposition).toBe(ReceiptDisposition.DUPLICATE);
+        .submitReceipts({ receipts: [copy] });
+      expect(later.results[0]?.disposition).toBe(ReceiptDisposition.DUPLICATE);
+      const { migration: after } = await env
+        .client(MigrationService, `province:${GD}`)
+        .getMigration({ migrationId: id });
+      expect(after?.state).toBe(MigrationState.COMPLETED);
     } finally {
       province(BJ).answer = (d) => province(BJ).correctAnswer(d);
     }

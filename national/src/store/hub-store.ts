@@ -38,8 +38,6 @@ export interface HubStoreOptions {
   clock?: () => Date;
   newId?: () => string;
   deadlines: DecideContext["deadlines"];
-  /** How long to wait before the first redelivery of a published directive. */
-  redeliverAfterMs: number;
   /** Notification channel that wakes the relay. */
   notifyChannel: string;
 }
