@@ -15,7 +15,7 @@ import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { generateCredential, TokenSigner } from "./auth/tokens.js";
 import { sealAll, verifyChain } from "./chain/chain.js";
 import { rebuildSnapshot } from "./store/rebuild.js";
@@ -534,10 +534,19 @@ describe("the log is the truth (I5)", () => {
 
   it("flipping one byte of one stored event is reported at that event's position", async () => {
     const { identity } = await registered(GD);
-    await sealAll(env.hub.sql);
-    expect((await verifyChain(env.hub.sql)).ok).toBe(true);
     const history = await env.client(AuditService, "operator:ops").getPersonHistory({ identity });
     const position = Number(history.events[0]?.position);
+    // Only sealed events are verified, and sealing waits until no older transaction is open
+    // anywhere in the cluster (other suites run in parallel).
+    await vi.waitFor(
+      async () => {
+        await sealAll(env.hub.sql);
+        const sealed = await env.hub.sql`SELECT 1 FROM event_chain WHERE position = ${position}`;
+        expect(sealed).toHaveLength(1);
+      },
+      { timeout: 15_000, interval: 100 },
+    );
+    expect((await verifyChain(env.hub.sql)).ok).toBe(true);
     // A superuser with the trigger disabled: what an attacker with database access could do.
     await env.hub.sql.begin(async (tx) => {
       await tx`ALTER TABLE events DISABLE TRIGGER events_append_only`;
