@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { Directive } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import {
   MigrationService,
   MigrationState,
@@ -89,6 +90,14 @@ describe("per-person lock and I2 under concurrency", () => {
       status: "ACTIVE",
     });
 
+    // The owner holds its answer to the suspend directive until every request is in: the
+    // lock must refuse them all while the first migration is open.
+    const owner = fakes[0] as FakeProvince;
+    const held: Directive[] = [];
+    owner.answer = (d) => {
+      held.push(d);
+      return undefined;
+    };
     const requests = Array.from({ length: 200 }, (_, i) => {
       const province = OTHERS[i % OTHERS.length] ?? "440000";
       const hub = i % 2 === 0 ? env.hub : replica;
@@ -111,6 +120,11 @@ describe("per-person lock and I2 under concurrency", () => {
       SELECT count(*)::int AS n FROM migrations WHERE record_id = ${reg.recordId}`;
     expect(open?.n).toBe(1);
     await assertSnapshotInvariants();
+    owner.answer = (d) => owner.correctAnswer(d);
+    await owner.waitFor(
+      (d) => d.action.case === "suspendForMigration" && d.recordId === reg.recordId,
+    );
+    if (held.length > 0) await owner.submit(held.map((d) => owner.correctAnswer(d)));
 
     const winner = results.find((r) => r.status === "fulfilled");
     const migrationId =

@@ -12,12 +12,9 @@ import {
   ReceiptResultSchema,
   SubmitReceiptsResponseSchema,
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
-import { directiveRows, recordReceipt } from "../store/receipts.js";
+import { directiveRows, type ReceiptOfBatch, recordReceipts } from "../store/receipts.js";
 import { callerProvince, type HubDeps, principalOf } from "./context.js";
 import { denied, invalid } from "./errors.js";
-
-/** Receipts of one batch recorded at once (each its own transaction). */
-const RECEIPT_CONCURRENCY = 8;
 
 export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveService> {
   return {
@@ -37,34 +34,30 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
           );
         }
       });
-      // Receipts of different persons are independent: record them a few at a time. Copies
-      // of one receipt in the same batch serialize on the directive row (the second is DUPLICATE).
+      const batch: ReceiptOfBatch[] = [];
       const results: ReceiptResult[] = new Array(req.receipts.length);
-      let next = 0;
-      const worker = async () => {
-        for (let i = next++; i < req.receipts.length; i = next++) {
-          const r = req.receipts[i];
-          if (!r) continue;
-          const row = rows.get(r.directiveId);
-          if (!row) {
-            results[i] = create(ReceiptResultSchema, {
-              directiveId: r.directiveId,
-              disposition: ReceiptDisposition.REFUSED,
-              detail: "unknown directive",
-            });
-            continue;
-          }
-          const d = await recordReceipt(deps.store, row, r, caller);
+      const at: number[] = [];
+      req.receipts.forEach((receipt, i) => {
+        const row = rows.get(receipt.directiveId);
+        if (row) {
+          batch.push({ receipt, row, index: i });
+          at.push(i);
+        } else {
           results[i] = create(ReceiptResultSchema, {
-            directiveId: d.directiveId,
-            disposition: ReceiptDisposition[d.disposition],
-            detail: d.detail,
+            directiveId: receipt.directiveId,
+            disposition: ReceiptDisposition.REFUSED,
+            detail: "unknown directive",
           });
         }
-      };
-      await Promise.all(
-        Array.from({ length: Math.min(RECEIPT_CONCURRENCY, req.receipts.length) }, worker),
-      );
+      });
+      const recorded = await recordReceipts(deps.store, batch, caller);
+      recorded.forEach((d, n) => {
+        results[at[n] as number] = create(ReceiptResultSchema, {
+          directiveId: d.directiveId,
+          disposition: ReceiptDisposition[d.disposition],
+          detail: d.detail,
+        });
+      });
       return create(SubmitReceiptsResponseSchema, { results });
     },
 

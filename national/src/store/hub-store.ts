@@ -6,7 +6,7 @@ import { Refusal } from "../domain/errors.js";
 import { directivesOf, evolve } from "../domain/person.js";
 import type { DecideContext, HubEvent, PersonState } from "../domain/types.js";
 import { initialState } from "../domain/types.js";
-import { projectionQueries, projectionRows } from "./projection.js";
+import { type ProjectionRows, projectionQueries, projectionRows } from "./projection.js";
 
 /** Idempotency of a request: the same (province, key) must carry the same request hash. */
 export interface Idempotency {
@@ -40,6 +40,11 @@ export interface HubStoreOptions {
   deadlines: DecideContext["deadlines"];
   /** Notification channel that wakes the relay. */
   notifyChannel: string;
+  /**
+   * Group commit: commands arriving while a transaction is in flight are executed together in
+   * the next one, up to this many (1 turns it off: one transaction per command). Default 64.
+   */
+  maxBatch?: number;
 }
 
 interface PgError {
@@ -53,14 +58,54 @@ function pgError(err: unknown): PgError {
 
 const MAX_CONFLICT_RETRIES = 12;
 
+/** A command waiting for its transaction. */
+interface Job {
+  personKey: string;
+  cmd: Command;
+  respond: (state: PersonState, events: HubEvent[]) => unknown;
+  options: ExecuteOptions<unknown>;
+  resolve: (r: ExecuteResult<unknown>) => void;
+  reject: (err: unknown) => void;
+}
+
+/** What one job of a batch came to: a result, or a refusal of its command alone. */
+type Outcome = { ok: true; result: ExecuteResult<unknown> } | { ok: false; error: unknown };
+
+/** The batch cannot be committed as a whole; its commands are retried one by one. */
+class BatchConflict extends Error {}
+
+/** A job's events and what they change, ready to be written. */
+interface Planned {
+  job: Job;
+  before: PersonState;
+  events: HubEvent[];
+  rows: {
+    event_id: string;
+    stream_id: string;
+    stream_version: number;
+    type: string;
+    data: unknown;
+    recorded_at: Date;
+  }[];
+}
+
 /**
  * The hub's PostgreSQL store: executes a command against a person's stream in one transaction
  * (load state, decide, append events with the expected version, update the snapshot
  * projection, write the outbox), retrying on concurrent appends to the same stream.
+ *
+ * Commands are group-committed: those that arrive while a transaction is in flight go together
+ * into the next transaction, each person at most once per transaction, with multi-row
+ * statements. A command refused by the rules fails alone; if the batch as a whole cannot
+ * commit (a concurrent append by another replica, a constraint), every command in it is
+ * executed again on its own, so batching never changes what a caller sees.
  */
 export class HubStore {
   readonly clock: () => Date;
   readonly newId: () => string;
+  private readonly maxBatch: number;
+  private queue: Job[] = [];
+  private draining = false;
 
   constructor(
     readonly sql: Sql,
@@ -68,6 +113,7 @@ export class HubStore {
   ) {
     this.clock = opts.clock ?? (() => new Date());
     this.newId = opts.newId ?? randomUUID;
+    this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
   }
 
   /** Reads a person's state (strongly consistent: the primary's committed state). */
@@ -81,136 +127,336 @@ export class HubStore {
    * Runs `cmd` for one person. `respond` builds the RPC response from the resulting state (it is
    * stored under the idempotency key, if any, in the same transaction).
    */
-  async execute<R>(
+  execute<R>(
     personKey: string,
     cmd: Command,
     respond: (state: PersonState, events: HubEvent[]) => R,
     options: ExecuteOptions<R> = {},
   ): Promise<ExecuteResult<R>> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.sql.begin((tx) => this.executeOnce(tx, personKey, cmd, respond, options));
-      } catch (err) {
-        const e = pgError(err);
-        if (e.code === "23505") {
-          if (e.constraint_name === "certificates_pkey") {
-            throw new Refusal(
-              "already_exists",
-              "INVALID_FIELD",
-              "certificate number is already in use",
-              { field: "certificate_number" },
-            );
-          }
-          // Another transaction appended to the same stream (or took the same per-person
-          // lock) first: re-read and decide again.
-          if (attempt < MAX_CONFLICT_RETRIES) {
-            await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-            continue;
-          }
-          const current = await this.load(personKey);
-          throw new Refusal(
-            "aborted",
-            "VERSION_CONFLICT",
-            "too many concurrent changes to this person; retry",
-            { currentVersion: current.version },
-          );
-        }
-        throw err;
+    if (this.maxBatch === 1) return this.executeAlone(personKey, cmd, respond, options);
+    return new Promise<ExecuteResult<R>>((resolve, reject) => {
+      this.queue.push(toJob(personKey, cmd, respond, options, resolve, reject));
+      if (!this.draining) {
+        this.draining = true;
+        setImmediate(() => void this.drain());
       }
+    });
+  }
+
+  /**
+   * Runs several commands together now (not through the group-commit queue), as few
+   * transactions as their persons allow. Each settles on its own.
+   */
+  executeAll<R>(
+    commands: {
+      personKey: string;
+      cmd: Command;
+      respond: (state: PersonState, events: HubEvent[]) => R;
+      options?: ExecuteOptions<R>;
+    }[],
+  ): Promise<PromiseSettledResult<ExecuteResult<R>>[]> {
+    const jobs: Job[] = [];
+    const settled = commands.map(
+      (c) =>
+        new Promise<ExecuteResult<R>>((resolve, reject) => {
+          jobs.push(toJob(c.personKey, c.cmd, c.respond, c.options ?? {}, resolve, reject));
+        }),
+    );
+    const done = this.runJobs(jobs);
+    return done.then(() => Promise.allSettled(settled));
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const jobs = this.queue.splice(0, this.maxBatch);
+        await this.runJobs(jobs);
+      }
+    } finally {
+      this.draining = false;
     }
   }
 
-  private async executeOnce<R>(
-    tx: TransactionSql,
+  /** Splits jobs into rounds (a person and an idempotency key once per round) and runs them. */
+  private async runJobs(jobs: Job[]): Promise<void> {
+    const rounds: { jobs: Job[]; keys: Set<string> }[] = [];
+    for (const job of jobs) {
+      const keys = jobKeys(job);
+      let round = rounds.find((r) => keys.every((k) => !r.keys.has(k)));
+      if (!round) {
+        round = { jobs: [], keys: new Set() };
+        rounds.push(round);
+      }
+      round.jobs.push(job);
+      for (const k of keys) round.keys.add(k);
+    }
+    for (const round of rounds) await this.runRound(round.jobs);
+  }
+
+  private async runRound(jobs: Job[]): Promise<void> {
+    if (jobs.length === 1) {
+      const [job] = jobs as [Job];
+      await this.executeAlone(job.personKey, job.cmd, job.respond, job.options).then(
+        job.resolve,
+        job.reject,
+      );
+      return;
+    }
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.sql.begin((tx) => this.executeRound(tx, jobs));
+    } catch {
+      // The batch could not commit as a whole: each command again on its own, as it would
+      // have run without batching (with its own retries and its own error).
+      await Promise.all(
+        jobs.map((job) =>
+          this.executeAlone(job.personKey, job.cmd, job.respond, job.options).then(
+            job.resolve,
+            job.reject,
+          ),
+        ),
+      );
+      return;
+    }
+    outcomes.forEach((o, i) => {
+      const job = jobs[i] as Job;
+      if (o.ok) job.resolve(o.result);
+      else job.reject(o.error);
+    });
+  }
+
+  /** One transaction for commands of distinct persons. Throws if it cannot commit as a whole. */
+  private async executeRound(tx: TransactionSql, jobs: Job[]): Promise<Outcome[]> {
+    const outcomes: (Outcome | undefined)[] = new Array(jobs.length);
+    const idemJobs = jobs.filter((j) => j.options.idempotency);
+    const [personRows, idemRows] = await Promise.all([
+      tx<{ person_key: string; state: PersonState }[]>`
+        SELECT person_key, state FROM persons WHERE person_key = ANY(${jobs.map((j) => j.personKey)}::text[])`,
+      idemJobs.length === 0
+        ? Promise.resolve([])
+        : tx<
+            {
+              province: string;
+              idempotency_key: string;
+              request_hash: string;
+              response: Uint8Array;
+            }[]
+          >`
+            SELECT province, idempotency_key, request_hash, response FROM idempotency
+            WHERE (province, idempotency_key) IN (
+              SELECT * FROM unnest(${idemJobs.map((j) => j.options.idempotency?.province ?? "")}::text[],
+                                   ${idemJobs.map((j) => j.options.idempotency?.key ?? "")}::text[]))`,
+    ]);
+    const stateOf = new Map(personRows.map((r) => [r.person_key, r.state]));
+    const prior = new Map(idemRows.map((r) => [`${r.province}\u0000${r.idempotency_key}`, r]));
+
+    // Replays of earlier requests, then the hooks that may short-circuit a command.
+    const pending: number[] = [];
+    jobs.forEach((job, i) => {
+      const state = stateOf.get(job.personKey) ?? initialState();
+      const idem = job.options.idempotency;
+      const row = idem ? prior.get(`${idem.province}\u0000${idem.key}`) : undefined;
+      if (!idem || !row) {
+        pending.push(i);
+        return;
+      }
+      if (row.request_hash !== idem.requestHash) {
+        outcomes[i] = { ok: false, error: keyReused(idem.key) };
+        return;
+      }
+      if (!job.options.decode) throw new Error("idempotent execute needs decode");
+      outcomes[i] = {
+        ok: true,
+        result: { state, events: [], response: job.options.decode(row.response), replayed: true },
+      };
+    });
+    const early = await Promise.all(pending.map((i) => jobs[i]?.options.before?.(tx)));
+    const now = this.clock();
+    const planned: Planned[] = [];
+    pending.forEach((i, n) => {
+      const job = jobs[i] as Job;
+      const before = stateOf.get(job.personKey) ?? initialState();
+      const response = early[n];
+      if (response !== undefined) {
+        outcomes[i] = { ok: true, result: { state: before, events: [], response, replayed: true } };
+        return;
+      }
+      let events: HubEvent[];
+      try {
+        events = decide(before, job.cmd, {
+          now,
+          newId: this.newId,
+          deadlines: this.opts.deadlines,
+        });
+      } catch (err) {
+        if (!(err instanceof Refusal)) throw err;
+        outcomes[i] = { ok: false, error: err };
+        return;
+      }
+      planned.push({
+        job,
+        before,
+        events,
+        rows: eventRows(this.newId, job.personKey, before, events, now),
+      });
+      outcomes[i] = undefined;
+    });
+
+    // Append every planned event in one statement; the UNIQUE (stream_id, stream_version)
+    // constraint is the expected-version check of each.
+    const allRows = planned.flatMap((p) => p.rows);
+    const positions = new Map<string, number>();
+    if (allRows.length > 0) {
+      const inserted = await tx<{ position: string; event_id: string }[]>`
+        INSERT INTO events ${tx(allRows as never)} RETURNING position, event_id`;
+      for (const r of inserted) positions.set(r.event_id, Number(r.position));
+    }
+    const changes = planned.map((p) => this.fold(p, positions, now));
+    const responses = changes.map((c) => c.plan.job.respond(c.state, c.plan.events));
+
+    const writes: PendingQuery<Row[]>[] = [];
+    const projections = mergeProjections(
+      changes.map((c) =>
+        projectionRows(c.plan.job.personKey, c.state, (v) => v > c.plan.before.version),
+      ),
+    );
+    writes.push(...projectionQueries(tx, projections));
+    const doses = changes.flatMap((c) =>
+      [...newDoseIds(c.plan.before, c.state)].map((dose_id) => ({
+        dose_id,
+        person_key: c.plan.job.personKey,
+      })),
+    );
+    const dosesAt = writes.length;
+    if (doses.length > 0) {
+      writes.push(
+        tx`INSERT INTO doses ${tx(doses)} ON CONFLICT (dose_id) DO NOTHING RETURNING dose_id`,
+      );
+    }
+    const created = changes.filter((c) => c.plan.events.length > 0 && c.plan.before.version === 0);
+    const updated = changes.filter((c) => c.plan.events.length > 0 && c.plan.before.version > 0);
+    if (created.length > 0) writes.push(personsInsert(tx, created));
+    if (updated.length > 0) writes.push(personsUpdate(tx, updated));
+    const outbox = changes.flatMap((c) => c.outbox);
+    if (outbox.length > 0) {
+      writes.push(tx`INSERT INTO directives ${tx(outbox as never)}`);
+      writes.push(tx`SELECT pg_notify(${this.opts.notifyChannel}, '')`);
+    }
+    const idemWrites = changes.flatMap((c, n) => {
+      const idem = c.plan.job.options.idempotency;
+      if (!idem) return [];
+      const encode = c.plan.job.options.encode;
+      if (!encode) throw new Error("idempotent execute needs encode");
+      return [
+        {
+          province: idem.province,
+          idempotency_key: idem.key,
+          request_hash: idem.requestHash,
+          response: encode(responses[n]),
+        },
+      ];
+    });
+    if (idemWrites.length > 0) writes.push(tx`INSERT INTO idempotency ${tx(idemWrites as never)}`);
+    const [results] = await Promise.all([
+      Promise.all(writes),
+      Promise.all(changes.map((c) => c.plan.job.options.after?.(tx, c.state, c.plan.events))),
+    ]);
+    if (doses.length > 0 && results[dosesAt]?.length !== doses.length) {
+      // A dose id already held by another person: let the command that brought it be refused alone.
+      throw new BatchConflict("dose id in use");
+    }
+    changes.forEach((c, n) => {
+      const i = jobs.indexOf(c.plan.job);
+      outcomes[i] = {
+        ok: true,
+        result: { state: c.state, events: c.plan.events, response: responses[n], replayed: false },
+      };
+    });
+    return outcomes.map((o) => o ?? { ok: false, error: new Error("command was not executed") });
+  }
+
+  /** One command in its own transaction, retried on concurrent appends to the same stream. */
+  private async executeAlone<R>(
     personKey: string,
     cmd: Command,
     respond: (state: PersonState, events: HubEvent[]) => R,
     options: ExecuteOptions<R>,
   ): Promise<ExecuteResult<R>> {
-    const idem = options.idempotency;
-    if (idem) {
-      const prior = await tx<{ request_hash: string; response: Uint8Array }[]>`
-        SELECT request_hash, response FROM idempotency
-        WHERE province = ${idem.province} AND idempotency_key = ${idem.key}`;
-      const row = prior[0];
-      if (row) {
-        if (row.request_hash !== idem.requestHash) {
+    const job = toJob(
+      personKey,
+      cmd,
+      respond,
+      options,
+      () => {},
+      () => {},
+    );
+    for (let attempt = 1; ; attempt++) {
+      let outcome: Outcome | undefined;
+      try {
+        [outcome] = await this.sql.begin((tx) => this.executeRound(tx, [job]));
+      } catch (err) {
+        if (err instanceof BatchConflict) {
           throw new Refusal(
             "already_exists",
-            "IDEMPOTENCY_KEY_REUSED",
-            `idempotency key ${idem.key} was already used with a different request`,
-            { field: "idempotency_key" },
+            "INVALID_FIELD",
+            "dose id is already in use for another person",
+            { field: "dose.dose_id" },
           );
         }
-        if (!options.decode) throw new Error("idempotent execute needs decode");
-        const state = await this.load(personKey, tx);
-        return { state, events: [], response: options.decode(row.response), replayed: true };
+        const e = pgError(err);
+        if (e.code !== "23505") throw err;
+        if (e.constraint_name === "certificates_pkey") {
+          throw new Refusal(
+            "already_exists",
+            "INVALID_FIELD",
+            "certificate number is already in use",
+            { field: "certificate_number" },
+          );
+        }
+        // Another transaction appended to the same stream (or took the same per-person lock,
+        // or the same idempotency key) first: re-read and decide again.
+        if (attempt < MAX_CONFLICT_RETRIES) {
+          await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+          continue;
+        }
+        const current = await this.load(personKey);
+        throw new Refusal(
+          "aborted",
+          "VERSION_CONFLICT",
+          "too many concurrent changes to this person; retry",
+          { currentVersion: current.version },
+        );
       }
+      if (!outcome?.ok) throw outcome?.error ?? new Error("command was not executed");
+      return outcome.result as ExecuteResult<R>;
     }
-
-    if (options.before) {
-      const early = await options.before(tx);
-      if (early !== undefined) {
-        return {
-          state: await this.load(personKey, tx),
-          events: [],
-          response: early,
-          replayed: true,
-        };
-      }
-    }
-    const before = await this.load(personKey, tx);
-    const now = this.clock();
-    const events = decide(before, cmd, { now, newId: this.newId, deadlines: this.opts.deadlines });
-    let state = before;
-    if (events.length > 0) {
-      state = await this.append(tx, personKey, before, events, now);
-    }
-    if (options.after) await options.after(tx, state, events);
-    const response = respond(state, events);
-    if (idem) {
-      if (!options.encode) throw new Error("idempotent execute needs encode");
-      await tx`INSERT INTO idempotency (province, idempotency_key, request_hash, response)
-        VALUES (${idem.province}, ${idem.key}, ${idem.requestHash}, ${options.encode(response)})`;
-    }
-    return { state, events, response, replayed: false };
   }
 
-  /** Appends events at the expected version, then updates projections and the outbox. */
-  private async append(
-    tx: TransactionSql,
-    personKey: string,
-    before: PersonState,
-    events: HubEvent[],
+  /** Folds a job's appended events into its new state and the directives they imply. */
+  private fold(
+    plan: Planned,
+    positions: Map<string, number>,
     now: Date,
-  ): Promise<PersonState> {
-    const rows = events.map((e, i) => ({
-      event_id: this.newId(),
-      stream_id: personKey,
-      stream_version: before.version + i + 1,
-      type: e.type,
-      data: e.data,
-      recorded_at: now,
-    }));
-    // The UNIQUE (stream_id, stream_version) constraint is the expected-version check.
-    const inserted = await tx<{ position: string; event_id: string }[]>`
-      INSERT INTO events ${tx(rows as never)}
-      RETURNING position, event_id`;
-    let state = before;
+  ): { plan: Planned; state: PersonState; outbox: Record<string, unknown>[] } {
+    let state = plan.before;
     const outbox: Record<string, unknown>[] = [];
-    events.forEach((event, i) => {
-      const meta = { version: before.version + i + 1, position: Number(inserted[i]?.position) };
+    plan.events.forEach((event, i) => {
+      const row = plan.rows[i];
+      const meta = {
+        version: plan.before.version + i + 1,
+        position: positions.get(row?.event_id ?? "") ?? 0,
+      };
       state = evolve(state, event, meta);
       for (const intent of directivesOf(event)) {
         const message = directiveMessage(intent, {
-          eventId: inserted[i]?.event_id ?? "",
+          eventId: row?.event_id ?? "",
           streamVersion: meta.version,
           at: now,
         });
         outbox.push({
           directive_id: intent.directiveId,
           province: intent.province,
-          person_key: personKey,
+          person_key: plan.job.personKey,
           record_id: intent.recordId,
           record_sequence: intent.recordSequence,
           migration_id: intent.migrationId ?? null,
@@ -222,40 +468,7 @@ export class HubStore {
         });
       }
     });
-    // Everything below depends only on the new state: send it pipelined, in order.
-    const writes: PendingQuery<Row[]>[] = projectionQueries(
-      tx,
-      projectionRows(personKey, state, (version) => version > before.version),
-    );
-    const newDoses = [...newDoseIds(before, state)];
-    const dosesAt = writes.length;
-    if (newDoses.length > 0) {
-      writes.push(tx`INSERT INTO doses ${tx(newDoses.map((dose_id) => ({ dose_id, person_key: personKey })))}
-        ON CONFLICT (dose_id) DO NOTHING RETURNING dose_id`);
-    }
-    writes.push(
-      before.version === 0
-        ? tx`INSERT INTO persons (person_key, version, state)
-            VALUES (${personKey}, ${state.version}, ${tx.json(state as never)})`
-        : tx`UPDATE persons SET version = ${state.version}, state = ${tx.json(state as never)}
-            WHERE person_key = ${personKey}`,
-    );
-    if (outbox.length > 0) {
-      writes.push(tx`INSERT INTO directives ${tx(outbox as never)}`);
-      writes.push(tx`SELECT pg_notify(${this.opts.notifyChannel}, '')`);
-    }
-    const results = await Promise.all(writes);
-    if (newDoses.length > 0 && results[dosesAt]?.length !== newDoses.length) {
-      throw new Refusal(
-        "already_exists",
-        "INVALID_FIELD",
-        "dose id is already in use for another person",
-        {
-          field: "dose.dose_id",
-        },
-      );
-    }
-    return state;
+    return { plan, state, outbox };
   }
 }
 
@@ -271,4 +484,89 @@ function newDoseIds(before: PersonState, after: PersonState): Set<string> {
   for (const m of Object.values(after.migrations))
     for (const d of m.heldDoses) if (!known.has(d.doseId)) fresh.add(d.doseId);
   return fresh;
+}
+
+function toJob<R>(
+  personKey: string,
+  cmd: Command,
+  respond: (state: PersonState, events: HubEvent[]) => R,
+  options: ExecuteOptions<R>,
+  resolve: (r: ExecuteResult<R>) => void,
+  reject: (err: unknown) => void,
+): Job {
+  return {
+    personKey,
+    cmd,
+    respond,
+    options: options as ExecuteOptions<unknown>,
+    resolve: resolve as (r: ExecuteResult<unknown>) => void,
+    reject,
+  };
+}
+
+/** What a job occupies in a transaction: its person and its idempotency key. */
+function jobKeys(job: Job): string[] {
+  const idem = job.options.idempotency;
+  return idem
+    ? [`p:${job.personKey}`, `i:${idem.province}\u0000${idem.key}`]
+    : [`p:${job.personKey}`];
+}
+
+function keyReused(key: string): Refusal {
+  return new Refusal(
+    "already_exists",
+    "IDEMPOTENCY_KEY_REUSED",
+    `idempotency key ${key} was already used with a different request`,
+    { field: "idempotency_key" },
+  );
+}
+
+function eventRows(
+  newId: () => string,
+  personKey: string,
+  before: PersonState,
+  events: HubEvent[],
+  now: Date,
+): Planned["rows"] {
+  return events.map((e, i) => ({
+    event_id: newId(),
+    stream_id: personKey,
+    stream_version: before.version + i + 1,
+    type: e.type,
+    data: e.data,
+    recorded_at: now,
+  }));
+}
+
+function mergeProjections(parts: ProjectionRows[]): ProjectionRows {
+  return {
+    records: parts.flatMap((p) => p.records),
+    // NORMAL last across the batch too (the one-NORMAL index is per person).
+    certificates: parts
+      .flatMap((p) => p.certificates)
+      .sort((a, b) => Number(a.status === "NORMAL") - Number(b.status === "NORMAL")),
+    migrations: parts.flatMap((p) => p.migrations),
+  };
+}
+
+interface Change {
+  plan: Planned;
+  state: PersonState;
+}
+
+function personsInsert(tx: TransactionSql, changes: Change[]): PendingQuery<Row[]> {
+  return tx`INSERT INTO persons (person_key, version, state)
+    SELECT k, v, s::jsonb FROM unnest(
+      ${changes.map((c) => c.plan.job.personKey)}::text[],
+      ${changes.map((c) => c.state.version)}::int[],
+      ${changes.map((c) => JSON.stringify(c.state))}::text[]) AS u(k, v, s)`;
+}
+
+function personsUpdate(tx: TransactionSql, changes: Change[]): PendingQuery<Row[]> {
+  return tx`UPDATE persons p SET version = u.v, state = u.s::jsonb
+    FROM unnest(
+      ${changes.map((c) => c.plan.job.personKey)}::text[],
+      ${changes.map((c) => c.state.version)}::int[],
+      ${changes.map((c) => JSON.stringify(c.state))}::text[]) AS u(k, v, s)
+    WHERE p.person_key = u.k`;
 }

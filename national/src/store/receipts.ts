@@ -50,72 +50,167 @@ export async function directiveRows(
   return new Map(rows.map((r) => [r.directive_id, r]));
 }
 
-async function markReceipt(
+async function markReceipts(
   tx: TransactionSql,
-  receipt: Receipt,
+  receipts: Receipt[],
   disposition: Disposition,
   now: Date,
 ): Promise<void> {
-  await tx`UPDATE directives SET
+  if (receipts.length === 0) return;
+  await tx`UPDATE directives d SET
       state = ${disposition === "REFUSED" ? "SUPERSEDED" : "ACKNOWLEDGED"},
-      receipt = ${toBinary(ReceiptSchema, receipt)},
-      receipt_outcome = ${ReceiptOutcome[receipt.outcome] ?? "UNSPECIFIED"},
+      receipt = decode(u.receipt_b64, 'base64'),
+      receipt_outcome = u.outcome,
       disposition = ${disposition},
       acknowledged_at = ${now}
-    WHERE directive_id = ${receipt.directiveId} AND receipt IS NULL`;
+    FROM unnest(${receipts.map((r) => r.directiveId)}::uuid[],
+                ${receipts.map((r) => Buffer.from(toBinary(ReceiptSchema, r)).toString("base64"))}::text[],
+                ${receipts.map((r) => ReceiptOutcome[r.outcome] ?? "UNSPECIFIED")}::text[])
+      AS u(id, receipt_b64, outcome)
+    WHERE d.directive_id = u.id AND d.receipt IS NULL`;
+}
+
+/** A receipt of a batch with the directive row it answers (already checked to be the caller's). */
+export interface ReceiptOfBatch {
+  receipt: Receipt;
+  row: DirectiveRow;
+  /** Its index in the request, to name it in errors. */
+  index: number;
 }
 
 /**
- * Records one receipt (whose directive row the caller already checked belongs to the calling
- * province) and moves the saga on. Idempotent by directive id: the first receipt wins and
- * later copies are DUPLICATE; a receipt for an attempt the saga no longer waits for is REFUSED
- * (fencing) and changes nothing but the directive's delivery record.
+ * Records a batch of receipts and moves their sagas on, in as few transactions as their
+ * persons allow (see HubStore.executeAll). Idempotent by directive id: the first receipt wins
+ * and later copies are DUPLICATE; a receipt for an attempt the saga no longer waits for is
+ * REFUSED (fencing) and changes nothing but the directive's delivery record. Results come in
+ * the order of the batch. A refusal of one receipt's command by the rules fails the call
+ * (after the others were recorded), as it would have on its own.
  */
-export async function recordReceipt(
+export async function recordReceipts(
   store: HubStore,
-  row: DirectiveRow,
-  receipt: Receipt,
+  batch: ReceiptOfBatch[],
   caller: string,
-): Promise<ReceiptDisposition> {
-  const result = (disposition: Disposition, detail = ""): ReceiptDisposition => ({
-    directiveId: receipt.directiveId,
-    disposition,
-    detail,
-  });
-  const outcome = OUTCOMES[receipt.outcome];
-  if (!outcome)
-    throw new Refusal("invalid_argument", "INVALID_FIELD", "is unspecified", { field: "outcome" });
-
-  const lockRow = async (tx: TransactionSql): Promise<ReceiptDisposition | undefined> => {
-    const current = await tx<{ disposition: string | null }[]>`
-      SELECT disposition FROM directives WHERE directive_id = ${receipt.directiveId} FOR UPDATE`;
-    if (current[0]?.disposition) return result("DUPLICATE", `already ${current[0].disposition}`);
-    if (receipt.attempt !== row.attempt) {
-      return result(
-        "REFUSED",
-        `attempt ${receipt.attempt} does not match the directive's ${row.attempt}`,
-      );
+): Promise<ReceiptDisposition[]> {
+  batch.forEach(({ receipt, index }) => {
+    if (!OUTCOMES[receipt.outcome]) {
+      throw new Refusal("invalid_argument", "INVALID_FIELD", "is unspecified", {
+        field: `receipts[${index}].outcome`,
+      });
     }
-    return undefined;
-  };
+  });
+  const results: ReceiptDisposition[] = new Array(batch.length);
+  const simple: number[] = [];
+  const saga: number[] = [];
+  batch.forEach(({ row }, i) => {
+    (row.migration_id && SAGA_ACTIONS.has(row.action) ? saga : simple).push(i);
+  });
 
-  if (!row.migration_id || !SAGA_ACTIONS.has(row.action)) {
-    // Dose appends and restores: the receipt closes the directive, the saga does not wait on it.
-    return store.sql.begin(async (tx) => {
-      const early = await lockRow(tx);
-      if (early) return early;
-      await markReceipt(tx, receipt, "RECORDED", store.clock());
-      return result("RECORDED");
+  if (simple.length > 0) {
+    // Dose appends and restores: the receipt closes the directive, the saga does not wait on
+    // it. One transaction for all of them.
+    await store.sql.begin(async (tx) => {
+      const ids = simple.map((i) => batch[i]?.receipt.directiveId ?? "");
+      const current = await tx<{ directive_id: string; disposition: string | null }[]>`
+        SELECT directive_id, disposition FROM directives
+        WHERE directive_id = ANY(${ids}::uuid[]) ORDER BY directive_id FOR UPDATE`;
+      const disposition = new Map(current.map((r) => [r.directive_id, r.disposition]));
+      const marks: Receipt[] = [];
+      for (const i of simple) {
+        const { receipt, row } = batch[i] as ReceiptOfBatch;
+        const early = fence(receipt, row, disposition.get(receipt.directiveId) ?? null);
+        if (early) {
+          results[i] = early;
+          continue;
+        }
+        disposition.set(receipt.directiveId, "RECORDED");
+        marks.push(receipt);
+        results[i] = disposed(receipt, "RECORDED");
+      }
+      await markReceipts(tx, marks, "RECORDED", store.clock());
     });
   }
 
-  const cmd = {
+  if (saga.length > 0) {
+    const settled = await store.executeAll(
+      saga.map((i) => {
+        const { receipt, row } = batch[i] as ReceiptOfBatch;
+        return {
+          personKey: row.person_key,
+          cmd: sagaCommand(receipt, row, caller),
+          respond: () => disposed(receipt, "RECORDED"),
+          options: {
+            // Copies of one receipt share a person, so they run in successive transactions
+            // and the later ones find the disposition of the first.
+            before: async (tx: TransactionSql) => {
+              const [current] = await tx<{ disposition: string | null }[]>`
+                SELECT disposition FROM directives
+                WHERE directive_id = ${receipt.directiveId} FOR UPDATE`;
+              return fence(receipt, row, current?.disposition ?? null);
+            },
+            after: (tx: TransactionSql) => markReceipts(tx, [receipt], "RECORDED", store.clock()),
+          },
+        };
+      }),
+    );
+    const stale: number[] = [];
+    let failure: unknown;
+    settled.forEach((s, n) => {
+      const i = saga[n] as number;
+      if (s.status === "fulfilled") results[i] = s.value.response;
+      else if (s.reason instanceof Refusal && s.reason.reason === "STALE_ATTEMPT") {
+        results[i] = disposed((batch[i] as ReceiptOfBatch).receipt, "REFUSED", s.reason.message);
+        stale.push(i);
+      } else failure ??= s.reason;
+    });
+    if (stale.length > 0) {
+      // The saga moved past these attempts: keep the receipt as the directive's delivery
+      // record, unless a copy was recorded meanwhile.
+      await store.sql.begin(async (tx) => {
+        for (const i of stale) {
+          const { receipt } = batch[i] as ReceiptOfBatch;
+          const [current] = await tx<{ disposition: string | null }[]>`
+            SELECT disposition FROM directives
+            WHERE directive_id = ${receipt.directiveId} FOR UPDATE`;
+          if (!current?.disposition) {
+            await markReceipts(tx, [receipt], "REFUSED", store.clock());
+          }
+        }
+      });
+    }
+    if (failure !== undefined) throw failure;
+  }
+  return results;
+}
+
+function disposed(receipt: Receipt, disposition: Disposition, detail = ""): ReceiptDisposition {
+  return { directiveId: receipt.directiveId, disposition, detail };
+}
+
+/** DUPLICATE if the directive already has a disposition, REFUSED for another attempt. */
+function fence(
+  receipt: Receipt,
+  row: DirectiveRow,
+  current: string | null,
+): ReceiptDisposition | undefined {
+  if (current) return disposed(receipt, "DUPLICATE", `already ${current}`);
+  if (receipt.attempt !== row.attempt) {
+    return disposed(
+      receipt,
+      "REFUSED",
+      `attempt ${receipt.attempt} does not match the directive's ${row.attempt}`,
+    );
+  }
+  return undefined;
+}
+
+function sagaCommand(receipt: Receipt, row: DirectiveRow, caller: string) {
+  return {
     kind: "receipt" as const,
     caller,
-    migrationId: row.migration_id,
+    migrationId: row.migration_id ?? "",
     directiveId: receipt.directiveId,
     attempt: receipt.attempt,
-    outcome,
+    outcome: OUTCOMES[receipt.outcome] ?? "REJECTED",
     detail: receipt.detail,
     ...(receipt.result.case === "suspended"
       ? { sourceDoses: (receipt.result.value.record?.doses ?? []).map(doseToJson) }
@@ -124,20 +219,4 @@ export async function recordReceipt(
       ? { certificateNumber: receipt.result.value.certificateNumber }
       : {}),
   };
-  try {
-    const { response } = await store.execute(row.person_key, cmd, () => result("RECORDED"), {
-      before: lockRow,
-      after: (tx) => markReceipt(tx, receipt, "RECORDED", store.clock()),
-    });
-    return response;
-  } catch (err) {
-    if (err instanceof Refusal && err.reason === "STALE_ATTEMPT") {
-      const refused = result("REFUSED", err.message);
-      await store.sql.begin(async (tx) => {
-        if (!(await lockRow(tx))) await markReceipt(tx, receipt, "REFUSED", store.clock());
-      });
-      return refused;
-    }
-    throw err;
-  }
 }

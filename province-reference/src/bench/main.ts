@@ -43,6 +43,20 @@ const RECONCILE_CERTS = Math.round(1_000_000 * SCALE);
 const MIGRATIONS = Math.round(2000 * SCALE);
 const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 const PROVINCES = ["110000", "440000", "510000", "310000"];
+const PARTS = ["baselines", "migrations", "doses", "reads", "log", "reconcile"];
+/** EVC_BENCH_ONLY=migrations,log runs just those parts (default: all). */
+const ONLY = (process.env.EVC_BENCH_ONLY ?? "")
+  .split(",")
+  .map((x) => x.trim())
+  .filter(Boolean);
+for (const part of ONLY) {
+  if (!PARTS.includes(part)) {
+    throw new Error(`EVC_BENCH_ONLY: unknown part ${part}; known: ${PARTS.join(", ")}`);
+  }
+}
+function want(part: string): boolean {
+  return ONLY.length === 0 || ONLY.includes(part);
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const t0 = Date.now();
@@ -640,19 +654,23 @@ function markdown(figures: Figure[]): string {
 async function main(): Promise<void> {
   progress(`rounds ${ROUNDS}, scale ${SCALE}`);
   const figures: Figure[] = [];
-  figures.push(await pgInsertBaseline());
-  figures.push(...(await natsBaselines()));
-  figures.push(await connectBaseline());
-  const system = await startSystem();
-  try {
-    figures.push(...(await migrationFigures(system)));
-    figures.push(await doseFigure(system));
-    figures.push(await readFigure(system));
-  } finally {
-    await stopSystem(system);
+  if (want("baselines")) {
+    figures.push(await pgInsertBaseline());
+    figures.push(...(await natsBaselines()));
+    figures.push(await connectBaseline());
   }
-  figures.push(...(await logFigures()));
-  figures.push(...(await reconcileFigures()));
+  if (want("migrations") || want("doses") || want("reads")) {
+    const system = await startSystem();
+    try {
+      if (want("migrations")) figures.push(...(await migrationFigures(system)));
+      if (want("doses")) figures.push(await doseFigure(system));
+      if (want("reads")) figures.push(await readFigure(system));
+    } finally {
+      await stopSystem(system);
+    }
+  }
+  if (want("log")) figures.push(...(await logFigures()));
+  if (want("reconcile")) figures.push(...(await reconcileFigures()));
 
   const by = new Map(figures.map((f) => [f.id, f]));
   const relate = (id: string, baseline: string, target?: string, met?: (f: Figure) => boolean) => {
