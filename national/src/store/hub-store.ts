@@ -19,11 +19,20 @@ export interface ExecuteOptions<R> {
   idempotency?: Idempotency;
   encode?: (r: R) => Uint8Array;
   decode?: (b: Uint8Array) => R;
-  /** Runs first in the transaction; a returned value short-circuits the command. */
-  before?: (tx: TransactionSql) => Promise<R | undefined>;
-  /** Runs last in the transaction, after events, projections and outbox were written. */
-  after?: (tx: TransactionSql, state: PersonState, events: HubEvent[]) => Promise<void>;
 }
+
+/**
+ * Hooks around each transaction of an `executeAll` batch; each sees the tags of that
+ * transaction's commands at once, so it can use one statement for all of them.
+ */
+export interface RoundHooks<R, T> {
+  /** Runs first; a response for a command short-circuits it (returned as replayed). */
+  before?: (tx: TransactionSql, tags: T[]) => Promise<(R | undefined)[]>;
+  /** Runs last, with the commands that were executed (events, projections, outbox written). */
+  after?: (tx: TransactionSql, tags: T[]) => Promise<void>;
+}
+
+type AnyHooks = RoundHooks<unknown, unknown>;
 
 export interface ExecuteResult<R> {
   state: PersonState;
@@ -64,6 +73,8 @@ interface Job {
   cmd: Command;
   respond: (state: PersonState, events: HubEvent[]) => unknown;
   options: ExecuteOptions<unknown>;
+  /** What the round hooks know the command by. */
+  tag?: unknown;
   resolve: (r: ExecuteResult<unknown>) => void;
   reject: (err: unknown) => void;
 }
@@ -133,7 +144,10 @@ export class HubStore {
     respond: (state: PersonState, events: HubEvent[]) => R,
     options: ExecuteOptions<R> = {},
   ): Promise<ExecuteResult<R>> {
-    if (this.maxBatch === 1) return this.executeAlone(personKey, cmd, respond, options);
+    if (this.maxBatch === 1) {
+      const job = toJob(personKey, cmd, respond, options, noop, noop);
+      return this.executeAlone(job) as Promise<ExecuteResult<R>>;
+    }
     return new Promise<ExecuteResult<R>>((resolve, reject) => {
       this.queue.push(toJob(personKey, cmd, respond, options, resolve, reject));
       if (!this.draining) {
@@ -147,22 +161,26 @@ export class HubStore {
    * Runs several commands together now (not through the group-commit queue), as few
    * transactions as their persons allow. Each settles on its own.
    */
-  executeAll<R>(
+  executeAll<R, T>(
     commands: {
       personKey: string;
       cmd: Command;
       respond: (state: PersonState, events: HubEvent[]) => R;
       options?: ExecuteOptions<R>;
+      tag: T;
     }[],
+    hooks: RoundHooks<R, T> = {},
   ): Promise<PromiseSettledResult<ExecuteResult<R>>[]> {
     const jobs: Job[] = [];
     const settled = commands.map(
       (c) =>
         new Promise<ExecuteResult<R>>((resolve, reject) => {
-          jobs.push(toJob(c.personKey, c.cmd, c.respond, c.options ?? {}, resolve, reject));
+          const job = toJob(c.personKey, c.cmd, c.respond, c.options ?? {}, resolve, reject);
+          job.tag = c.tag;
+          jobs.push(job);
         }),
     );
-    const done = this.runJobs(jobs);
+    const done = this.runJobs(jobs, hooks as AnyHooks);
     return done.then(() => Promise.allSettled(settled));
   }
 
@@ -178,7 +196,7 @@ export class HubStore {
   }
 
   /** Splits jobs into rounds (a person and an idempotency key once per round) and runs them. */
-  private async runJobs(jobs: Job[]): Promise<void> {
+  private async runJobs(jobs: Job[], hooks: AnyHooks = {}): Promise<void> {
     const rounds: { jobs: Job[]; keys: Set<string> }[] = [];
     for (const job of jobs) {
       const keys = jobKeys(job);
@@ -190,31 +208,23 @@ export class HubStore {
       round.jobs.push(job);
       for (const k of keys) round.keys.add(k);
     }
-    for (const round of rounds) await this.runRound(round.jobs);
+    for (const round of rounds) await this.runRound(round.jobs, hooks);
   }
 
-  private async runRound(jobs: Job[]): Promise<void> {
+  private async runRound(jobs: Job[], hooks: AnyHooks): Promise<void> {
     if (jobs.length === 1) {
       const [job] = jobs as [Job];
-      await this.executeAlone(job.personKey, job.cmd, job.respond, job.options).then(
-        job.resolve,
-        job.reject,
-      );
+      await this.executeAlone(job, hooks).then(job.resolve, job.reject);
       return;
     }
     let outcomes: Outcome[];
     try {
-      outcomes = await this.sql.begin((tx) => this.executeRound(tx, jobs));
+      outcomes = await this.sql.begin((tx) => this.executeRound(tx, jobs, hooks));
     } catch {
       // The batch could not commit as a whole: each command again on its own, as it would
       // have run without batching (with its own retries and its own error).
       await Promise.all(
-        jobs.map((job) =>
-          this.executeAlone(job.personKey, job.cmd, job.respond, job.options).then(
-            job.resolve,
-            job.reject,
-          ),
-        ),
+        jobs.map((job) => this.executeAlone(job, hooks).then(job.resolve, job.reject)),
       );
       return;
     }
@@ -226,7 +236,7 @@ export class HubStore {
   }
 
   /** One transaction for commands of distinct persons. Throws if it cannot commit as a whole. */
-  private async executeRound(tx: TransactionSql, jobs: Job[]): Promise<Outcome[]> {
+  private async executeRound(tx: TransactionSql, jobs: Job[], hooks: AnyHooks): Promise<Outcome[]> {
     const outcomes: (Outcome | undefined)[] = new Array(jobs.length);
     const idemJobs = jobs.filter((j) => j.options.idempotency);
     const [personRows, idemRows] = await Promise.all([
@@ -270,7 +280,12 @@ export class HubStore {
         result: { state, events: [], response: job.options.decode(row.response), replayed: true },
       };
     });
-    const early = await Promise.all(pending.map((i) => jobs[i]?.options.before?.(tx)));
+    const early = hooks.before
+      ? await hooks.before(
+          tx,
+          pending.map((i) => jobs[i]?.tag),
+        )
+      : [];
     const now = this.clock();
     const planned: Planned[] = [];
     pending.forEach((i, n) => {
@@ -359,7 +374,10 @@ export class HubStore {
     if (idemWrites.length > 0) writes.push(tx`INSERT INTO idempotency ${tx(idemWrites as never)}`);
     const [results] = await Promise.all([
       Promise.all(writes),
-      Promise.all(changes.map((c) => c.plan.job.options.after?.(tx, c.state, c.plan.events))),
+      hooks.after?.(
+        tx,
+        changes.map((c) => c.plan.job.tag),
+      ),
     ]);
     if (doses.length > 0 && results[dosesAt]?.length !== doses.length) {
       // A dose id already held by another person: let the command that brought it be refused alone.
@@ -376,24 +394,11 @@ export class HubStore {
   }
 
   /** One command in its own transaction, retried on concurrent appends to the same stream. */
-  private async executeAlone<R>(
-    personKey: string,
-    cmd: Command,
-    respond: (state: PersonState, events: HubEvent[]) => R,
-    options: ExecuteOptions<R>,
-  ): Promise<ExecuteResult<R>> {
-    const job = toJob(
-      personKey,
-      cmd,
-      respond,
-      options,
-      () => {},
-      () => {},
-    );
+  private async executeAlone(job: Job, hooks: AnyHooks = {}): Promise<ExecuteResult<unknown>> {
     for (let attempt = 1; ; attempt++) {
       let outcome: Outcome | undefined;
       try {
-        [outcome] = await this.sql.begin((tx) => this.executeRound(tx, [job]));
+        [outcome] = await this.sql.begin((tx) => this.executeRound(tx, [job], hooks));
       } catch (err) {
         if (err instanceof BatchConflict) {
           throw new Refusal(
@@ -419,7 +424,7 @@ export class HubStore {
           await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
           continue;
         }
-        const current = await this.load(personKey);
+        const current = await this.load(job.personKey);
         throw new Refusal(
           "aborted",
           "VERSION_CONFLICT",
@@ -428,7 +433,7 @@ export class HubStore {
         );
       }
       if (!outcome?.ok) throw outcome?.error ?? new Error("command was not executed");
-      return outcome.result as ExecuteResult<R>;
+      return outcome.result;
     }
   }
 
@@ -570,3 +575,5 @@ function personsUpdate(tx: TransactionSql, changes: Change[]): PendingQuery<Row[
       ${changes.map((c) => JSON.stringify(c.state))}::text[]) AS u(k, v, s)
     WHERE p.person_key = u.k`;
 }
+
+function noop(): void {}

@@ -94,9 +94,10 @@ export function projectionQueries(
         status = EXCLUDED.status, certificate_number = EXCLUDED.certificate_number,
         version = EXCLUDED.version, position = EXCLUDED.position`);
   }
-  // One statement per certificate keeps the order that the one-NORMAL index relies on.
-  for (const row of rows.certificates) {
-    queries.push(tx`INSERT INTO certificates ${tx(row as never)}
+  // One statement, rows in order: PostgreSQL checks a non-deferrable unique index row by row,
+  // so a person's old certificate leaves NORMAL before the new one arrives.
+  if (rows.certificates.length > 0) {
+    queries.push(tx`INSERT INTO certificates ${tx(rows.certificates as never)}
       ON CONFLICT (certificate_number) DO UPDATE SET owner_province = EXCLUDED.owner_province,
         status = EXCLUDED.status, record_status = EXCLUDED.record_status,
         revocation_reason = EXCLUDED.revocation_reason,

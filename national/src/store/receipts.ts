@@ -138,19 +138,30 @@ export async function recordReceipts(
           personKey: row.person_key,
           cmd: sagaCommand(receipt, row, caller),
           respond: () => disposed(receipt, "RECORDED"),
-          options: {
-            // Copies of one receipt share a person, so they run in successive transactions
-            // and the later ones find the disposition of the first.
-            before: async (tx: TransactionSql) => {
-              const [current] = await tx<{ disposition: string | null }[]>`
-                SELECT disposition FROM directives
-                WHERE directive_id = ${receipt.directiveId} FOR UPDATE`;
-              return fence(receipt, row, current?.disposition ?? null);
-            },
-            after: (tx: TransactionSql) => markReceipts(tx, [receipt], "RECORDED", store.clock()),
-          },
+          tag: batch[i] as ReceiptOfBatch,
         };
       }),
+      {
+        // Copies of one receipt share a person, so they run in successive transactions and
+        // the later ones find the disposition of the first.
+        before: async (tx, tags) => {
+          const current = await tx<{ directive_id: string; disposition: string | null }[]>`
+            SELECT directive_id, disposition FROM directives
+            WHERE directive_id = ANY(${tags.map((t) => t.receipt.directiveId)}::uuid[])
+            ORDER BY directive_id FOR UPDATE`;
+          const disposition = new Map(current.map((r) => [r.directive_id, r.disposition]));
+          return tags.map((t) =>
+            fence(t.receipt, t.row, disposition.get(t.receipt.directiveId) ?? null),
+          );
+        },
+        after: (tx, tags) =>
+          markReceipts(
+            tx,
+            tags.map((t) => t.receipt),
+            "RECORDED",
+            store.clock(),
+          ),
+      },
     );
     const stale: number[] = [];
     let failure: unknown;

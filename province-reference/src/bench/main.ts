@@ -229,7 +229,7 @@ async function startSystem(): Promise<System> {
   }
   const prefix = `${uniqueName("bench_p")}_`;
   const base = await freePortRun(PROVINCES.length);
-  const child = spawn(process.execPath, [join(here, "..", "main.js")], {
+  const child = spawn(process.execPath, [...process.execArgv, join(here, "..", "main.js")], {
     env: {
       ...process.env,
       EVC_PROVINCE_CODES: PROVINCES.join(","),
