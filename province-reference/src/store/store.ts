@@ -104,12 +104,15 @@ export class ProvinceStore {
     reason: string | null = null,
     owner: string | null = null,
   ): Promise<void> {
-    await tx`UPDATE certificates SET status = ${status}, revocation_reason = ${reason},
-        owner_province = COALESCE(${owner}::text, owner_province),
-        status_changed_at = now(), hub_version = GREATEST(hub_version, ${hubVersion})
-      WHERE certificate_number = ${number}`;
-    await tx`INSERT INTO certificate_history (certificate_number, status, cause) VALUES (${number}, ${status}, ${cause})`;
-    await tx`SELECT pg_notify(${this.changes}, ${number})`;
+    // Pipelined: sent together, run in this order.
+    await Promise.all([
+      tx`UPDATE certificates SET status = ${status}, revocation_reason = ${reason},
+          owner_province = COALESCE(${owner}::text, owner_province),
+          status_changed_at = now(), hub_version = GREATEST(hub_version, ${hubVersion})
+        WHERE certificate_number = ${number}`,
+      tx`INSERT INTO certificate_history (certificate_number, status, cause) VALUES (${number}, ${status}, ${cause})`,
+      tx`SELECT pg_notify(${this.changes}, ${number})`,
+    ]);
   }
 
   async insertCertificate(
@@ -123,10 +126,12 @@ export class ProvinceStore {
       cause: string;
     },
   ): Promise<void> {
-    await tx`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
-      VALUES (${c.number}, ${c.recordId}, ${c.status}, ${c.owner}, now(), now(), ${c.hubVersion})`;
-    await tx`INSERT INTO certificate_history (certificate_number, status, cause) VALUES (${c.number}, ${c.status}, ${c.cause})`;
-    await tx`SELECT pg_notify(${this.changes}, ${c.number})`;
+    await Promise.all([
+      tx`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
+        VALUES (${c.number}, ${c.recordId}, ${c.status}, ${c.owner}, now(), now(), ${c.hubVersion})`,
+      tx`INSERT INTO certificate_history (certificate_number, status, cause) VALUES (${c.number}, ${c.status}, ${c.cause})`,
+      tx`SELECT pg_notify(${this.changes}, ${c.number})`,
+    ]);
   }
 
   async addDoses(tx: TransactionSql, recordId: string, doses: Dose[]): Promise<number> {
@@ -146,15 +151,11 @@ export class ProvinceStore {
     });
   }
 
-  /** The certificate of a record that is not revoked, if any. */
-  private async liveCertificate(
-    tx: TransactionSql,
-    recordId: string,
-  ): Promise<CertificateRow | undefined> {
-    const [c] = await tx<CertificateRow[]>`
+  /** The certificates of a record that are not revoked, newest first. */
+  private liveCertificates(tx: TransactionSql, recordId: string) {
+    return tx<CertificateRow[]>`
       SELECT * FROM certificates WHERE record_id = ${recordId} AND status <> 'REVOKED'
-      ORDER BY issued_at DESC LIMIT 1`;
-    return c;
+      ORDER BY issued_at DESC`;
   }
 
   /**
@@ -166,12 +167,13 @@ export class ProvinceStore {
       // Serialize directives of one record, then look the directive up: a copy delivered
       // concurrently waits for the lock and then finds the first copy's inbox row (I4). The three
       // statements go out pipelined; the server still runs them in this order.
-      const [, seenRows, recRows] = await Promise.all([
+      const [, seenRows, recRows, live] = await Promise.all([
         tx`SELECT pg_advisory_xact_lock(hashtext(${`record:${d.recordId}`}))`,
         tx<
           { receipt: Uint8Array }[]
         >`SELECT receipt FROM inbox WHERE directive_id = ${d.directiveId}`,
         tx<RecordRow[]>`SELECT * FROM records WHERE record_id = ${d.recordId} FOR UPDATE`,
+        this.liveCertificates(tx, d.recordId),
       ]);
       const seen = seenRows[0];
       if (seen && this.broken !== "no-dedupe") {
@@ -187,7 +189,7 @@ export class ProvinceStore {
       if (seq > last + 1 && !(rec === undefined && d.action.case === "activateMigratedRecord")) {
         return { kind: "wait", lastSequence: last };
       }
-      const receipt = await this.execute(tx, d, rec);
+      const receipt = await this.execute(tx, d, rec, live);
       const version = Number(d.streamVersion);
       await Promise.all([
         tx`UPDATE records SET last_sequence = GREATEST(last_sequence, ${seq}),
@@ -205,6 +207,8 @@ export class ProvinceStore {
     tx: TransactionSql,
     d: Directive,
     rec: RecordRow | undefined,
+    /** The record's certificates that are not revoked, newest first, read under the lock. */
+    live: CertificateRow[],
   ): Promise<Receipt> {
     const version = Number(d.streamVersion);
     const base = {
@@ -228,28 +232,35 @@ export class ProvinceStore {
         if (!rec) return reject(ReceiptRejection.RECORD_NOT_FOUND, `no record ${d.recordId}`);
         if (rec.status === "CLOSED")
           return reject(ReceiptRejection.INVALID_STATE, "record is closed");
-        const cert = await this.liveCertificate(tx, rec.record_id);
+        const cert = live[0];
         const already = rec.status === "MIGRATED_OUT";
+        const writes: Promise<unknown>[] = [];
         if (!already && this.broken !== "suspend-ignored") {
-          await tx`UPDATE records SET status = 'MIGRATED_OUT' WHERE record_id = ${rec.record_id}`;
+          // execute(): send now, so it goes out before the statements pushed after it.
+          writes.push(
+            tx`UPDATE records SET status = 'MIGRATED_OUT' WHERE record_id = ${rec.record_id}`.execute(),
+          );
           if (cert?.status === "NORMAL") {
-            await this.setCertificate(
-              tx,
-              cert.certificate_number,
-              "SUSPENDED",
-              `migration ${a.value.migrationId}`,
-              version,
-              null,
-              // The record moves to the target: phones asking here are told where it went.
-              a.value.targetProvinceCode,
+            writes.push(
+              this.setCertificate(
+                tx,
+                cert.certificate_number,
+                "SUSPENDED",
+                `migration ${a.value.migrationId}`,
+                version,
+                null,
+                // The record moves to the target: phones asking here are told where it went.
+                a.value.targetProvinceCode,
+              ),
             );
           }
         }
+        const [record] = await Promise.all([this.contents(tx, rec), ...writes]);
         return ok(already, {
           case: "suspended",
           value: {
             $typeName: "evc.directive.v1.SuspendResult",
-            record: await this.contents(tx, rec),
+            record,
             suspendedCertificateNumber: cert?.certificate_number ?? "",
           },
         });
@@ -259,37 +270,40 @@ export class ProvinceStore {
         const identity = contents?.identity;
         if (!contents || !identity)
           return reject(ReceiptRejection.MALFORMED, "activate carries no record contents");
-        let already = false;
-        if (!rec) {
-          await tx`INSERT INTO records (record_id, id_type, id_number, identity, status, hub_version)
-            VALUES (${d.recordId}, ${String(identity.idType)}, ${identity.idNumber},
-                    ${toJson(IdentitySchema, identity) as never}, 'ACTIVE', ${version})`;
-        } else {
-          await tx`UPDATE records SET status = 'ACTIVE', identity = ${toJson(IdentitySchema, identity) as never},
-              id_type = ${String(identity.idType)}, id_number = ${identity.idNumber}
-            WHERE record_id = ${d.recordId}`;
+        // Record, doses and certificate go out pipelined, in this order (postgres.js sends a
+        // query when it is awaited or executed; the helpers below send theirs when called).
+        const writes: Promise<unknown>[] = [
+          (rec
+            ? tx`UPDATE records SET status = 'ACTIVE', identity = ${toJson(IdentitySchema, identity) as never},
+                id_type = ${String(identity.idType)}, id_number = ${identity.idNumber}
+              WHERE record_id = ${d.recordId}`
+            : tx`INSERT INTO records (record_id, id_type, id_number, identity, status, hub_version)
+              VALUES (${d.recordId}, ${String(identity.idType)}, ${identity.idNumber},
+                      ${toJson(IdentitySchema, identity) as never}, 'ACTIVE', ${version})`
+          ).execute(),
+          this.addDoses(tx, d.recordId, contents.doses),
+        ];
+        const cert = live[0];
+        const already = cert?.status === "NORMAL" && cert.certificate_number.startsWith(this.code);
+        const number = already ? cert.certificate_number : this.newCertificateNumber();
+        if (!already) {
+          writes.push(
+            this.insertCertificate(tx, {
+              number,
+              recordId: d.recordId,
+              status: "NORMAL",
+              owner: this.code,
+              hubVersion: version,
+              cause: `migration ${a.value.migrationId} from ${a.value.sourceProvinceCode}`,
+            }),
+          );
         }
-        await this.addDoses(tx, d.recordId, contents.doses);
-        let cert = await this.liveCertificate(tx, d.recordId);
-        if (cert && cert.status === "NORMAL" && cert.certificate_number.startsWith(this.code)) {
-          already = true;
-        } else {
-          const number = this.newCertificateNumber();
-          await this.insertCertificate(tx, {
-            number,
-            recordId: d.recordId,
-            status: "NORMAL",
-            owner: this.code,
-            hubVersion: version,
-            cause: `migration ${a.value.migrationId} from ${a.value.sourceProvinceCode}`,
-          });
-          cert = { certificate_number: number } as CertificateRow;
-        }
+        await Promise.all(writes);
         return ok(already, {
           case: "activated",
           value: {
             $typeName: "evc.directive.v1.ActivateResult",
-            certificateNumber: cert.certificate_number,
+            certificateNumber: number,
           },
         });
       }
@@ -325,19 +339,19 @@ export class ProvinceStore {
       case "revokeCertificate": {
         if (!rec) return reject(ReceiptRejection.RECORD_NOT_FOUND, `no record ${d.recordId}`);
         const reason = CloseReason[a.value.reason] ?? "UNSPECIFIED";
-        const live = await tx<CertificateRow[]>`
-          SELECT * FROM certificates WHERE record_id = ${rec.record_id} AND status <> 'REVOKED'`;
-        for (const c of live) {
-          await this.setCertificate(
-            tx,
-            c.certificate_number,
-            "REVOKED",
-            `revoked: ${reason}`,
-            version,
-            reason,
-          );
-        }
-        await tx`UPDATE records SET status = 'CLOSED' WHERE record_id = ${rec.record_id}`;
+        await Promise.all([
+          ...live.map((c) =>
+            this.setCertificate(
+              tx,
+              c.certificate_number,
+              "REVOKED",
+              `revoked: ${reason}`,
+              version,
+              reason,
+            ),
+          ),
+          tx`UPDATE records SET status = 'CLOSED' WHERE record_id = ${rec.record_id}`,
+        ]);
         return ok(rec.status === "CLOSED" && live.length === 0);
       }
       default:
