@@ -230,13 +230,25 @@ export class Hub {
   /** Background work: relay the outbox, act on deadlines, seal the chain. */
   private async work(): Promise<void> {
     let lastSeal = 0;
+    let lastDeadlines = 0;
+    // Deadlines are seconds to minutes: look at them a few times per shortest deadline, not on
+    // every wake-up of the relay.
+    const deadlineEveryMs = Math.min(
+      1000,
+      this.config.suspendDeadlineMs / 4,
+      this.config.activateDeadlineMs / 4,
+      this.config.compensateDeadlineMs / 4,
+    );
     while (this.running) {
       try {
         let n: number;
         do {
           n = await this.relay.runOnce();
         } while (n > 0 && this.running);
-        await this.actOnDeadlines();
+        if (Date.now() - lastDeadlines >= deadlineEveryMs) {
+          lastDeadlines = Date.now();
+          await this.actOnDeadlines();
+        }
         if (Date.now() - lastSeal > 1000) {
           lastSeal = Date.now();
           while ((await sealOnce(this.sql)) > 0 && this.running) {}

@@ -344,9 +344,7 @@ async function migrationFigures(s: System): Promise<Figure[]> {
     ROUNDS,
     async () => {
       const people = await registerPersons(s, MIGRATIONS);
-      const since = new Date(Date.now() - 1000);
-      const before = await completedCount(s, since);
-      const start = performance.now();
+      const start = new Date();
       await pool(people, 64, async (person, i) => {
         const target = (person.owner + 1 + (i % (PROVINCES.length - 1))) % PROVINCES.length;
         await (clients[target] as (typeof clients)[number]).requestMigration({
@@ -354,13 +352,18 @@ async function migrationFigures(s: System): Promise<Figure[]> {
           identity: person.identity,
         });
       });
+      // Polled gently (the count is not free for the database under test); the end is the
+      // hub's own time of the last completion, not the time the poll noticed it.
       await until(
         "migrations completed",
-        async () => (await completedCount(s, since)) - before >= MIGRATIONS,
+        async () => (await completedCount(s, start)) >= MIGRATIONS,
         300_000,
-        10,
+        200,
       );
-      return MIGRATIONS / ((performance.now() - start) / 1000);
+      const [last] = await s.env.hub.sql<{ at: Date }[]>`
+        SELECT max(updated_at) AS at FROM migrations
+        WHERE state = 'COMPLETED' AND requested_at >= ${start}`;
+      return MIGRATIONS / (((last?.at ?? new Date()).getTime() - start.getTime()) / 1000);
     },
   );
   const rate = Math.max(
