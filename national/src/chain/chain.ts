@@ -105,20 +105,25 @@ export async function verifyChain(
   let expectedSeq = 1;
   let verified = 0;
   let lastPosition = 0;
-  const batch = 10_000;
-  let after = 0;
-  for (;;) {
-    const rows = await sql<
-      (EventRow & { seq: number; hash: Buffer | null; event_position: number | null })[]
-    >`
+  const batch = 20_000;
+  type Link = EventRow & { seq: number; hash: Buffer | null; event_position: number | null };
+  const page = (after: number) =>
+    sql<Link[]>`
       SELECT c.seq, c.hash, c.position AS event_position, e.position, e.event_id, e.stream_id,
              e.stream_version, e.type, e.data::text AS data,
              (extract(epoch FROM e.recorded_at) * 1000000)::bigint::text AS recorded_us
       FROM event_chain c LEFT JOIN events e ON e.position = c.position
       WHERE c.seq > ${after}
       ORDER BY c.seq
-      LIMIT ${batch}`;
-    if (rows.length === 0) break;
+      LIMIT ${batch}`.execute();
+  let next: Promise<Link[]> | undefined = page(0);
+  while (next) {
+    const rows: Link[] = await next;
+    const last = rows.at(-1);
+    // The database reads the next page while this one is hashed.
+    next = last && rows.length === batch ? page(last.seq) : undefined;
+    // A broken link returns early: the page read ahead is then dropped.
+    next?.catch(() => undefined);
     for (const r of rows) {
       const pos = r.event_position ?? 0;
       const broken = (detail: string): VerifyResult => ({
@@ -136,7 +141,6 @@ export async function verifyChain(
       }
       prev = hash;
       expectedSeq += 1;
-      after = r.seq;
       if (pos >= fromPosition && (toPosition === 0 || pos <= toPosition)) {
         verified += 1;
         lastPosition = Math.max(lastPosition, pos);

@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import { finished } from "node:stream/promises";
 import type { Sql, TransactionSql } from "postgres";
 import { evolve } from "../domain/person.js";
 import { type HubEvent, initialState, type PersonState } from "../domain/types.js";
@@ -24,13 +26,42 @@ interface Row {
   data: unknown;
 }
 
-async function insertRows(tx: TransactionSql, schema: string, rows: ProjectionRows): Promise<void> {
-  for (const table of TABLES) {
-    const list = rows[table];
-    for (let i = 0; i < list.length; i += 2000) {
-      await tx`INSERT INTO ${tx(schema)}.${tx(table)} ${tx(list.slice(i, i + 2000) as never)}`;
+/** One value in COPY text format. */
+function copyValue(v: unknown): string {
+  if (v === null || v === undefined) return "\\N";
+  if (v instanceof Date) return v.toISOString();
+  const text = typeof v === "object" ? JSON.stringify(v) : String(v);
+  return /[\\\t\n\r]/.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c] ?? c) : text;
+}
+
+const COPY_ESCAPES: Record<string, string> = {
+  "\\": "\\\\",
+  "\t": "\\t",
+  "\n": "\\n",
+  "\r": "\\r",
+};
+
+/** Streams rows (objects with the same keys, in column order) into a table with COPY. */
+async function copyRows(
+  tx: TransactionSql,
+  schema: string,
+  table: string,
+  rows: Record<string, unknown>[],
+): Promise<void> {
+  const first = rows[0];
+  if (!first) return;
+  const columns = Object.keys(first);
+  const stream = await tx`COPY ${tx(schema)}.${tx(table)} (${tx(columns)}) FROM STDIN`.writable();
+  let chunk = "";
+  for (const row of rows) {
+    chunk += `${columns.map((c) => copyValue(row[c])).join("\t")}\n`;
+    if (chunk.length >= 1 << 20) {
+      if (!stream.write(chunk)) await once(stream, "drain");
+      chunk = "";
     }
   }
+  stream.end(chunk);
+  await finished(stream);
 }
 
 /**
@@ -71,23 +102,31 @@ export async function rebuildSnapshot(
       persons += 1;
     };
     const flushRows = async () => {
-      await insertRows(tx, scratch, pending);
-      for (let i = 0; i < pendingPersons.length; i += 2000) {
-        const part = pendingPersons
-          .slice(i, i + 2000)
-          .map((p) => ({ ...p, state: tx.json(p.state as never) }));
-        await tx`INSERT INTO ${tx(scratch)}.persons ${tx(part as never)}`;
-      }
+      for (const table of TABLES) await copyRows(tx, scratch, table, pending[table]);
+      await copyRows(
+        tx,
+        scratch,
+        "persons",
+        pendingPersons as unknown as Record<string, unknown>[],
+      );
       pending = { records: [], certificates: [], migrations: [] };
       pendingPersons = [];
     };
-    let after: { stream: string; version: number } = { stream: "", version: 0 };
-    for (;;) {
-      const rows = await tx<Row[]>`
+    const page = (after: { stream: string; version: number }) =>
+      tx<Row[]>`
         SELECT stream_id, stream_version, position, type, data FROM ${tx(live)}.events
         WHERE (stream_id, stream_version) > (${after.stream}, ${after.version})
         ORDER BY stream_id, stream_version
-        LIMIT ${BATCH}`;
+        LIMIT ${BATCH}`.execute();
+    let next: Promise<Row[]> | undefined = page({ stream: "", version: 0 });
+    while (next) {
+      const rows: Row[] = await next;
+      const last = rows.at(-1);
+      // The next page is read while this one is folded.
+      next =
+        last && rows.length === BATCH
+          ? page({ stream: last.stream_id, version: last.stream_version })
+          : undefined;
       for (const r of rows) {
         if (current?.key !== r.stream_id) {
           flushPerson();
@@ -99,16 +138,26 @@ export async function rebuildSnapshot(
         });
         events += 1;
       }
-      if (pending.certificates.length + pending.records.length > 10_000) await flushRows();
-      const last = rows.at(-1);
-      if (!last || rows.length < BATCH) break;
-      after = { stream: last.stream_id, version: last.stream_version };
+      if (pending.certificates.length + pending.records.length > 50_000) {
+        // COPY needs the connection to itself: let the page read ahead arrive first.
+        const ahead = next ? await next : undefined;
+        await flushRows();
+        if (ahead) next = Promise.resolve(ahead);
+      }
     }
     flushPerson();
     await flushRows();
 
     const differences = { records: 0, certificates: 0, migrations: 0, persons: 0 };
     for (const t of [...TABLES, "persons"] as const) {
+      // Equal row multisets have equal counts and sums of row hashes: one scan of each side.
+      // Only tables that differ are compared row by row, to count the differences.
+      const [same] = await tx<{ same: boolean }[]>`
+        SELECT (SELECT (count(*), sum(('x' || left(md5(t::text), 16))::bit(64)::bigint::numeric))
+                FROM ${tx(live)}.${tx(t)} t)
+             = (SELECT (count(*), sum(('x' || left(md5(t::text), 16))::bit(64)::bigint::numeric))
+                FROM ${tx(scratch)}.${tx(t)} t) AS same`;
+      if (same?.same) continue;
       const [d] = await tx<{ n: number }[]>`
         SELECT count(*)::int AS n FROM (
           (SELECT * FROM ${tx(live)}.${tx(t)} EXCEPT ALL SELECT * FROM ${tx(scratch)}.${tx(t)})
@@ -119,8 +168,9 @@ export async function rebuildSnapshot(
     }
     const equal = Object.values(differences).every((n) => n === 0);
     if (mode === "replace" && !equal) {
+      // TRUNCATE: the rebuild's transaction holds the tables exclusively until it commits.
+      await tx`TRUNCATE ${tx(live)}.records, ${tx(live)}.certificates, ${tx(live)}.migrations, ${tx(live)}.persons`;
       for (const t of [...TABLES, "persons"] as const) {
-        await tx`DELETE FROM ${tx(live)}.${tx(t)}`;
         await tx`INSERT INTO ${tx(live)}.${tx(t)} SELECT * FROM ${tx(scratch)}.${tx(t)}`;
       }
     }
