@@ -24,6 +24,8 @@ export interface HubConfig {
   consumerAckWaitMs: number;
   /** Worker tick when no notification arrives. */
   pollMs: number;
+  /** Commands group-committed in one transaction at most (1: one transaction each). */
+  maxBatch: number;
   shutdownGraceMs: number;
   /** `all` (default: RPCs and background workers) or `api` (RPCs only; another replica relays). */
   role: "all" | "api";
@@ -93,6 +95,7 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     maxPublishes: envInt(env, "EVC_MAX_PUBLISHES", 10),
     consumerAckWaitMs: envInt(env, "EVC_CONSUMER_ACK_WAIT_MS", 30_000),
     pollMs: envInt(env, "EVC_POLL_MS", 250),
+    maxBatch: envInt(env, "EVC_MAX_BATCH", 64),
     shutdownGraceMs: envInt(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
     role: oneOf(env, "EVC_ROLE", ["all", "api"] as const, "all"),
     faultInjection: oneOf(env, "EVC_FAULT_INJECTION", ["", "kill-after-publish"] as const, ""),

@@ -118,6 +118,7 @@ export class Hub {
           compensateMs: config.compensateDeadlineMs,
         },
         notifyChannel,
+        maxBatch: config.maxBatch,
       });
       const metrics = new HubMetrics(sql);
       const relay = new Relay(

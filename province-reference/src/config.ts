@@ -20,6 +20,8 @@ export interface ProvinceConfig {
   reconcileChunk: number;
   extraGraceMs: number;
   concurrency: number;
+  /** Directives applied in one transaction at most (1: one transaction each). */
+  maxBatch: number;
   provisionConsumer: boolean;
   /** If set, the control API requires `Authorization: Bearer <token>`. */
   controlToken: string;
@@ -72,6 +74,7 @@ export function provinceConfigFromEnv(
     reconcileChunk: envInt(env, "EVC_RECONCILE_CHUNK", 5000),
     extraGraceMs: envInt(env, "EVC_RECONCILE_EXTRA_GRACE_MS", 30_000),
     concurrency: envInt(env, "EVC_AGENT_CONCURRENCY", 16),
+    maxBatch: envInt(env, "EVC_MAX_BATCH", 64),
     provisionConsumer: (env.EVC_PROVISION_CONSUMER ?? "1") !== "0",
     controlToken: env.EVC_CONTROL_TOKEN ?? "",
     receiptPollMs: envInt(env, "EVC_RECEIPT_POLL_MS", 1000),

@@ -116,7 +116,7 @@ export class Province {
         ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword } : {}),
       });
       const channel = `evc_cert_${config.schema}`;
-      const store = new ProvinceStore(sql, config.code, channel, config.broken);
+      const store = new ProvinceStore(sql, config.code, channel, config.broken, config.maxBatch);
       const metrics = new ProvinceMetrics(config.code);
       const transport = createConnectTransport({
         baseUrl: config.hubUrl,

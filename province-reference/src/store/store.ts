@@ -78,6 +78,13 @@ function doseRow(recordId: string, d: Dose) {
  * makes directive execution exactly-once in effect (I4), and the receipts waiting to be sent.
  */
 export class ProvinceStore {
+  private queue: {
+    d: Directive;
+    resolve: (r: ApplyResult) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+  private draining = false;
+
   constructor(
     readonly sql: Sql,
     readonly code: string,
@@ -85,6 +92,12 @@ export class ProvinceStore {
     readonly changes: string,
     /** Conformance self-test only. */
     readonly broken?: BrokenVariant,
+    /**
+     * Group commit: directives that arrive while a transaction is in flight are applied
+     * together in the next one (one record at most once per transaction), up to this many.
+     * 1 applies each directive in its own transaction.
+     */
+    readonly maxBatch = 64,
   ) {}
 
   identityJson(identity: Identity): JsonValue {
@@ -161,46 +174,100 @@ export class ProvinceStore {
   /**
    * Applies a directive addressed to this province in one local transaction, together with its
    * inbox row. A directive id seen before returns the stored receipt and changes nothing.
+   * Concurrent calls share transactions (see maxBatch); if a shared transaction fails, each of
+   * its directives is applied again on its own, so a caller sees what it would have alone.
    */
-  async apply(d: Directive): Promise<ApplyResult> {
-    return this.sql.begin(async (tx) => {
-      // Serialize directives of one record, then look the directive up: a copy delivered
-      // concurrently waits for the lock and then finds the first copy's inbox row (I4). The three
-      // statements go out pipelined; the server still runs them in this order.
-      const [, seenRows, recRows, live] = await Promise.all([
-        tx`SELECT pg_advisory_xact_lock(hashtext(${`record:${d.recordId}`}))`,
-        tx<
-          { receipt: Uint8Array }[]
-        >`SELECT receipt FROM inbox WHERE directive_id = ${d.directiveId}`,
-        tx<RecordRow[]>`SELECT * FROM records WHERE record_id = ${d.recordId} FOR UPDATE`,
-        this.liveCertificates(tx, d.recordId),
-      ]);
-      const seen = seenRows[0];
-      if (seen && this.broken !== "no-dedupe") {
-        return {
-          kind: "applied",
-          receipt: fromBinary(ReceiptSchema, seen.receipt),
-          duplicate: true,
-        };
+  apply(d: Directive): Promise<ApplyResult> {
+    if (this.maxBatch <= 1) return this.sql.begin((tx) => this.applyIn(tx, d));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ d, resolve, reject });
+      if (!this.draining) {
+        this.draining = true;
+        setImmediate(() => void this.drain());
       }
-      const rec = recRows[0];
-      const last = rec?.last_sequence ?? 0;
-      const seq = Number(d.recordSequence);
-      if (seq > last + 1 && !(rec === undefined && d.action.case === "activateMigratedRecord")) {
-        return { kind: "wait", lastSequence: last };
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        // One directive per record in a transaction: the record lock is per session, so two
+        // of one record in the same transaction would not be ordered by it.
+        const records = new Set<string>();
+        const batch: typeof this.queue = [];
+        const rest: typeof this.queue = [];
+        for (const job of this.queue) {
+          if (batch.length < this.maxBatch && !records.has(job.d.recordId)) {
+            records.add(job.d.recordId);
+            batch.push(job);
+          } else rest.push(job);
+        }
+        this.queue = rest;
+        await this.applyBatch(batch);
       }
-      const receipt = await this.execute(tx, d, rec, live);
-      const version = Number(d.streamVersion);
-      await Promise.all([
-        tx`UPDATE records SET last_sequence = GREATEST(last_sequence, ${seq}),
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async applyBatch(batch: typeof this.queue): Promise<void> {
+    let results: ApplyResult[];
+    try {
+      // The directives run concurrently on the transaction's connection: their statements
+      // go out pipelined, a few round trips for the whole batch.
+      results = await this.sql.begin((tx) =>
+        Promise.all(batch.map((job) => this.applyIn(tx, job.d))),
+      );
+    } catch {
+      await Promise.all(
+        batch.map((job) =>
+          this.sql.begin((tx) => this.applyIn(tx, job.d)).then(job.resolve, job.reject),
+        ),
+      );
+      return;
+    }
+    batch.forEach((job, i) => {
+      job.resolve(results[i] as ApplyResult);
+    });
+  }
+
+  private async applyIn(tx: TransactionSql, d: Directive): Promise<ApplyResult> {
+    // Serialize directives of one record, then look the directive up: a copy delivered
+    // concurrently waits for the lock and then finds the first copy's inbox row (I4). The three
+    // statements go out pipelined; the server still runs them in this order.
+    const [, seenRows, recRows, live] = await Promise.all([
+      tx`SELECT pg_advisory_xact_lock(hashtext(${`record:${d.recordId}`}))`,
+      tx<
+        { receipt: Uint8Array }[]
+      >`SELECT receipt FROM inbox WHERE directive_id = ${d.directiveId}`,
+      tx<RecordRow[]>`SELECT * FROM records WHERE record_id = ${d.recordId} FOR UPDATE`,
+      this.liveCertificates(tx, d.recordId),
+    ]);
+    const seen = seenRows[0];
+    if (seen && this.broken !== "no-dedupe") {
+      return {
+        kind: "applied",
+        receipt: fromBinary(ReceiptSchema, seen.receipt),
+        duplicate: true,
+      };
+    }
+    const rec = recRows[0];
+    const last = rec?.last_sequence ?? 0;
+    const seq = Number(d.recordSequence);
+    if (seq > last + 1 && !(rec === undefined && d.action.case === "activateMigratedRecord")) {
+      return { kind: "wait", lastSequence: last };
+    }
+    const receipt = await this.execute(tx, d, rec, live);
+    const version = Number(d.streamVersion);
+    await Promise.all([
+      tx`UPDATE records SET last_sequence = GREATEST(last_sequence, ${seq}),
             hub_version = GREATEST(hub_version, ${version}), updated_at = now()
           WHERE record_id = ${d.recordId}`,
-        tx`INSERT INTO inbox (directive_id, record_id, action, receipt)
+      tx`INSERT INTO inbox (directive_id, record_id, action, receipt)
         VALUES (${d.directiveId}, ${d.recordId}, ${d.action.case ?? "unknown"}, ${toBinary(ReceiptSchema, receipt)})
         ${this.broken === "no-dedupe" ? tx`ON CONFLICT (directive_id) DO UPDATE SET receipt = EXCLUDED.receipt, submitted_at = NULL` : tx``}`,
-      ]);
-      return { kind: "applied", receipt, duplicate: false };
-    });
+    ]);
+    return { kind: "applied", receipt, duplicate: false };
   }
 
   private async execute(
