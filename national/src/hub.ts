@@ -56,6 +56,8 @@ export interface HubOptions {
 export class Hub {
   private running = true;
   private wake: (() => void) | undefined;
+  /** Set by a notification that arrived while the worker was busy: it must not sleep. */
+  private poked = false;
   private loop: Promise<void> = Promise.resolve();
   private unlisten: (() => Promise<void>) | undefined;
 
@@ -163,7 +165,7 @@ export class Hub {
         },
       });
       if (opts.workers !== false && config.role !== "api") {
-        const unlisten = await sql.listen(notifyChannel, () => hub.wake?.());
+        const unlisten = await sql.listen(notifyChannel, () => hub.poke());
         hub.unlisten = () => unlisten.unlisten();
         hub.loop = hub.work();
       }
@@ -242,10 +244,9 @@ export class Hub {
     );
     while (this.running) {
       try {
-        let n: number;
-        do {
-          n = await this.relay.runOnce();
-        } while (n > 0 && this.running);
+        this.poked = false;
+        // A short round means the outbox was drained; rows written since then notify again.
+        while ((await this.relay.runOnce()) >= this.relay.batchSize && this.running) {}
         if (Date.now() - lastDeadlines >= deadlineEveryMs) {
           lastDeadlines = Date.now();
           await this.actOnDeadlines();
@@ -258,6 +259,7 @@ export class Hub {
         if (this.running) this.log.error({ err }, "background round failed; retrying");
       }
       if (!this.running) break;
+      if (this.poked) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.config.pollMs);
         this.wake = () => {
@@ -292,6 +294,12 @@ export class Hub {
       }
     }
     return acted;
+  }
+
+  /** An outbox notification: wake the worker, or tell it not to sleep if it is busy. */
+  private poke(): void {
+    this.poked = true;
+    this.wake?.();
   }
 
   /** Graceful stop: no new requests, in-flight ones finish, workers end their round, then close. */

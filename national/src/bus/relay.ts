@@ -44,6 +44,11 @@ export class Relay {
     private readonly metrics: HubMetrics,
   ) {}
 
+  /** Rows claimed per round at most. */
+  get batchSize(): number {
+    return this.opts.batchSize;
+  }
+
   /** One round: returns the number of rows handled (published or dead-lettered). */
   async runOnce(): Promise<number> {
     const now = this.opts.clock();
