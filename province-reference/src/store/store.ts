@@ -117,15 +117,19 @@ export class ProvinceStore {
     reason: string | null = null,
     owner: string | null = null,
   ): Promise<void> {
-    // Pipelined: sent together, run in this order.
-    await Promise.all([
-      tx`UPDATE certificates SET status = ${status}, revocation_reason = ${reason},
+    // One statement: the change, its history row and the notification to watching phones.
+    await tx`
+      WITH changed AS (
+        UPDATE certificates SET status = ${status}, revocation_reason = ${reason},
           owner_province = COALESCE(${owner}::text, owner_province),
           status_changed_at = now(), hub_version = GREATEST(hub_version, ${hubVersion})
-        WHERE certificate_number = ${number}`,
-      tx`INSERT INTO certificate_history (certificate_number, status, cause) VALUES (${number}, ${status}, ${cause})`,
-      tx`SELECT pg_notify(${this.changes}, ${number})`,
-    ]);
+        WHERE certificate_number = ${number}
+        RETURNING certificate_number
+      ), history AS (
+        INSERT INTO certificate_history (certificate_number, status, cause)
+        SELECT certificate_number, ${status}, ${cause} FROM changed
+      )
+      SELECT pg_notify(${this.changes}, ${number})`;
   }
 
   async insertCertificate(
@@ -139,12 +143,16 @@ export class ProvinceStore {
       cause: string;
     },
   ): Promise<void> {
-    await Promise.all([
-      tx`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
-        VALUES (${c.number}, ${c.recordId}, ${c.status}, ${c.owner}, now(), now(), ${c.hubVersion})`,
-      tx`INSERT INTO certificate_history (certificate_number, status, cause) VALUES (${c.number}, ${c.status}, ${c.cause})`,
-      tx`SELECT pg_notify(${this.changes}, ${c.number})`,
-    ]);
+    await tx`
+      WITH issued AS (
+        INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
+        VALUES (${c.number}, ${c.recordId}, ${c.status}, ${c.owner}, now(), now(), ${c.hubVersion})
+        RETURNING certificate_number
+      ), history AS (
+        INSERT INTO certificate_history (certificate_number, status, cause)
+        SELECT certificate_number, ${c.status}, ${c.cause} FROM issued
+      )
+      SELECT pg_notify(${this.changes}, ${c.number})`;
   }
 
   async addDoses(tx: TransactionSql, recordId: string, doses: Dose[]): Promise<number> {
@@ -259,14 +267,16 @@ export class ProvinceStore {
     }
     const receipt = await this.execute(tx, d, rec, live);
     const version = Number(d.streamVersion);
-    await Promise.all([
-      tx`UPDATE records SET last_sequence = GREATEST(last_sequence, ${seq}),
-            hub_version = GREATEST(hub_version, ${version}), updated_at = now()
-          WHERE record_id = ${d.recordId}`,
-      tx`INSERT INTO inbox (directive_id, record_id, action, receipt)
-        VALUES (${d.directiveId}, ${d.recordId}, ${d.action.case ?? "unknown"}, ${toBinary(ReceiptSchema, receipt)})
-        ${this.broken === "no-dedupe" ? tx`ON CONFLICT (directive_id) DO UPDATE SET receipt = EXCLUDED.receipt, submitted_at = NULL` : tx``}`,
-    ]);
+    // One statement: the record's sequence moves on and the inbox keeps the receipt.
+    await tx`
+      WITH sequenced AS (
+        UPDATE records SET last_sequence = GREATEST(last_sequence, ${seq}),
+          hub_version = GREATEST(hub_version, ${version}), updated_at = now()
+        WHERE record_id = ${d.recordId}
+      )
+      INSERT INTO inbox (directive_id, record_id, action, receipt)
+      VALUES (${d.directiveId}, ${d.recordId}, ${d.action.case ?? "unknown"}, ${toBinary(ReceiptSchema, receipt)})
+      ${this.broken === "no-dedupe" ? tx`ON CONFLICT (directive_id) DO UPDATE SET receipt = EXCLUDED.receipt, submitted_at = NULL` : tx``}`;
     return { kind: "applied", receipt, duplicate: false };
   }
 
