@@ -147,7 +147,7 @@ export class Province {
         log,
         metrics,
       );
-      const changes = new CertificateChanges(sql, channel);
+      const changes = new CertificateChanges(sql, channel, store.cache);
       const snapshot = createClient(SnapshotService, transport);
       const certificates = createClient(CertificateService, transport);
       const reconcileOnce = () =>

@@ -154,6 +154,7 @@ async function repairMissing(
     await store.sql.begin(async (tx) => {
       await tx`INSERT INTO records (record_id, status, hub_version) VALUES (${e.recordId}, ${recordStatus}, ${Number(e.version)})
       ON CONFLICT (record_id) DO NOTHING`;
+      store.cache.willChange(e.certificateNumber);
       await tx`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
       VALUES (${e.certificateNumber}, ${e.recordId}, ${status}, ${e.ownerProvinceCode}, now(), now(), ${Number(e.version)})`;
       await tx`INSERT INTO certificate_history (certificate_number, status, cause)
@@ -189,6 +190,7 @@ async function repairExtra(
   }
   if (store.broken !== "reconcile-never-repairs")
     await store.sql.begin(async (tx) => {
+      store.cache.willChange(row.certificate_number);
       await tx`DELETE FROM certificates WHERE certificate_number = ${row.certificate_number}`;
       await tx`INSERT INTO certificate_history (certificate_number, status, cause)
       VALUES (${row.certificate_number}, 'REVOKED', 'reconciliation: unknown to the hub, removed')`;
@@ -216,7 +218,8 @@ async function repairDiffering(
     report.newerLocally += 1;
     return;
   }
-  if (store.broken !== "reconcile-never-repairs")
+  if (store.broken !== "reconcile-never-repairs") {
+    store.cache.willChange(row.certificate_number);
     // One pipelined round trip for the whole repair.
     await store.sql.begin((tx) => [
       tx`UPDATE certificates SET status = ${status}, owner_province = ${e.ownerProvinceCode},
@@ -227,6 +230,7 @@ async function repairDiffering(
         SELECT ${row.certificate_number}, ${status}, 'reconciliation: status differed' WHERE ${statusDiffers}`,
       tx`SELECT pg_notify(${store.changes}, ${row.certificate_number})`,
     ]);
+  }
   if (statusDiffers) report.status += 1;
   if (ownerDiffers) report.owner += 1;
   log.warn(

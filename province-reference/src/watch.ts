@@ -1,4 +1,5 @@
 import type { Sql } from "postgres";
+import type { CertificateCache } from "./store/cache.js";
 
 type Listener = (certificateNumber: string) => void;
 
@@ -13,12 +14,19 @@ export class CertificateChanges {
   constructor(
     private readonly sql: Sql,
     readonly channel: string,
+    private readonly cache?: CertificateCache,
   ) {}
 
   async start(): Promise<void> {
-    const sub = await this.sql.listen(this.channel, (number) => {
-      for (const l of this.listeners.get(number) ?? []) l(number);
-    });
+    const sub = await this.sql.listen(
+      this.channel,
+      (number) => {
+        this.cache?.changed(number);
+        for (const l of this.listeners.get(number) ?? []) l(number);
+      },
+      // Called on every (re)connection: notifications may have been missed in between.
+      () => this.cache?.listening(),
+    );
     this.unlisten = () => sub.unlisten();
   }
 
@@ -43,6 +51,7 @@ export class CertificateChanges {
   }
 
   async stop(): Promise<void> {
+    this.cache?.stopped();
     await this.unlisten?.().catch(() => undefined);
   }
 }

@@ -21,7 +21,7 @@ export function provinceService(
 ): ServiceImpl<typeof ProvinceService> {
   return {
     async getCertificateStatus(req) {
-      const row = await store.certificate(req.certificateNumber);
+      const row = await store.cachedCertificate(req.certificateNumber);
       if (!row) throw notFound("certificate_number", `certificate ${req.certificateNumber}`);
       return create(GetCertificateStatusResponseSchema, { certificate: certificateMessage(row) });
     },

@@ -21,6 +21,7 @@ import {
 } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import type { Sql, TransactionSql } from "postgres";
 import type { BrokenVariant } from "../broken.js";
+import { CertificateCache } from "./cache.js";
 
 type CertStatus = "NORMAL" | "SUSPENDED" | "REVOKED";
 type RecStatus = "ACTIVE" | "MIGRATED_OUT" | "CLOSED";
@@ -84,6 +85,8 @@ export class ProvinceStore {
     reject: (err: unknown) => void;
   }[] = [];
   private draining = false;
+  /** Certificate rows for the phone read path (see CertificateCache). */
+  readonly cache = new CertificateCache();
 
   constructor(
     readonly sql: Sql,
@@ -117,6 +120,7 @@ export class ProvinceStore {
     reason: string | null = null,
     owner: string | null = null,
   ): Promise<void> {
+    this.cache.willChange(number);
     // One statement: the change, its history row and the notification to watching phones.
     await tx`
       WITH changed AS (
@@ -143,6 +147,7 @@ export class ProvinceStore {
       cause: string;
     },
   ): Promise<void> {
+    this.cache.willChange(c.number);
     await tx`
       WITH issued AS (
         INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
@@ -466,6 +471,11 @@ export class ProvinceStore {
     if (directiveIds.length === 0) return;
     await this
       .sql`UPDATE inbox SET submitted_at = now() WHERE directive_id = ANY(${directiveIds}::uuid[])`;
+  }
+
+  /** The certificate for the phone read path: from the cache when it can be trusted. */
+  cachedCertificate(number: string): Promise<CertificateRow | undefined> {
+    return this.cache.get(number, () => this.certificate(number));
   }
 
   async certificate(number: string): Promise<CertificateRow | undefined> {
