@@ -532,6 +532,46 @@ describe("the log is the truth (I5)", () => {
     await expect(env.hub.sql`DELETE FROM events WHERE position = 1`).rejects.toThrow(/append-only/);
   });
 
+  it("a link removed from the chain is reported, naming the missing link", async () => {
+    const { identity } = await registered(GD);
+    // A later event, so the removed link is inside the chain, not its end.
+    const later = await registered(GD);
+    const audit = env.client(AuditService, "operator:ops");
+    const history = await audit.getPersonHistory({ identity });
+    const position = Number(history.events[0]?.position);
+    const laterHistory = await audit.getPersonHistory({ identity: later.identity });
+    const laterPosition = Number(laterHistory.events[0]?.position);
+    await vi.waitFor(
+      async () => {
+        await sealAll(env.hub.sql);
+        const sealed = await env.hub.sql`
+          SELECT 1 FROM event_chain WHERE position IN (${position}, ${laterPosition})`;
+        expect(sealed).toHaveLength(2);
+      },
+      { timeout: 15_000, interval: 100 },
+    );
+    const [link] = await env.hub.sql<
+      { seq: number; position: number; txid: string; hash: Buffer }[]
+    >`
+      SELECT seq, position, txid::text AS txid, hash FROM event_chain WHERE position = ${position}`;
+    if (!link) throw new Error("no link");
+    await env.hub.sql.begin(async (tx) => {
+      await tx`ALTER TABLE event_chain DISABLE TRIGGER event_chain_append_only`;
+      await tx`DELETE FROM event_chain WHERE seq = ${link.seq}`;
+      await tx`ALTER TABLE event_chain ENABLE TRIGGER event_chain_append_only`;
+    });
+    const r = await verifyChain(env.hub.sql);
+    expect(r.ok).toBe(false);
+    expect(r.detail).toBe(`chain link ${link.seq} is missing`);
+    await env.hub.sql.begin(async (tx) => {
+      await tx`ALTER TABLE event_chain DISABLE TRIGGER event_chain_append_only`;
+      await tx`INSERT INTO event_chain (seq, position, txid, hash)
+        VALUES (${link.seq}, ${link.position}, ${link.txid}::xid8, ${link.hash})`;
+      await tx`ALTER TABLE event_chain ENABLE TRIGGER event_chain_append_only`;
+    });
+    expect((await verifyChain(env.hub.sql)).ok).toBe(true);
+  });
+
   it("flipping one byte of one stored event is reported at that event's position", async () => {
     const { identity } = await registered(GD);
     const history = await env.client(AuditService, "operator:ops").getPersonHistory({ identity });

@@ -107,23 +107,34 @@ export async function verifyChain(
   let lastPosition = 0;
   const batch = 20_000;
   type Link = EventRow & { seq: number; hash: Buffer | null; event_position: number | null };
-  const page = (after: number) =>
+  // Links are numbered 1..top without gaps, so pages are ranges of seq and can be read in
+  // parallel on several connections while earlier ones are hashed; a missing link shows as a
+  // jump in seq.
+  const [head] = await sql<{ top: number }[]>`
+    SELECT coalesce(max(seq), 0)::int8 AS top FROM event_chain`;
+  const top = Number(head?.top ?? 0);
+  const page = (from: number, to: number) =>
     sql<Link[]>`
       SELECT c.seq, c.hash, c.position AS event_position, e.position, e.event_id, e.stream_id,
              e.stream_version, e.type, e.data::text AS data,
              (extract(epoch FROM e.recorded_at) * 1000000)::bigint::text AS recorded_us
       FROM event_chain c LEFT JOIN events e ON e.position = c.position
-      WHERE c.seq > ${after}
-      ORDER BY c.seq
-      LIMIT ${batch}`.execute();
-  let next: Promise<Link[]> | undefined = page(0);
-  while (next) {
+      WHERE c.seq > ${from} AND c.seq <= ${to}
+      ORDER BY c.seq`.execute();
+  const ahead: Promise<Link[]>[] = [];
+  let nextFrom = 0;
+  const readAhead = () => {
+    if (nextFrom >= top) return;
+    const p = page(nextFrom, nextFrom + batch);
+    // A broken link returns early: pages read ahead are then dropped.
+    p.catch(() => undefined);
+    ahead.push(p);
+    nextFrom += batch;
+  };
+  for (let i = 0; i < 3; i++) readAhead();
+  for (let next = ahead.shift(); next; next = ahead.shift()) {
     const rows: Link[] = await next;
-    const last = rows.at(-1);
-    // The database reads the next page while this one is hashed.
-    next = last && rows.length === batch ? page(last.seq) : undefined;
-    // A broken link returns early: the page read ahead is then dropped.
-    next?.catch(() => undefined);
+    readAhead();
     for (const r of rows) {
       const pos = r.event_position ?? 0;
       const broken = (detail: string): VerifyResult => ({
