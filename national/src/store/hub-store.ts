@@ -211,7 +211,12 @@ export class HubStore {
     for (const round of rounds) await this.runRound(round.jobs, hooks);
   }
 
-  private async runRound(jobs: Job[], hooks: AnyHooks): Promise<void> {
+  private async runRound(unordered: Job[], hooks: AnyHooks): Promise<void> {
+    // Persons in one order in every transaction, so two transactions appending for the same
+    // persons wait for each other instead of deadlocking.
+    const jobs = [...unordered].sort((a, b) =>
+      a.personKey < b.personKey ? -1 : a.personKey > b.personKey ? 1 : 0,
+    );
     if (jobs.length === 1) {
       const [job] = jobs as [Job];
       await this.executeAlone(job, hooks).then(job.resolve, job.reject);
