@@ -216,6 +216,11 @@ export class ProvinceStore {
           } else rest.push(job);
         }
         this.queue = rest;
+        // Records locked in one order by every transaction (several processes may consume
+        // for one province): they wait for each other instead of deadlocking.
+        batch.sort((a, b) =>
+          a.d.recordId < b.d.recordId ? -1 : a.d.recordId > b.d.recordId ? 1 : 0,
+        );
         await this.applyBatch(batch);
       }
     } finally {
