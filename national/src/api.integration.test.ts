@@ -563,6 +563,12 @@ describe("the log is the truth (I5)", () => {
     const r = await verifyChain(env.hub.sql);
     expect(r.ok).toBe(false);
     expect(r.detail).toBe(`chain link ${link.seq} is missing`);
+    // The same in pages hashed by worker threads, wherever the gap falls in a page.
+    for (const pageSize of [1, 2, 3]) {
+      const parallel = await verifyChain(env.hub.sql, 0, 0, { pageSize, workers: 2 });
+      expect(parallel.ok).toBe(false);
+      expect(parallel.detail).toBe(`chain link ${link.seq} is missing`);
+    }
     await env.hub.sql.begin(async (tx) => {
       await tx`ALTER TABLE event_chain DISABLE TRIGGER event_chain_append_only`;
       await tx`INSERT INTO event_chain (seq, position, txid, hash)
@@ -596,6 +602,8 @@ describe("the log is the truth (I5)", () => {
     const r = await verifyChain(env.hub.sql);
     expect(r.ok).toBe(false);
     expect(r.firstBrokenPosition).toBe(position);
+    const parallel = await verifyChain(env.hub.sql, 0, 0, { pageSize: 2, workers: 2 });
+    expect(parallel).toEqual(r);
     const viaRpc = await env.client(AuditService, "operator:ops").verifyLog({});
     expect(viaRpc.ok).toBe(false);
     expect(Number(viaRpc.firstBrokenPosition)).toBe(position);
@@ -605,6 +613,8 @@ describe("the log is the truth (I5)", () => {
       await tx`ALTER TABLE events ENABLE TRIGGER events_append_only`;
     });
     expect((await verifyChain(env.hub.sql)).ok).toBe(true);
+    const intact = await verifyChain(env.hub.sql);
+    expect(await verifyChain(env.hub.sql, 0, 0, { pageSize: 2, workers: 2 })).toEqual(intact);
   });
 });
 

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
 import type { Sql } from "postgres";
 
 /**
@@ -91,72 +93,266 @@ export interface VerifyResult {
   detail: string;
 }
 
+/** One link of the chain with the event it seals (null columns: the event is gone). */
+export type Link = EventRow & { seq: number; hash: Buffer | null; event_position: number | null };
+
 /**
- * Recomputes the chain from the start (each hash depends on every predecessor) and reports
- * the first broken link. fromPosition/toPosition (0 = unbounded) limit which events are
- * counted as verified; a broken link anywhere is reported.
+ * Links with seq in (from, to], preceded by the link `from` itself when from > 0: its stored
+ * hash is the predecessor of the page's first link.
+ */
+export function fetchPage(sql: Sql, from: number, to: number): Promise<Link[]> {
+  return sql<Link[]>`
+    SELECT c.seq, c.hash, c.position AS event_position, e.position, e.event_id, e.stream_id,
+           e.stream_version, e.type, e.data::text AS data,
+           (extract(epoch FROM e.recorded_at) * 1000000)::bigint::text AS recorded_us
+    FROM event_chain c LEFT JOIN events e ON e.position = c.position
+    WHERE c.seq >= ${Math.max(from, 1)} AND c.seq <= ${to}
+    ORDER BY c.seq`.execute();
+}
+
+/** What one page of the chain came to. */
+export interface PageCheck {
+  /** Intact links whose event lies in [fromPosition, toPosition] (0 = unbounded). */
+  verified: number;
+  lastPosition: number;
+  /** The page's first broken link, if any. */
+  broken?: { position: number; detail: string };
+}
+
+/**
+ * Checks the links of one page (as fetchPage returns them) against their stored predecessor.
+ * Each link's hash must equal the hash of its event linked to the previous link's stored hash:
+ * if every link passes, the whole chain recomputes from the genesis; the first that fails is
+ * the first broken link, as a walk from the start would find.
+ */
+export function checkPage(
+  rows: Link[],
+  from: number,
+  to: number,
+  fromPosition = 0,
+  toPosition = 0,
+): PageCheck {
+  const out: PageCheck = { verified: 0, lastPosition: 0 };
+  let i = 0;
+  let prev: Uint8Array = GENESIS;
+  if (from > 0) {
+    const head = rows[0];
+    if (head?.seq !== from || !head.hash) {
+      out.broken = {
+        position: head?.event_position ?? 0,
+        detail: `chain link ${from} is missing`,
+      };
+      return out;
+    }
+    prev = head.hash;
+    i = 1;
+  }
+  let expectedSeq = from + 1;
+  for (; i < rows.length; i++) {
+    const r = rows[i] as Link;
+    const pos = r.event_position ?? 0;
+    if (r.seq !== expectedSeq) {
+      out.broken = { position: pos, detail: `chain link ${expectedSeq} is missing` };
+      return out;
+    }
+    if (r.position === null) {
+      out.broken = { position: pos, detail: `event at position ${pos} was deleted` };
+      return out;
+    }
+    const hash = linkHash(prev, r);
+    if (!r.hash || !hash.equals(r.hash)) {
+      out.broken = {
+        position: pos,
+        detail: `event at position ${pos} does not match its sealed hash`,
+      };
+      return out;
+    }
+    prev = r.hash;
+    expectedSeq += 1;
+    if (pos >= fromPosition && (toPosition === 0 || pos <= toPosition)) {
+      out.verified += 1;
+      out.lastPosition = Math.max(out.lastPosition, pos);
+    }
+  }
+  if (expectedSeq <= to) {
+    // The page ends before its range does: links at its end are missing.
+    out.broken = {
+      position: rows.at(-1)?.event_position ?? 0,
+      detail: `chain link ${expectedSeq} is missing`,
+    };
+  }
+  return out;
+}
+
+export interface VerifyOptions {
+  /** Links per page (default 20,000). */
+  pageSize?: number;
+  /**
+   * Worker threads hashing pages in parallel, each with its own connection (default: up to two
+   * when the chain has at least four pages; 0 hashes in this thread).
+   */
+  workers?: number;
+}
+
+/**
+ * Recomputes the chain and reports the first broken link. fromPosition/toPosition (0 =
+ * unbounded) limit which events are counted as verified; a broken link anywhere is reported.
+ * Pages are independent (each link is checked against its stored predecessor), so they are
+ * read ahead and, for long chains, hashed in worker threads.
  */
 export async function verifyChain(
   sql: Sql,
   fromPosition = 0,
   toPosition = 0,
+  opts: VerifyOptions = {},
 ): Promise<VerifyResult> {
-  let prev: Uint8Array = GENESIS;
-  let expectedSeq = 1;
-  let verified = 0;
-  let lastPosition = 0;
-  const batch = 20_000;
-  type Link = EventRow & { seq: number; hash: Buffer | null; event_position: number | null };
-  // Links are numbered 1..top without gaps, so pages are ranges of seq and can be read in
-  // parallel on several connections while earlier ones are hashed; a missing link shows as a
-  // jump in seq.
+  const pageSize = opts.pageSize ?? 20_000;
   const [head] = await sql<{ top: number }[]>`
     SELECT coalesce(max(seq), 0)::int8 AS top FROM event_chain`;
   const top = Number(head?.top ?? 0);
-  const page = (from: number, to: number) =>
-    sql<Link[]>`
-      SELECT c.seq, c.hash, c.position AS event_position, e.position, e.event_id, e.stream_id,
-             e.stream_version, e.type, e.data::text AS data,
-             (extract(epoch FROM e.recorded_at) * 1000000)::bigint::text AS recorded_us
-      FROM event_chain c LEFT JOIN events e ON e.position = c.position
-      WHERE c.seq > ${from} AND c.seq <= ${to}
-      ORDER BY c.seq`.execute();
-  const ahead: Promise<Link[]>[] = [];
-  let nextFrom = 0;
-  const readAhead = () => {
-    if (nextFrom >= top) return;
-    const p = page(nextFrom, nextFrom + batch);
-    // A broken link returns early: pages read ahead are then dropped.
-    p.catch(() => undefined);
-    ahead.push(p);
-    nextFrom += batch;
-  };
-  for (let i = 0; i < 3; i++) readAhead();
-  for (let next = ahead.shift(); next; next = ahead.shift()) {
-    const rows: Link[] = await next;
-    readAhead();
-    for (const r of rows) {
-      const pos = r.event_position ?? 0;
-      const broken = (detail: string): VerifyResult => ({
+  const pages = Math.ceil(top / pageSize);
+  const range = (page: number) => ({
+    from: page * pageSize,
+    to: Math.min(top, (page + 1) * pageSize),
+  });
+  const workers =
+    opts.workers ?? (pages >= 4 ? Math.min(2, Math.max(1, availableParallelism())) : 0);
+  const checks =
+    workers > 0
+      ? await checkInWorkers(sql, pages, range, workers, fromPosition, toPosition)
+      : await checkHere(sql, pages, range, fromPosition, toPosition);
+  let verified = 0;
+  let lastPosition = 0;
+  for (const c of checks) {
+    verified += c.verified;
+    lastPosition = Math.max(lastPosition, c.lastPosition);
+    if (c.broken) {
+      return {
         ok: false,
         eventsVerified: verified,
-        firstBrokenPosition: pos,
+        firstBrokenPosition: c.broken.position,
         lastPosition,
-        detail,
-      });
-      if (r.seq !== expectedSeq) return broken(`chain link ${expectedSeq} is missing`);
-      if (r.position === null) return broken(`event at position ${pos} was deleted`);
-      const hash = linkHash(prev, r);
-      if (!r.hash || !hash.equals(r.hash)) {
-        return broken(`event at position ${pos} does not match its sealed hash`);
-      }
-      prev = hash;
-      expectedSeq += 1;
-      if (pos >= fromPosition && (toPosition === 0 || pos <= toPosition)) {
-        verified += 1;
-        lastPosition = Math.max(lastPosition, pos);
-      }
+        detail: c.broken.detail,
+      };
     }
   }
   return { ok: true, eventsVerified: verified, firstBrokenPosition: 0, lastPosition, detail: "" };
+}
+
+type Range = (page: number) => { from: number; to: number };
+
+/** Pages in order up to the first broken one, three read ahead on the pool. */
+async function checkHere(
+  sql: Sql,
+  pages: number,
+  range: Range,
+  fromPosition: number,
+  toPosition: number,
+): Promise<PageCheck[]> {
+  const ahead: Promise<Link[]>[] = [];
+  let next = 0;
+  const readAhead = () => {
+    if (next >= pages) return;
+    const { from, to } = range(next);
+    const p = fetchPage(sql, from, to);
+    // A broken link ends the walk: pages read ahead are then dropped.
+    p.catch(() => undefined);
+    ahead.push(p);
+    next += 1;
+  };
+  for (let i = 0; i < 3; i++) readAhead();
+  const out: PageCheck[] = [];
+  for (let page = 0; page < pages; page++) {
+    const rows = await (ahead.shift() as Promise<Link[]>);
+    readAhead();
+    const { from, to } = range(page);
+    const c = checkPage(rows, from, to, fromPosition, toPosition);
+    out.push(c);
+    if (c.broken) break;
+  }
+  return out;
+}
+
+/** Pages handed out to worker threads one at a time; results in page order. */
+async function checkInWorkers(
+  sql: Sql,
+  pages: number,
+  range: Range,
+  count: number,
+  fromPosition: number,
+  toPosition: number,
+): Promise<PageCheck[]> {
+  const o = sql.options;
+  const connection = {
+    host: o.host,
+    port: o.port,
+    path: o.path,
+    database: o.database,
+    user: o.user,
+    pass: typeof o.pass === "string" ? o.pass : null,
+    ssl: typeof o.ssl === "boolean" ? o.ssl : false,
+    connection: o.connection,
+  };
+  const results: PageCheck[] = new Array(pages);
+  let next = 0;
+  let firstBroken = pages;
+  const run = (worker: Worker) =>
+    new Promise<void>((resolve, reject) => {
+      const give = () => {
+        if (next >= pages || next > firstBroken) {
+          resolve();
+          return;
+        }
+        const page = next++;
+        worker.postMessage({ page, ...range(page) });
+      };
+      worker.on("message", (m: { page: number; check?: PageCheck; error?: string }) => {
+        if (m.error !== undefined || !m.check) {
+          reject(new Error(`chain verification worker: ${m.error ?? "no result"}`));
+          return;
+        }
+        results[m.page] = m.check;
+        if (m.check.broken) firstBroken = Math.min(firstBroken, m.page);
+        give();
+      });
+      worker.once("error", reject);
+      worker.once("online", give);
+    });
+  const workers = Array.from(
+    { length: count },
+    () =>
+      new Worker(workerFile(), {
+        workerData: { connection, fromPosition, toPosition },
+      }),
+  );
+  const exits = workers.map((w) => new Promise<void>((r) => w.once("exit", () => r())));
+  try {
+    await Promise.all(workers.map(run));
+  } finally {
+    // Each worker closes its connection and exits; one that does not is stopped.
+    await Promise.all(
+      workers.map(async (w, i) => {
+        w.postMessage({ close: true });
+        const timer = setTimeout(() => void w.terminate(), 6000);
+        await exits[i];
+        clearTimeout(timer);
+      }),
+    );
+  }
+  const out: PageCheck[] = [];
+  for (let page = 0; page < pages; page++) {
+    const c = results[page];
+    if (!c) throw new Error(`chain verification: page ${page} was not checked`);
+    out.push(c);
+    if (c.broken) break;
+  }
+  return out;
+}
+
+/** The compiled worker script (tests run this module from source; the worker needs the build). */
+function workerFile(): URL {
+  const here = import.meta.url;
+  return here.endsWith(".ts")
+    ? new URL(here.replace("/src/chain/chain.ts", "/dist/chain/verify-worker.js"))
+    : new URL("./verify-worker.js", here);
 }

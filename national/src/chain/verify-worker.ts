@@ -1,0 +1,49 @@
+import { parentPort, workerData } from "node:worker_threads";
+import postgres from "postgres";
+import { checkPage, fetchPage } from "./chain.js";
+
+/**
+ * A chain verification worker: fetches the pages it is given on its own connection and checks
+ * them (see verifyChain). One page at a time; the main thread hands out the next.
+ */
+interface Data {
+  connection: postgres.Options<Record<string, postgres.PostgresType>>;
+  fromPosition: number;
+  toPosition: number;
+}
+
+const data = workerData as Data;
+const sql = postgres({
+  ...data.connection,
+  max: 1,
+  onnotice: () => {},
+  types: {
+    int8: {
+      to: 20,
+      from: [20],
+      serialize: (x: number | bigint | string) => String(x),
+      parse: (x: string) => Number(x),
+    },
+  },
+});
+
+parentPort?.on("message", (m: { page: number; from: number; to: number } | { close: true }) => {
+  if ("close" in m) {
+    void sql.end({ timeout: 5 }).finally(() => parentPort?.close());
+    return;
+  }
+  fetchPage(sql, m.from, m.to).then(
+    (rows) => {
+      parentPort?.postMessage({
+        page: m.page,
+        check: checkPage(rows, m.from, m.to, data.fromPosition, data.toPosition),
+      });
+    },
+    (err: unknown) => {
+      parentPort?.postMessage({
+        page: m.page,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    },
+  );
+});
