@@ -1,5 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import postgres from "postgres";
+import { DB_TYPES } from "../store/db.js";
 import { checkPage, fetchPage } from "./chain.js";
 
 /**
@@ -17,14 +18,7 @@ const sql = postgres({
   ...data.connection,
   max: 1,
   onnotice: () => {},
-  types: {
-    int8: {
-      to: 20,
-      from: [20],
-      serialize: (x: number | bigint | string) => String(x),
-      parse: (x: string) => Number(x),
-    },
-  },
+  types: DB_TYPES,
 });
 
 parentPort?.on("message", (m: { page: number; from: number; to: number } | { close: true }) => {

@@ -11,20 +11,23 @@ export interface DbOptions {
   applicationName?: string;
 }
 
+/** Type options of every connection: int8 read as number. */
+export const DB_TYPES = {
+  // int8 positions, versions and counts fit easily in a double for this system's lifetime.
+  int8: {
+    to: 20,
+    from: [20],
+    serialize: (x: number | bigint | string) => String(x),
+    parse: (x: string) => Number(x),
+  },
+};
+
 /** Opens a pool whose connections use `schema` as their search path (int8 read as number). */
 export function openDb(opts: DbOptions): Sql {
   return postgres(opts.url, {
     max: opts.max ?? 10,
     onnotice: () => {},
     connection: { search_path: opts.schema, application_name: opts.applicationName ?? "evc-hub" },
-    types: {
-      // int8 positions, versions and counts fit easily in a double for this system's lifetime.
-      int8: {
-        to: 20,
-        from: [20],
-        serialize: (x: number | bigint | string) => String(x),
-        parse: (x: string) => Number(x),
-      },
-    },
+    types: DB_TYPES,
   });
 }
