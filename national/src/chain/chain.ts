@@ -215,8 +215,11 @@ export async function verifyChain(
     from: page * pageSize,
     to: Math.min(top, (page + 1) * pageSize),
   });
+  // Workers open their own connections from this pool's options; a password given as a
+  // function cannot be handed to them, so such a pool verifies in this thread.
+  const canSpawn = typeof sql.options.pass !== "function";
   const workers =
-    opts.workers ?? (pages >= 4 ? Math.min(2, Math.max(1, availableParallelism())) : 0);
+    opts.workers ?? (pages >= 4 && canSpawn ? Math.min(2, Math.max(1, availableParallelism())) : 0);
   const checks =
     workers > 0
       ? await checkInWorkers(sql, pages, range, workers, fromPosition, toPosition)
