@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { credentialFile } from "@evc-interop/national/auth/credentials";
 import { generateCredential } from "@evc-interop/national/auth/tokens";
+import { freePort } from "@evc-interop/national/server";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
 import { BROKEN_VARIANTS } from "@evc-interop/province-reference/broken";
 import { connect } from "nats";
@@ -24,17 +25,6 @@ const root = resolve(here, "..", "..");
 const VARIANTS: readonly string[] = BROKEN_VARIANTS;
 const PROVINCE = "110000";
 const NATS_URL = process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 async function certify(
   variant: string | undefined,

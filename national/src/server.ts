@@ -73,3 +73,15 @@ export async function listen(
     },
   };
 }
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a child process to listen on). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
