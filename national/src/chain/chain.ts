@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { Sql } from "postgres";
+import { canClone, connectionOf } from "../store/db.js";
 
 /**
  * Tamper evidence for the event log (I5). The sealer links committed events into a SHA-256
@@ -217,7 +218,7 @@ export async function verifyChain(
   });
   // Workers open their own connections from this pool's options; a password given as a
   // function cannot be handed to them, so such a pool verifies in this thread.
-  const canSpawn = typeof sql.options.pass !== "function";
+  const canSpawn = canClone(sql);
   const workers =
     opts.workers ?? (pages >= 4 && canSpawn ? Math.min(2, Math.max(1, availableParallelism())) : 0);
   const checks =
@@ -285,17 +286,7 @@ async function checkInWorkers(
   fromPosition: number,
   toPosition: number,
 ): Promise<PageCheck[]> {
-  const o = sql.options;
-  const connection = {
-    host: o.host,
-    port: o.port,
-    path: o.path,
-    database: o.database,
-    user: o.user,
-    pass: typeof o.pass === "string" ? o.pass : null,
-    ssl: typeof o.ssl === "boolean" ? o.ssl : false,
-    connection: o.connection,
-  };
+  const connection = connectionOf(sql);
   const results: PageCheck[] = new Array(pages);
   let next = 0;
   let firstBroken = pages;

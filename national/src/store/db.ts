@@ -31,3 +31,30 @@ export function openDb(opts: DbOptions): Sql {
     types: DB_TYPES,
   });
 }
+
+/**
+ * What a worker thread needs to open its own connection like this pool's (cloneable: a
+ * password given as a function is left out, see `canClone`).
+ */
+export function connectionOf(sql: Sql): ConnectionOptions {
+  const o = sql.options;
+  // postgres() takes the parsed host and port lists back as they are (its types say string).
+  return {
+    host: o.host,
+    port: o.port,
+    path: o.path,
+    database: o.database,
+    user: o.user,
+    pass: typeof o.pass === "string" ? o.pass : null,
+    ssl: typeof o.ssl === "boolean" ? o.ssl : false,
+    connection: o.connection,
+  } as unknown as ConnectionOptions;
+}
+
+/** Options of postgres() for a connection of its own (see connectionOf). */
+export type ConnectionOptions = postgres.Options<Record<string, postgres.PostgresType>>;
+
+/** True when worker threads can connect as this pool does (its password is not a function). */
+export function canClone(sql: Sql): boolean {
+  return typeof sql.options.pass !== "function";
+}

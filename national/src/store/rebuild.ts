@@ -1,9 +1,9 @@
 import { once } from "node:events";
 import { finished } from "node:stream/promises";
-import type { Sql, TransactionSql } from "postgres";
-import { evolve } from "../domain/person.js";
-import { type HubEvent, initialState, type PersonState } from "../domain/types.js";
-import { type ProjectionRows, projectionRows } from "./projection.js";
+import { Worker } from "node:worker_threads";
+import postgres, { type Sql, type TransactionSql } from "postgres";
+import { canClone, connectionOf, DB_TYPES } from "./db.js";
+import { ALL_TABLES, replayRange, type StreamRange, TABLES, type Table } from "./replay.js";
 
 export interface RebuildResult {
   events: number;
@@ -13,65 +13,100 @@ export interface RebuildResult {
   /** True when the replay equals the live projection. */
   equal: boolean;
   seconds: number;
+  /** Seconds spent replaying into the scratch tables, comparing, and replacing the live rows. */
+  phases: { replay: number; compare: number; replace: number };
 }
 
-const TABLES = ["records", "certificates", "migrations"] as const;
-const BATCH = 20_000;
-
-interface Row {
-  stream_id: string;
-  stream_version: number;
-  position: number;
-  type: string;
-  data: unknown;
-}
-
-/** One value in COPY text format. */
-function copyValue(v: unknown): string {
-  if (v === null || v === undefined) return "\\N";
-  if (v instanceof Date) return v.toISOString();
-  const text = typeof v === "object" ? JSON.stringify(v) : String(v);
-  return /[\\\t\n\r]/.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c] ?? c) : text;
-}
-
-const COPY_ESCAPES: Record<string, string> = {
-  "\\": "\\\\",
-  "\t": "\\t",
-  "\n": "\\n",
-  "\r": "\\r",
-};
-
-/** Streams rows (objects with the same keys, in column order) into a table with COPY. */
-async function copyRows(
+/** Writes COPY text into a table. */
+async function copyText(
   tx: TransactionSql,
   schema: string,
   table: string,
-  rows: Record<string, unknown>[],
+  text: string,
 ): Promise<void> {
-  const first = rows[0];
-  if (!first) return;
-  const columns = Object.keys(first);
-  const stream = await tx`COPY ${tx(schema)}.${tx(table)} (${tx(columns)}) FROM STDIN`.writable();
-  let chunk = "";
-  for (const row of rows) {
-    chunk += `${columns.map((c) => copyValue(row[c])).join("\t")}\n`;
-    if (chunk.length >= 1 << 20) {
-      if (!stream.write(chunk)) await once(stream, "drain");
-      chunk = "";
+  if (text === "") return;
+  const stream = await tx`COPY ${tx(schema)}.${tx(table)} FROM STDIN`.writable();
+  try {
+    for (let at = 0; at < text.length; at += COPY_CHUNK) {
+      if (!stream.write(text.slice(at, at + COPY_CHUNK))) await once(stream, "drain");
     }
+    stream.end();
+    await finished(stream);
+  } catch (error) {
+    // Abort the COPY (CopyFail), so the transaction can roll back and the cause is reported.
+    stream.destroy(error as Error);
+    throw error;
   }
-  stream.end(chunk);
-  await finished(stream);
+}
+
+const COPY_CHUNK = 1 << 20;
+
+/**
+ * Writes the replay's COPY text into the scratch tables on the rebuild's own connection, one
+ * chunk after another, while the replay goes on; `push` waits while two chunks are queued.
+ */
+class CopyWriter {
+  private tail: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private failure: unknown;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly tx: TransactionSql,
+    private readonly schema: string,
+  ) {}
+
+  async push(text: Record<Table, string>): Promise<void> {
+    this.check();
+    this.queued += 1;
+    this.tail = this.tail.then(async () => {
+      try {
+        if (this.failure === undefined) {
+          for (const t of ALL_TABLES) await copyText(this.tx, this.schema, t, text[t]);
+        }
+      } catch (error) {
+        this.failure ??= error;
+      } finally {
+        this.queued -= 1;
+        for (const wake of this.waiters.splice(0)) wake();
+      }
+    });
+    while (this.queued > 2 && this.failure === undefined) {
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+    this.check();
+  }
+
+  async drain(): Promise<void> {
+    await this.tail;
+    this.check();
+  }
+
+  private check(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+}
+
+export interface RebuildOptions {
+  /**
+   * Worker threads replaying ranges of persons in parallel, each on its own connection
+   * (default: two for logs of 50,000 events or more; 0 replays in this thread).
+   */
+  workers?: number;
 }
 
 /**
  * Replays the whole event log from empty into a scratch schema and compares it with the live
- * snapshot (I5); with `replace`, the live projection is then replaced by the replay. Runs in
- * one REPEATABLE READ transaction, so it sees one consistent log.
+ * snapshot (I5); with `replace`, the live rows that differ are then replaced by the replay's.
+ * Runs in one REPEATABLE READ transaction, so it sees one consistent log.
+ *
+ * Person states are compared by their jsonb text (computed here, see jsonb-text.ts), so the
+ * million states of a large log are not parsed into jsonb only to be compared.
  */
 export async function rebuildSnapshot(
   sql: Sql,
   mode: "compare" | "replace" = "compare",
+  opts: RebuildOptions = {},
 ): Promise<RebuildResult> {
   const started = process.hrtime.bigint();
   return sql.begin("ISOLATION LEVEL REPEATABLE READ", async (tx) => {
@@ -80,107 +115,225 @@ export async function rebuildSnapshot(
     const scratch = `${live}_rebuild`;
     await tx`DROP SCHEMA IF EXISTS ${tx(scratch)} CASCADE`;
     await tx`CREATE SCHEMA ${tx(scratch)}`;
-    for (const t of [...TABLES, "persons"]) {
+    for (const t of TABLES) {
       // Unlogged: a scratch copy needs no WAL.
       await tx`CREATE UNLOGGED TABLE ${tx(scratch)}.${tx(t)} (LIKE ${tx(live)}.${tx(t)} INCLUDING DEFAULTS)`;
     }
-    let events = 0;
-    let persons = 0;
-    let current: { key: string; state: PersonState } | undefined;
-    let pending: ProjectionRows = { records: [], certificates: [], migrations: [] };
-    let pendingPersons: { person_key: string; version: number; state: PersonState }[] = [];
-    const flushPerson = () => {
-      if (!current) return;
-      const rows = projectionRows(current.key, current.state);
-      pending.records.push(...rows.records);
-      pending.certificates.push(...rows.certificates);
-      pending.migrations.push(...rows.migrations);
-      pendingPersons.push({
-        person_key: current.key,
-        version: current.state.version,
-        state: current.state,
-      });
-      persons += 1;
-    };
-    const flushRows = async () => {
-      for (const table of TABLES) await copyRows(tx, scratch, table, pending[table]);
-      await copyRows(
-        tx,
-        scratch,
-        "persons",
-        pendingPersons as unknown as Record<string, unknown>[],
-      );
-      pending = { records: [], certificates: [], migrations: [] };
-      pendingPersons = [];
-    };
-    const page = (after: { stream: string; version: number }) =>
-      tx<Row[]>`
-        SELECT stream_id, stream_version, position, type, data FROM ${tx(live)}.events
-        WHERE (stream_id, stream_version) > (${after.stream}, ${after.version})
-        ORDER BY stream_id, stream_version
-        LIMIT ${BATCH}`.execute();
-    let next: Promise<Row[]> | undefined = page({ stream: "", version: 0 });
-    while (next) {
-      const rows: Row[] = await next;
-      const last = rows.at(-1);
-      // The next page is read while this one is folded.
-      next =
-        last && rows.length === BATCH
-          ? page({ stream: last.stream_id, version: last.stream_version })
-          : undefined;
-      for (const r of rows) {
-        if (current?.key !== r.stream_id) {
-          flushPerson();
-          current = { key: r.stream_id, state: initialState() };
-        }
-        current.state = evolve(current.state, { type: r.type, data: r.data } as HubEvent, {
-          version: r.stream_version,
-          position: r.position,
-        });
-        events += 1;
-      }
-      if (pending.certificates.length + pending.records.length > 50_000) {
-        // COPY needs the connection to itself: let the page read ahead arrive first.
-        const ahead = next ? await next : undefined;
-        await flushRows();
-        if (ahead) next = Promise.resolve(ahead);
-      }
-    }
-    flushPerson();
-    await flushRows();
+    await tx`CREATE UNLOGGED TABLE ${tx(scratch)}.persons (person_key text, version bigint, state text)`;
 
+    // Every range is replayed on its own connection in this transaction's snapshot, while
+    // this connection writes the scratch tables.
+    const [exported] = await tx<{ id: string }[]>`SELECT pg_export_snapshot() AS id`;
+    const snapshot = exported?.id ?? "";
+    const [top] = await tx<{ n: number }[]>`
+      SELECT coalesce(max(position), 0)::int8 AS n FROM ${tx(live)}.events`;
+    const approxEvents = top?.n ?? 0;
+    const workers = opts.workers ?? (canClone(sql) && approxEvents >= 50_000 ? 2 : 0);
+    const ranges = await splitStreams(tx, live, Math.max(1, workers), approxEvents);
+    const writer = new CopyWriter(tx, scratch);
+    const counts =
+      workers > 0
+        ? await replayInWorkers(sql, live, snapshot, ranges, writer)
+        : [await replayHere(sql, live, snapshot, writer)];
+    await writer.drain();
+    const events = counts.reduce((n, c) => n + c.events, 0);
+    const persons = counts.reduce((n, c) => n + c.persons, 0);
+    const replayed = process.hrtime.bigint();
+
+    // The persons tables compared as (key, version, jsonb text); the others row for row.
+    const rowsOf = (schema: string, t: Table) =>
+      t === "persons"
+        ? schema === live
+          ? tx`SELECT person_key, version, state::text AS state FROM ${tx(schema)}.persons`
+          : tx`SELECT person_key, version, state FROM ${tx(schema)}.persons`
+        : tx`SELECT * FROM ${tx(schema)}.${tx(t)}`;
     const differences = { records: 0, certificates: 0, migrations: 0, persons: 0 };
-    for (const t of [...TABLES, "persons"] as const) {
+    const sizes = { live: { ...differences }, replay: { ...differences } };
+    for (const t of ALL_TABLES) {
       // Equal row multisets have equal counts and sums of row hashes: one scan of each side.
       // Only tables that differ are compared row by row, to count the differences.
-      const [same] = await tx<{ same: boolean }[]>`
-        SELECT (SELECT (count(*), sum(hashtextextended(t::text, 0)::numeric)) FROM ${tx(live)}.${tx(t)} t)
-             = (SELECT (count(*), sum(hashtextextended(t::text, 0)::numeric)) FROM ${tx(scratch)}.${tx(t)} t)
-          AS same`;
-      if (same?.same) continue;
+      const sums = (schema: string) => tx`
+        SELECT count(*)::int AS n, sum(hash_record_extended(t, 0)::numeric)::text AS h
+        FROM (${rowsOf(schema, t)}) t`;
+      const [[a], [b]] = await Promise.all([sums(live), sums(scratch)]);
+      sizes.live[t] = a?.n ?? 0;
+      sizes.replay[t] = b?.n ?? 0;
+      if (a?.n === b?.n && a?.h === b?.h) continue;
       const [d] = await tx<{ n: number }[]>`
         SELECT count(*)::int AS n FROM (
-          (SELECT * FROM ${tx(live)}.${tx(t)} EXCEPT ALL SELECT * FROM ${tx(scratch)}.${tx(t)})
+          (${rowsOf(live, t)} EXCEPT ALL ${rowsOf(scratch, t)})
           UNION ALL
-          (SELECT * FROM ${tx(scratch)}.${tx(t)} EXCEPT ALL SELECT * FROM ${tx(live)}.${tx(t)})
+          (${rowsOf(scratch, t)} EXCEPT ALL ${rowsOf(live, t)})
         ) d`;
       differences[t] = d?.n ?? 0;
     }
     const equal = Object.values(differences).every((n) => n === 0);
+    const compared = process.hrtime.bigint();
+
     if (mode === "replace" && !equal) {
-      // TRUNCATE: the rebuild's transaction holds the tables exclusively until it commits.
-      await tx`TRUNCATE ${tx(live)}.records, ${tx(live)}.certificates, ${tx(live)}.migrations, ${tx(live)}.persons`;
-      for (const t of [...TABLES, "persons"] as const) {
-        await tx`INSERT INTO ${tx(live)}.${tx(t)} SELECT * FROM ${tx(scratch)}.${tx(t)}`;
+      for (const t of ALL_TABLES) {
+        if (differences[t] === 0) continue;
+        const inCommon = differences[t] < sizes.live[t] + sizes.replay[t];
+        await replaceRows(tx, live, scratch, t, rowsOf, inCommon);
       }
     }
     await tx`DROP SCHEMA ${tx(scratch)} CASCADE`;
+    const done = process.hrtime.bigint();
+    const seconds = (a: bigint, b: bigint) => Number(b - a) / 1e9;
     return {
       events,
       persons,
       differences,
       equal,
-      seconds: Number(process.hrtime.bigint() - started) / 1e9,
+      seconds: seconds(started, done),
+      phases: {
+        replay: seconds(started, replayed),
+        compare: seconds(replayed, compared),
+        replace: seconds(compared, done),
+      },
     };
   });
+}
+
+const KEYS: Record<Table, string> = {
+  records: "record_id",
+  certificates: "certificate_number",
+  migrations: "migration_id",
+  persons: "person_key",
+};
+
+/**
+ * Makes a live table equal to the replay: the live rows the replay lacks are deleted, then the
+ * replay's rows the live table lacks are inserted. The transaction holds the rows it changes
+ * until it commits; a table with no row in common is emptied and refilled.
+ */
+async function replaceRows(
+  tx: TransactionSql,
+  live: string,
+  scratch: string,
+  t: Table,
+  rowsOf: (schema: string, t: Table) => postgres.PendingQuery<postgres.Row[]>,
+  inCommon: boolean,
+): Promise<void> {
+  const key = KEYS[t];
+  if (inCommon) {
+    await tx`
+      DELETE FROM ${tx(live)}.${tx(t)} WHERE ${tx(key)} IN (
+        SELECT ${tx(key)} FROM (${rowsOf(live, t)} EXCEPT ALL ${rowsOf(scratch, t)}) d)`;
+  } else {
+    await tx`DELETE FROM ${tx(live)}.${tx(t)}`;
+  }
+  const added = inCommon
+    ? tx`${rowsOf(scratch, t)} EXCEPT ALL ${rowsOf(live, t)}`
+    : rowsOf(scratch, t);
+  if (t === "persons") {
+    await tx`
+      INSERT INTO ${tx(live)}.persons (person_key, version, state)
+      SELECT person_key, version, state::jsonb FROM (${added}) d`;
+  } else {
+    await tx`INSERT INTO ${tx(live)}.${tx(t)} SELECT * FROM (${added}) d`;
+  }
+}
+
+/**
+ * Splits the streams into `parts` ranges of about as many events each, at stream ids sampled
+ * from the log (a few thousand rows, whatever its size).
+ */
+async function splitStreams(
+  tx: TransactionSql,
+  schema: string,
+  parts: number,
+  approxEvents: number,
+): Promise<StreamRange[]> {
+  if (parts < 2 || approxEvents === 0) return [{}];
+  const percent = Math.min(100, (100 * 4000) / approxEvents);
+  const sample = await tx<{ s: string }[]>`
+    SELECT stream_id AS s FROM ${tx(schema)}.events TABLESAMPLE SYSTEM (${percent})
+    ORDER BY stream_id`;
+  const bounds: string[] = [];
+  for (let i = 1; i < parts; i++) {
+    const b = sample[Math.floor((i * sample.length) / parts)]?.s;
+    if (b !== undefined && b !== bounds.at(-1)) bounds.push(b);
+  }
+  if (bounds.length === 0) return [{}];
+  return [...bounds, undefined].map((upto, i) => ({ after: bounds[i - 1], upto }));
+}
+
+type Counts = { events: number; persons: number };
+
+/** One range replayed in this thread, on a connection of its own. */
+async function replayHere(
+  sql: Sql,
+  schema: string,
+  snapshot: string,
+  writer: CopyWriter,
+): Promise<Counts> {
+  const own = postgres({
+    ...connectionOf(sql),
+    pass: sql.options.pass ?? undefined,
+    max: 1,
+    onnotice: () => {},
+    types: DB_TYPES,
+  });
+  try {
+    return await replayRange(own, schema, snapshot, {}, (text) => writer.push(text));
+  } finally {
+    await own.end({ timeout: 5 });
+  }
+}
+
+/** Each range replayed by a worker thread; their COPY text is written here as it comes. */
+async function replayInWorkers(
+  sql: Sql,
+  schema: string,
+  snapshot: string,
+  ranges: StreamRange[],
+  writer: CopyWriter,
+): Promise<Counts[]> {
+  const connection = connectionOf(sql);
+  const workers = ranges.map(
+    (range) =>
+      new Worker(workerFile(), {
+        workerData: { connection, schema, snapshot, range },
+      }),
+  );
+  const exits = workers.map((w) => new Promise<void>((r) => w.once("exit", () => r())));
+  let ok = false;
+  try {
+    const counts = await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<Counts>((resolve, reject) => {
+            w.on(
+              "message",
+              (m: { text?: Record<Table, string>; done?: Counts; error?: string }) => {
+                if (m.text) {
+                  writer.push(m.text).then(() => w.postMessage({ taken: true }), reject);
+                } else if (m.done) {
+                  resolve(m.done);
+                } else {
+                  reject(new Error(`rebuild worker: ${m.error ?? "no result"}`));
+                }
+              },
+            );
+            w.once("error", reject);
+            w.once("exit", (code) => reject(new Error(`rebuild worker exited early (${code})`)));
+          }),
+      ),
+    );
+    ok = true;
+    return counts;
+  } finally {
+    // Done workers close their connections and exit; after a failure they are stopped.
+    if (!ok) await Promise.all(workers.map((w) => w.terminate()));
+    await Promise.all(exits);
+  }
+}
+
+/** The compiled worker script (tests run this module from source; the worker needs the build). */
+function workerFile(): URL {
+  const here = import.meta.url;
+  return here.endsWith(".ts")
+    ? new URL(here.replace("/src/store/rebuild.ts", "/dist/store/replay-worker.js"))
+    : new URL("./replay-worker.js", here);
 }

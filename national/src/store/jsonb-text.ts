@@ -1,0 +1,97 @@
+/**
+ * The text PostgreSQL prints for a `jsonb` value (`value::jsonb::text`), computed in JavaScript:
+ * object keys ordered shortest first, then byte-wise; `": "` and `", "` separators; strings
+ * escaped as JSON.stringify does (the same escapes PostgreSQL's jsonb output uses). Properties
+ * whose value is undefined are left out, as JSON.stringify does.
+ *
+ * The rebuild compares replayed person states with the stored ones by this text, so it can
+ * skip parsing a million states into jsonb just to compare them.
+ */
+export function jsonbText(value: unknown): string {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "number":
+      return numberText(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "object":
+      if (value === null) return "null";
+      if (Array.isArray(value)) return arrayText(value);
+      return objectText(value as Record<string, unknown>);
+    default:
+      throw new TypeError(`jsonbText: ${typeof value} is not JSON`);
+  }
+}
+
+function numberText(n: number): string {
+  if (!Number.isFinite(n)) return "null"; // as JSON.stringify
+  // jsonb keeps numbers as numeric, printed without exponent; integers and short decimals
+  // print the same as JavaScript's shortest form.
+  if (Number.isSafeInteger(n) || (Math.abs(n) >= 1e-6 && Math.abs(n) < 1e21)) {
+    return Object.is(n, -0) ? "0" : String(n);
+  }
+  throw new RangeError(`jsonbText: ${n} has no exact jsonb text here`);
+}
+
+function arrayText(a: readonly unknown[]): string {
+  if (a.length === 0) return "[]";
+  let out = "[";
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i];
+    out +=
+      (i === 0 ? "" : ", ") + (v === undefined || typeof v === "function" ? "null" : jsonbText(v));
+  }
+  return `${out}]`;
+}
+
+/** jsonb's key order: shorter (in UTF-8 bytes) first, then byte-wise. */
+function compareKeys(a: string, b: string): number {
+  const la = Buffer.byteLength(a);
+  const lb = Buffer.byteLength(b);
+  if (la !== lb) return la - lb;
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** Compares ASCII keys without encoding them (the usual case). */
+function compareAsciiKeys(a: string, b: string): number {
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** True when every character is ASCII (so UTF-16 order is byte order). */
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/**
+ * The object's keys in jsonb order. Objects parsed from jsonb, and copies made by spreading
+ * them, already have that order: it is checked in one pass and only other objects are sorted.
+ */
+function sortedKeys(o: Record<string, unknown>): string[] {
+  const keys = Object.keys(o);
+  let ascii = true;
+  let sorted = true;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    if (ascii && !isAscii(k)) ascii = false;
+    if (sorted && i > 0 && compareAsciiKeys(keys[i - 1] as string, k) > 0) sorted = false;
+  }
+  if (ascii && sorted) return keys;
+  return keys.sort(ascii ? compareAsciiKeys : compareKeys);
+}
+
+function objectText(o: Record<string, unknown>): string {
+  const json = (o as { toJSON?: () => unknown }).toJSON;
+  if (typeof json === "function") return jsonbText(json.call(o));
+  let out = "{";
+  let first = true;
+  for (const k of sortedKeys(o)) {
+    const v = o[k];
+    if (v === undefined || typeof v === "function") continue;
+    out += `${first ? "" : ", "}${JSON.stringify(k)}: ${jsonbText(v)}`;
+    first = false;
+  }
+  return `${out}}`;
+}

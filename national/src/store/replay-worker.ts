@@ -1,0 +1,39 @@
+import { parentPort, workerData } from "node:worker_threads";
+import postgres from "postgres";
+import { DB_TYPES } from "./db.js";
+import { replayRange, type StreamRange } from "./replay.js";
+
+/**
+ * A rebuild worker: replays one range of streams on its own connection, in the rebuild's
+ * exported snapshot, and hands the COPY text to the main thread, which writes it into the
+ * scratch tables. It waits for each chunk to be taken before sending the next.
+ */
+interface Data {
+  connection: postgres.Options<Record<string, postgres.PostgresType>>;
+  schema: string;
+  snapshot: string;
+  range: StreamRange;
+}
+
+const data = workerData as Data;
+const port = parentPort;
+if (!port) throw new Error("replay-worker runs as a worker thread");
+const sql = postgres({ ...data.connection, max: 1, onnotice: () => {}, types: DB_TYPES });
+
+let taken: (() => void) | undefined;
+port.on("message", (m: { taken: true }) => {
+  if (m.taken) taken?.();
+});
+
+replayRange(sql, data.schema, data.snapshot, data.range, (text) => {
+  const wait = new Promise<void>((resolve) => {
+    taken = resolve;
+  });
+  port.postMessage({ text });
+  return wait;
+})
+  .then(
+    (done) => port.postMessage({ done }),
+    (err: unknown) => port.postMessage({ error: err instanceof Error ? err.message : String(err) }),
+  )
+  .finally(() => sql.end({ timeout: 5 }).finally(() => port.close()));

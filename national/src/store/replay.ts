@@ -1,0 +1,164 @@
+import type { Sql } from "postgres";
+import { evolve } from "../domain/person.js";
+import { type HubEvent, initialState, type PersonState } from "../domain/types.js";
+import { jsonbText } from "./jsonb-text.js";
+import { projectionRows } from "./projection.js";
+
+export const TABLES = ["records", "certificates", "migrations"] as const;
+
+export interface Row {
+  stream_id: string;
+  stream_version: number;
+  position: number;
+  type: string;
+  data: unknown;
+}
+
+export type Table = (typeof TABLES)[number] | "persons";
+export const ALL_TABLES: readonly Table[] = [...TABLES, "persons"];
+
+/** COPY text of one value. */
+function copyValue(v: unknown): string {
+  if (v === null || v === undefined) return "\\N";
+  const text = v instanceof Date ? v.toISOString() : String(v);
+  return copyEscape(text);
+}
+
+/** Escapes backslash, tab, newline and carriage return for COPY text format. */
+function copyEscape(text: string): string {
+  return /[\\\t\n\r]/.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c] ?? c) : text;
+}
+
+const COPY_ESCAPES: Record<string, string> = {
+  "\\": "\\\\",
+  "\t": "\\t",
+  "\n": "\\n",
+  "\r": "\\r",
+};
+
+/** One COPY line of a row (an object whose keys are the table's columns, in order). */
+function copyLine(row: Record<string, unknown>): string {
+  let line = "";
+  for (const k in row) line += (line === "" ? "" : "\t") + copyValue(row[k]);
+  return `${line}\n`;
+}
+
+/**
+ * Folds the log, person by person in stream order, into the COPY text of the scratch tables:
+ * the projection rows and each person's state as the text jsonb prints for it.
+ */
+export class Replay {
+  events = 0;
+  persons = 0;
+  /** Characters of COPY text held, all tables together. */
+  size = 0;
+  private current: { key: string; state: PersonState } | undefined;
+  private text: Record<Table, string[]> = {
+    records: [],
+    certificates: [],
+    migrations: [],
+    persons: [],
+  };
+
+  /** Folds the next events (ordered by stream, then version). */
+  add(rows: readonly Row[]): void {
+    for (const r of rows) {
+      if (this.current?.key !== r.stream_id) {
+        this.flushPerson();
+        this.current = { key: r.stream_id, state: initialState() };
+      }
+      this.current.state = evolve(this.current.state, { type: r.type, data: r.data } as HubEvent, {
+        version: r.stream_version,
+        position: r.position,
+      });
+      this.events += 1;
+    }
+  }
+
+  /** Ends the log: the last person's rows are written. */
+  end(): void {
+    this.flushPerson();
+    this.current = undefined;
+  }
+
+  /** The COPY text gathered so far, per table; the buffers start empty again. */
+  take(): Record<Table, string> {
+    const out = {} as Record<Table, string>;
+    for (const t of ALL_TABLES) {
+      out[t] = this.text[t].join("");
+      this.text[t] = [];
+    }
+    this.size = 0;
+    return out;
+  }
+
+  private push(table: Table, line: string): void {
+    this.text[table].push(line);
+    this.size += line.length;
+  }
+
+  private flushPerson(): void {
+    const cur = this.current;
+    if (!cur) return;
+    const rows = projectionRows(cur.key, cur.state);
+    for (const t of TABLES) for (const row of rows[t]) this.push(t, copyLine(row));
+    this.push(
+      "persons",
+      `${copyEscape(cur.key)}\t${cur.state.version}\t${copyEscape(jsonbText(cur.state))}\n`,
+    );
+    this.persons += 1;
+  }
+}
+
+/** Events read per page. */
+const BATCH = 20_000;
+/** COPY text gathered before it is handed to the writer. */
+export const FLUSH_AT = 8 << 20;
+
+/** A range of streams (person keys): after `after` (exclusive), up to `upto` (inclusive). */
+export interface StreamRange {
+  after?: string;
+  upto?: string;
+}
+
+/**
+ * Replays the streams of one range on its own connection, in the snapshot exported by the
+ * rebuild's transaction (so every range sees the same log), handing COPY text to `emit` as it
+ * gathers; the next page is read while one is folded.
+ */
+export async function replayRange(
+  sql: Sql,
+  schema: string,
+  snapshot: string,
+  range: StreamRange,
+  emit: (text: Record<Table, string>) => Promise<void>,
+): Promise<{ events: number; persons: number }> {
+  if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`replay: bad snapshot id ${snapshot}`);
+  return sql.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY", async (rx) => {
+    await rx.unsafe(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+    const replay = new Replay();
+    const upto = range.upto;
+    const page = (stream: string, version: number) =>
+      rx<Row[]>`
+        SELECT stream_id, stream_version, position, type, data FROM ${rx(schema)}.events
+        WHERE (stream_id, stream_version) > (${stream}, ${version})
+          ${upto === undefined ? rx`` : rx`AND stream_id <= ${upto}`}
+        ORDER BY stream_id, stream_version
+        LIMIT ${BATCH}`.execute();
+    // After the range's lower bound: every version of that stream belongs to the range before.
+    let next: Promise<Row[]> | undefined = page(
+      range.after ?? "",
+      range.after === undefined ? 0 : Number.MAX_SAFE_INTEGER,
+    );
+    while (next) {
+      const rows: Row[] = await next;
+      const last = rows.at(-1);
+      next = last && rows.length === BATCH ? page(last.stream_id, last.stream_version) : undefined;
+      replay.add(rows);
+      if (replay.size > FLUSH_AT) await emit(replay.take());
+    }
+    replay.end();
+    await emit(replay.take());
+    return { events: replay.events, persons: replay.persons };
+  });
+}
