@@ -159,6 +159,11 @@ export async function rebuildSnapshot(
       sizes.live[t] = a?.n ?? 0;
       sizes.replay[t] = b?.n ?? 0;
       if (a?.n === b?.n && a?.h === b?.h) continue;
+      if (sizes.live[t] === 0 || sizes.replay[t] === 0) {
+        // One side is empty (a wiped or new snapshot): every row of the other differs.
+        differences[t] = sizes.live[t] + sizes.replay[t];
+        continue;
+      }
       const [d] = await tx<{ n: number }[]>`
         SELECT count(*)::int AS n FROM (
           (${rowsOf(live, t)} EXCEPT ALL ${rowsOf(scratch, t)})
