@@ -128,7 +128,8 @@ export async function rebuildSnapshot(
     const [top] = await tx<{ n: number }[]>`
       SELECT coalesce(max(position), 0)::int8 AS n FROM ${tx(live)}.events`;
     const approxEvents = top?.n ?? 0;
-    const workers = opts.workers ?? (canClone(sql) && approxEvents >= 50_000 ? 2 : 0);
+    // Workers cannot be handed a password given as a function: such a pool replays here.
+    const workers = canClone(sql) ? (opts.workers ?? (approxEvents >= 50_000 ? 2 : 0)) : 0;
     const ranges = await splitStreams(tx, live, Math.max(1, workers), approxEvents);
     const writer = new CopyWriter(tx, scratch);
     const counts =
