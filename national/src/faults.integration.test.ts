@@ -104,10 +104,17 @@ describe("deadlines and compensation", () => {
       .client(CertificateService, `province:${DST}`)
       .getCertificateStatus({ certificateNumber: cert });
     expect(status.certificate?.status).toBe(CertificateStatus.NORMAL);
-    // Fencing: the late suspend receipt changes nothing.
-    const late = await src.submit([src.correctAnswer(suspend)]);
-    expect(late.results[0]?.disposition).toBe(ReceiptDisposition.REFUSED);
+    // Fencing: the late suspend receipt (twice in one batch) changes nothing...
+    const late = await src.submit([src.correctAnswer(suspend), src.correctAnswer(suspend)]);
+    expect(late.results.map((r) => r.disposition)).toEqual([
+      ReceiptDisposition.REFUSED,
+      ReceiptDisposition.REFUSED,
+    ]);
     expect(late.results[0]?.detail).toMatch(/superseded|not awaited|over/);
+    // ...but is kept as the directive's delivery record: a copy sent later is a duplicate.
+    const later = await src.submit([src.correctAnswer(suspend)]);
+    expect(later.results[0]?.disposition).toBe(ReceiptDisposition.DUPLICATE);
+    expect(later.results[0]?.detail).toBe("already REFUSED");
     expect((await migrationState(env, id))?.state).toBe(MigrationState.COMPENSATED);
     // The lock is free: a new migration can start.
     src.answer = (d) => src.correctAnswer(d);

@@ -36,12 +36,10 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
       });
       const batch: ReceiptOfBatch[] = [];
       const results: ReceiptResult[] = new Array(req.receipts.length);
-      const at: number[] = [];
       req.receipts.forEach((receipt, i) => {
         const row = rows.get(receipt.directiveId);
         if (row) {
           batch.push({ receipt, row, index: i });
-          at.push(i);
         } else {
           results[i] = create(ReceiptResultSchema, {
             directiveId: receipt.directiveId,
@@ -52,7 +50,7 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
       });
       const recorded = await recordReceipts(deps.store, batch, caller);
       recorded.forEach((d, n) => {
-        results[at[n] as number] = create(ReceiptResultSchema, {
+        results[(batch[n] as ReceiptOfBatch).index] = create(ReceiptResultSchema, {
           directiveId: d.directiveId,
           disposition: ReceiptDisposition[d.disposition],
           detail: d.detail,

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { Sql } from "postgres";
-import { canClone, connectionOf } from "../store/db.js";
+import { canClone, connectionOf, workerScript } from "../store/db.js";
 
 /**
  * Tamper evidence for the event log (I5). The sealer links committed events into a SHA-256
@@ -315,7 +315,7 @@ async function checkInWorkers(
   const workers = Array.from(
     { length: count },
     () =>
-      new Worker(workerFile(), {
+      new Worker(workerScript(import.meta.url, "./verify-worker.js"), {
         workerData: { connection, fromPosition, toPosition },
       }),
   );
@@ -344,9 +344,3 @@ async function checkInWorkers(
 }
 
 /** The compiled worker script (tests run this module from source; the worker needs the build). */
-function workerFile(): URL {
-  const here = import.meta.url;
-  return here.endsWith(".ts")
-    ? new URL(here.replace("/src/chain/chain.ts", "/dist/chain/verify-worker.js"))
-    : new URL("./verify-worker.js", here);
-}

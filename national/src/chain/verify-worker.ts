@@ -1,6 +1,5 @@
 import { parentPort, workerData } from "node:worker_threads";
-import postgres from "postgres";
-import { DB_TYPES } from "../store/db.js";
+import { type ConnectionOptions, openConnection } from "../store/db.js";
 import { checkPage, fetchPage } from "./chain.js";
 
 /**
@@ -8,18 +7,13 @@ import { checkPage, fetchPage } from "./chain.js";
  * them (see verifyChain). One page at a time; the main thread hands out the next.
  */
 interface Data {
-  connection: postgres.Options<Record<string, postgres.PostgresType>>;
+  connection: ConnectionOptions;
   fromPosition: number;
   toPosition: number;
 }
 
 const data = workerData as Data;
-const sql = postgres({
-  ...data.connection,
-  max: 1,
-  onnotice: () => {},
-  types: DB_TYPES,
-});
+const sql = openConnection(data.connection);
 
 parentPort?.on("message", (m: { page: number; from: number; to: number } | { close: true }) => {
   if ("close" in m) {

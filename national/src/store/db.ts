@@ -54,6 +54,23 @@ export function connectionOf(sql: Sql): ConnectionOptions {
 /** Options of postgres() for a connection of its own (see connectionOf). */
 export type ConnectionOptions = postgres.Options<Record<string, postgres.PostgresType>>;
 
+/** One connection of its own (a worker's, or the rebuild's reader), int8 read as number. */
+export function openConnection(options: ConnectionOptions): Sql {
+  return postgres({ ...options, max: 1, onnotice: () => {}, types: DB_TYPES });
+}
+
+/**
+ * The compiled script of a worker next to `moduleUrl` (`import.meta.url` of its caller). Tests
+ * run the caller from its TypeScript source; a worker thread needs the build in `dist/`.
+ */
+export function workerScript(moduleUrl: string, script: string): URL {
+  const url = new URL(script, moduleUrl);
+  if (!moduleUrl.endsWith(".ts")) return url;
+  const at = url.pathname.lastIndexOf("/src/");
+  url.pathname = `${url.pathname.slice(0, at)}/dist/${url.pathname.slice(at + 5)}`;
+  return url;
+}
+
 /** True when worker threads can connect as this pool does (its password is not a function). */
 export function canClone(sql: Sql): boolean {
   return typeof sql.options.pass !== "function";

@@ -319,7 +319,6 @@ export class HubStore {
         events,
         rows: eventRows(this.newId, job.personKey, before, events, now),
       });
-      outcomes[i] = undefined;
     });
 
     // Append every planned event in one statement; the UNIQUE (stream_id, stream_version)

@@ -1,8 +1,9 @@
 import { once } from "node:events";
 import { finished } from "node:stream/promises";
 import { Worker } from "node:worker_threads";
-import postgres, { type Sql, type TransactionSql } from "postgres";
-import { canClone, connectionOf, DB_TYPES } from "./db.js";
+import type postgres from "postgres";
+import type { Sql, TransactionSql } from "postgres";
+import { canClone, connectionOf, openConnection, workerScript } from "./db.js";
 import { ALL_TABLES, replayRange, type StreamRange, TABLES, type Table } from "./replay.js";
 
 export interface RebuildResult {
@@ -274,13 +275,7 @@ async function replayHere(
   snapshot: string,
   writer: CopyWriter,
 ): Promise<Counts> {
-  const own = postgres({
-    ...connectionOf(sql),
-    pass: sql.options.pass ?? undefined,
-    max: 1,
-    onnotice: () => {},
-    types: DB_TYPES,
-  });
+  const own = openConnection({ ...connectionOf(sql), pass: sql.options.pass ?? undefined });
   try {
     return await replayRange(own, schema, snapshot, {}, (text) => writer.push(text));
   } finally {
@@ -299,7 +294,7 @@ async function replayInWorkers(
   const connection = connectionOf(sql);
   const workers = ranges.map(
     (range) =>
-      new Worker(workerFile(), {
+      new Worker(workerScript(import.meta.url, "./replay-worker.js"), {
         workerData: { connection, schema, snapshot, range },
       }),
   );
@@ -337,9 +332,3 @@ async function replayInWorkers(
 }
 
 /** The compiled worker script (tests run this module from source; the worker needs the build). */
-function workerFile(): URL {
-  const here = import.meta.url;
-  return here.endsWith(".ts")
-    ? new URL(here.replace("/src/store/rebuild.ts", "/dist/store/replay-worker.js"))
-    : new URL("./replay-worker.js", here);
-}

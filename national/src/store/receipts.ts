@@ -109,11 +109,10 @@ export async function recordReceipts(
     // Dose appends and restores: the receipt closes the directive, the saga does not wait on
     // it. One transaction for all of them.
     await store.sql.begin(async (tx) => {
-      const ids = simple.map((i) => batch[i]?.receipt.directiveId ?? "");
-      const current = await tx<{ directive_id: string; disposition: string | null }[]>`
-        SELECT directive_id, disposition FROM directives
-        WHERE directive_id = ANY(${ids}::uuid[]) ORDER BY directive_id FOR UPDATE`;
-      const disposition = new Map(current.map((r) => [r.directive_id, r.disposition]));
+      const disposition = await lockDispositions(
+        tx,
+        simple.map((i) => batch[i]?.receipt.directiveId ?? ""),
+      );
       const marks: Receipt[] = [];
       for (const i of simple) {
         const { receipt, row } = batch[i] as ReceiptOfBatch;
@@ -145,11 +144,10 @@ export async function recordReceipts(
         // Copies of one receipt share a person, so they run in successive transactions and
         // the later ones find the disposition of the first.
         before: async (tx, tags) => {
-          const current = await tx<{ directive_id: string; disposition: string | null }[]>`
-            SELECT directive_id, disposition FROM directives
-            WHERE directive_id = ANY(${tags.map((t) => t.receipt.directiveId)}::uuid[])
-            ORDER BY directive_id FOR UPDATE`;
-          const disposition = new Map(current.map((r) => [r.directive_id, r.disposition]));
+          const disposition = await lockDispositions(
+            tx,
+            tags.map((t) => t.receipt.directiveId),
+          );
           return tags.map((t) =>
             fence(t.receipt, t.row, disposition.get(t.receipt.directiveId) ?? null),
           );
@@ -177,20 +175,34 @@ export async function recordReceipts(
       // The saga moved past these attempts: keep the receipt as the directive's delivery
       // record, unless a copy was recorded meanwhile.
       await store.sql.begin(async (tx) => {
-        for (const i of stale) {
-          const { receipt } = batch[i] as ReceiptOfBatch;
-          const [current] = await tx<{ disposition: string | null }[]>`
-            SELECT disposition FROM directives
-            WHERE directive_id = ${receipt.directiveId} FOR UPDATE`;
-          if (!current?.disposition) {
-            await markReceipts(tx, [receipt], "REFUSED", store.clock());
-          }
-        }
+        const receipts = stale.map((i) => (batch[i] as ReceiptOfBatch).receipt);
+        const disposition = await lockDispositions(
+          tx,
+          receipts.map((r) => r.directiveId),
+        );
+        // The first copy of a receipt is the one kept.
+        const unmarked = receipts.filter(
+          (r, n) =>
+            !disposition.get(r.directiveId) &&
+            receipts.findIndex((o) => o.directiveId === r.directiveId) === n,
+        );
+        await markReceipts(tx, unmarked, "REFUSED", store.clock());
       });
     }
     if (failure !== undefined) throw failure;
   }
   return results;
+}
+
+/** Locks the directives' rows (in one order) and returns their dispositions by id. */
+async function lockDispositions(
+  tx: TransactionSql,
+  ids: string[],
+): Promise<Map<string, string | null>> {
+  const rows = await tx<{ directive_id: string; disposition: string | null }[]>`
+    SELECT directive_id, disposition FROM directives
+    WHERE directive_id = ANY(${ids}::uuid[]) ORDER BY directive_id FOR UPDATE`;
+  return new Map(rows.map((r) => [r.directive_id, r.disposition]));
 }
 
 function disposed(receipt: Receipt, disposition: Disposition, detail = ""): ReceiptDisposition {

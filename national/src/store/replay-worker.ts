@@ -1,6 +1,5 @@
 import { parentPort, workerData } from "node:worker_threads";
-import postgres from "postgres";
-import { DB_TYPES } from "./db.js";
+import { type ConnectionOptions, openConnection } from "./db.js";
 import { replayRange, type StreamRange } from "./replay.js";
 
 /**
@@ -9,7 +8,7 @@ import { replayRange, type StreamRange } from "./replay.js";
  * scratch tables. It waits for each chunk to be taken before sending the next.
  */
 interface Data {
-  connection: postgres.Options<Record<string, postgres.PostgresType>>;
+  connection: ConnectionOptions;
   schema: string;
   snapshot: string;
   range: StreamRange;
@@ -18,7 +17,7 @@ interface Data {
 const data = workerData as Data;
 const port = parentPort;
 if (!port) throw new Error("replay-worker runs as a worker thread");
-const sql = postgres({ ...data.connection, max: 1, onnotice: () => {}, types: DB_TYPES });
+const sql = openConnection(data.connection);
 
 let taken: (() => void) | undefined;
 port.on("message", (m: { taken: true }) => {

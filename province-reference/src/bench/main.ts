@@ -501,25 +501,42 @@ async function readFigure(s: System): Promise<Figure> {
 
 // ---------------------------------------------------------------- scale: log and reconciliation
 
-async function logFigures(): Promise<Figure[]> {
-  const env = await startTestHub({}, { workers: false });
-  const sql = env.hub.sql;
-  try {
-    progress(`generating ${LOG_EVENTS} events`);
-    const batch = 100_000;
-    for (let from = 0; from < LOG_EVENTS; from += batch) {
-      const to = Math.min(LOG_EVENTS, from + batch) - 1;
-      await sql`
-        INSERT INTO events (event_id, stream_id, stream_version, type, data, recorded_at)
-        SELECT gen_random_uuid(), 'p' || i, 1, 'RecordRegistered',
+/**
+ * Writes a log straight into the events table: `persons` persons, each with a registration
+ * and `perPerson - 1` doses. The snapshot is left empty.
+ */
+async function generateLog(sql: Sql, persons: number, perPerson: number): Promise<void> {
+  progress(`generating ${persons} persons with ${perPerson} event(s) each`);
+  const batch = Math.ceil(100_000 / perPerson);
+  for (let from = 0; from < persons; from += batch) {
+    const to = Math.min(persons, from + batch) - 1;
+    await sql`
+      INSERT INTO events (event_id, stream_id, stream_version, type, data, recorded_at)
+      SELECT gen_random_uuid(), 'p' || i, v,
+        CASE WHEN v = 1 THEN 'RecordRegistered' ELSE 'DoseReported' END,
+        CASE WHEN v = 1 THEN
           jsonb_build_object('recordId', 'r' || i, 'owner', '110000',
             'identity', jsonb_build_object('idType', 'ID_TYPE_RESIDENT_ID', 'idNumber', lpad(i::text, 18, '0'),
               'name', 'Bench', 'birthDate', '2020-01-01T00:00:00Z', 'sex', 'SEX_MALE'),
             'certificateNumber', '110000-B' || lpad(i::text, 9, '0'), 'doses', '[]'::jsonb,
-            'at', '2026-01-01T00:00:00.000Z'),
-          now()
-        FROM generate_series(${from}::int, ${to}::int) AS i`;
-    }
+            'at', '2026-01-01T00:00:00.000Z')
+        ELSE
+          jsonb_build_object('recordId', 'r' || i, 'reportedBy', '110000',
+            'dose', jsonb_build_object('doseId', 'd' || i || '-' || v, 'vaccineCode', 'HepB',
+              'doseNumber', v - 1, 'administeredAt', '2026-0' || v || '-01T00:00:00Z',
+              'administeredProvinceCode', '110000'),
+            'at', '2026-01-01T00:00:00.000Z')
+        END,
+        now()
+      FROM generate_series(${from}::int, ${to}::int) AS i, generate_series(1, ${perPerson}::int) AS v`;
+  }
+}
+
+async function logFigures(): Promise<Figure[]> {
+  const env = await startTestHub({}, { workers: false });
+  const sql = env.hub.sql;
+  try {
+    await generateLog(sql, LOG_EVENTS, 1);
     const seal0 = performance.now();
     await sealAll(sql);
     const sealRate = LOG_EVENTS / ((performance.now() - seal0) / 1000);
@@ -531,7 +548,6 @@ async function logFigures(): Promise<Figure[]> {
         throw new Error(`verification failed: ${JSON.stringify(r)}`);
       return LOG_EVENTS / ((performance.now() - start) / 1000);
     });
-    const [refill, rebuild] = await rebuildFigures(sql, LOG_EVENTS, "");
     return [
       figure(
         "verify",
@@ -540,20 +556,7 @@ async function logFigures(): Promise<Figure[]> {
         verify,
         { seal_events_per_s: sealRate },
       ),
-      figure(
-        "rebuild",
-        `Snapshot rebuild from the log, ${LOG_EVENTS.toLocaleString("en")} events, one registration per person: replay and compare`,
-        "events/s",
-        rebuild.rounds,
-        rebuild.phases,
-      ),
-      figure(
-        "rebuild_refill",
-        `Same, refilling an empty snapshot (replay, compare, insert every row)`,
-        "events/s",
-        refill.rounds,
-        refill.phases,
-      ),
+      ...(await rebuildFigures(sql, LOG_EVENTS, "rebuild", "one registration per person")),
     ];
   } finally {
     await env.close();
@@ -569,68 +572,31 @@ async function mixedRebuildFigures(): Promise<Figure[]> {
   const sql = env.hub.sql;
   const persons = Math.round(LOG_EVENTS / 4);
   try {
-    progress(`generating ${persons} persons with a registration and three doses each`);
-    const batch = 50_000;
-    for (let from = 0; from < persons; from += batch) {
-      const to = Math.min(persons, from + batch) - 1;
-      await sql`
-        INSERT INTO events (event_id, stream_id, stream_version, type, data, recorded_at)
-        SELECT gen_random_uuid(), 'p' || i, v,
-          CASE WHEN v = 1 THEN 'RecordRegistered' ELSE 'DoseReported' END,
-          CASE WHEN v = 1 THEN
-            jsonb_build_object('recordId', 'r' || i, 'owner', '110000',
-              'identity', jsonb_build_object('idType', 'ID_TYPE_RESIDENT_ID', 'idNumber', lpad(i::text, 18, '0'),
-                'name', 'Bench', 'birthDate', '2020-01-01T00:00:00Z', 'sex', 'SEX_MALE'),
-              'certificateNumber', '110000-M' || lpad(i::text, 9, '0'), 'doses', '[]'::jsonb,
-              'at', '2026-01-01T00:00:00.000Z')
-          ELSE
-            jsonb_build_object('recordId', 'r' || i, 'reportedBy', '110000',
-              'dose', jsonb_build_object('doseId', 'd' || i || '-' || v, 'vaccineCode', 'HepB',
-                'doseNumber', v - 1, 'administeredAt', '2026-0' || v || '-01T00:00:00Z',
-                'administeredProvinceCode', '110000'),
-              'at', '2026-01-01T00:00:00.000Z')
-          END,
-          now()
-        FROM generate_series(${from}::int, ${to}::int) AS i, generate_series(1, 4) AS v`;
-    }
-    const [refill, rebuild] = await rebuildFigures(sql, persons * 4, ", 4 events a person");
-    return [
-      figure(
-        "rebuild_mixed",
-        `Snapshot rebuild from the log, ${(persons * 4).toLocaleString("en")} events, a registration and three doses per person: replay and compare`,
-        "events/s",
-        rebuild.rounds,
-        rebuild.phases,
-      ),
-      figure(
-        "rebuild_mixed_refill",
-        `Same, refilling an empty snapshot`,
-        "events/s",
-        refill.rounds,
-        refill.phases,
-      ),
-    ];
+    await generateLog(sql, persons, 4);
+    return await rebuildFigures(
+      sql,
+      persons * 4,
+      "rebuild_mixed",
+      "a registration and three doses per person",
+    );
   } finally {
     await env.close();
   }
 }
 
-interface RebuildRun {
-  rounds: number[];
-  phases: Record<string, number>;
-}
-
 /**
  * The rebuild over a log whose snapshot is empty: first refilled (one timed round: the
- * snapshot must be emptied again for another), then replayed and compared with the
- * snapshot it wrote (the I5 check an operator runs), in rounds. Seconds per phase of the
- * last round go in the figure's extra numbers.
+ * snapshot must be emptied again for another), then replayed and compared with the snapshot
+ * it wrote (the I5 check an operator runs), in rounds. The seconds of each phase of the last
+ * round are the figures' extra numbers.
  */
 async function rebuildFigures(
   sql: Sql,
   events: number,
-  label: string,
-): Promise<[RebuildRun, RebuildRun]> {
+  id: string,
+  shape: string,
+): Promise<Figure[]> {
+  let phases: Record<string, number> = {};
   const run = async (mode: "compare" | "replace") => {
     const r = await rebuildSnapshot(sql, mode);
     if (r.events !== events) throw new Error(`rebuild replayed ${r.events} of ${events} events`);
@@ -643,15 +609,21 @@ async function rebuildFigures(
     };
     return r.events / r.seconds;
   };
-  let phases: Record<string, number> = {};
-  const refill = await rounds(`snapshot refill events/s${label}`, 1, () => run("replace"));
+  const refill = await rounds(`snapshot refill events/s, ${shape}`, 1, () => run("replace"));
   const refillPhases = phases;
-  const compare = await rounds(`snapshot rebuild events/s${label}`, Math.min(ROUNDS, 2), () =>
+  const compare = await rounds(`snapshot rebuild events/s, ${shape}`, Math.min(ROUNDS, 2), () =>
     run("compare"),
   );
+  const name = `Snapshot rebuild from the log, ${events.toLocaleString("en")} events, ${shape}`;
   return [
-    { rounds: refill, phases: refillPhases },
-    { rounds: compare, phases },
+    figure(id, `${name}: replay and compare`, "events/s", compare, phases),
+    figure(
+      `${id}_refill`,
+      `${name}: refilling an empty snapshot`,
+      "events/s",
+      refill,
+      refillPhases,
+    ),
   ];
 }
 
