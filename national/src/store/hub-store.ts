@@ -180,8 +180,10 @@ export class HubStore {
           jobs.push(job);
         }),
     );
-    const done = this.runJobs(jobs, hooks as AnyHooks);
-    return done.then(() => Promise.allSettled(settled));
+    // Settled as they come: a command refused in an early round is not left unhandled while
+    // later rounds run.
+    const all = Promise.allSettled(settled);
+    return this.runJobs(jobs, hooks as AnyHooks).then(() => all);
   }
 
   private async drain(): Promise<void> {
