@@ -122,6 +122,7 @@ export class Province {
         baseUrl: config.hubUrl,
         httpVersion: "2",
         interceptors: [bearer(new TokenSigner(credential))],
+        useBinaryFormat: true,
       });
       const submitter = new ReceiptSubmitter(
         store,

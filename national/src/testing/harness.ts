@@ -114,7 +114,7 @@ export class TestCredentials {
 }
 
 export function transport(baseUrl: string, interceptors: Interceptor[] = []): Transport {
-  return createConnectTransport({ baseUrl, httpVersion: "2", interceptors });
+  return createConnectTransport({ baseUrl, httpVersion: "2", interceptors, useBinaryFormat: true });
 }
 
 /** A test hub environment: hub(s) sharing one schema and one stream. */

@@ -24,7 +24,17 @@ import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national
 import { connect } from "nats";
 import postgres, { type Sql } from "postgres";
 import { closeTestProvince, startTestProvince } from "../testing/provinces.js";
-import { closedLoop, type Figure, figure, pool, quantile, until } from "./measure.js";
+import {
+  closedLoop,
+  cpuPerOp,
+  cpuSnapshot,
+  type Figure,
+  figure,
+  median,
+  pool,
+  quantile,
+  until,
+} from "./measure.js";
 
 /**
  * `npm run bench`: end-to-end figures of the hub and reference provinces on this machine, with
@@ -341,11 +351,14 @@ async function completedCount(s: System, since: Date): Promise<number> {
 
 async function migrationFigures(s: System): Promise<Figure[]> {
   const clients = PROVINCES.map((code) => s.env.client(MigrationService, `province:${code}`));
+  const processes = { hub: process.pid, provinces: s.child.pid };
+  const cpu: Record<string, number>[] = [];
   const throughput = await rounds(
     `completed migrations/s (${MIGRATIONS} persons, 64 in flight)`,
     ROUNDS,
     async () => {
       const people = await registerPersons(s, MIGRATIONS);
+      const cpuBefore = cpuSnapshot(processes);
       const start = new Date();
       await pool(people, 64, async (person, i) => {
         const target = (person.owner + 1 + (i % (PROVINCES.length - 1))) % PROVINCES.length;
@@ -362,6 +375,7 @@ async function migrationFigures(s: System): Promise<Figure[]> {
         300_000,
         200,
       );
+      cpu.push(cpuPerOp(cpuBefore, cpuSnapshot(processes), MIGRATIONS));
       const [last] = await s.env.hub.sql<{ at: Date }[]>`
         SELECT max(updated_at) AS at FROM migrations
         WHERE state = 'COMPLETED' AND requested_at >= ${start}`;
@@ -416,6 +430,8 @@ async function migrationFigures(s: System): Promise<Figure[]> {
       load_per_s: rate,
       p50_ms: quantile(ms, 0.5),
       p99_ms: quantile(ms, 0.99),
+      // CPU per migration by process (the hub process also runs the load generator).
+      ...(cpu[throughput.indexOf(median(throughput))] ?? {}),
     },
   );
   return [f];

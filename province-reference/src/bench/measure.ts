@@ -1,4 +1,5 @@
 /** Small statistics helpers for the benchmark. */
+import { readdirSync, readFileSync } from "node:fs";
 
 export function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return 0;
@@ -101,4 +102,69 @@ export async function until(
     if (Date.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, stepMs));
   }
+}
+
+/** CPU seconds used so far, by part of the system under test (Linux; empty elsewhere). */
+export interface CpuSnapshot {
+  [part: string]: number;
+}
+
+const CLOCK_TICKS = 100;
+
+function processTicks(pid: string): { comm: string; ticks: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // comm is in parentheses and may contain spaces: fields after it are counted from its end.
+    const close = stat.lastIndexOf(")");
+    const comm = stat.slice(stat.indexOf("(") + 1, close);
+    const fields = stat.slice(close + 2).split(" ");
+    // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after comm and state.
+    return { comm, ticks: Number(fields[11]) + Number(fields[12]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU seconds of the given processes (by name) and of every PostgreSQL and NATS server process
+ * on this machine (a backend that exits takes its time with it, so measure while pools stay
+ * open). Reads /proc; returns an empty snapshot where there is none.
+ */
+export function cpuSnapshot(processes: Record<string, number | undefined>): CpuSnapshot {
+  const out: CpuSnapshot = {};
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc").filter((e) => /^\d+$/.test(e));
+  } catch {
+    return out;
+  }
+  for (const [part, pid] of Object.entries(processes)) {
+    const t = pid === undefined ? undefined : processTicks(String(pid));
+    if (t) out[part] = t.ticks / CLOCK_TICKS;
+  }
+  let pg = 0;
+  let nats = 0;
+  for (const pid of entries) {
+    const t = processTicks(pid);
+    if (t?.comm === "postgres") pg += t.ticks;
+    else if (t?.comm === "nats-server") nats += t.ticks;
+  }
+  out.postgres = pg / CLOCK_TICKS;
+  out.nats = nats / CLOCK_TICKS;
+  return out;
+}
+
+/** Milliseconds of CPU per operation of each part between two snapshots. */
+export function cpuPerOp(
+  before: CpuSnapshot,
+  after: CpuSnapshot,
+  ops: number,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [part, t] of Object.entries(after)) {
+    const t0 = before[part];
+    if (t0 === undefined || ops <= 0) continue;
+    out[`cpu_ms_${part}`] = Math.round(((t - t0) * 1000 * 100) / ops) / 100;
+  }
+  return out;
 }
