@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { RecordContentsSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
+import { CloseReason, RecordContentsSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
 import {
   type Directive,
   DirectiveSchema,
@@ -63,6 +63,26 @@ function activate(name = "Test Child"): Directive {
   });
 }
 
+/** A directive of another action for a record this province holds (sequence after `activate`). */
+function next(
+  of: Directive,
+  sequence: bigint,
+  action: MessageInitShape<typeof DirectiveSchema>["action"],
+): Directive {
+  return create(DirectiveSchema, {
+    directiveId: randomUUID(),
+    targetProvinceCode: of.targetProvinceCode,
+    correlationId: randomUUID(),
+    causationEventId: randomUUID(),
+    issuedAt: timestampNow(),
+    recordId: of.recordId,
+    recordSequence: sequence,
+    attempt: 1,
+    streamVersion: of.streamVersion + sequence,
+    action,
+  });
+}
+
 describe("province store group commit", () => {
   it("applies concurrent directives in shared transactions, each exactly once", async () => {
     const directives = Array.from({ length: 30 }, () => activate());
@@ -97,5 +117,105 @@ describe("province store group commit", () => {
       SELECT count(*)::int AS n FROM inbox
       WHERE directive_id = ANY(${[...good, bad].map((d) => d.directiveId)}::uuid[])`;
     expect(inbox?.n).toBe(10);
+  });
+
+  it("applies a batch of different actions in one transaction, each as it would alone", async () => {
+    const [a, b, c] = [activate(), activate(), activate()];
+    await Promise.all([a, b, c].map((d) => store.apply(d)));
+    const dose = newDose("440000");
+    const migrationId = randomUUID();
+    const batch = [
+      next(a, 2n, {
+        case: "suspendForMigration",
+        value: { migrationId, targetProvinceCode: "510000" },
+      }),
+      next(b, 2n, { case: "appendDose", value: { dose } }),
+      next(c, 2n, { case: "revokeCertificate", value: { reason: CloseReason.DECEASED } }),
+      activate(),
+    ];
+    const results = await Promise.all(batch.map((d) => store.apply(d)));
+    expect(results.map((r) => (r.kind === "applied" ? r.receipt.outcome : r.kind))).toEqual([
+      ReceiptOutcome.APPLIED,
+      ReceiptOutcome.APPLIED,
+      ReceiptOutcome.APPLIED,
+      ReceiptOutcome.APPLIED,
+    ]);
+    const suspended = results[0];
+    if (suspended?.kind !== "applied" || suspended.receipt.result.case !== "suspended")
+      throw new Error("no suspend result");
+    // The suspend receipt carries the record's contents as the source held them.
+    expect(suspended.receipt.result.value.record?.doses.map((x) => x.doseId)).toEqual(
+      a.action.case === "activateMigratedRecord"
+        ? a.action.value.record?.doses.map((x) => x.doseId)
+        : [],
+    );
+    const [tx] = await sql<{ transactions: number }[]>`
+      SELECT count(DISTINCT xmin::text)::int AS transactions FROM inbox
+      WHERE directive_id = ANY(${batch.map((d) => d.directiveId)}::uuid[])`;
+    expect(tx?.transactions).toBe(1);
+
+    const state = async (d: Directive) => {
+      const [rec] = await sql<{ status: string; last_sequence: number; doses: number }[]>`
+        SELECT status, last_sequence::int,
+          (SELECT count(*)::int FROM doses WHERE record_id = r.record_id) AS doses
+        FROM records r WHERE record_id = ${d.recordId}`;
+      const certs = await sql<{ status: string; owner_province: string; reason: string | null }[]>`
+        SELECT status, owner_province, revocation_reason AS reason FROM certificates
+        WHERE record_id = ${d.recordId}`;
+      const [history] = await sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM certificate_history h JOIN certificates c USING (certificate_number)
+        WHERE c.record_id = ${d.recordId}`;
+      return { ...rec, certs, history: history?.n };
+    };
+    expect(await state(a)).toEqual({
+      status: "MIGRATED_OUT",
+      last_sequence: 2,
+      doses: 1,
+      certs: [{ status: "SUSPENDED", owner_province: "510000", reason: null }],
+      history: 2,
+    });
+    expect(await state(b)).toMatchObject({ status: "ACTIVE", last_sequence: 2, doses: 2 });
+    expect(await state(c)).toEqual({
+      status: "CLOSED",
+      last_sequence: 2,
+      doses: 1,
+      certs: [{ status: "REVOKED", owner_province: CODE, reason: "DECEASED" }],
+      history: 2,
+    });
+    expect(await state(batch[3] as Directive)).toMatchObject({
+      status: "ACTIVE",
+      last_sequence: 1,
+      certs: [{ status: "NORMAL", owner_province: CODE, reason: null }],
+    });
+
+    // The compensation and a second copy of the dose (as a new directive), together.
+    const [restored, again] = await Promise.all([
+      store.apply(
+        next(a, 3n, { case: "restoreRecord", value: { migrationId, doses: [newDose("510000")] } }),
+      ),
+      store.apply(next(b, 3n, { case: "appendDose", value: { dose } })),
+    ]);
+    expect(restored?.kind === "applied" && restored.receipt.outcome).toBe(ReceiptOutcome.APPLIED);
+    expect(again?.kind === "applied" && again.receipt.outcome).toBe(ReceiptOutcome.ALREADY_APPLIED);
+    expect(await state(a)).toEqual({
+      status: "ACTIVE",
+      last_sequence: 3,
+      doses: 2,
+      certs: [{ status: "NORMAL", owner_province: CODE, reason: null }],
+      history: 3,
+    });
+    expect(await state(b)).toMatchObject({ last_sequence: 3, doses: 2 });
+  });
+
+  it("keeps a directive that comes before its predecessor waiting, and changes nothing", async () => {
+    const a = activate();
+    await store.apply(a);
+    const early = next(a, 3n, { case: "appendDose", value: { dose: newDose("440000") } });
+    const result = await store.apply(early);
+    expect(result).toEqual({ kind: "wait", lastSequence: 1 });
+    const [rows] = await sql<{ inbox: number; doses: number }[]>`
+      SELECT (SELECT count(*)::int FROM inbox WHERE directive_id = ${early.directiveId}) AS inbox,
+        (SELECT count(*)::int FROM doses WHERE record_id = ${a.recordId}) AS doses`;
+    expect(rows).toEqual({ inbox: 0, doses: 1 });
   });
 });

@@ -65,13 +65,106 @@ export function certificateMessage(row: CertificateRow): Certificate {
   });
 }
 
-function doseRow(recordId: string, d: Dose) {
+/** A dose as written: its JSON as text, its time as ISO text (both cast by the statement). */
+interface DoseRow {
+  dose_id: string;
+  record_id: string;
+  dose: string;
+  administered_at: string;
+}
+
+function doseRow(recordId: string, d: Dose): DoseRow {
   return {
     dose_id: d.doseId,
     record_id: recordId,
-    dose: toJson(DoseSchema, d) as never,
-    administered_at: d.administeredAt ? timestampDate(d.administeredAt) : new Date(0),
+    dose: JSON.stringify(toJson(DoseSchema, d)),
+    administered_at: (d.administeredAt
+      ? timestampDate(d.administeredAt)
+      : new Date(0)
+    ).toISOString(),
   };
+}
+
+/** A status change of a certificate (owner null keeps the current owner). */
+export interface CertificateChange {
+  number: string;
+  status: CertStatus;
+  cause: string;
+  version: number;
+  reason: string | null;
+  owner: string | null;
+}
+
+export interface NewCertificate {
+  number: string;
+  recordId: string;
+  status: CertStatus;
+  owner: string;
+  hubVersion: number;
+  cause: string;
+}
+
+/** A record's contents as an activation writes them (identity as JSON text). */
+interface ActivatedRecord {
+  record_id: string;
+  id_type: string;
+  id_number: string;
+  identity: string;
+  hub_version: number;
+}
+
+/** What a batch of directives changes, gathered by `plan` and written by `write`. */
+class Changes {
+  /** Activations of records this province does not hold yet. */
+  readonly created: ActivatedRecord[] = [];
+  /** Activations of records it holds (migrated out earlier, now back). */
+  readonly activated: ActivatedRecord[] = [];
+  readonly statuses = new Map<string, RecStatus>();
+  readonly doses: DoseRow[] = [];
+  readonly certificates: CertificateChange[] = [];
+  readonly issued: NewCertificate[] = [];
+  readonly inbox: {
+    directive_id: string;
+    record_id: string;
+    action: string;
+    receipt: string;
+    sequence: number;
+    version: number;
+  }[] = [];
+
+  status(recordId: string, status: RecStatus): void {
+    this.statuses.set(recordId, status);
+  }
+
+  applied(d: Directive, receipt: Receipt): void {
+    this.inbox.push({
+      directive_id: d.directiveId,
+      record_id: d.recordId,
+      action: d.action.case ?? "unknown",
+      receipt: Buffer.from(toBinary(ReceiptSchema, receipt)).toString("base64"),
+      sequence: Number(d.recordSequence),
+      version: Number(d.streamVersion),
+    });
+  }
+}
+
+function recordContents(rec: RecordRow, doses: Dose[]) {
+  return create(RecordContentsSchema, {
+    recordId: rec.record_id,
+    identity: rec.identity ? fromJson(IdentitySchema, rec.identity) : undefined,
+    doses,
+  });
+}
+
+function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const row of rows) {
+    const k = key(row);
+    const list = out.get(k);
+    if (list) list.push(row);
+    else out.set(k, [row]);
+  }
+  return out;
 }
 
 /**
@@ -111,6 +204,7 @@ export class ProvinceStore {
     return `${this.code}-${randomBytes(6).toString("hex").toUpperCase()}`;
   }
 
+  /** Changes one certificate's status (see changeCertificates). */
   async setCertificate(
     tx: TransactionSql,
     number: string,
@@ -120,68 +214,86 @@ export class ProvinceStore {
     reason: string | null = null,
     owner: string | null = null,
   ): Promise<void> {
-    this.cache.willChange(number);
-    // One statement: the change, its history row and the notification to watching phones.
-    await tx`
-      WITH changed AS (
-        UPDATE certificates SET status = ${status}, revocation_reason = ${reason},
-          owner_province = COALESCE(${owner}::text, owner_province),
-          status_changed_at = now(), hub_version = GREATEST(hub_version, ${hubVersion})
-        WHERE certificate_number = ${number}
-        RETURNING certificate_number
-      ), history AS (
-        INSERT INTO certificate_history (certificate_number, status, cause)
-        SELECT certificate_number, ${status}, ${cause} FROM changed
-      )
-      SELECT pg_notify(${this.changes}, ${number})`;
+    await this.changeCertificates(tx, [
+      { number, status, cause, version: hubVersion, reason, owner },
+    ]);
   }
 
-  async insertCertificate(
-    tx: TransactionSql,
-    c: {
-      number: string;
-      recordId: string;
-      status: CertStatus;
-      owner: string;
-      hubVersion: number;
-      cause: string;
-    },
-  ): Promise<void> {
-    this.cache.willChange(c.number);
-    await tx`
-      WITH issued AS (
-        INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
-        VALUES (${c.number}, ${c.recordId}, ${c.status}, ${c.owner}, now(), now(), ${c.hubVersion})
-        RETURNING certificate_number
-      ), history AS (
-        INSERT INTO certificate_history (certificate_number, status, cause)
-        SELECT certificate_number, ${c.status}, ${c.cause} FROM issued
-      )
-      SELECT pg_notify(${this.changes}, ${c.number})`;
+  /** Issues one certificate (see issueCertificates). */
+  async insertCertificate(tx: TransactionSql, c: NewCertificate): Promise<void> {
+    await this.issueCertificates(tx, [c]);
   }
 
+  /** Adds doses to a record; returns how many it did not hold yet. */
   async addDoses(tx: TransactionSql, recordId: string, doses: Dose[]): Promise<number> {
     if (doses.length === 0) return 0;
-    const rows = await tx`INSERT INTO doses ${tx(doses.map((d) => doseRow(recordId, d)))}
-      ON CONFLICT (dose_id) DO NOTHING RETURNING dose_id`;
+    const rows = await this.insertDoses(
+      tx,
+      doses.map((d) => doseRow(recordId, d)),
+    );
     return rows.length;
+  }
+
+  /** Changes certificates' status, with their history rows and a notification per number. */
+  changeCertificates(tx: TransactionSql, changes: CertificateChange[]): Promise<unknown> {
+    for (const c of changes) this.cache.willChange(c.number);
+    // One statement: the changes, their history rows and the notifications to watching phones.
+    return tx`
+      WITH u AS (
+        SELECT * FROM unnest(${changes.map((c) => c.number)}::text[], ${changes.map((c) => c.status)}::text[],
+          ${changes.map((c) => c.reason)}::text[], ${changes.map((c) => c.owner)}::text[],
+          ${changes.map((c) => c.version)}::bigint[], ${changes.map((c) => c.cause)}::text[])
+          AS u(number, status, reason, owner, version, cause)
+      ), changed AS (
+        UPDATE certificates c SET status = u.status, revocation_reason = u.reason,
+          owner_province = COALESCE(u.owner, c.owner_province),
+          status_changed_at = now(), hub_version = GREATEST(c.hub_version, u.version)
+        FROM u WHERE c.certificate_number = u.number
+        RETURNING c.certificate_number, u.status, u.cause
+      ), history AS (
+        INSERT INTO certificate_history (certificate_number, status, cause)
+        SELECT certificate_number, status, cause FROM changed
+      )
+      SELECT pg_notify(${this.changes}, number) FROM u`.execute();
+  }
+
+  /** Issues certificates, with their history rows and a notification per number. */
+  issueCertificates(tx: TransactionSql, issued: NewCertificate[]): Promise<unknown> {
+    for (const c of issued) this.cache.willChange(c.number);
+    return tx`
+      WITH u AS (
+        SELECT * FROM unnest(${issued.map((c) => c.number)}::text[], ${issued.map((c) => c.recordId)}::text[],
+          ${issued.map((c) => c.status)}::text[], ${issued.map((c) => c.owner)}::text[],
+          ${issued.map((c) => c.hubVersion)}::bigint[], ${issued.map((c) => c.cause)}::text[])
+          AS u(number, record_id, status, owner, version, cause)
+      ), inserted AS (
+        INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
+        SELECT number, record_id, status, owner, now(), now(), version FROM u
+        RETURNING certificate_number, status
+      ), history AS (
+        INSERT INTO certificate_history (certificate_number, status, cause)
+        SELECT i.certificate_number, i.status, u.cause FROM inserted i JOIN u ON u.number = i.certificate_number
+      )
+      SELECT pg_notify(${this.changes}, number) FROM u`.execute();
+  }
+
+  /** Inserts doses; a dose id the store already holds is left as it is. */
+  insertDoses(tx: TransactionSql, rows: DoseRow[]) {
+    return tx`
+      INSERT INTO doses (dose_id, record_id, dose, administered_at)
+      SELECT id, r, d::jsonb, at FROM unnest(${rows.map((x) => x.dose_id)}::text[],
+        ${rows.map((x) => x.record_id)}::text[], ${rows.map((x) => x.dose)}::text[],
+        ${rows.map((x) => x.administered_at)}::timestamptz[]) AS u(id, r, d, at)
+      ON CONFLICT (dose_id) DO NOTHING RETURNING dose_id`;
   }
 
   async contents(tx: TransactionSql | Sql, rec: RecordRow) {
     const doses = await tx<{ dose: JsonValue }[]>`
       SELECT dose FROM doses WHERE record_id = ${rec.record_id} ORDER BY administered_at, dose_id`;
-    return create(RecordContentsSchema, {
-      recordId: rec.record_id,
-      identity: rec.identity ? fromJson(IdentitySchema, rec.identity) : undefined,
-      doses: doses.map((d) => fromJson(DoseSchema, d.dose)),
-    });
-  }
-
-  /** The certificates of a record that are not revoked, newest first. */
-  private liveCertificates(tx: TransactionSql, recordId: string) {
-    return tx<CertificateRow[]>`
-      SELECT * FROM certificates WHERE record_id = ${recordId} AND status <> 'REVOKED'
-      ORDER BY issued_at DESC`;
+    return recordContents(
+      rec,
+      doses.map((d) => fromJson(DoseSchema, d.dose)),
+    );
   }
 
   /**
@@ -191,7 +303,9 @@ export class ProvinceStore {
    * its directives is applied again on its own, so a caller sees what it would have alone.
    */
   apply(d: Directive): Promise<ApplyResult> {
-    if (this.maxBatch <= 1) return this.sql.begin((tx) => this.applyIn(tx, d));
+    if (this.maxBatch <= 1) {
+      return this.sql.begin((tx) => this.applyAll(tx, [d])).then((r) => r[0] as ApplyResult);
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ d, resolve, reject });
       if (!this.draining) {
@@ -231,15 +345,21 @@ export class ProvinceStore {
   private async applyBatch(batch: typeof this.queue): Promise<void> {
     let results: ApplyResult[];
     try {
-      // The directives run concurrently on the transaction's connection: their statements
-      // go out pipelined, a few round trips for the whole batch.
       results = await this.sql.begin((tx) =>
-        Promise.all(batch.map((job) => this.applyIn(tx, job.d))),
+        this.applyAll(
+          tx,
+          batch.map((job) => job.d),
+        ),
       );
     } catch {
+      // The batch could not commit as a whole: each directive again on its own, so a caller
+      // sees what it would have seen without batching.
       await Promise.all(
         batch.map((job) =>
-          this.sql.begin((tx) => this.applyIn(tx, job.d)).then(job.resolve, job.reject),
+          this.sql
+            .begin((tx) => this.applyAll(tx, [job.d]))
+            .then((r) => r[0] as ApplyResult)
+            .then(job.resolve, job.reject),
         ),
       );
       return;
@@ -249,54 +369,96 @@ export class ProvinceStore {
     });
   }
 
-  private async applyIn(tx: TransactionSql, d: Directive): Promise<ApplyResult> {
-    // Serialize directives of one record, then look the directive up: a copy delivered
-    // concurrently waits for the lock and then finds the first copy's inbox row (I4). The three
-    // statements go out pipelined; the server still runs them in this order.
-    const [, seenRows, recRows, live] = await Promise.all([
-      tx`SELECT pg_advisory_xact_lock(hashtext(${`record:${d.recordId}`}))`,
-      tx<
-        { receipt: Uint8Array }[]
-      >`SELECT receipt FROM inbox WHERE directive_id = ${d.directiveId}`,
-      tx<RecordRow[]>`SELECT * FROM records WHERE record_id = ${d.recordId} FOR UPDATE`,
-      this.liveCertificates(tx, d.recordId),
+  /**
+   * Applies directives of distinct records in one transaction, set-based: one round of reads
+   * for all of them (under their record locks), a decision per directive in memory (`plan`),
+   * then one statement per table for everything they change, with each directive's inbox row.
+   */
+  private async applyAll(tx: TransactionSql, ds: Directive[]): Promise<ApplyResult[]> {
+    const recordIds = ds.map((d) => d.recordId);
+    const suspending = ds.filter((d) => d.action.case === "suspendForMigration");
+    const arriving = ds.flatMap((d) =>
+      d.action.case === "appendDose" && d.action.value.dose
+        ? [d.action.value.dose.doseId]
+        : d.action.case === "restoreRecord"
+          ? d.action.value.doses.map((x) => x.doseId)
+          : [],
+    );
+    // Serialize directives of one record (locks taken in one order by every transaction),
+    // then look the directives up: a copy delivered concurrently waits for the lock and then
+    // finds the first copy's inbox row (I4). The statements go out pipelined; the server runs
+    // them in this order.
+    const [, seenRows, recRows, certRows, doseRows, knownDoses] = await Promise.all([
+      tx`SELECT pg_advisory_xact_lock(hashtext('record:' || id))
+        FROM (SELECT id FROM unnest(${recordIds}::text[]) AS id ORDER BY id OFFSET 0) AS ordered`,
+      tx<{ directive_id: string; receipt: Uint8Array }[]>`
+        SELECT directive_id, receipt FROM inbox
+        WHERE directive_id = ANY(${ds.map((d) => d.directiveId)}::uuid[])`,
+      tx<RecordRow[]>`SELECT * FROM records WHERE record_id = ANY(${recordIds}::text[]) FOR UPDATE`,
+      tx<CertificateRow[]>`
+        SELECT * FROM certificates WHERE record_id = ANY(${recordIds}::text[]) AND status <> 'REVOKED'
+        ORDER BY issued_at DESC`,
+      suspending.length === 0
+        ? Promise.resolve([])
+        : tx<{ record_id: string; dose: JsonValue }[]>`
+            SELECT record_id, dose FROM doses
+            WHERE record_id = ANY(${suspending.map((d) => d.recordId)}::text[])
+            ORDER BY administered_at, dose_id`,
+      arriving.length === 0
+        ? Promise.resolve([])
+        : tx<{ dose_id: string }[]>`
+            SELECT dose_id FROM doses WHERE dose_id = ANY(${arriving}::text[])`,
     ]);
-    const seen = seenRows[0];
-    if (seen && this.broken !== "no-dedupe") {
-      return {
-        kind: "applied",
-        receipt: fromBinary(ReceiptSchema, seen.receipt),
-        duplicate: true,
-      };
-    }
-    const rec = recRows[0];
-    const last = rec?.last_sequence ?? 0;
-    const seq = Number(d.recordSequence);
-    if (seq > last + 1 && !(rec === undefined && d.action.case === "activateMigratedRecord")) {
-      return { kind: "wait", lastSequence: last };
-    }
-    const receipt = await this.execute(tx, d, rec, live);
-    const version = Number(d.streamVersion);
-    // One statement: the record's sequence moves on and the inbox keeps the receipt.
-    await tx`
-      WITH sequenced AS (
-        UPDATE records SET last_sequence = GREATEST(last_sequence, ${seq}),
-          hub_version = GREATEST(hub_version, ${version}), updated_at = now()
-        WHERE record_id = ${d.recordId}
-      )
-      INSERT INTO inbox (directive_id, record_id, action, receipt)
-      VALUES (${d.directiveId}, ${d.recordId}, ${d.action.case ?? "unknown"}, ${toBinary(ReceiptSchema, receipt)})
-      ${this.broken === "no-dedupe" ? tx`ON CONFLICT (directive_id) DO UPDATE SET receipt = EXCLUDED.receipt, submitted_at = NULL` : tx``}`;
-    return { kind: "applied", receipt, duplicate: false };
+    const seen = new Map(seenRows.map((r) => [r.directive_id, r.receipt]));
+    const records = new Map(recRows.map((r) => [r.record_id, r]));
+    const live = groupBy(certRows, (c) => c.record_id);
+    const doses = groupBy(doseRows, (r) => r.record_id);
+    const known = new Set(knownDoses.map((r) => r.dose_id));
+
+    const changes = new Changes();
+    const results = ds.map((d): ApplyResult => {
+      const stored = seen.get(d.directiveId);
+      if (stored && this.broken !== "no-dedupe") {
+        return { kind: "applied", receipt: fromBinary(ReceiptSchema, stored), duplicate: true };
+      }
+      const rec = records.get(d.recordId);
+      const last = rec?.last_sequence ?? 0;
+      const seq = Number(d.recordSequence);
+      if (seq > last + 1 && !(rec === undefined && d.action.case === "activateMigratedRecord")) {
+        return { kind: "wait", lastSequence: last };
+      }
+      const receipt = this.plan(d, changes, {
+        rec,
+        live: live.get(d.recordId) ?? [],
+        doses: (doses.get(d.recordId) ?? []).map((r) => fromJson(DoseSchema, r.dose)),
+        known,
+      });
+      // The record's sequence moves on and the inbox keeps the receipt.
+      changes.applied(d, receipt);
+      return { kind: "applied", receipt, duplicate: false };
+    });
+    await this.write(tx, changes);
+    return results;
   }
 
-  private async execute(
-    tx: TransactionSql,
+  /**
+   * Decides what a directive does to its record, from what the batch read under the record's
+   * lock: returns the receipt and adds the writes to `changes`.
+   */
+  private plan(
     d: Directive,
-    rec: RecordRow | undefined,
-    /** The record's certificates that are not revoked, newest first, read under the lock. */
-    live: CertificateRow[],
-  ): Promise<Receipt> {
+    changes: Changes,
+    read: {
+      rec: RecordRow | undefined;
+      /** The record's certificates that are not revoked, newest first. */
+      live: CertificateRow[];
+      /** The record's doses (read for suspensions only). */
+      doses: Dose[];
+      /** Dose ids of appended or restored doses that the store already holds. */
+      known: Set<string>;
+    },
+  ): Receipt {
+    const { rec, live } = read;
     const version = Number(d.streamVersion);
     const base = {
       directiveId: d.directiveId,
@@ -313,6 +475,12 @@ export class ProvinceStore {
         outcome: already ? ReceiptOutcome.ALREADY_APPLIED : ReceiptOutcome.APPLIED,
         ...(result ? { result } : {}),
       });
+    const addDoses = (recordId: string, doses: Dose[]): number => {
+      const fresh = doses.filter((x) => !read.known.has(x.doseId));
+      for (const x of fresh) read.known.add(x.doseId);
+      changes.doses.push(...fresh.map((x) => doseRow(recordId, x)));
+      return fresh.length;
+    };
     const a = d.action;
     switch (a.case) {
       case "suspendForMigration": {
@@ -321,33 +489,25 @@ export class ProvinceStore {
           return reject(ReceiptRejection.INVALID_STATE, "record is closed");
         const cert = live[0];
         const already = rec.status === "MIGRATED_OUT";
-        const writes: Promise<unknown>[] = [];
         if (!already && this.broken !== "suspend-ignored") {
-          // execute(): send now, so it goes out before the statements pushed after it.
-          writes.push(
-            tx`UPDATE records SET status = 'MIGRATED_OUT' WHERE record_id = ${rec.record_id}`.execute(),
-          );
+          changes.status(rec.record_id, "MIGRATED_OUT");
           if (cert?.status === "NORMAL") {
-            writes.push(
-              this.setCertificate(
-                tx,
-                cert.certificate_number,
-                "SUSPENDED",
-                `migration ${a.value.migrationId}`,
-                version,
-                null,
-                // The record moves to the target: phones asking here are told where it went.
-                a.value.targetProvinceCode,
-              ),
-            );
+            changes.certificates.push({
+              number: cert.certificate_number,
+              status: "SUSPENDED",
+              cause: `migration ${a.value.migrationId}`,
+              version,
+              reason: null,
+              // The record moves to the target: phones asking here are told where it went.
+              owner: a.value.targetProvinceCode,
+            });
           }
         }
-        const [record] = await Promise.all([this.contents(tx, rec), ...writes]);
         return ok(already, {
           case: "suspended",
           value: {
             $typeName: "evc.directive.v1.SuspendResult",
-            record,
+            record: recordContents(rec, read.doses),
             suspendedCertificateNumber: cert?.certificate_number ?? "",
           },
         });
@@ -357,68 +517,54 @@ export class ProvinceStore {
         const identity = contents?.identity;
         if (!contents || !identity)
           return reject(ReceiptRejection.MALFORMED, "activate carries no record contents");
-        // Record, doses and certificate go out pipelined, in this order (postgres.js sends a
-        // query when it is awaited or executed; the helpers below send theirs when called).
-        const writes: Promise<unknown>[] = [
-          (rec
-            ? tx`UPDATE records SET status = 'ACTIVE', identity = ${toJson(IdentitySchema, identity) as never},
-                id_type = ${String(identity.idType)}, id_number = ${identity.idNumber}
-              WHERE record_id = ${d.recordId}`
-            : tx`INSERT INTO records (record_id, id_type, id_number, identity, status, hub_version)
-              VALUES (${d.recordId}, ${String(identity.idType)}, ${identity.idNumber},
-                      ${toJson(IdentitySchema, identity) as never}, 'ACTIVE', ${version})`
-          ).execute(),
-          this.addDoses(tx, d.recordId, contents.doses),
-        ];
+        (rec ? changes.activated : changes.created).push({
+          record_id: d.recordId,
+          id_type: String(identity.idType),
+          id_number: identity.idNumber,
+          identity: JSON.stringify(toJson(IdentitySchema, identity)),
+          hub_version: version,
+        });
+        // Doses the record already holds here stay as they are (ON CONFLICT DO NOTHING).
+        changes.doses.push(...contents.doses.map((x) => doseRow(d.recordId, x)));
         const cert = live[0];
         const already = cert?.status === "NORMAL" && cert.certificate_number.startsWith(this.code);
         const number = already ? cert.certificate_number : this.newCertificateNumber();
         if (!already) {
-          writes.push(
-            this.insertCertificate(tx, {
-              number,
-              recordId: d.recordId,
-              status: "NORMAL",
-              owner: this.code,
-              hubVersion: version,
-              cause: `migration ${a.value.migrationId} from ${a.value.sourceProvinceCode}`,
-            }),
-          );
+          changes.issued.push({
+            number,
+            recordId: d.recordId,
+            status: "NORMAL",
+            owner: this.code,
+            hubVersion: version,
+            cause: `migration ${a.value.migrationId} from ${a.value.sourceProvinceCode}`,
+          });
         }
-        await Promise.all(writes);
         return ok(already, {
           case: "activated",
-          value: {
-            $typeName: "evc.directive.v1.ActivateResult",
-            certificateNumber: number,
-          },
+          value: { $typeName: "evc.directive.v1.ActivateResult", certificateNumber: number },
         });
       }
       case "appendDose": {
         if (!rec) return reject(ReceiptRejection.RECORD_NOT_FOUND, `no record ${d.recordId}`);
         if (!a.value.dose) return reject(ReceiptRejection.MALFORMED, "append_dose carries no dose");
-        const added = await this.addDoses(tx, rec.record_id, [a.value.dose]);
-        return ok(added === 0);
+        return ok(addDoses(rec.record_id, [a.value.dose]) === 0);
       }
       case "restoreRecord": {
         if (!rec) return reject(ReceiptRejection.RECORD_NOT_FOUND, `no record ${d.recordId}`);
-        const added = await this.addDoses(tx, rec.record_id, a.value.doses);
+        const added = addDoses(rec.record_id, a.value.doses);
         const suspended = rec.status === "MIGRATED_OUT";
         if (suspended) {
-          await tx`UPDATE records SET status = 'ACTIVE' WHERE record_id = ${rec.record_id}`;
-          const [cert] = await tx<CertificateRow[]>`
-            SELECT * FROM certificates WHERE record_id = ${rec.record_id} AND status = 'SUSPENDED'
-            ORDER BY issued_at DESC LIMIT 1`;
+          changes.status(rec.record_id, "ACTIVE");
+          const cert = live.find((c) => c.status === "SUSPENDED");
           if (cert) {
-            await this.setCertificate(
-              tx,
-              cert.certificate_number,
-              "NORMAL",
-              `compensation of ${a.value.migrationId}`,
+            changes.certificates.push({
+              number: cert.certificate_number,
+              status: "NORMAL",
+              cause: `compensation of ${a.value.migrationId}`,
               version,
-              null,
-              this.code,
-            );
+              reason: null,
+              owner: this.code,
+            });
           }
         }
         return ok(!suspended && added === 0);
@@ -426,19 +572,17 @@ export class ProvinceStore {
       case "revokeCertificate": {
         if (!rec) return reject(ReceiptRejection.RECORD_NOT_FOUND, `no record ${d.recordId}`);
         const reason = CloseReason[a.value.reason] ?? "UNSPECIFIED";
-        await Promise.all([
-          ...live.map((c) =>
-            this.setCertificate(
-              tx,
-              c.certificate_number,
-              "REVOKED",
-              `revoked: ${reason}`,
-              version,
-              reason,
-            ),
-          ),
-          tx`UPDATE records SET status = 'CLOSED' WHERE record_id = ${rec.record_id}`,
-        ]);
+        for (const c of live) {
+          changes.certificates.push({
+            number: c.certificate_number,
+            status: "REVOKED",
+            cause: `revoked: ${reason}`,
+            version,
+            reason,
+            owner: null,
+          });
+        }
+        changes.status(rec.record_id, "CLOSED");
         return ok(rec.status === "CLOSED" && live.length === 0);
       }
       default:
@@ -447,6 +591,63 @@ export class ProvinceStore {
           "this province does not know the directive's action",
         );
     }
+  }
+
+  /**
+   * Writes a batch's changes, one statement per kind of change, pipelined in an order the
+   * foreign keys accept (records before their doses and certificates).
+   */
+  private async write(tx: TransactionSql, c: Changes): Promise<void> {
+    const writes: Promise<unknown>[] = [];
+    if (c.created.length > 0) {
+      writes.push(
+        tx`INSERT INTO records (record_id, id_type, id_number, identity, status, hub_version)
+          SELECT id, t, n, i::jsonb, 'ACTIVE', v FROM unnest(
+            ${c.created.map((r) => r.record_id)}::text[], ${c.created.map((r) => r.id_type)}::text[],
+            ${c.created.map((r) => r.id_number)}::text[], ${c.created.map((r) => r.identity)}::text[],
+            ${c.created.map((r) => r.hub_version)}::bigint[]) AS u(id, t, n, i, v)`.execute(),
+      );
+    }
+    if (c.activated.length > 0) {
+      writes.push(
+        tx`UPDATE records r SET status = 'ACTIVE', identity = u.i::jsonb, id_type = u.t, id_number = u.n
+          FROM unnest(
+            ${c.activated.map((r) => r.record_id)}::text[], ${c.activated.map((r) => r.id_type)}::text[],
+            ${c.activated.map((r) => r.id_number)}::text[], ${c.activated.map((r) => r.identity)}::text[])
+            AS u(id, t, n, i)
+          WHERE r.record_id = u.id`.execute(),
+      );
+    }
+    if (c.statuses.size > 0) {
+      writes.push(
+        tx`UPDATE records r SET status = u.s
+          FROM unnest(${[...c.statuses.keys()]}::text[], ${[...c.statuses.values()]}::text[]) AS u(id, s)
+          WHERE r.record_id = u.id`.execute(),
+      );
+    }
+    if (c.doses.length > 0) writes.push(this.insertDoses(tx, c.doses).execute());
+    if (c.certificates.length > 0) writes.push(this.changeCertificates(tx, c.certificates));
+    if (c.issued.length > 0) writes.push(this.issueCertificates(tx, c.issued));
+    if (c.inbox.length > 0) {
+      const inbox = c.inbox;
+      writes.push(
+        tx`
+          WITH u AS (
+            SELECT * FROM unnest(${inbox.map((r) => r.directive_id)}::uuid[], ${inbox.map((r) => r.record_id)}::text[],
+              ${inbox.map((r) => r.action)}::text[], ${inbox.map((r) => r.receipt)}::text[],
+              ${inbox.map((r) => r.sequence)}::bigint[], ${inbox.map((r) => r.version)}::bigint[])
+              AS u(directive_id, record_id, action, receipt, seq, version)
+          ), sequenced AS (
+            UPDATE records r SET last_sequence = GREATEST(r.last_sequence, u.seq),
+              hub_version = GREATEST(r.hub_version, u.version), updated_at = now()
+            FROM u WHERE r.record_id = u.record_id
+          )
+          INSERT INTO inbox (directive_id, record_id, action, receipt)
+          SELECT directive_id, record_id, action, decode(receipt, 'base64') FROM u
+          ${this.broken === "no-dedupe" ? tx`ON CONFLICT (directive_id) DO UPDATE SET receipt = EXCLUDED.receipt, submitted_at = NULL` : tx``}`.execute(),
+      );
+    }
+    await Promise.all(writes);
   }
 
   /** Records a message that can never be applied. */
