@@ -7,6 +7,7 @@ import { directivesOf, evolve } from "../domain/person.js";
 import type { DecideContext, HubEvent, PersonState } from "../domain/types.js";
 import { initialState } from "../domain/types.js";
 import { type ProjectionRows, projectionQueries, projectionRows } from "./projection.js";
+import { type Columns, unnestRows } from "./unnest.js";
 
 /** Idempotency of a request: the same (province, key) must carry the same request hash. */
 export interface Idempotency {
@@ -66,6 +67,35 @@ function pgError(err: unknown): PgError {
 }
 
 const MAX_CONFLICT_RETRIES = 12;
+
+const EVENT_COLUMNS: Columns = {
+  event_id: "uuid",
+  stream_id: "text",
+  stream_version: "bigint",
+  type: "text",
+  data: "jsonb",
+  recorded_at: "timestamptz",
+};
+const DOSE_COLUMNS: Columns = { dose_id: "text", person_key: "text" };
+const DIRECTIVE_COLUMNS: Columns = {
+  directive_id: "uuid",
+  province: "text",
+  person_key: "text",
+  record_id: "text",
+  record_sequence: "bigint",
+  migration_id: "uuid",
+  action: "text",
+  attempt: "int",
+  payload: "bytea",
+  created_at: "timestamptz",
+  next_publish_at: "timestamptz",
+};
+const IDEMPOTENCY_COLUMNS: Columns = {
+  province: "text",
+  idempotency_key: "text",
+  request_hash: "text",
+  response: "bytea",
+};
 
 /** A command waiting for its transaction. */
 interface Job {
@@ -329,7 +359,7 @@ export class HubStore {
     const positions = new Map<string, number>();
     if (allRows.length > 0) {
       const inserted = await tx<{ position: string; event_id: string }[]>`
-        INSERT INTO events ${tx(allRows as never)} RETURNING position, event_id`;
+        INSERT INTO events ${unnestRows(tx, EVENT_COLUMNS, allRows)} RETURNING position, event_id`;
       for (const r of inserted) positions.set(r.event_id, Number(r.position));
     }
     const changes = planned.map((p) => this.fold(p, positions, now));
@@ -351,7 +381,8 @@ export class HubStore {
     const dosesAt = writes.length;
     if (doses.length > 0) {
       writes.push(
-        tx`INSERT INTO doses ${tx(doses)} ON CONFLICT (dose_id) DO NOTHING RETURNING dose_id`,
+        tx`INSERT INTO doses ${unnestRows(tx, DOSE_COLUMNS, doses)}
+          ON CONFLICT (dose_id) DO NOTHING RETURNING dose_id`,
       );
     }
     const created = changes.filter((c) => c.plan.events.length > 0 && c.plan.before.version === 0);
@@ -360,7 +391,7 @@ export class HubStore {
     if (updated.length > 0) writes.push(personsUpdate(tx, updated));
     const outbox = changes.flatMap((c) => c.outbox);
     if (outbox.length > 0) {
-      writes.push(tx`INSERT INTO directives ${tx(outbox as never)}`);
+      writes.push(tx`INSERT INTO directives ${unnestRows(tx, DIRECTIVE_COLUMNS, outbox)}`);
       writes.push(tx`SELECT pg_notify(${this.opts.notifyChannel}, '')`);
     }
     const idemWrites = changes.flatMap((c, n) => {
@@ -377,7 +408,9 @@ export class HubStore {
         },
       ];
     });
-    if (idemWrites.length > 0) writes.push(tx`INSERT INTO idempotency ${tx(idemWrites as never)}`);
+    if (idemWrites.length > 0) {
+      writes.push(tx`INSERT INTO idempotency ${unnestRows(tx, IDEMPOTENCY_COLUMNS, idemWrites)}`);
+    }
     const [results] = await Promise.all([
       Promise.all(writes),
       hooks.after?.(

@@ -1,5 +1,6 @@
 import type { PendingQuery, Row, Sql, TransactionSql } from "postgres";
 import type { PersonState } from "../domain/types.js";
+import { type Columns, unnestRows } from "./unnest.js";
 
 /**
  * The snapshot projection: rows of `records`, `certificates` and `migrations` derived from a
@@ -79,6 +80,45 @@ export function projectionRows(
   };
 }
 
+const RECORD_COLUMNS: Columns = {
+  record_id: "text",
+  person_key: "text",
+  owner_province: "text",
+  status: "text",
+  certificate_number: "text",
+  version: "bigint",
+  position: "bigint",
+};
+const CERTIFICATE_COLUMNS: Columns = {
+  certificate_number: "text",
+  record_id: "text",
+  person_key: "text",
+  province: "text",
+  owner_province: "text",
+  status: "text",
+  record_status: "text",
+  revocation_reason: "text",
+  issued_at: "timestamptz",
+  status_changed_at: "timestamptz",
+  version: "bigint",
+  position: "bigint",
+};
+const MIGRATION_COLUMNS: Columns = {
+  migration_id: "uuid",
+  person_key: "text",
+  record_id: "text",
+  source_province: "text",
+  target_province: "text",
+  state: "text",
+  attempt: "int",
+  requested_at: "timestamptz",
+  updated_at: "timestamptz",
+  deadline: "timestamptz",
+  source_certificate_number: "text",
+  target_certificate_number: "text",
+  end_reason: "text",
+};
+
 /**
  * The upserts of projection rows, not yet sent: the caller awaits them together so they are
  * pipelined on the transaction's connection (in order: certificates leaving NORMAL first).
@@ -89,7 +129,7 @@ export function projectionQueries(
 ): PendingQuery<Row[]>[] {
   const queries: PendingQuery<Row[]>[] = [];
   if (rows.records.length > 0) {
-    queries.push(tx`INSERT INTO records ${tx(rows.records as never)}
+    queries.push(tx`INSERT INTO records ${unnestRows(tx, RECORD_COLUMNS, rows.records)}
       ON CONFLICT (record_id) DO UPDATE SET owner_province = EXCLUDED.owner_province,
         status = EXCLUDED.status, certificate_number = EXCLUDED.certificate_number,
         version = EXCLUDED.version, position = EXCLUDED.position`);
@@ -97,7 +137,7 @@ export function projectionQueries(
   // One statement, rows in order: PostgreSQL checks a non-deferrable unique index row by row,
   // so a person's old certificate leaves NORMAL before the new one arrives.
   if (rows.certificates.length > 0) {
-    queries.push(tx`INSERT INTO certificates ${tx(rows.certificates as never)}
+    queries.push(tx`INSERT INTO certificates ${unnestRows(tx, CERTIFICATE_COLUMNS, rows.certificates)}
       ON CONFLICT (certificate_number) DO UPDATE SET owner_province = EXCLUDED.owner_province,
         status = EXCLUDED.status, record_status = EXCLUDED.record_status,
         revocation_reason = EXCLUDED.revocation_reason,
@@ -105,7 +145,7 @@ export function projectionQueries(
         version = EXCLUDED.version, position = EXCLUDED.position`);
   }
   if (rows.migrations.length > 0) {
-    queries.push(tx`INSERT INTO migrations ${tx(rows.migrations as never)}
+    queries.push(tx`INSERT INTO migrations ${unnestRows(tx, MIGRATION_COLUMNS, rows.migrations)}
       ON CONFLICT (migration_id) DO UPDATE SET state = EXCLUDED.state, attempt = EXCLUDED.attempt,
         updated_at = EXCLUDED.updated_at, deadline = EXCLUDED.deadline,
         target_certificate_number = EXCLUDED.target_certificate_number,
