@@ -20,8 +20,10 @@ export const ALL_TABLES: readonly Table[] = [...TABLES, "persons"];
 /** COPY text of one value. */
 function copyValue(v: unknown): string {
   if (v === null || v === undefined) return "\\N";
-  const text = v instanceof Date ? v.toISOString() : String(v);
-  return copyEscape(text);
+  // Numbers and timestamps never hold a character COPY escapes.
+  if (typeof v === "number") return String(v);
+  if (v instanceof Date) return v.toISOString();
+  return copyEscape(String(v));
 }
 
 /** Escapes backslash, tab, newline and carriage return for COPY text format. */
