@@ -59,6 +59,9 @@ export class Hub {
   /** Set by a notification that arrived while the worker was busy: it must not sleep. */
   private poked = false;
   private loop: Promise<void> = Promise.resolve();
+  /** The chain sealer's own loop (a sealing pass must not hold up the relay). */
+  private sealing: Promise<void> = Promise.resolve();
+  private wakeSealer: (() => void) | undefined;
   private unlisten: (() => Promise<void>) | undefined;
 
   private constructor(
@@ -168,6 +171,7 @@ export class Hub {
         const unlisten = await sql.listen(notifyChannel, () => hub.poke());
         hub.unlisten = () => unlisten.unlisten();
         hub.loop = hub.work();
+        hub.sealing = hub.seal();
       }
       hub.server = await listen(handler, config.host, config.port);
       log.info(
@@ -230,9 +234,8 @@ export class Hub {
     return problems;
   }
 
-  /** Background work: relay the outbox, act on deadlines, seal the chain. */
+  /** Background work: relay the outbox, act on deadlines. */
   private async work(): Promise<void> {
-    let lastSeal = 0;
     let lastDeadlines = 0;
     // Deadlines are seconds to minutes: look at them a few times per shortest deadline, not on
     // every wake-up of the relay.
@@ -251,10 +254,6 @@ export class Hub {
           lastDeadlines = Date.now();
           await this.actOnDeadlines();
         }
-        if (Date.now() - lastSeal > 1000) {
-          lastSeal = Date.now();
-          while ((await sealOnce(this.sql)) > 0 && this.running) {}
-        }
       } catch (err) {
         if (this.running) this.log.error({ err }, "background round failed; retrying");
       }
@@ -268,6 +267,30 @@ export class Hub {
         };
       });
       this.wake = undefined;
+    }
+  }
+
+  /**
+   * Seals the hash chain about once a second, in a loop of its own: a pass over a second of
+   * busy traffic takes tens of milliseconds, which directives waiting to be relayed used to
+   * wait out.
+   */
+  private async seal(): Promise<void> {
+    while (this.running) {
+      try {
+        while ((await sealOnce(this.sql)) > 0 && this.running) {}
+      } catch (err) {
+        if (this.running) this.log.error({ err }, "sealing the chain failed; retrying");
+      }
+      if (!this.running) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        this.wakeSealer = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeSealer = undefined;
     }
   }
 
@@ -307,8 +330,10 @@ export class Hub {
     if (!this.running) return;
     this.running = false;
     this.wake?.();
+    this.wakeSealer?.();
     await this.server?.close(this.config.shutdownGraceMs);
     await this.loop;
+    await this.sealing;
     await this.unlisten?.().catch(() => undefined);
     await this.nc.drain().catch(() => undefined);
     await this.sql.end({ timeout: 5 });
