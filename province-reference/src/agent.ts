@@ -170,6 +170,8 @@ export class CrashAfterCommit extends Error {
 export class ReceiptSubmitter {
   private running = true;
   private wakeUp: (() => void) | undefined;
+  /** A wake-up that came while a flush was under way: flush again instead of sleeping. */
+  private woken = false;
   private loop: Promise<void> | undefined;
 
   constructor(
@@ -180,6 +182,7 @@ export class ReceiptSubmitter {
   ) {}
 
   wake(): void {
+    this.woken = true;
     this.wakeUp?.();
   }
 
@@ -207,6 +210,7 @@ export class ReceiptSubmitter {
   private async run(): Promise<void> {
     let failures = 0;
     while (this.running) {
+      this.woken = false;
       try {
         await this.flush();
         failures = 0;
@@ -215,6 +219,8 @@ export class ReceiptSubmitter {
         this.log.warn({ err: String(err), failures }, "submitting receipts failed; retrying");
       }
       if (!this.running) break;
+      // Receipts applied while the hub was answering would otherwise wait for the next tick.
+      if (this.woken && failures === 0) continue;
       const delay = failures > 0 ? Math.min(100 * 2 ** failures, 10_000) : this.pollMs;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, delay);

@@ -1,17 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { CloseReason, RecordContentsSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
-import {
-  type Directive,
-  DirectiveSchema,
-  ReceiptOutcome,
-} from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import { CloseReason } from "@evc-interop/gen/evc/common/v1/record_pb";
+import { type Directive, ReceiptOutcome } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import { openDb } from "@evc-interop/national/store/db";
-import { newDose, newIdentity } from "@evc-interop/national/testing/harness";
+import { newDose } from "@evc-interop/national/testing/harness";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
 import type { Sql } from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { activateDirective, nextDirective } from "../testing/directives.js";
 import { migrate } from "./schema.js";
 import { ProvinceStore } from "./store.js";
 
@@ -36,52 +31,7 @@ afterAll(async () => {
   if (schema) await dropSchema(schema);
 });
 
-function activate(name = "Test Child"): Directive {
-  const recordId = randomUUID();
-  return create(DirectiveSchema, {
-    directiveId: randomUUID(),
-    targetProvinceCode: CODE,
-    correlationId: randomUUID(),
-    causationEventId: randomUUID(),
-    issuedAt: timestampNow(),
-    recordId,
-    recordSequence: 1n,
-    attempt: 1,
-    streamVersion: 3n,
-    action: {
-      case: "activateMigratedRecord",
-      value: {
-        migrationId: randomUUID(),
-        sourceProvinceCode: "110000",
-        record: create(RecordContentsSchema, {
-          recordId,
-          identity: newIdentity(name),
-          doses: [newDose("110000")],
-        }),
-      },
-    },
-  });
-}
-
-/** A directive of another action for a record this province holds (sequence after `activate`). */
-function next(
-  of: Directive,
-  sequence: bigint,
-  action: MessageInitShape<typeof DirectiveSchema>["action"],
-): Directive {
-  return create(DirectiveSchema, {
-    directiveId: randomUUID(),
-    targetProvinceCode: of.targetProvinceCode,
-    correlationId: randomUUID(),
-    causationEventId: randomUUID(),
-    issuedAt: timestampNow(),
-    recordId: of.recordId,
-    recordSequence: sequence,
-    attempt: 1,
-    streamVersion: of.streamVersion + sequence,
-    action,
-  });
-}
+const activate = (name?: string) => activateDirective(CODE, name);
 
 describe("province store group commit", () => {
   it("applies concurrent directives in shared transactions, each exactly once", async () => {
@@ -125,12 +75,12 @@ describe("province store group commit", () => {
     const dose = newDose("440000");
     const migrationId = randomUUID();
     const batch = [
-      next(a, 2n, {
+      nextDirective(a, 2n, {
         case: "suspendForMigration",
         value: { migrationId, targetProvinceCode: "510000" },
       }),
-      next(b, 2n, { case: "appendDose", value: { dose } }),
-      next(c, 2n, { case: "revokeCertificate", value: { reason: CloseReason.DECEASED } }),
+      nextDirective(b, 2n, { case: "appendDose", value: { dose } }),
+      nextDirective(c, 2n, { case: "revokeCertificate", value: { reason: CloseReason.DECEASED } }),
       activate(),
     ];
     const results = await Promise.all(batch.map((d) => store.apply(d)));
@@ -191,9 +141,12 @@ describe("province store group commit", () => {
     // The compensation and a second copy of the dose (as a new directive), together.
     const [restored, again] = await Promise.all([
       store.apply(
-        next(a, 3n, { case: "restoreRecord", value: { migrationId, doses: [newDose("510000")] } }),
+        nextDirective(a, 3n, {
+          case: "restoreRecord",
+          value: { migrationId, doses: [newDose("510000")] },
+        }),
       ),
-      store.apply(next(b, 3n, { case: "appendDose", value: { dose } })),
+      store.apply(nextDirective(b, 3n, { case: "appendDose", value: { dose } })),
     ]);
     expect(restored?.kind === "applied" && restored.receipt.outcome).toBe(ReceiptOutcome.APPLIED);
     expect(again?.kind === "applied" && again.receipt.outcome).toBe(ReceiptOutcome.ALREADY_APPLIED);
@@ -210,7 +163,7 @@ describe("province store group commit", () => {
   it("keeps a directive that comes before its predecessor waiting, and changes nothing", async () => {
     const a = activate();
     await store.apply(a);
-    const early = next(a, 3n, { case: "appendDose", value: { dose: newDose("440000") } });
+    const early = nextDirective(a, 3n, { case: "appendDose", value: { dose: newDose("440000") } });
     const result = await store.apply(early);
     expect(result).toEqual({ kind: "wait", lastSequence: 1 });
     const [rows] = await sql<{ inbox: number; doses: number }[]>`
