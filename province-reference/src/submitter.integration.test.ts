@@ -5,35 +5,28 @@ import {
   ReceiptDisposition,
   SubmitReceiptsResponseSchema,
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
-import { openDb } from "@evc-interop/national/store/db";
-import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
 import pino from "pino";
-import type { Sql } from "postgres";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ReceiptSubmitter } from "./agent.js";
-import { migrate } from "./store/schema.js";
-import { ProvinceStore } from "./store/store.js";
+import type { ProvinceStore } from "./store/store.js";
 import { activateDirective } from "./testing/directives.js";
+import { openTestStore, type TestStore } from "./testing/store.js";
 
 /**
  * The receipt submitter sends what the store applied, in batches. A receipt applied while a
  * batch is with the hub goes in the next batch at once, not at the next tick of the timer.
  */
 const CODE = "510000";
-let sql: Sql;
-let schema: string;
+let t: TestStore;
 let store: ProvinceStore;
 
 beforeAll(async () => {
-  schema = uniqueName("prov_submit");
-  sql = openDb({ url: TEST_DATABASE_URL, schema, max: 4 });
-  await migrate(sql, schema);
-  store = new ProvinceStore(sql, CODE, `evc_cert_${schema}`);
+  t = await openTestStore(CODE, "prov_submit");
+  store = t.store;
 });
 
 afterAll(async () => {
-  await sql?.end();
-  if (schema) await dropSchema(schema);
+  await t?.close();
 });
 
 describe("receipt submitter", () => {

@@ -1,34 +1,29 @@
 import { randomUUID } from "node:crypto";
 import { CloseReason } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { type Directive, ReceiptOutcome } from "@evc-interop/gen/evc/directive/v1/directive_pb";
-import { openDb } from "@evc-interop/national/store/db";
 import { newDose } from "@evc-interop/national/testing/harness";
-import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
 import type { Sql } from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activateDirective, nextDirective } from "../testing/directives.js";
-import { migrate } from "./schema.js";
-import { ProvinceStore } from "./store.js";
+import { openTestStore, type TestStore } from "../testing/store.js";
+import type { ProvinceStore } from "./store.js";
 
 /**
  * Group commit of directive applies: concurrent directives of different records share a
  * transaction, yet each is applied exactly once and a failing one fails alone (I4).
  */
 const CODE = "440000";
+let t: TestStore;
 let sql: Sql;
-let schema: string;
 let store: ProvinceStore;
 
 beforeAll(async () => {
-  schema = uniqueName("prov_store");
-  sql = openDb({ url: TEST_DATABASE_URL, schema, max: 4 });
-  await migrate(sql, schema);
-  store = new ProvinceStore(sql, CODE, `evc_cert_${schema}`);
+  t = await openTestStore(CODE, "prov_store");
+  ({ sql, store } = t);
 });
 
 afterAll(async () => {
-  await sql?.end();
-  if (schema) await dropSchema(schema);
+  await t?.close();
 });
 
 const activate = (name?: string) => activateDirective(CODE, name);
