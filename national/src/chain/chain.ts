@@ -217,10 +217,11 @@ export async function verifyChain(
     to: Math.min(top, (page + 1) * pageSize),
   });
   // Workers open their own connections from this pool's options; a password given as a
-  // function cannot be handed to them, so such a pool verifies in this thread.
-  const canSpawn = canClone(sql);
-  const workers =
-    opts.workers ?? (pages >= 4 && canSpawn ? Math.min(2, Math.max(1, availableParallelism())) : 0);
+  // function or TLS options given as an object cannot be handed to them, so such a pool
+  // verifies in this thread, whatever was asked for.
+  const workers = canClone(sql)
+    ? (opts.workers ?? (pages >= 4 ? Math.min(2, Math.max(1, availableParallelism())) : 0))
+    : 0;
   const checks =
     workers > 0
       ? await checkInWorkers(sql, pages, range, workers, fromPosition, toPosition)
@@ -342,5 +343,3 @@ async function checkInWorkers(
   }
   return out;
 }
-
-/** The compiled worker script (tests run this module from source; the worker needs the build). */

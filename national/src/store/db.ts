@@ -34,7 +34,8 @@ export function openDb(opts: DbOptions): Sql {
 
 /**
  * What a worker thread needs to open its own connection like this pool's (cloneable: a
- * password given as a function is left out, see `canClone`).
+ * password given as a function and TLS options given as an object are left out, see
+ * `canClone`). An `sslmode` from the URL (a string such as "require") is kept.
  */
 export function connectionOf(sql: Sql): ConnectionOptions {
   const o = sql.options;
@@ -46,9 +47,18 @@ export function connectionOf(sql: Sql): ConnectionOptions {
     database: o.database,
     user: o.user,
     pass: typeof o.pass === "string" ? o.pass : null,
-    ssl: typeof o.ssl === "boolean" ? o.ssl : false,
+    ssl: typeof o.ssl === "object" ? false : o.ssl,
     connection: o.connection,
   } as unknown as ConnectionOptions;
+}
+
+/** One connection of its own in this thread, exactly like the pool's (int8 read as number). */
+export function ownConnection(sql: Sql): Sql {
+  return openConnection({
+    ...connectionOf(sql),
+    pass: sql.options.pass ?? undefined,
+    ssl: sql.options.ssl,
+  });
 }
 
 /** Options of postgres() for a connection of its own (see connectionOf). */
@@ -71,7 +81,10 @@ export function workerScript(moduleUrl: string, script: string): URL {
   return url;
 }
 
-/** True when worker threads can connect as this pool does (its password is not a function). */
+/**
+ * True when worker threads can connect as this pool does: its password is not a function and
+ * its TLS settings are not an object of options (which may hold functions).
+ */
 export function canClone(sql: Sql): boolean {
-  return typeof sql.options.pass !== "function";
+  return typeof sql.options.pass !== "function" && typeof sql.options.ssl !== "object";
 }

@@ -3,7 +3,7 @@ import { finished } from "node:stream/promises";
 import { Worker } from "node:worker_threads";
 import type postgres from "postgres";
 import type { Sql, TransactionSql } from "postgres";
-import { canClone, connectionOf, openConnection, workerScript } from "./db.js";
+import { canClone, connectionOf, ownConnection, workerScript } from "./db.js";
 import { ALL_TABLES, replayRange, type StreamRange, TABLES, type Table } from "./replay.js";
 
 export interface RebuildResult {
@@ -275,7 +275,7 @@ async function replayHere(
   snapshot: string,
   writer: CopyWriter,
 ): Promise<Counts> {
-  const own = openConnection({ ...connectionOf(sql), pass: sql.options.pass ?? undefined });
+  const own = ownConnection(sql);
   try {
     return await replayRange(own, schema, snapshot, {}, (text) => writer.push(text));
   } finally {
@@ -330,5 +330,3 @@ async function replayInWorkers(
     await Promise.all(exits);
   }
 }
-
-/** The compiled worker script (tests run this module from source; the worker needs the build). */
