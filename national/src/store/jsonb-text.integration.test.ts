@@ -59,6 +59,19 @@ describe("jsonbText", () => {
     expect(jsonbText(shapes)).toBe(await pgText(shapes));
   });
 
+  it("orders each key list on its own when objects share a first key", async () => {
+    // Key orders are remembered per list of keys; lists that start alike must not mix.
+    const objects = [
+      { a: 1, bb: 2, c: 3 },
+      { a: 1, c: 3, bb: 2 },
+      { a: 1, bb: 2 },
+      { a: 1, bb: 2, c: 3, dd: undefined },
+      { a: 1, bb: 2, c: 3, dd: 4 },
+      { a: 1, bb: 2, c: 3 },
+    ];
+    for (const o of objects) expect(jsonbText(o)).toBe(await pgText(o));
+  });
+
   it("refuses numbers jsonb would print differently", () => {
     expect(() => jsonbText(1e-9)).toThrow(RangeError);
     expect(() => jsonbText(1e21)).toThrow(RangeError);

@@ -76,12 +76,8 @@ function isAscii(s: string): boolean {
   return true;
 }
 
-/**
- * The object's keys in jsonb order. Objects parsed from jsonb, and copies made by spreading
- * them, already have that order: it is checked in one pass and only other objects are sorted.
- */
-function sortedKeys(o: Record<string, unknown>): string[] {
-  const keys = Object.keys(o);
+/** Sorts keys into jsonb's order. */
+function sortKeys(keys: string[]): string[] {
   let ascii = true;
   let sorted = true;
   for (let i = 0; i < keys.length; i++) {
@@ -93,15 +89,67 @@ function sortedKeys(o: Record<string, unknown>): string[] {
   return keys.sort(ascii ? compareAsciiKeys : compareKeys);
 }
 
+/**
+ * An object's key list, as Object.keys gives it, with its keys in jsonb order and the text
+ * that goes before each key's value (`"key": `, and `, "key": ` after the first).
+ */
+interface Shape {
+  keys: readonly string[];
+  order: readonly string[];
+  first: readonly string[];
+  next: readonly string[];
+}
+
+/**
+ * Shapes seen, by first key. A state is made of a few kinds of objects, each with the same
+ * keys every time (records, certificates, doses…), so their order is worked out once. Objects
+ * keyed by id (a person's records by record id) rarely repeat; the cache is emptied when full.
+ */
+const shapes = new Map<string, Shape[]>();
+let shapeCount = 0;
+const MAX_SHAPES = 1024;
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function shapeOf(keys: string[]): Shape {
+  const head = keys[0] as string;
+  const known = shapes.get(head);
+  if (known) for (const s of known) if (sameKeys(s.keys, keys)) return s;
+  const order = sortKeys(keys.slice());
+  const first = order.map((k) => `${quote(k)}: `);
+  const shape: Shape = { keys, order, first, next: first.map((t) => `, ${t}`) };
+  if (shapeCount >= MAX_SHAPES) {
+    shapes.clear();
+    shapeCount = 0;
+  }
+  if (known && shapes.has(head)) known.push(shape);
+  else shapes.set(head, [shape]);
+  shapeCount += 1;
+  return shape;
+}
+
 function objectText(o: Record<string, unknown>): string {
   const json = (o as { toJSON?: () => unknown }).toJSON;
   if (typeof json === "function") return jsonbText(json.call(o));
+  const keys = Object.keys(o);
+  if (keys.length === 0) return "{}";
+  if (keys.length === 1) {
+    // One key (an id-keyed map of one entry): nothing to order, nothing worth caching.
+    const k = keys[0] as string;
+    const v = o[k];
+    return v === undefined || typeof v === "function" ? "{}" : `{${quote(k)}: ${jsonbText(v)}}`;
+  }
+  const shape = shapeOf(keys);
   let out = "{";
   let first = true;
-  for (const k of sortedKeys(o)) {
-    const v = o[k];
+  for (let i = 0; i < shape.order.length; i++) {
+    const v = o[shape.order[i] as string];
     if (v === undefined || typeof v === "function") continue;
-    out += `${first ? "" : ", "}${quote(k)}: ${jsonbText(v)}`;
+    out += (first ? shape.first[i] : shape.next[i]) + jsonbText(v);
     first = false;
   }
   return `${out}}`;

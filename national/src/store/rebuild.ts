@@ -4,7 +4,14 @@ import { Worker } from "node:worker_threads";
 import type postgres from "postgres";
 import type { Sql, TransactionSql } from "postgres";
 import { canClone, connectionOf, ownConnection, workerScript } from "./db.js";
-import { ALL_TABLES, replayRange, type StreamRange, TABLES, type Table } from "./replay.js";
+import {
+  ALL_TABLES,
+  type CopyChunk,
+  replayRange,
+  type StreamRange,
+  TABLES,
+  type Table,
+} from "./replay.js";
 
 export interface RebuildResult {
   events: number;
@@ -18,18 +25,18 @@ export interface RebuildResult {
   phases: { replay: number; compare: number; replace: number };
 }
 
-/** Writes COPY text into a table. */
+/** Writes COPY text (UTF-8) into a table. */
 async function copyText(
   tx: TransactionSql,
   schema: string,
   table: string,
-  text: string,
+  text: Uint8Array,
 ): Promise<void> {
-  if (text === "") return;
+  if (text.length === 0) return;
   const stream = await tx`COPY ${tx(schema)}.${tx(table)} FROM STDIN`.writable();
   try {
     for (let at = 0; at < text.length; at += COPY_CHUNK) {
-      if (!stream.write(text.slice(at, at + COPY_CHUNK))) await once(stream, "drain");
+      if (!stream.write(text.subarray(at, at + COPY_CHUNK))) await once(stream, "drain");
     }
     stream.end();
     await finished(stream);
@@ -57,7 +64,7 @@ class CopyWriter {
     private readonly schema: string,
   ) {}
 
-  async push(text: Record<Table, string>): Promise<void> {
+  async push(text: CopyChunk): Promise<void> {
     this.check();
     this.queued += 1;
     this.tail = this.tail.then(async () => {
@@ -305,18 +312,15 @@ async function replayInWorkers(
       workers.map(
         (w) =>
           new Promise<Counts>((resolve, reject) => {
-            w.on(
-              "message",
-              (m: { text?: Record<Table, string>; done?: Counts; error?: string }) => {
-                if (m.text) {
-                  writer.push(m.text).then(() => w.postMessage({ taken: true }), reject);
-                } else if (m.done) {
-                  resolve(m.done);
-                } else {
-                  reject(new Error(`rebuild worker: ${m.error ?? "no result"}`));
-                }
-              },
-            );
+            w.on("message", (m: { text?: CopyChunk; done?: Counts; error?: string }) => {
+              if (m.text) {
+                writer.push(m.text).then(() => w.postMessage({ taken: true }), reject);
+              } else if (m.done) {
+                resolve(m.done);
+              } else {
+                reject(new Error(`rebuild worker: ${m.error ?? "no result"}`));
+              }
+            });
             w.once("error", reject);
             w.once("exit", (code) => reject(new Error(`rebuild worker exited early (${code})`)));
           }),

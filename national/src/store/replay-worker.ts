@@ -28,7 +28,11 @@ replayRange(sql, data.schema, data.snapshot, data.range, (text) => {
   const wait = new Promise<void>((resolve) => {
     taken = resolve;
   });
-  port.postMessage({ text });
+  // The chunk's memory moves to the main thread instead of being copied.
+  port.postMessage(
+    { text },
+    Object.values(text).map((bytes) => bytes.buffer),
+  );
   return wait;
 })
   .then(

@@ -38,12 +38,54 @@ const COPY_ESCAPES: Record<string, string> = {
   "\r": "\\r",
 };
 
-/** One COPY line of a row (an object whose keys are the table's columns, in order). */
-function copyLine(row: Record<string, unknown>): string {
-  let line = "";
-  for (const k in row) line += (line === "" ? "" : "\t") + copyValue(row[k]);
-  return `${line}\n`;
+/** COPY lines of rows (objects whose keys are the table's columns, in order). */
+function copyLines(rows: readonly Record<string, unknown>[]): string {
+  let text = "";
+  for (const row of rows) {
+    let first = true;
+    for (const k in row) {
+      text += (first ? "" : "\t") + copyValue(row[k]);
+      first = false;
+    }
+    text += "\n";
+  }
+  return text;
 }
+
+/**
+ * COPY text of one table as UTF-8 bytes, appended person by person. Each person's text is
+ * encoded as soon as it is made, so it dies young instead of being held (and promoted by the
+ * garbage collector) until the chunk is handed over; the chunk's memory is then transferred
+ * to the writer's thread without a copy.
+ */
+class CopyBytes {
+  private buf = Buffer.allocUnsafeSlow(1 << 16);
+  length = 0;
+
+  append(text: string): void {
+    if (text === "") return;
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+    const need = this.length + text.length * 3;
+    if (need > this.buf.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2));
+      this.buf.copy(grown, 0, 0, this.length);
+      this.buf = grown;
+    }
+    this.length += this.buf.write(text, this.length);
+  }
+
+  /** The bytes so far, in memory of their own (transferable); the buffer starts empty again. */
+  take(): Uint8Array<ArrayBuffer> {
+    if (this.length === 0) return new Uint8Array(0);
+    const out = this.buf.subarray(0, this.length);
+    this.buf = Buffer.allocUnsafeSlow(this.buf.length);
+    this.length = 0;
+    return out;
+  }
+}
+
+/** The COPY text of each scratch table, as UTF-8 bytes. */
+export type CopyChunk = Record<Table, Uint8Array<ArrayBuffer>>;
 
 /**
  * Folds the log, person by person in stream order, into the COPY text of the scratch tables:
@@ -52,15 +94,20 @@ function copyLine(row: Record<string, unknown>): string {
 export class Replay {
   events = 0;
   persons = 0;
-  /** Characters of COPY text held, all tables together. */
-  size = 0;
   private current: { key: string; state: PersonState } | undefined;
-  private text: Record<Table, string[]> = {
-    records: [],
-    certificates: [],
-    migrations: [],
-    persons: [],
+  private text: Record<Table, CopyBytes> = {
+    records: new CopyBytes(),
+    certificates: new CopyBytes(),
+    migrations: new CopyBytes(),
+    persons: new CopyBytes(),
   };
+
+  /** Bytes of COPY text held, all tables together. */
+  get size(): number {
+    let n = 0;
+    for (const t of ALL_TABLES) n += this.text[t].length;
+    return n;
+  }
 
   /** Folds the next events (ordered by stream, then version). */
   add(rows: readonly Row[]): void {
@@ -84,28 +131,18 @@ export class Replay {
   }
 
   /** The COPY text gathered so far, per table; the buffers start empty again. */
-  take(): Record<Table, string> {
-    const out = {} as Record<Table, string>;
-    for (const t of ALL_TABLES) {
-      out[t] = this.text[t].join("");
-      this.text[t] = [];
-    }
-    this.size = 0;
+  take(): CopyChunk {
+    const out = {} as CopyChunk;
+    for (const t of ALL_TABLES) out[t] = this.text[t].take();
     return out;
-  }
-
-  private push(table: Table, line: string): void {
-    this.text[table].push(line);
-    this.size += line.length;
   }
 
   private flushPerson(): void {
     const cur = this.current;
     if (!cur) return;
     const rows = projectionRows(cur.key, cur.state);
-    for (const t of TABLES) for (const row of rows[t]) this.push(t, copyLine(row));
-    this.push(
-      "persons",
+    for (const t of TABLES) this.text[t].append(copyLines(rows[t]));
+    this.text.persons.append(
       `${copyEscape(cur.key)}\t${cur.state.version}\t${copyEscape(jsonbText(cur.state))}\n`,
     );
     this.persons += 1;
@@ -133,7 +170,7 @@ export async function replayRange(
   schema: string,
   snapshot: string,
   range: StreamRange,
-  emit: (text: Record<Table, string>) => Promise<void>,
+  emit: (text: CopyChunk) => Promise<void>,
 ): Promise<{ events: number; persons: number }> {
   if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`replay: bad snapshot id ${snapshot}`);
   return sql.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY", async (rx) => {
