@@ -25,7 +25,8 @@ beforeAll(async () => {
   for (const code of PROVINCES) fakes.push(await FakeProvince.start(env, code));
   for (let i = 0; i < 40; i++) {
     const code = PROVINCES[i % 3] as string;
-    const identity = newIdentity();
+    // Some names need more than ASCII, and a backslash and a quote in the state's text.
+    const identity = newIdentity(i % 5 === 0 ? '张小明 "Ming" \\ O\'Brien' : undefined);
     const cert = certificateNumber(code);
     const { recordId } = await env.client(RecordService, `province:${code}`).registerRecord({
       idempotencyKey: `rb-${cert}`,

@@ -17,6 +17,7 @@ export function projectionRows(
   personKey: string,
   state: PersonState,
   changed: (version: number) => boolean = () => true,
+  time: (iso: string) => unknown = toDate,
 ): ProjectionRows {
   const records = Object.values(state.records);
   const open = state.openMigrationId ? state.migrations[state.openMigrationId] : undefined;
@@ -52,8 +53,8 @@ export function projectionRows(
           status: c.status,
           record_status: record?.status ?? "ACTIVE",
           revocation_reason: c.revocationReason ?? null,
-          issued_at: new Date(c.issuedAt),
-          status_changed_at: new Date(c.statusChangedAt),
+          issued_at: time(c.issuedAt),
+          status_changed_at: time(c.statusChangedAt),
           version: c.version,
           position: c.position,
         };
@@ -70,15 +71,29 @@ export function projectionRows(
         target_province: m.target,
         state: m.state,
         attempt: m.attempt,
-        requested_at: new Date(m.requestedAt),
-        updated_at: new Date(m.updatedAt),
-        deadline: new Date(m.deadline),
+        requested_at: time(m.requestedAt),
+        updated_at: time(m.updatedAt),
+        deadline: time(m.deadline),
         source_certificate_number: m.sourceCertificateNumber,
         target_certificate_number: m.targetCertificateNumber ?? null,
         end_reason: m.endReason ?? null,
       })),
   };
 }
+
+function toDate(iso: string): Date {
+  return new Date(iso);
+}
+
+/**
+ * A state's timestamp as COPY text: the hub writes them as Date.toISOString does, which
+ * PostgreSQL reads as the same instant; anything else goes through Date as the live path does.
+ */
+export function isoText(iso: string): string {
+  return ISO_UTC.test(iso) ? iso : new Date(iso).toISOString();
+}
+
+const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z$/;
 
 const RECORD_COLUMNS: Columns = {
   record_id: "text",

@@ -8,9 +8,11 @@ import {
   ALL_TABLES,
   type CopyChunk,
   replayRange,
+  type StateForm,
   type StreamRange,
   TABLES,
   type Table,
+  useSnapshot,
 } from "./replay.js";
 
 export interface RebuildResult {
@@ -108,8 +110,10 @@ export interface RebuildOptions {
  * snapshot (I5); with `replace`, the live rows that differ are then replaced by the replay's.
  * Runs in one REPEATABLE READ transaction, so it sees one consistent log.
  *
- * Person states are compared by their jsonb text (computed here, see jsonb-text.ts), so the
- * million states of a large log are not parsed into jsonb only to be compared.
+ * Person states are compared by the SHA-256 of their jsonb text (computed here, see
+ * jsonb-text.ts; PostgreSQL computes it of the live states), so the million states of a large
+ * log are neither parsed into jsonb nor sent in full only to be compared. `replace` writes the
+ * replayed states in full, to replace the live ones with.
  */
 export async function rebuildSnapshot(
   sql: Sql,
@@ -127,7 +131,9 @@ export async function rebuildSnapshot(
       // Unlogged: a scratch copy needs no WAL.
       await tx`CREATE UNLOGGED TABLE ${tx(scratch)}.${tx(t)} (LIKE ${tx(live)}.${tx(t)} INCLUDING DEFAULTS)`;
     }
-    await tx`CREATE UNLOGGED TABLE ${tx(scratch)}.persons (person_key text, version bigint, state text)`;
+    const states: StateForm = mode === "replace" ? "text" : "digest";
+    await tx`CREATE UNLOGGED TABLE ${tx(scratch)}.persons
+      (person_key text, version bigint, state ${states === "text" ? tx`text` : tx`bytea`})`;
 
     // Every range is replayed on its own connection in this transaction's snapshot, while
     // this connection writes the scratch tables.
@@ -139,35 +145,42 @@ export async function rebuildSnapshot(
     // Workers cannot be handed a password given as a function: such a pool replays here.
     const workers = canClone(sql) ? (opts.workers ?? (approxEvents >= 50_000 ? 2 : 0)) : 0;
     const ranges = await splitStreams(tx, live, Math.max(1, workers), approxEvents);
-    const writer = new CopyWriter(tx, scratch);
-    const counts =
-      workers > 0
-        ? await replayInWorkers(sql, live, snapshot, ranges, writer)
-        : [await replayHere(sql, live, snapshot, writer)];
-    await writer.drain();
+    // Equal row multisets have equal counts and sums of row hashes: one scan of each side.
+    // The live side's are worked out while the log is replayed, on a connection of their own.
+    const liveSums = settle(sumsInSnapshot(sql, live, snapshot, states));
+    let counts: Counts[];
+    let replayed: bigint;
+    let replaySums: Sums;
+    try {
+      const writer = new CopyWriter(tx, scratch);
+      const job = { schema: live, snapshot, states };
+      counts =
+        workers > 0
+          ? await replayInWorkers(sql, job, ranges, writer)
+          : [await replayHere(sql, job, writer)];
+      await writer.drain();
+      replayed = process.hrtime.bigint();
+      replaySums = await sums(tx, scratch, false, states);
+    } finally {
+      // Whatever happened, the live side's scan has ended when this returns.
+      await liveSums;
+    }
+    const liveSettled = await liveSums;
+    if ("error" in liveSettled) throw liveSettled.error;
     const events = counts.reduce((n, c) => n + c.events, 0);
     const persons = counts.reduce((n, c) => n + c.persons, 0);
-    const replayed = process.hrtime.bigint();
 
-    // The persons tables compared as (key, version, jsonb text); the others row for row.
+    // Only tables that differ are compared row by row, to count the differences.
     const rowsOf = (schema: string, t: Table) =>
-      t === "persons"
-        ? schema === live
-          ? tx`SELECT person_key, version, state::text AS state FROM ${tx(schema)}.persons`
-          : tx`SELECT person_key, version, state FROM ${tx(schema)}.persons`
-        : tx`SELECT * FROM ${tx(schema)}.${tx(t)}`;
+      rowsCompared(tx, schema, t, schema === live, states);
     const differences = { records: 0, certificates: 0, migrations: 0, persons: 0 };
     const sizes = { live: { ...differences }, replay: { ...differences } };
     for (const t of ALL_TABLES) {
-      // Equal row multisets have equal counts and sums of row hashes: one scan of each side.
-      // Only tables that differ are compared row by row, to count the differences.
-      const sums = (schema: string) => tx`
-        SELECT count(*)::int AS n, sum(hash_record_extended(t, 0)::numeric)::text AS h
-        FROM (${rowsOf(schema, t)}) t`;
-      const [[a], [b]] = await Promise.all([sums(live), sums(scratch)]);
-      sizes.live[t] = a?.n ?? 0;
-      sizes.replay[t] = b?.n ?? 0;
-      if (a?.n === b?.n && a?.h === b?.h) continue;
+      const a = liveSettled.value[t];
+      const b = replaySums[t];
+      sizes.live[t] = a.n;
+      sizes.replay[t] = b.n;
+      if (a.n === b.n && a.h === b.h) continue;
       if (sizes.live[t] === 0 || sizes.replay[t] === 0) {
         // One side is empty (a wiped or new snapshot): every row of the other differs.
         differences[t] = sizes.live[t] + sizes.replay[t];
@@ -275,16 +288,84 @@ async function splitStreams(
 
 type Counts = { events: number; persons: number };
 
-/** One range replayed in this thread, on a connection of its own. */
-async function replayHere(
+/**
+ * A table's rows as compared: person states as their jsonb text, or its SHA-256 (the replay
+ * writes one or the other, see StateForm); the other tables row for row.
+ */
+function rowsCompared(
+  q: Sql | TransactionSql,
+  schema: string,
+  t: Table,
+  live: boolean,
+  states: StateForm,
+): postgres.PendingQuery<postgres.Row[]> {
+  if (t !== "persons") return q`SELECT * FROM ${q(schema)}.${q(t)}`;
+  if (!live) return q`SELECT person_key, version, state FROM ${q(schema)}.persons`;
+  return states === "text"
+    ? q`SELECT person_key, version, state::text AS state FROM ${q(schema)}.persons`
+    : q`SELECT person_key, version, sha256(convert_to(state::text, 'UTF8')) AS state
+        FROM ${q(schema)}.persons`;
+}
+
+type Sums = Record<Table, { n: number; h: string | null }>;
+
+/** Row count and sum of row hashes of each table, one scan each. */
+async function sums(
+  q: Sql | TransactionSql,
+  schema: string,
+  live: boolean,
+  states: StateForm,
+): Promise<Sums> {
+  const out = {} as Sums;
+  for (const t of ALL_TABLES) {
+    const [r] = await q<{ n: number; h: string | null }[]>`
+      SELECT count(*)::int AS n, sum(hash_record_extended(t, 0)::numeric)::text AS h
+      FROM (${rowsCompared(q, schema, t, live, states)}) t`;
+    out[t] = { n: r?.n ?? 0, h: r?.h ?? null };
+  }
+  return out;
+}
+
+/** The live tables' sums, on a connection of their own, in the rebuild's exported snapshot. */
+async function sumsInSnapshot(
   sql: Sql,
   schema: string,
   snapshot: string,
-  writer: CopyWriter,
-): Promise<Counts> {
+  states: StateForm,
+): Promise<Sums> {
   const own = ownConnection(sql);
   try {
-    return await replayRange(own, schema, snapshot, {}, (text) => writer.push(text));
+    return await own.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY", async (rx) => {
+      await useSnapshot(rx, snapshot);
+      return sums(rx, schema, true, states);
+    });
+  } finally {
+    await own.end({ timeout: 5 });
+  }
+}
+
+/** A promise that never rejects: its failure is kept to be thrown where it is awaited. */
+function settle<T>(p: Promise<T>): Promise<{ value: T } | { error: unknown }> {
+  return p.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+}
+
+/** What every range's replay reads and how it writes states. */
+interface ReplayJob {
+  schema: string;
+  snapshot: string;
+  states: StateForm;
+}
+
+/** One range replayed in this thread, on a connection of its own. */
+async function replayHere(sql: Sql, job: ReplayJob, writer: CopyWriter): Promise<Counts> {
+  const own = ownConnection(sql);
+  try {
+    return await replayRange(own, job.schema, job.snapshot, {}, job.states, (text) =>
+      writer.push(text),
+    );
   } finally {
     await own.end({ timeout: 5 });
   }
@@ -293,8 +374,7 @@ async function replayHere(
 /** Each range replayed by a worker thread; their COPY text is written here as it comes. */
 async function replayInWorkers(
   sql: Sql,
-  schema: string,
-  snapshot: string,
+  job: ReplayJob,
   ranges: StreamRange[],
   writer: CopyWriter,
 ): Promise<Counts[]> {
@@ -302,7 +382,7 @@ async function replayInWorkers(
   const workers = ranges.map(
     (range) =>
       new Worker(workerScript(import.meta.url, "./replay-worker.js"), {
-        workerData: { connection, schema, snapshot, range },
+        workerData: { connection, ...job, range },
       }),
   );
   const exits = workers.map((w) => new Promise<void>((r) => w.once("exit", () => r())));

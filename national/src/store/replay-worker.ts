@@ -1,6 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { type ConnectionOptions, openConnection } from "./db.js";
-import { replayRange, type StreamRange } from "./replay.js";
+import { replayRange, type StateForm, type StreamRange } from "./replay.js";
 
 /**
  * A rebuild worker: replays one range of streams on its own connection, in the rebuild's
@@ -12,6 +12,7 @@ interface Data {
   schema: string;
   snapshot: string;
   range: StreamRange;
+  states: StateForm;
 }
 
 const data = workerData as Data;
@@ -24,7 +25,7 @@ port.on("message", (m: { taken: true }) => {
   if (m.taken) taken?.();
 });
 
-replayRange(sql, data.schema, data.snapshot, data.range, (text) => {
+replayRange(sql, data.schema, data.snapshot, data.range, data.states, (text) => {
   const wait = new Promise<void>((resolve) => {
     taken = resolve;
   });

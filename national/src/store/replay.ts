@@ -1,8 +1,9 @@
-import type { Sql } from "postgres";
+import { hash } from "node:crypto";
+import type { Sql, TransactionSql } from "postgres";
 import { evolve } from "../domain/person.js";
 import { type HubEvent, initialState, type PersonState } from "../domain/types.js";
 import { jsonbText } from "./jsonb-text.js";
-import { projectionRows } from "./projection.js";
+import { isoText, projectionRows } from "./projection.js";
 
 export const TABLES = ["records", "certificates", "migrations"] as const;
 
@@ -29,6 +30,14 @@ function copyValue(v: unknown): string {
 /** Escapes backslash, tab, newline and carriage return for COPY text format. */
 function copyEscape(text: string): string {
   return /[\\\t\n\r]/.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c] ?? c) : text;
+}
+
+/**
+ * Escapes JSON text for COPY: JSON escapes every control character inside its strings and
+ * jsonb's separators are spaces, so a backslash is the only character COPY would misread.
+ */
+function copyEscapeJson(json: string): string {
+  return json.includes("\\") ? json.replaceAll("\\", "\\\\") : json;
 }
 
 const COPY_ESCAPES: Record<string, string> = {
@@ -88,12 +97,22 @@ class CopyBytes {
 export type CopyChunk = Record<Table, Uint8Array<ArrayBuffer>>;
 
 /**
+ * How the replay writes each person's state: as the text jsonb prints for it (to replace live
+ * states with), or as the SHA-256 of that text in UTF-8 (`bytea`, enough to compare with the
+ * live states: a tenth of the bytes to send, parse and store).
+ */
+export type StateForm = "text" | "digest";
+
+/**
  * Folds the log, person by person in stream order, into the COPY text of the scratch tables:
- * the projection rows and each person's state as the text jsonb prints for it.
+ * the projection rows and each person's state in the given form.
  */
 export class Replay {
   events = 0;
   persons = 0;
+
+  constructor(private readonly states: StateForm = "text") {}
+
   private current: { key: string; state: PersonState } | undefined;
   private text: Record<Table, CopyBytes> = {
     records: new CopyBytes(),
@@ -140,13 +159,21 @@ export class Replay {
   private flushPerson(): void {
     const cur = this.current;
     if (!cur) return;
-    const rows = projectionRows(cur.key, cur.state);
+    const rows = projectionRows(cur.key, cur.state, undefined, isoText);
     for (const t of TABLES) this.text[t].append(copyLines(rows[t]));
-    this.text.persons.append(
-      `${copyEscape(cur.key)}\t${cur.state.version}\t${copyEscape(jsonbText(cur.state))}\n`,
-    );
+    const text = jsonbText(cur.state);
+    // A bytea in COPY text: \x and hex digits, its backslash escaped.
+    const state =
+      this.states === "digest" ? `\\\\x${hash("sha256", text, "hex")}` : copyEscapeJson(text);
+    this.text.persons.append(`${copyEscape(cur.key)}\t${cur.state.version}\t${state}\n`);
     this.persons += 1;
   }
+}
+
+/** Makes a transaction see the snapshot another one exported (pg_export_snapshot). */
+export async function useSnapshot(rx: TransactionSql, snapshot: string): Promise<void> {
+  if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`replay: bad snapshot id ${snapshot}`);
+  await rx.unsafe(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
 }
 
 /** Events read per page. */
@@ -170,12 +197,12 @@ export async function replayRange(
   schema: string,
   snapshot: string,
   range: StreamRange,
+  states: StateForm,
   emit: (text: CopyChunk) => Promise<void>,
 ): Promise<{ events: number; persons: number }> {
-  if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`replay: bad snapshot id ${snapshot}`);
   return sql.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY", async (rx) => {
-    await rx.unsafe(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
-    const replay = new Replay();
+    await useSnapshot(rx, snapshot);
+    const replay = new Replay(states);
     const upto = range.upto;
     const page = (stream: string, version: number) =>
       rx<Row[]>`
