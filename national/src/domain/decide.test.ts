@@ -299,3 +299,54 @@ describe("migration saga", () => {
     expect(c?.type === "MigrationCancelled" && c.data.directive.recordSequence).toBe(2);
   });
 });
+
+describe("evolve", () => {
+  /** Freezes an object and everything it holds: a write into it then throws. */
+  function deepFreeze<T>(value: T): T {
+    if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+      for (const v of Object.values(value)) deepFreeze(v);
+      Object.freeze(value);
+    }
+    return value;
+  }
+
+  it("never writes into the state it is given, through a whole life of events", () => {
+    // States are shared (the rebuild's fold, cached reads): evolve copies what it changes.
+    let s = initialState();
+    let position = 0;
+    let ids = 0;
+    const seen: string[] = [];
+    const play = (cmd: Command, now?: string) => {
+      const c = ctx(now);
+      c.newId = () => `f-${++ids}`;
+      for (const e of decide(s, cmd, c)) {
+        const given = deepFreeze(s);
+        const before = JSON.stringify(given);
+        s = evolve(given, e, { version: s.version + 1, position: ++position });
+        expect(JSON.stringify(given)).toBe(before);
+        seen.push(e.type);
+      }
+    };
+    play(register);
+    play({ kind: "reportDose", caller: "510000", identity, dose: dose("d7", "510000") });
+    play(migrateToGD, "2026-01-01T00:00:00Z");
+    play({ kind: "reportDose", caller: "510000", identity, dose: dose("d8", "510000") });
+    play({ kind: "deadline", migrationId: s.openMigrationId ?? "" }, "2026-01-01T00:00:02Z");
+    play(migrateToGD);
+    play(receipt(s, "110000", { sourceDoses: [dose("d1")] }));
+    play(receipt(s, "440000", { certificateNumber: "440000-N1" }));
+    play({ kind: "close", caller: "440000", recordId: "f-1", reason: "DELETED" });
+    expect(seen).toEqual([
+      "RecordRegistered",
+      "DoseReported",
+      "MigrationRequested",
+      "DoseReported",
+      "MigrationCompensated",
+      "MigrationRequested",
+      "SourceSuspended",
+      "MigrationCompleted",
+      "RecordClosed",
+    ]);
+    expect(s.records["f-1"]?.status).toBe("CLOSED");
+  });
+});
