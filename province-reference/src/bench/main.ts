@@ -343,8 +343,14 @@ async function registerPersons(s: System, n: number) {
   // The tables grew from nothing within seconds, faster than autovacuum refreshes their
   // statistics: pooled connections keep generic plans made for near-empty tables (sequential
   // scans that grow with every round). A hub that has been running has current statistics;
-  // so does this one before a timed round (untimed; every schema of the database).
-  await s.env.hub.sql`ANALYZE`;
+  // so does this one before a timed round (untimed; the hub's and the provinces' schemas
+  // only, not whatever else the database holds).
+  const schemas = [s.env.config.schema, ...s.provinces.map((p) => p.schema)];
+  const tables = await s.env.hub.sql<{ schema: string; table: string }[]>`
+    SELECT schemaname AS schema, tablename AS table FROM pg_tables
+    WHERE schemaname = ANY(${schemas}::text[])`;
+  for (const t of tables)
+    await s.env.hub.sql`ANALYZE ${s.env.hub.sql(t.schema)}.${s.env.hub.sql(t.table)}`;
   return people;
 }
 
