@@ -132,3 +132,32 @@ describe.each([
     expect(await snapshotRows()).toEqual(before);
   });
 });
+
+describe("rebuild of an empty log", () => {
+  it("replays nothing and finds the empty snapshot equal, in both modes", async () => {
+    const empty = await startTestHub();
+    try {
+      for (const mode of ["compare", "replace"] as const) {
+        const r = await rebuildSnapshot(empty.hub.sql, mode);
+        expect({ events: r.events, persons: r.persons, equal: r.equal }).toEqual({
+          events: 0,
+          persons: 0,
+          equal: true,
+        });
+        expect(r.differences).toEqual(NONE);
+      }
+      // A person state nobody's events explain is found, and removed by replace.
+      await empty.hub.sql`
+        INSERT INTO persons (person_key, version, state) VALUES ('p-stray', 1, '{"version": 1}')`;
+      expect((await rebuildSnapshot(empty.hub.sql, "compare")).differences).toEqual({
+        ...NONE,
+        persons: 1,
+      });
+      await rebuildSnapshot(empty.hub.sql, "replace");
+      const [left] = await empty.hub.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM persons`;
+      expect(left?.n).toBe(0);
+    } finally {
+      await empty.close();
+    }
+  });
+});
