@@ -1,4 +1,4 @@
-import { hash } from "node:crypto";
+import * as crypto from "node:crypto";
 import type { Sql, TransactionSql } from "postgres";
 import { evolve } from "../domain/person.js";
 import { type HubEvent, initialState, type PersonState } from "../domain/types.js";
@@ -17,6 +17,15 @@ export interface Row {
 
 export type Table = (typeof TABLES)[number] | "persons";
 export const ALL_TABLES: readonly Table[] = [...TABLES, "persons"];
+
+/**
+ * SHA-256 of a string's UTF-8, in hex. crypto.hash (one call, no Hash object) arrived in
+ * Node.js 20.12; older 20.x releases, which package.json still admits, get createHash.
+ */
+const sha256Hex: (text: string) => string =
+  typeof crypto.hash === "function"
+    ? (text) => crypto.hash("sha256", text, "hex")
+    : (text) => crypto.createHash("sha256").update(text).digest("hex");
 
 /** COPY text of one value. */
 function copyValue(v: unknown): string {
@@ -163,8 +172,7 @@ export class Replay {
     for (const t of TABLES) this.text[t].append(copyLines(rows[t]));
     const text = jsonbText(cur.state);
     // A bytea in COPY text: \x and hex digits, its backslash escaped.
-    const state =
-      this.states === "digest" ? `\\\\x${hash("sha256", text, "hex")}` : copyEscapeJson(text);
+    const state = this.states === "digest" ? `\\\\x${sha256Hex(text)}` : copyEscapeJson(text);
     this.text.persons.append(`${copyEscape(cur.key)}\t${cur.state.version}\t${state}\n`);
     this.persons += 1;
   }
