@@ -126,7 +126,8 @@ function shapeOf(keys: string[]): Shape {
     shapes.clear();
     shapeCount = 0;
   }
-  if (known && shapes.has(head)) known.push(shape);
+  const list = shapes.get(head);
+  if (list) list.push(shape);
   else shapes.set(head, [shape]);
   shapeCount += 1;
   return shape;

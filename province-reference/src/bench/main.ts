@@ -466,6 +466,16 @@ async function doseFigure(s: System): Promise<Figure> {
   const clients = PROVINCES.map((code) => s.env.client(DoseService, `province:${code}`));
   const people = await registerPersons(s, 400);
   const perRound = Math.round(2000 * SCALE);
+  /** Doses held by all the provinces' stores together. */
+  const dosesHeld = async () => {
+    const counts = await Promise.all(
+      s.provinces.map(
+        async (p) =>
+          (await p.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM doses`)[0]?.n ?? 0,
+      ),
+    );
+    return counts.reduce((a, b) => a + b, 0);
+  };
   const r = await rounds(
     `cross-province doses/s (${perRound} doses, ${IN_FLIGHT} in flight)`,
     ROUNDS,
@@ -475,13 +485,7 @@ async function doseFigure(s: System): Promise<Figure> {
         const giver = (person.owner + 1) % PROVINCES.length;
         return { person, giver, dose: newDose(PROVINCES[giver] ?? "110000") };
       });
-      const counts = await Promise.all(
-        s.provinces.map(
-          async (p) =>
-            (await p.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM doses`)[0]?.n ?? 0,
-        ),
-      );
-      const expected = counts.reduce((a, b) => a + b, 0) + perRound;
+      const expected = (await dosesHeld()) + perRound;
       const start = performance.now();
       await pool(doses, IN_FLIGHT, async ({ person, giver, dose }) => {
         await (clients[giver] as (typeof clients)[number]).reportDose({
@@ -491,15 +495,7 @@ async function doseFigure(s: System): Promise<Figure> {
       });
       await until(
         "doses appended at the owners",
-        async () => {
-          const now = await Promise.all(
-            s.provinces.map(
-              async (p) =>
-                (await p.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM doses`)[0]?.n ?? 0,
-            ),
-          );
-          return now.reduce((a, b) => a + b, 0) >= expected;
-        },
+        async () => (await dosesHeld()) >= expected,
         300_000,
         10,
       );
@@ -654,11 +650,11 @@ async function rebuildFigures(
     };
     return r.events / r.seconds;
   };
-  let emptied = true;
+  let refilled = false;
   const refill = await rounds(`snapshot refill events/s, ${shape}`, ROUNDS, async () => {
     // Untimed: the snapshot the previous round wrote goes, the log stays.
-    if (!emptied) await sql`TRUNCATE records, certificates, migrations, persons`;
-    emptied = false;
+    if (refilled) await sql`TRUNCATE records, certificates, migrations, persons`;
+    refilled = true;
     return run("replace");
   });
   const refillPhases = phases;
