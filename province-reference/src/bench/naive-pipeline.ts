@@ -1,0 +1,273 @@
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { create } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createClient,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  DirectiveService,
+  ReceiptDisposition,
+  type SubmitReceiptsRequest,
+  SubmitReceiptsResponseSchema,
+} from "@evc-interop/gen/evc/national/v1/directive_service_pb";
+import {
+  MigrationService,
+  type RequestMigrationRequest,
+  RequestMigrationResponseSchema,
+} from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { listen } from "@evc-interop/national/server";
+import { transport } from "@evc-interop/national/testing/harness";
+import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
+import { AckPolicy, connect, type JetStreamClient } from "nats";
+import postgres from "postgres";
+import { cpuPerOp, cpuSnapshot, type Figure, figure, median, pool } from "./measure.js";
+
+/**
+ * The naive migration pipeline the migration target is stated against: what a hub and its
+ * provinces cost on this machine when every step is done one at a time, with no batching and
+ * no business logic. Per migration: 3 Connect calls (the request, the source's receipt, the
+ * target's receipt), 4 commits (the hub records the request, the source suspends, the target
+ * activates, the hub records the completion), 3 JetStream publishes awaited for their ack
+ * (suspend, activate, completed) and 3 consumes acked one by one. Same layout as the real
+ * system in the bench: the hub side and the load generator in this process, the four provinces
+ * together in a child process (`naive-province.ts`), the same PostgreSQL and NATS, the same
+ * wire format (the real services' messages, binary Connect over HTTP/2), the same number of
+ * requests in flight.
+ */
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Header naming the calling province (the real hub authenticates a bearer token instead). */
+export const PROVINCE_HEADER = "x-naive-province";
+
+/** What the naive hub publishes to a province; the province answers with `kind:migrationId`. */
+export interface NaiveDirective {
+  kind: "s" | "a" | "c";
+  migration: string;
+  person: string;
+}
+
+export interface NaiveOptions {
+  rounds: number;
+  migrations: number;
+  inFlight: number;
+  provinces: string[];
+  natsUrl: string;
+  progress(msg: string): void;
+}
+
+export async function naivePipelineBaseline(o: NaiveOptions): Promise<Figure> {
+  const schema = uniqueName("bench_naive");
+  const stream = schema.toUpperCase();
+  const sql = postgres(TEST_DATABASE_URL, {
+    max: 20,
+    onnotice: () => {},
+    connection: { search_path: schema },
+  });
+  const nc = await connect({ servers: o.natsUrl });
+  const jsm = await nc.jetstreamManager();
+  const js = nc.jetstream();
+  let completed = 0;
+  let lastCompletion = 0;
+  let waiter: (() => void) | undefined;
+  let wanted = Number.POSITIVE_INFINITY;
+
+  const handler = connectNodeAdapter({
+    routes: (router: ConnectRouter) => {
+      router.service(MigrationService, {
+        requestMigration: (req, ctx) => requestMigration(req, ctx),
+      });
+      router.service(DirectiveService, {
+        submitReceipts: (req, ctx) => submitReceipts(req, ctx),
+      });
+    },
+  });
+
+  async function requestMigration(req: RequestMigrationRequest, ctx: HandlerContext) {
+    const target = caller(ctx);
+    const person = req.identity?.idNumber ?? "";
+    const id = randomUUID();
+    const [row] = await sql<{ source: string }[]>`
+      INSERT INTO migrations (id, person, source, target)
+      SELECT ${id}, id, owner, ${target} FROM persons WHERE id = ${person}
+      RETURNING source`;
+    if (!row) throw new ConnectError(`no person ${person}`, Code.NotFound);
+    await publish(js, stream, row.source, { kind: "s", migration: id, person });
+    return create(RequestMigrationResponseSchema, {
+      migration: { migrationId: id, sourceProvinceCode: row.source, targetProvinceCode: target },
+    });
+  }
+
+  async function submitReceipts(req: SubmitReceiptsRequest, ctx: HandlerContext) {
+    caller(ctx);
+    const results = [];
+    for (const r of req.receipts) {
+      const [kind, id] = r.directiveId.split(":");
+      if (kind === "s") {
+        const [m] = await sql<{ person: string; target: string }[]>`
+          SELECT person, target FROM migrations WHERE id = ${id ?? ""}`;
+        if (!m) throw new ConnectError(`no migration ${id}`, Code.NotFound);
+        await publish(js, stream, m.target, { kind: "a", migration: id ?? "", person: m.person });
+      } else if (kind === "a") {
+        const [m] = await sql<{ person: string; source: string }[]>`
+          WITH m AS (
+            UPDATE migrations SET completed_at = clock_timestamp()
+            WHERE id = ${id ?? ""} AND completed_at IS NULL
+            RETURNING person, source, target)
+          UPDATE persons p SET owner = m.target FROM m WHERE p.id = m.person
+          RETURNING m.person, m.source`;
+        if (m) {
+          completed++;
+          lastCompletion = performance.now();
+          if (completed >= wanted) waiter?.();
+          await publish(js, stream, m.source, { kind: "c", migration: id ?? "", person: m.person });
+        }
+      } else {
+        throw new ConnectError(`unknown directive ${r.directiveId}`, Code.InvalidArgument);
+      }
+      results.push({ directiveId: r.directiveId, disposition: ReceiptDisposition.RECORDED });
+    }
+    return create(SubmitReceiptsResponseSchema, { results });
+  }
+
+  await sql`CREATE SCHEMA ${sql(schema)}`;
+  await sql`CREATE TABLE persons (id text PRIMARY KEY, owner text NOT NULL)`;
+  await sql`CREATE TABLE migrations (
+    id uuid PRIMARY KEY, person text NOT NULL, source text NOT NULL, target text NOT NULL,
+    requested_at timestamptz NOT NULL DEFAULT clock_timestamp(), completed_at timestamptz)`;
+  await sql`CREATE TABLE records (
+    province text, person text, state text NOT NULL, PRIMARY KEY (province, person))`;
+  await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
+  for (const code of o.provinces) {
+    await jsm.consumers.add(stream, {
+      durable_name: `p${code}`,
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: `${stream}.${code}`,
+      max_ack_pending: 10_000,
+    });
+  }
+  const server = await listen(handler, "127.0.0.1", 0);
+  const child = spawn(process.execPath, [join(here, "naive-province.js")], {
+    env: {
+      ...process.env,
+      NAIVE_DATABASE_URL: TEST_DATABASE_URL,
+      NAIVE_SCHEMA: schema,
+      NAIVE_NATS_URL: o.natsUrl,
+      NAIVE_STREAM: stream,
+      NAIVE_PROVINCES: o.provinces.join(","),
+      NAIVE_HUB_URL: server.url,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout?.once("data", () => resolve());
+      child.once("exit", (code) => reject(new Error(`naive provinces exited with ${code}`)));
+    });
+    const clients = o.provinces.map((code) =>
+      createClient(
+        MigrationService,
+        transport(server.url, [
+          (next) => (req) => {
+            req.header.set(PROVINCE_HEADER, code);
+            return next(req);
+          },
+        ]),
+      ),
+    );
+    const cpu: Record<string, number>[] = [];
+    const round = async (r: number): Promise<number> => {
+      const people = Array.from({ length: o.migrations }, (_, i) => ({
+        id: `r${r}-${i}`,
+        owner: i % o.provinces.length,
+      }));
+      const owners = people.map((p) => o.provinces[p.owner] as string);
+      await sql`INSERT INTO persons (id, owner)
+        SELECT * FROM unnest(${people.map((p) => p.id)}::text[], ${owners}::text[])`;
+      await sql`INSERT INTO records (province, person, state)
+        SELECT o, p, 'ACTIVE' FROM unnest(${owners}::text[], ${people.map((p) => p.id)}::text[]) AS t(o, p)`;
+      await sql`ANALYZE persons, records, migrations`;
+      const done = new Promise<void>((resolve) => {
+        waiter = resolve;
+      });
+      wanted = completed + o.migrations;
+      const before = cpuSnapshot({ hub: process.pid, provinces: child.pid });
+      const start = performance.now();
+      await pool(people, o.inFlight, async (p, i) => {
+        const target = (p.owner + 1 + (i % (o.provinces.length - 1))) % o.provinces.length;
+        await (clients[target] as (typeof clients)[number]).requestMigration({
+          idempotencyKey: `naive-${p.id}`,
+          identity: { idNumber: p.id },
+        });
+      });
+      await withTimeout(done, 300_000, "naive pipeline migrations completed");
+      cpu.push(
+        cpuPerOp(before, cpuSnapshot({ hub: process.pid, provinces: child.pid }), o.migrations),
+      );
+      return o.migrations / ((lastCompletion - start) / 1000);
+    };
+    o.progress(`naive pipeline warm-up: ${(await round(0)).toFixed(0)} migrations/s (not counted)`);
+    cpu.length = 0;
+    const rates: number[] = [];
+    for (let r = 1; r <= o.rounds; r++) {
+      rates.push(await round(r));
+      o.progress(
+        `naive pipeline migrations/s: round ${r}/${o.rounds}: ${rates.at(-1)?.toFixed(0)}`,
+      );
+    }
+    return figure(
+      "naive_pipeline",
+      `Naive migration pipeline, ${o.inFlight} in flight: per migration 3 Connect calls, 4 commits, 3 JetStream publishes with ack, 3 consumes with ack, no batching (baseline)`,
+      "migrations/s",
+      rates,
+      cpu[rates.indexOf(median(rates))] ?? {},
+    );
+  } finally {
+    child.kill("SIGTERM");
+    await exited;
+    await server.close(0);
+    await jsm.streams.delete(stream).catch(() => undefined);
+    await nc.close();
+    await sql.end();
+    await dropSchema(schema);
+  }
+
+  function caller(ctx: HandlerContext): string {
+    const code = ctx.requestHeader.get(PROVINCE_HEADER);
+    if (!code || !o.provinces.includes(code)) {
+      throw new ConnectError(`${PROVINCE_HEADER} must name a province`, Code.Unauthenticated);
+    }
+    return code;
+  }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`bench: timed out waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function publish(
+  js: JetStreamClient,
+  stream: string,
+  province: string,
+  d: NaiveDirective,
+): Promise<void> {
+  await js.publish(`${stream}.${province}`, JSON.stringify(d), {
+    msgID: `${d.kind}:${d.migration}`,
+  });
+}
