@@ -550,7 +550,10 @@ async function readFigure(s: System): Promise<Figure> {
 async function generateLog(sql: Sql, persons: number, perPerson: number): Promise<void> {
   progress(`generating ${persons} persons with ${perPerson} event(s) each`);
   const batch = Math.ceil(100_000 / perPerson);
-  for (let from = 0; from < persons; from += batch) {
+  const starts = Array.from({ length: Math.ceil(persons / batch) }, (_, i) => i * batch);
+  // Untimed set-up, CPU-bound in PostgreSQL: two backends at a time (one per core) take it
+  // from 35 to 22 s for the million registrations (the rebuild figures did not change).
+  await pool(starts, 2, async (from) => {
     const to = Math.min(persons, from + batch) - 1;
     await sql`
       INSERT INTO events (event_id, stream_id, stream_version, type, data, recorded_at)
@@ -571,7 +574,7 @@ async function generateLog(sql: Sql, persons: number, perPerson: number): Promis
         END,
         now()
       FROM generate_series(${from}::int, ${to}::int) AS i, generate_series(1, ${perPerson}::int) AS v`;
-  }
+  });
 }
 
 async function logFigures(): Promise<Figure[]> {
@@ -678,18 +681,25 @@ async function reconcileFigures(): Promise<Figure[]> {
   const p = await startTestProvince(env, "110000", { reconcileChunk: 5000 });
   try {
     progress(`generating ${RECONCILE_CERTS} certificates at the hub and the province`);
-    await env.hub.sql`
-      INSERT INTO certificates (certificate_number, record_id, person_key, province, owner_province, status, record_status,
-        issued_at, status_changed_at, version, position)
-      SELECT '110000-R' || lpad(i::text, 9, '0'), 'r' || i, 'p' || i, '110000', '110000', 'NORMAL', 'ACTIVE', now(), now(), 1, i
-      FROM generate_series(1, ${RECONCILE_CERTS}::int) AS i`;
-    await p.sql`INSERT INTO records (record_id, status, hub_version)
-      SELECT 'r' || i, 'ACTIVE', 1 FROM generate_series(1, ${RECONCILE_CERTS}::int) AS i`;
-    await p.sql`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
-      SELECT '110000-R' || lpad(i::text, 9, '0'), 'r' || i, 'NORMAL', '110000', now(), now(), 1
-      FROM generate_series(1, ${RECONCILE_CERTS}::int) AS i`;
-    await p.sql`ANALYZE certificates`;
-    await env.hub.sql`ANALYZE certificates`;
+    // The hub's side and the province's side are written at the same time (two backends).
+    await Promise.all([
+      (async () => {
+        await env.hub.sql`
+          INSERT INTO certificates (certificate_number, record_id, person_key, province, owner_province, status, record_status,
+            issued_at, status_changed_at, version, position)
+          SELECT '110000-R' || lpad(i::text, 9, '0'), 'r' || i, 'p' || i, '110000', '110000', 'NORMAL', 'ACTIVE', now(), now(), 1, i
+          FROM generate_series(1, ${RECONCILE_CERTS}::int) AS i`;
+        await env.hub.sql`ANALYZE certificates`;
+      })(),
+      (async () => {
+        await p.sql`INSERT INTO records (record_id, status, hub_version)
+          SELECT 'r' || i, 'ACTIVE', 1 FROM generate_series(1, ${RECONCILE_CERTS}::int) AS i`;
+        await p.sql`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at, hub_version)
+          SELECT '110000-R' || lpad(i::text, 9, '0'), 'r' || i, 'NORMAL', '110000', now(), now(), 1
+          FROM generate_series(1, ${RECONCILE_CERTS}::int) AS i`;
+        await p.sql`ANALYZE certificates`;
+      })(),
+    ]);
     const measure = async (diverge: boolean) => {
       if (diverge) {
         await p.sql`UPDATE certificates SET status = 'SUSPENDED'
