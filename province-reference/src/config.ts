@@ -18,6 +18,8 @@ export interface ProvinceConfig {
   port: number;
   reconcileIntervalMs: number;
   reconcileChunk: number;
+  /** Missing and differing certificates repaired per transaction by reconciliation. */
+  reconcileRepairBatch: number;
   extraGraceMs: number;
   concurrency: number;
   /** Directives applied in one transaction at most (1: one transaction each). */
@@ -72,6 +74,7 @@ export function provinceConfigFromEnv(
     port: basePort === 0 ? 0 : basePort + index,
     reconcileIntervalMs: envInt(env, "EVC_RECONCILE_INTERVAL_MS", 300_000),
     reconcileChunk: envInt(env, "EVC_RECONCILE_CHUNK", 5000),
+    reconcileRepairBatch: envInt(env, "EVC_RECONCILE_REPAIR_BATCH", 500),
     extraGraceMs: envInt(env, "EVC_RECONCILE_EXTRA_GRACE_MS", 30_000),
     concurrency: envInt(env, "EVC_AGENT_CONCURRENCY", 16),
     maxBatch: envInt(env, "EVC_MAX_BATCH", 64),

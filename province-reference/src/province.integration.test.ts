@@ -273,6 +273,70 @@ describe("reconciliation (I6)", () => {
   });
 });
 
+describe("reconciliation in batches (I6)", () => {
+  it("repairs across pages and repair batches, with history rows and fresh status reads", async () => {
+    // Pages of 3 certificates and repairs of 2 per transaction: every boundary is crossed.
+    const sh = await startTestProvince(env, "310000", {
+      reconcileChunk: 3,
+      reconcileRepairBatch: 2,
+    });
+    running.push(sh);
+    const made = [];
+    for (let i = 0; i < 10; i++)
+      made.push(
+        await control(sh).registerRecord({ identity: newIdentity(), doses: [newDose("310000")] }),
+      );
+    // Other tests of this file may have left this province's code in the hub's snapshot.
+    await control(sh).reconcile({});
+    expect(await divergence(sh)).toEqual([]);
+    const numbers = made.map((m) => m.certificateNumber);
+    const [wiped, ...rest] = numbers;
+    const gone = rest.slice(0, 3);
+    const flipped = rest.slice(3, 6);
+    const moved = rest[6] ?? "";
+    // One person's record is gone altogether, with its doses and certificate.
+    const [rec] = await sh.sql<{ record_id: string }[]>`
+      SELECT record_id FROM certificates WHERE certificate_number = ${wiped ?? ""}`;
+    await sh.sql`DELETE FROM certificates WHERE record_id = ${rec?.record_id ?? ""}`;
+    await sh.sql`DELETE FROM doses WHERE record_id = ${rec?.record_id ?? ""}`;
+    await sh.sql`DELETE FROM records WHERE record_id = ${rec?.record_id ?? ""}`;
+    await sh.sql`DELETE FROM certificates WHERE certificate_number = ANY(${gone})`;
+    await sh.sql`UPDATE certificates SET status = 'REVOKED' WHERE certificate_number = ANY(${flipped})`;
+    await sh.sql`UPDATE certificates SET owner_province = '650000' WHERE certificate_number = ${moved}`;
+    // A phone reads the tampered status (the direct UPDATE told no cache).
+    const first = flipped[0] ?? "";
+    const before = await phone(sh).getCertificateStatus({ certificateNumber: first });
+    expect(before.certificate?.status).toBe(CertificateStatus.REVOKED);
+    expect((await divergence(sh)).length).toBe(8);
+
+    const report = await control(sh).reconcile({});
+    expect(report).toMatchObject({
+      missingRepaired: 4n,
+      statusRepaired: 3n,
+      ownerRepaired: 1n,
+      extraRepaired: 0n,
+    });
+    expect(await divergence(sh)).toEqual([]);
+    const history = await sh.sql<{ cause: string; n: number }[]>`
+      SELECT cause, count(*)::int AS n FROM certificate_history
+      WHERE cause LIKE 'reconciliation%' AND certificate_number = ANY(${numbers})
+      GROUP BY cause ORDER BY cause`;
+    expect(history).toEqual([
+      { cause: "reconciliation: missing", n: 4 },
+      { cause: "reconciliation: status differed", n: 3 },
+    ]);
+    const [record] = await sh.sql<{ status: string }[]>`
+      SELECT status FROM records WHERE record_id = ${rec?.record_id ?? ""}`;
+    expect(record?.status).toBe("ACTIVE");
+    await until("the repaired status is read", async () => {
+      const after = await phone(sh).getCertificateStatus({ certificateNumber: first });
+      return after.certificate?.status === CertificateStatus.NORMAL ? true : undefined;
+    });
+    const again = await control(sh).reconcile({});
+    expect(again).toMatchObject({ missingRepaired: 0n, statusRepaired: 0n, ownerRepaired: 0n });
+  });
+});
+
 describe("phone client", () => {
   it("serves from its cache, and falls back to polling when streaming is not available", async () => {
     const identity = newIdentity();

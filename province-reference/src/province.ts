@@ -156,7 +156,11 @@ export class Province {
           store,
           snapshot,
           certificates,
-          { chunk: config.reconcileChunk, extraGraceMs: config.extraGraceMs },
+          {
+            chunk: config.reconcileChunk,
+            extraGraceMs: config.extraGraceMs,
+            repairBatch: config.reconcileRepairBatch,
+          },
           log,
           metrics,
         );
