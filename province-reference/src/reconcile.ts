@@ -40,28 +40,60 @@ type Local = Pick<
   | "status_changed_at"
 >;
 
-/** Pages through the local certificates in certificate-number order (bounded memory). */
-async function* localRows(store: ProvinceStore, chunk: number): AsyncGenerator<Local> {
+/** Pages of the local certificates in certificate-number order (bounded memory). */
+async function* localPages(store: ProvinceStore, chunk: number): AsyncGenerator<Local[]> {
   let after = "";
   for (;;) {
     const rows = await store.sql<Local[]>`
       SELECT certificate_number, record_id, status, owner_province, hub_version, status_changed_at
       FROM certificates WHERE certificate_number COLLATE "C" > ${after}
       ORDER BY certificate_number COLLATE "C" LIMIT ${chunk}`;
-    for (const r of rows) yield r;
+    yield rows;
     if (rows.length < chunk) return;
     after = rows.at(-1)?.certificate_number ?? after;
   }
 }
 
-async function* remoteRows(
+async function* remotePages(
   hub: Client<typeof SnapshotService>,
   chunk: number,
   onWatermark: (w: bigint) => void,
-): AsyncGenerator<SnapshotEntry> {
+): AsyncGenerator<SnapshotEntry[]> {
   for await (const page of hub.streamSnapshot({ chunkSize: chunk })) {
     onWatermark(page.watermark);
-    for (const e of page.entries) yield e;
+    yield page.entries;
+  }
+}
+
+/**
+ * A cursor over pages of rows that waits only when a page is used up: the merge of a
+ * million certificates steps through rows without a promise per row.
+ */
+class Cursor<T> {
+  private rows: T[] = [];
+  private i = 0;
+
+  constructor(private readonly pages: AsyncIterator<T[]>) {}
+
+  /** The current row; undefined once every page is used up. */
+  get row(): T | undefined {
+    return this.rows[this.i];
+  }
+
+  /** Loads pages until one has a row, or there are no more. */
+  async load(): Promise<void> {
+    while (this.i >= this.rows.length) {
+      const page = await this.pages.next();
+      this.i = 0;
+      this.rows = page.done ? [] : page.value;
+      if (page.done) return;
+    }
+  }
+
+  /** Moves to the next row; true when that used up the page (then `await load()`). */
+  advance(): boolean {
+    this.i += 1;
+    return this.i >= this.rows.length;
   }
 }
 
@@ -84,6 +116,11 @@ const STATUS_NAME = {
   [CertificateStatus.SUSPENDED]: "SUSPENDED",
   [CertificateStatus.REVOKED]: "REVOKED",
 } as Record<number, "NORMAL" | "SUSPENDED" | "REVOKED">;
+
+/** The local status name of the hub's certificate status (an unknown value counts as revoked). */
+function statusOf(e: SnapshotEntry): "NORMAL" | "SUSPENDED" | "REVOKED" {
+  return STATUS_NAME[e.certificateStatus] ?? "REVOKED";
+}
 
 /**
  * One reconciliation pass (I6): merge-joins the hub's snapshot of this province (streamed at
@@ -112,28 +149,34 @@ export async function reconcile(
     newerLocally: 0,
     seconds: 0,
   };
-  const local = localRows(store, opts.chunk);
-  const remote = remoteRows(snapshot, opts.chunk, (w) => {
-    report.watermark = w;
-  });
+  const local = new Cursor(localPages(store, opts.chunk));
+  const remote = new Cursor(
+    remotePages(snapshot, opts.chunk, (w) => {
+      report.watermark = w;
+    }),
+  );
   const repairs = new Repairs(store, opts.repairBatch ?? 500);
-  let l = await local.next();
-  let r = await remote.next();
-  // Both sides are ordered byte-wise (COLLATE "C" in SQL), as this comparison is.
-  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-  while (!l.done || !r.done) {
+  await local.load();
+  await remote.load();
+  // Both sides are ordered byte-wise (COLLATE "C" in SQL), as these comparisons are.
+  for (;;) {
+    const l = local.row;
+    const r = remote.row;
+    if (l === undefined && r === undefined) break;
     report.compared += 1;
-    if (r.done || (!l.done && cmp(l.value.certificate_number, r.value.certificateNumber) < 0)) {
-      const row = l.value as Local;
-      await repairExtra(store, certificates, row, opts, report, log);
-      l = await local.next();
-    } else if (l.done || cmp(l.value.certificate_number, r.value.certificateNumber) > 0) {
-      await repairMissing(repairs, r.value, report, log);
-      r = await remote.next();
-    } else {
-      await repairDiffering(repairs, l.value, r.value, report, log);
-      l = await local.next();
-      r = await remote.next();
+    if (l !== undefined && (r === undefined || l.certificate_number < r.certificateNumber)) {
+      await repairExtra(store, certificates, l, opts, report, log);
+      if (local.advance()) await local.load();
+    } else if (r !== undefined && (l === undefined || l.certificate_number > r.certificateNumber)) {
+      await repairMissing(repairs, r, report, log);
+      if (remote.advance()) await remote.load();
+    } else if (l !== undefined && r !== undefined) {
+      if (l.status !== statusOf(r) || l.owner_province !== r.ownerProvinceCode)
+        await repairDiffering(repairs, l, r, report, log);
+      const localDone = local.advance();
+      const remoteDone = remote.advance();
+      if (localDone) await local.load();
+      if (remoteDone) await remote.load();
     }
   }
   await repairs.flush();
@@ -152,7 +195,7 @@ async function repairMissing(
   report: ReconcileReport,
   log: Logger,
 ) {
-  const status = STATUS_NAME[e.certificateStatus] ?? "REVOKED";
+  const status = statusOf(e);
   await repairs.missing({
     number: e.certificateNumber,
     recordId: e.recordId,
@@ -210,7 +253,7 @@ async function repairDiffering(
   report: ReconcileReport,
   log: Logger,
 ) {
-  const status = STATUS_NAME[e.certificateStatus] ?? "REVOKED";
+  const status = statusOf(e);
   const statusDiffers = row.status !== status;
   const ownerDiffers = row.owner_province !== e.ownerProvinceCode;
   if (!statusDiffers && !ownerDiffers) return;

@@ -23,7 +23,6 @@ import {
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
 import { connect } from "nats";
 import postgres, { type Sql } from "postgres";
-import { closeTestProvince, startTestProvince } from "../testing/provinces.js";
 import {
   closedLoop,
   cpuPerOp,
@@ -33,6 +32,7 @@ import {
   median,
   pool,
   quantile,
+  rssOf,
   until,
 } from "./measure.js";
 import { naivePipelineBaseline } from "./naive-pipeline.js";
@@ -232,8 +232,21 @@ interface System {
  */
 async function startSystem(): Promise<System> {
   const env = await startTestHub({ pollMs: 20, consumerAckWaitMs: 30_000, dbPoolSize: 20 });
+  const started = await spawnProvinces(env, PROVINCES, {
+    EVC_AGENT_CONCURRENCY: "64",
+    EVC_RECEIPT_POLL_MS: "50",
+  });
+  return { env, ...started };
+}
+
+/** Reference provinces for `codes` in one child process, wired to `env`'s hub; ready. */
+async function spawnProvinces(
+  env: TestHubEnv,
+  codes: string[],
+  extraEnv: Record<string, string>,
+): Promise<Omit<System, "env">> {
   const dir = mkdtempSync(join(tmpdir(), "evc-bench-"));
-  for (const code of PROVINCES) {
+  for (const code of codes) {
     const subject = `province:${code}`;
     writeFileSync(
       join(dir, credentialFile(subject)),
@@ -241,11 +254,11 @@ async function startSystem(): Promise<System> {
     );
   }
   const prefix = `${uniqueName("bench_p")}_`;
-  const base = await freePortRun(PROVINCES.length);
+  const base = await freePortRun(codes.length);
   const child = spawn(process.execPath, [...process.execArgv, join(here, "..", "main.js")], {
     env: {
       ...process.env,
-      EVC_PROVINCE_CODES: PROVINCES.join(","),
+      EVC_PROVINCE_CODES: codes.join(","),
       EVC_PROVINCE_LISTEN: `127.0.0.1:${base}`,
       EVC_PROVINCE_SCHEMA_PREFIX: prefix,
       DATABASE_URL: TEST_DATABASE_URL,
@@ -255,14 +268,13 @@ async function startSystem(): Promise<System> {
       EVC_HUB_URL: env.hub.url,
       EVC_CREDENTIALS_DIR: dir,
       EVC_PROVISION_CONSUMER: "0",
-      EVC_AGENT_CONCURRENCY: "64",
-      EVC_RECEIPT_POLL_MS: "50",
       EVC_RECONCILE_INTERVAL_MS: "0",
       EVC_LOG_LEVEL: "warn",
+      ...extraEnv,
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
-  const provinces = PROVINCES.map((code, i) => {
+  const provinces = codes.map((code, i) => {
     const url = `http://127.0.0.1:${base + i}`;
     return {
       code,
@@ -294,7 +306,7 @@ async function startSystem(): Promise<System> {
       100,
     );
   }
-  return { env, provinces, child, dir };
+  return { provinces, child, dir };
 }
 
 async function stopSystem(s: System): Promise<void> {
@@ -678,7 +690,11 @@ async function rebuildFigures(
 
 async function reconcileFigures(): Promise<Figure[]> {
   const env = await startTestHub({}, { workers: false });
-  const p = await startTestProvince(env, "110000", { reconcileChunk: 5000 });
+  // The province in a process of its own, as deployed: its seconds and memory are its own,
+  // and the hub streaming the snapshot has the other core.
+  const system = { env, ...(await spawnProvinces(env, ["110000"], {})) };
+  const p = system.provinces[0] as BenchProvince;
+  const pid = system.child.pid ?? 0;
   try {
     progress(`generating ${RECONCILE_CERTS} certificates at the hub and the province`);
     // The hub's side and the province's side are written at the same time (two backends).
@@ -705,23 +721,33 @@ async function reconcileFigures(): Promise<Figure[]> {
         await p.sql`UPDATE certificates SET status = 'SUSPENDED'
           WHERE certificate_number IN (SELECT certificate_number FROM certificates ORDER BY random() LIMIT ${Math.round(RECONCILE_CERTS / 100)})`;
       }
-      global.gc?.();
-      const base = process.memoryUsage().rss;
+      const cpuBefore = cpuSnapshot({ hub: process.pid, province: pid });
+      const base = rssOf(pid) ?? 0;
       let peak = base;
       const sampler = setInterval(() => {
-        peak = Math.max(peak, process.memoryUsage().rss);
+        peak = Math.max(peak, rssOf(pid) ?? 0);
       }, 20);
       const start = performance.now();
-      const r = await p.reconcile();
+      const r = await p.control.reconcile({});
       const seconds = (performance.now() - start) / 1000;
       clearInterval(sampler);
-      peak = Math.max(peak, process.memoryUsage().rss);
+      peak = Math.max(peak, rssOf(pid) ?? 0);
       if (r.compared < RECONCILE_CERTS) throw new Error(`compared only ${r.compared}`);
-      if (diverge && r.status < RECONCILE_CERTS / 100) throw new Error(`repaired only ${r.status}`);
-      return { seconds, peakMb: (peak - base) / 1e6, repaired: r.status };
+      if (diverge && r.statusRepaired < RECONCILE_CERTS / 100)
+        throw new Error(`repaired only ${r.statusRepaired}`);
+      // CPU seconds of the pass by process (cpu_ms per "operation" with the pass as 1,000).
+      const cpu = Object.fromEntries(
+        Object.entries(
+          cpuPerOp(cpuBefore, cpuSnapshot({ hub: process.pid, province: pid }), 1000),
+        ).map(([k, v]) => [k.replace("cpu_ms_", "cpu_s_"), v]),
+      );
+      return { seconds, peakMb: (peak - base) / 1e6, cpu };
     };
-    const inSync: { seconds: number; peakMb: number }[] = [];
-    const diverged: { seconds: number; peakMb: number }[] = [];
+    type Pass = Awaited<ReturnType<typeof measure>>;
+    const inSync: Pass[] = [];
+    const diverged: Pass[] = [];
+    const medianPass = (xs: Pass[]) =>
+      xs.find((x) => x.seconds === median(xs.map((y) => y.seconds)))?.cpu ?? {};
     await rounds("reconciliation in sync, seconds", ROUNDS, async () => {
       const m = await measure(false);
       inSync.push(m);
@@ -742,6 +768,7 @@ async function reconcileFigures(): Promise<Figure[]> {
         {
           peak_rss_increase_mb: peak(inSync),
           certs_per_s: RECONCILE_CERTS / Math.min(...inSync.map((x) => x.seconds)),
+          ...medianPass(inSync),
         },
       ),
       figure(
@@ -751,12 +778,12 @@ async function reconcileFigures(): Promise<Figure[]> {
         diverged.map((x) => x.seconds),
         {
           peak_rss_increase_mb: peak(diverged),
+          ...medianPass(diverged),
         },
       ),
     ];
   } finally {
-    await closeTestProvince(p);
-    await env.close();
+    await stopSystem(system);
   }
 }
 

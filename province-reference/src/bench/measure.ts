@@ -168,3 +168,13 @@ export function cpuPerOp(
   }
   return out;
 }
+
+/** Resident set size of a process in bytes (Linux /proc; undefined elsewhere or once gone). */
+export function rssOf(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m?.[1] ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
