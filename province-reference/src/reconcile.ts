@@ -32,25 +32,37 @@ export interface ReconcileOptions {
 
 type Local = Pick<
   CertificateRow,
-  | "certificate_number"
-  | "record_id"
-  | "status"
-  | "owner_province"
-  | "hub_version"
-  | "status_changed_at"
->;
+  "certificate_number" | "record_id" | "status" | "owner_province" | "hub_version"
+> & {
+  /** status_changed_at in epoch milliseconds (a number parses without making a Date per row). */
+  changed_ms: number;
+};
 
-/** Pages of the local certificates in certificate-number order (bounded memory). */
+/**
+ * Pages of the local certificates in certificate-number order; the next page is read while
+ * this one is merged (bounded memory: two pages).
+ */
 async function* localPages(store: ProvinceStore, chunk: number): AsyncGenerator<Local[]> {
-  let after = "";
-  for (;;) {
-    const rows = await store.sql<Local[]>`
-      SELECT certificate_number, record_id, status, owner_province, hub_version, status_changed_at
+  const page = (after: string) => {
+    const rows = store.sql<Local[]>`
+      SELECT certificate_number, record_id, status, owner_province, hub_version,
+        (extract(epoch FROM status_changed_at) * 1000)::float8 AS changed_ms
       FROM certificates WHERE certificate_number COLLATE "C" > ${after}
       ORDER BY certificate_number COLLATE "C" LIMIT ${chunk}`;
-    yield rows;
-    if (rows.length < chunk) return;
-    after = rows.at(-1)?.certificate_number ?? after;
+    // Awaited below; until then a failure must not count as unhandled.
+    rows.catch(() => undefined);
+    return rows;
+  };
+  let next: Promise<Local[]> | undefined = page("");
+  try {
+    while (next) {
+      const rows: Local[] = await next;
+      next = rows.length < chunk ? undefined : page(rows.at(-1)?.certificate_number ?? "");
+      yield rows;
+    }
+  } finally {
+    // A pass that ended early (an error) leaves no read behind.
+    await next?.catch(() => undefined);
   }
 }
 
@@ -220,7 +232,7 @@ async function repairExtra(
   log: Logger,
 ) {
   // The snapshot may predate this row (an activation applied after it was read): ask the hub.
-  if (Date.now() - row.status_changed_at.getTime() < opts.extraGraceMs) {
+  if (Date.now() - row.changed_ms < opts.extraGraceMs) {
     report.newerLocally += 1;
     return;
   }

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { CertificateStatus, RecordStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
 import {
+  type SnapshotEntry,
   SnapshotEntrySchema,
   type SnapshotService,
   StreamSnapshotResponseSchema,
@@ -53,8 +54,10 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
           yield create(StreamSnapshotResponseSchema, {
             watermark,
             last,
-            entries: rows.map((r) =>
-              create(SnapshotEntrySchema, {
+            // Every field set: a literal of the message type, not create() per entry.
+            entries: rows.map(
+              (r): SnapshotEntry => ({
+                $typeName: SnapshotEntrySchema.typeName,
                 certificateNumber: r.certificate_number,
                 recordId: r.record_id,
                 ownerProvinceCode: r.owner_province,
