@@ -107,6 +107,11 @@ class Cursor<T> {
     this.i += 1;
     return this.i >= this.rows.length;
   }
+
+  /** Ends the pages early (a failed pass): a page read or a stream from the hub stops. */
+  async close(): Promise<void> {
+    await this.pages.return?.();
+  }
 }
 
 /** The status of this province's copy of a record: only the owner holds it ACTIVE (I1). */
@@ -168,6 +173,33 @@ export async function reconcile(
     }),
   );
   const repairs = new Repairs(store, opts.repairBatch ?? 500);
+  try {
+    await merge(local, remote, repairs, store, certificates, opts, report, log);
+    await repairs.flush();
+  } finally {
+    await local.close();
+    await remote.close();
+  }
+  report.seconds = (Date.now() - started) / 1000;
+  for (const kind of ["missing", "extra", "status", "owner"] as const) {
+    if (report[kind] > 0) metrics.repairs.inc({ kind }, report[kind]);
+  }
+  metrics.reconciliations.inc();
+  log.info({ ...report, watermark: Number(report.watermark) }, "reconciliation pass done");
+  return report;
+}
+
+/** The merge of both sides in certificate-number order, row by row, repairing as it goes. */
+async function merge(
+  local: Cursor<Local>,
+  remote: Cursor<SnapshotEntry>,
+  repairs: Repairs,
+  store: ProvinceStore,
+  certificates: Client<typeof CertificateService>,
+  opts: ReconcileOptions,
+  report: ReconcileReport,
+  log: Logger,
+): Promise<void> {
   await local.load();
   await remote.load();
   // Both sides are ordered byte-wise (COLLATE "C" in SQL), as these comparisons are.
@@ -191,14 +223,6 @@ export async function reconcile(
       if (remoteDone) await remote.load();
     }
   }
-  await repairs.flush();
-  report.seconds = (Date.now() - started) / 1000;
-  for (const kind of ["missing", "extra", "status", "owner"] as const) {
-    if (report[kind] > 0) metrics.repairs.inc({ kind }, report[kind]);
-  }
-  metrics.reconciliations.inc();
-  log.info({ ...report, watermark: Number(report.watermark) }, "reconciliation pass done");
-  return report;
 }
 
 async function repairMissing(
