@@ -1,8 +1,9 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { CertificateStatus, RecordStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { DirectiveSchema, ReceiptSchema } from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate_service_pb";
 import {
   MigrationService,
   MigrationState,
@@ -21,6 +22,7 @@ import { connect } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PhoneClient } from "./phone-client.js";
 import type { Province } from "./province.js";
+import { reconcile } from "./reconcile.js";
 import { closeTestProvince, startTestProvince } from "./testing/provinces.js";
 
 let env: TestHubEnv;
@@ -334,6 +336,52 @@ describe("reconciliation in batches (I6)", () => {
     });
     const again = await control(sh).reconcile({});
     expect(again).toMatchObject({ missingRepaired: 0n, statusRepaired: 0n, ownerRepaired: 0n });
+  });
+});
+
+describe("a reconciliation pass that fails", () => {
+  it("ends the hub's snapshot stream, whose transaction would hold back the xmin horizon", async () => {
+    const code = "310000";
+    const p = await startTestProvince(env, code, { reconcileChunk: 50 });
+    running.push(p);
+    // Far more snapshot than HTTP/2 and the sockets buffer, so the hub cannot finish the stream
+    // on its own (20,000 entries were not enough: the old code passed this test with them).
+    await env.hub.sql`
+      INSERT INTO certificates (certificate_number, record_id, person_key, province, owner_province,
+        status, record_status, issued_at, status_changed_at, version, position)
+      SELECT ${code} || '-Z' || lpad(i::text, 9, '0'), 'zr' || i, 'zp' || i, ${code}, ${code},
+        'NORMAL', 'ACTIVE', now(), now(), 1, i
+      FROM generate_series(1, 200000) AS i`;
+    // A local row the hub does not know, sorting first: the pass asks the hub about it.
+    await p.sql`INSERT INTO records (record_id, status) VALUES ('zz-record', 'ACTIVE')`;
+    await p.sql`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at)
+      VALUES (${code} || '-0', 'zz-record', 'NORMAL', ${code}, now() - interval '1 day', now() - interval '1 day')`;
+    const unavailable = createClient(
+      CertificateService,
+      createRouterTransport(({ service }) => {
+        service(CertificateService, {
+          getCertificateStatus() {
+            throw new ConnectError("hub unreachable", Code.Unavailable);
+          },
+        });
+      }),
+    );
+    const snapshot = env.client(SnapshotService, `province:${code}`);
+    try {
+      await expect(
+        reconcile(p.store, snapshot, unavailable, { chunk: 50, extraGraceMs: 0 }, p.log, p.metrics),
+      ).rejects.toThrow(/hub unreachable/);
+      await until("the hub's snapshot transaction ended", async () => {
+        const [open] = await env.hub.sql<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE state = 'idle in transaction' AND query LIKE '%certificate_number COLLATE "C" >%'
+            AND query LIKE '%record_status, version, position%'`;
+        return open?.n === 0 ? true : undefined;
+      });
+    } finally {
+      await env.hub
+        .sql`DELETE FROM certificates WHERE province = ${code} AND certificate_number LIKE ${`${code}-Z%`}`;
+    }
   });
 });
 

@@ -70,8 +70,9 @@ async function* remotePages(
   hub: Client<typeof SnapshotService>,
   chunk: number,
   onWatermark: (w: bigint) => void,
+  signal: AbortSignal,
 ): AsyncGenerator<SnapshotEntry[]> {
-  for await (const page of hub.streamSnapshot({ chunkSize: chunk })) {
+  for await (const page of hub.streamSnapshot({ chunkSize: chunk }, { signal })) {
     onWatermark(page.watermark);
     yield page.entries;
   }
@@ -167,16 +168,25 @@ export async function reconcile(
     seconds: 0,
   };
   const local = new Cursor(localPages(store, opts.chunk));
+  // Aborted when the pass ends: a pass that fails cancels the hub's stream (an unread stream
+  // would hold the hub's snapshot transaction open, and with it the xmin horizon).
+  const stream = new AbortController();
   const remote = new Cursor(
-    remotePages(snapshot, opts.chunk, (w) => {
-      report.watermark = w;
-    }),
+    remotePages(
+      snapshot,
+      opts.chunk,
+      (w) => {
+        report.watermark = w;
+      },
+      stream.signal,
+    ),
   );
   const repairs = new Repairs(store, opts.repairBatch ?? 500);
   try {
     await merge(local, remote, repairs, store, certificates, opts, report, log);
     await repairs.flush();
   } finally {
+    stream.abort();
     await local.close();
     await remote.close();
   }
