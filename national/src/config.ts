@@ -27,6 +27,11 @@ export interface HubConfig {
   /** Commands group-committed in one transaction at most (1: one transaction each). */
   maxBatch: number;
   shutdownGraceMs: number;
+  /**
+   * A snapshot stream whose reader leaves a page untaken this long is ended: its REPEATABLE
+   * READ transaction would otherwise hold back the xmin horizon (and the sealer behind it).
+   */
+  snapshotStallMs: number;
   /** `all` (default: RPCs and background workers) or `api` (RPCs only; another replica relays). */
   role: "all" | "api";
   /** Testing only: `kill-after-publish` makes the relay SIGKILL its own process right after
@@ -97,6 +102,7 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     pollMs: envInt(env, "EVC_POLL_MS", 250),
     maxBatch: envInt(env, "EVC_MAX_BATCH", 64),
     shutdownGraceMs: envInt(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
+    snapshotStallMs: envInt(env, "EVC_SNAPSHOT_STALL_MS", 60_000),
     role: oneOf(env, "EVC_ROLE", ["all", "api"] as const, "all"),
     faultInjection: oneOf(env, "EVC_FAULT_INJECTION", ["", "kill-after-publish"] as const, ""),
   };

@@ -142,7 +142,12 @@ export class Hub {
         metrics,
       );
       const hub = new Hub(config, sql, nc, store, relay, metrics, log, undefined, layout);
-      const deps: HubDeps = { sql, store, personKeySecret: config.personKeySecret };
+      const deps: HubDeps = {
+        sql,
+        store,
+        personKeySecret: config.personKeySecret,
+        snapshotStallMs: config.snapshotStallMs,
+      };
       const verifier = new TokenVerifier(trust);
       const handler = connectNodeAdapter({
         routes: (router: ConnectRouter) => {

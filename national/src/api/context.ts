@@ -21,6 +21,8 @@ export interface HubDeps {
   store: HubStore;
   /** Secret of the person-key HMAC. */
   personKeySecret: string;
+  /** See HubConfig.snapshotStallMs. */
+  snapshotStallMs: number;
 }
 
 export function principalOf(ctx: HandlerContext): Principal {

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { CertificateStatus, RecordStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
 import {
   type SnapshotEntry,
@@ -36,6 +36,11 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
       const chunk = req.chunkSize || 1000;
       const conn = await deps.sql.reserve();
       let committed = false;
+      // Set when a reader left a page untaken for snapshotStallMs: the transaction was then
+      // rolled back and the connection released without waiting for the reader (one that
+      // stops reading without cancelling would otherwise hold them, and the xmin horizon, for
+      // as long as its HTTP/2 connection lives).
+      let abandoned: Promise<void> | undefined;
       try {
         // One consistent read for the whole stream, in keyset pages of bounded size.
         await conn`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`;
@@ -51,7 +56,7 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
             ORDER BY certificate_number COLLATE "C"
             LIMIT ${chunk}`;
           const last = rows.length < chunk;
-          yield create(StreamSnapshotResponseSchema, {
+          const page = create(StreamSnapshotResponseSchema, {
             watermark,
             last,
             // Every field set: a literal of the message type, not create() per entry.
@@ -68,15 +73,36 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
               }),
             ),
           });
+          const stall = setTimeout(() => {
+            abandoned = conn`ROLLBACK`.then(
+              () => conn.release(),
+              () => conn.release(),
+            );
+          }, deps.snapshotStallMs);
+          try {
+            yield page;
+          } finally {
+            clearTimeout(stall);
+          }
+          if (abandoned) {
+            throw new ConnectError(
+              `snapshot stream stalled: a page was left untaken for ${deps.snapshotStallMs} ms; read the snapshot again`,
+              Code.DeadlineExceeded,
+            );
+          }
           if (last) break;
           after = rows.at(-1)?.certificate_number ?? after;
         }
         await conn`COMMIT`;
         committed = true;
       } finally {
-        // Also reached when the client goes away mid-stream: never return an open transaction.
-        if (!committed) await conn`ROLLBACK`.catch(() => undefined);
-        conn.release();
+        if (abandoned) {
+          await abandoned;
+        } else {
+          // Also reached when the client goes away mid-stream: never return an open transaction.
+          if (!committed) await conn`ROLLBACK`.catch(() => undefined);
+          conn.release();
+        }
       }
     },
   };

@@ -162,7 +162,10 @@ export const SnapshotService: GenService<{
    * byte-wise (resume with after_certificate_number), in chunks, so a province of 25 million
    * certificates is served in bounded memory. Compare each row's version with the hub stream
    * version your province last applied to that record: a higher local version means a
-   * directive arrived after the snapshot was read, not a divergence.
+   * directive arrived after the snapshot was read, not a divergence. Read the stream
+   * steadily and cancel it if you stop early: a stream with a message left unread longer than
+   * the hub allows (a minute by default) ends with DEADLINE_EXCEEDED, since its transaction
+   * holds back the hub's cleanup; read it again.
    *
    * @generated from rpc evc.national.v1.SnapshotService.StreamSnapshot
    */
