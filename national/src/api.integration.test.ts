@@ -578,6 +578,41 @@ describe("the log is the truth (I5)", () => {
     expect((await verifyChain(env.hub.sql)).ok).toBe(true);
   });
 
+  it("verification hashes as sealing does, whatever the text: quotes, escapes, controls, Chinese", async () => {
+    // PostgreSQL recomputes each link (to_json, convert_to, sha256) that linkHash sealed in
+    // Node.js (JSON.stringify, UTF-8): any difference in escaping would break the chain here.
+    // A hub of its own: this log's odd event must not reach the other tests' rebuilds.
+    const own = await startTestHub();
+    const sql = own.hub.sql;
+    try {
+      const tricky = 'a"b\\c\n\t\u0001 中文😀/é\u2028\u007f';
+      const [row] = await sql<{ position: number }[]>`
+      INSERT INTO events (event_id, stream_id, stream_version, type, data, recorded_at)
+      VALUES (gen_random_uuid(), ${`chain-test-"\\-${Date.now()}-中`}, 1, ${'Odd\\Type"'},
+        ${sql.json({ s: tricky, nested: { [tricky]: [tricky, 1.5, null, true] } })},
+        now())
+      RETURNING position`;
+      const position = Number(row?.position);
+      await vi.waitFor(
+        async () => {
+          await sealAll(sql);
+          const sealed = await sql`SELECT 1 FROM event_chain WHERE position = ${position}`;
+          expect(sealed).toHaveLength(1);
+        },
+        { timeout: 15_000, interval: 100 },
+      );
+      expect(await verifyChain(sql)).toEqual({
+        ok: true,
+        eventsVerified: 1,
+        firstBrokenPosition: 0,
+        lastPosition: position,
+        detail: "",
+      });
+    } finally {
+      await own.close();
+    }
+  });
+
   it("flipping one byte of one stored event is reported at that event's position", async () => {
     const { identity } = await registered(GD);
     const history = await env.client(AuditService, "operator:ops").getPersonHistory({ identity });
