@@ -292,6 +292,7 @@ async function repairExtra(
   );
 }
 
+/** A row both sides hold whose status or owner differs (the merge checked that). */
 async function repairDiffering(
   repairs: Repairs,
   row: Local,
@@ -302,7 +303,6 @@ async function repairDiffering(
   const status = statusOf(e);
   const statusDiffers = row.status !== status;
   const ownerDiffers = row.owner_province !== e.ownerProvinceCode;
-  if (!statusDiffers && !ownerDiffers) return;
   if (row.hub_version > Number(e.version)) {
     report.newerLocally += 1;
     return;

@@ -5,7 +5,7 @@ import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_ser
 import { transport } from "@evc-interop/national/testing/harness";
 import { connect, type JsMsg } from "nats";
 import postgres from "postgres";
-import { type NaiveDirective, PROVINCE_HEADER } from "./naive-pipeline.js";
+import { asProvince, type NaiveDirective } from "./naive-pipeline.js";
 
 /**
  * The provinces of the naive migration pipeline (see naive-pipeline.ts), in a process of their
@@ -32,15 +32,7 @@ const loops: Promise<void>[] = [];
 const stops: (() => void)[] = [];
 
 for (const code of env("NAIVE_PROVINCES").split(",")) {
-  const hub = createClient(
-    DirectiveService,
-    transport(env("NAIVE_HUB_URL"), [
-      (next) => (req) => {
-        req.header.set(PROVINCE_HEADER, code);
-        return next(req);
-      },
-    ]),
-  );
+  const hub = createClient(DirectiveService, transport(env("NAIVE_HUB_URL"), [asProvince(code)]));
   const handle = async (m: JsMsg): Promise<void> => {
     const d = m.json<NaiveDirective>();
     if (d.kind === "s") {
