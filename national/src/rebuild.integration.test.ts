@@ -128,7 +128,26 @@ describe.each([
     await env.hub.sql`DELETE FROM migrations`;
     await env.hub.sql`DELETE FROM persons`;
     const repaired = await rebuildSnapshot(env.hub.sql, "replace", opts);
-    expect(repaired.differences.persons).toBe(40);
+    expect(repaired.differences).toEqual({
+      records: before.records?.length,
+      certificates: before.certificates?.length,
+      migrations: 10,
+      persons: 40,
+    });
+    expect(await snapshotRows()).toEqual(before);
+    expect((await rebuildSnapshot(env.hub.sql, "compare", opts)).equal).toBe(true);
+  });
+
+  it("refills the wiped tables of a partly wiped snapshot and keeps the others", async () => {
+    const before = await snapshotRows();
+    await env.hub.sql`DELETE FROM certificates`;
+    await env.hub.sql`DELETE FROM persons`;
+    const repaired = await rebuildSnapshot(env.hub.sql, "replace", opts);
+    expect(repaired.differences).toEqual({
+      ...NONE,
+      certificates: before.certificates?.length,
+      persons: 40,
+    });
     expect(await snapshotRows()).toEqual(before);
   });
 });

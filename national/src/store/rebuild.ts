@@ -113,7 +113,9 @@ export interface RebuildOptions {
  * Person states are compared by the SHA-256 of their jsonb text (computed here, see
  * jsonb-text.ts; PostgreSQL computes it of the live states), so the million states of a large
  * log are neither parsed into jsonb nor sent in full only to be compared. `replace` writes the
- * replayed states in full, to replace the live ones with.
+ * replayed states in full, to replace the live ones with; when every table of the live snapshot
+ * is empty (a wiped or lost snapshot), it writes the replay straight into them, skipping the
+ * scratch tables and the comparison.
  */
 export async function rebuildSnapshot(
   sql: Sql,
@@ -124,16 +126,21 @@ export async function rebuildSnapshot(
   return sql.begin("ISOLATION LEVEL REPEATABLE READ", async (tx) => {
     const [cur] = await tx<{ schema: string }[]>`SELECT current_schema() AS schema`;
     const live = cur?.schema ?? "public";
-    const scratch = `${live}_rebuild`;
-    await tx`DROP SCHEMA IF EXISTS ${tx(scratch)} CASCADE`;
-    await tx`CREATE SCHEMA ${tx(scratch)}`;
-    for (const t of TABLES) {
-      // Unlogged: a scratch copy needs no WAL.
-      await tx`CREATE UNLOGGED TABLE ${tx(scratch)}.${tx(t)} (LIKE ${tx(live)}.${tx(t)} INCLUDING DEFAULTS)`;
-    }
     const states: StateForm = mode === "replace" ? "text" : "digest";
-    await tx`CREATE UNLOGGED TABLE ${tx(scratch)}.persons
-      (person_key text, version bigint, state ${states === "text" ? tx`text` : tx`bytea`})`;
+    // Refilling a wholly empty snapshot: every replayed row is new, so the replay is written
+    // straight into the live tables instead of into scratch tables and then copied over.
+    const refill = mode === "replace" && (await snapshotEmpty(tx, live));
+    const scratch = `${live}_rebuild`;
+    if (!refill) {
+      await tx`DROP SCHEMA IF EXISTS ${tx(scratch)} CASCADE`;
+      await tx`CREATE SCHEMA ${tx(scratch)}`;
+      for (const t of TABLES) {
+        // Unlogged: a scratch copy needs no WAL.
+        await tx`CREATE UNLOGGED TABLE ${tx(scratch)}.${tx(t)} (LIKE ${tx(live)}.${tx(t)} INCLUDING DEFAULTS)`;
+      }
+      await tx`CREATE UNLOGGED TABLE ${tx(scratch)}.persons
+        (person_key text, version bigint, state ${states === "text" ? tx`text` : tx`bytea`})`;
+    }
 
     // Every range is replayed on its own connection in this transaction's snapshot, while
     // this connection writes the scratch tables.
@@ -145,6 +152,30 @@ export async function rebuildSnapshot(
     // Workers cannot be handed a password given as a function: such a pool replays here.
     const workers = canClone(sql) ? (opts.workers ?? (approxEvents >= 50_000 ? 2 : 0)) : 0;
     const ranges = await splitStreams(tx, live, Math.max(1, workers), approxEvents);
+    const job = { schema: live, snapshot, states };
+    /** Replays every range, writing the COPY text into the tables of `into`. */
+    const replay = async (into: string): Promise<Counts[]> => {
+      const writer = new CopyWriter(tx, into);
+      const counts =
+        workers > 0
+          ? await replayInWorkers(sql, job, ranges, writer)
+          : [await replayHere(sql, job, writer)];
+      await writer.drain();
+      return counts;
+    };
+
+    if (refill) {
+      const counts = await replay(live);
+      const replayed = process.hrtime.bigint();
+      // Every row written differs from the empty snapshot it refilled.
+      const differences = { records: 0, certificates: 0, migrations: 0, persons: 0 };
+      for (const t of ALL_TABLES) {
+        const [r] = await tx<{ n: number }[]>`SELECT count(*)::int AS n FROM ${tx(live)}.${tx(t)}`;
+        differences[t] = r?.n ?? 0;
+      }
+      return result(counts, differences, started, replayed, replayed);
+    }
+
     // Equal row multisets have equal counts and sums of row hashes: one scan of each side.
     // The live side's are worked out while the log is replayed, on a connection of their own.
     const liveSums = settle(sumsInSnapshot(sql, live, snapshot, states));
@@ -152,13 +183,7 @@ export async function rebuildSnapshot(
     let replayed: bigint;
     let replaySums: Sums;
     try {
-      const writer = new CopyWriter(tx, scratch);
-      const job = { schema: live, snapshot, states };
-      counts =
-        workers > 0
-          ? await replayInWorkers(sql, job, ranges, writer)
-          : [await replayHere(sql, job, writer)];
-      await writer.drain();
+      counts = await replay(scratch);
       replayed = process.hrtime.bigint();
       replaySums = await sums(tx, scratch, false, states);
     } finally {
@@ -167,8 +192,6 @@ export async function rebuildSnapshot(
     }
     const liveSettled = await liveSums;
     if ("error" in liveSettled) throw liveSettled.error;
-    const events = counts.reduce((n, c) => n + c.events, 0);
-    const persons = counts.reduce((n, c) => n + c.persons, 0);
 
     // Only tables that differ are compared row by row, to count the differences.
     const rowsOf = (schema: string, t: Table) =>
@@ -194,10 +217,9 @@ export async function rebuildSnapshot(
         ) d`;
       differences[t] = d?.n ?? 0;
     }
-    const equal = Object.values(differences).every((n) => n === 0);
     const compared = process.hrtime.bigint();
 
-    if (mode === "replace" && !equal) {
+    if (mode === "replace") {
       for (const t of ALL_TABLES) {
         if (differences[t] === 0) continue;
         const inCommon = differences[t] < sizes.live[t] + sizes.replay[t];
@@ -205,21 +227,42 @@ export async function rebuildSnapshot(
       }
     }
     await tx`DROP SCHEMA ${tx(scratch)} CASCADE`;
-    const done = process.hrtime.bigint();
-    const seconds = (a: bigint, b: bigint) => Number(b - a) / 1e9;
-    return {
-      events,
-      persons,
-      differences,
-      equal,
-      seconds: seconds(started, done),
-      phases: {
-        replay: seconds(started, replayed),
-        compare: seconds(replayed, compared),
-        replace: seconds(compared, done),
-      },
-    };
+    return result(counts, differences, started, replayed, compared);
   });
+}
+
+/** Whether the live snapshot holds no row in any of its tables. */
+async function snapshotEmpty(tx: TransactionSql, schema: string): Promise<boolean> {
+  const [r] = await tx<{ empty: boolean }[]>`
+    SELECT NOT EXISTS (SELECT FROM ${tx(schema)}.records)
+      AND NOT EXISTS (SELECT FROM ${tx(schema)}.certificates)
+      AND NOT EXISTS (SELECT FROM ${tx(schema)}.migrations)
+      AND NOT EXISTS (SELECT FROM ${tx(schema)}.persons) AS empty`;
+  return r?.empty === true;
+}
+
+/** A rebuild's result: the phases end at `replayed`, `compared` and now. */
+function result(
+  counts: Counts[],
+  differences: RebuildResult["differences"],
+  started: bigint,
+  replayed: bigint,
+  compared: bigint,
+): RebuildResult {
+  const done = process.hrtime.bigint();
+  const seconds = (a: bigint, b: bigint) => Number(b - a) / 1e9;
+  return {
+    events: counts.reduce((n, c) => n + c.events, 0),
+    persons: counts.reduce((n, c) => n + c.persons, 0),
+    differences,
+    equal: Object.values(differences).every((n) => n === 0),
+    seconds: seconds(started, done),
+    phases: {
+      replay: seconds(started, replayed),
+      compare: seconds(replayed, compared),
+      replace: seconds(compared, done),
+    },
+  };
 }
 
 const KEYS: Record<Table, string> = {
