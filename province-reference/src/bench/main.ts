@@ -78,7 +78,35 @@ async function rounds(
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     out.push(await fn(i));
-    progress(`${label}: round ${i + 1}/${n}: ${out.at(-1)?.toFixed(0)}`);
+    const v = out.at(-1) ?? 0;
+    progress(`${label}: round ${i + 1}/${n}: ${v >= 100 ? v.toFixed(0) : v.toPrecision(3)}`);
+  }
+  return out;
+}
+
+/**
+ * Rounds of calls from 64 concurrent callers, for the trivial-call baseline and the status
+ * reads it bounds alike: first an untimed warm-up of each (a server's first seconds go to
+ * compiling its hot code: the first timed round used to come out 10–25% below the others),
+ * then timed rounds of 5 seconds, the callers' rounds taking turns so that each sees the
+ * machine as the others do. Returns each caller's calls/s per round and last latencies.
+ */
+async function callRounds(
+  callers: { label: string; call: (i: number) => Promise<void> }[],
+): Promise<{ perSecond: number[]; latencies: number[] }[]> {
+  for (const c of callers) {
+    const warm = await closedLoop(64, 3_000, c.call);
+    progress(`${c.label}: warm-up ${warm.perSecond.toFixed(0)} (not counted)`);
+  }
+  const out = callers.map(() => ({ perSecond: [] as number[], latencies: [] as number[] }));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, c] of callers.entries()) {
+      const res = await closedLoop(64, 5_000, c.call);
+      const o = out[i] as (typeof out)[number];
+      o.perSecond.push(res.perSecond);
+      o.latencies = res.latencies;
+      progress(`${c.label}: round ${round + 1}/${ROUNDS}: ${res.perSecond.toFixed(0)}`);
+    }
   }
   return out;
 }
@@ -170,42 +198,55 @@ async function natsBaselines(): Promise<Figure[]> {
   }
 }
 
-async function connectBaseline(): Promise<Figure> {
-  // The server in a child process, as the provinces are for the status reads it bounds.
+const TRIVIAL_LABEL = "trivial Connect unary calls/s (64 in flight)";
+
+function trivialFigure(perSecond: number[]): Figure {
+  return figure(
+    "connect_trivial",
+    "Trivial Connect unary call over HTTP/2, 64 in flight, server in another process (baseline)",
+    "calls/s",
+    perSecond,
+  );
+}
+
+/**
+ * The trivial Connect server in a child process, as the provinces are for the status reads it
+ * bounds; `use` gets a call to it, and the server is stopped when `use` ends.
+ */
+async function withTrivialServer<T>(use: (call: () => Promise<void>) => Promise<T>): Promise<T> {
   const child = spawn(process.execPath, [join(here, "trivial-server.js")], {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    let out = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split("\n")[0];
-      if (out.includes("\n") && line) resolveUrl(line.trim());
-    });
-    child.once("exit", (code) => reject(new Error(`trivial server exited with ${code}`)));
-  });
-  const client = createClient(
-    ControlService,
-    createConnectTransport({ baseUrl: url, httpVersion: "2" }),
-  );
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
   try {
-    const r = await rounds("trivial Connect unary calls/s (64 in flight)", ROUNDS, async () => {
-      const res = await closedLoop(64, 10_000, async () => {
-        await client.getFeatures({});
+    const url = await new Promise<string>((resolveUrl, reject) => {
+      let out = "";
+      child.stdout?.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        const line = out.split("\n")[0];
+        if (out.includes("\n") && line) resolveUrl(line.trim());
       });
-      return res.perSecond;
+      child.once("exit", (code) => reject(new Error(`trivial server exited with ${code}`)));
     });
-    return figure(
-      "connect_trivial",
-      "Trivial Connect unary call over HTTP/2, 64 in flight, server in another process (baseline)",
-      "calls/s",
-      r,
+    const client = createClient(
+      ControlService,
+      createConnectTransport({ baseUrl: url, httpVersion: "2" }),
     );
+    return await use(async () => {
+      await client.getFeatures({});
+    });
   } finally {
-    const exited = new Promise<void>((r) => child.once("exit", () => r()));
     child.kill("SIGTERM");
     await exited;
   }
+}
+
+/** The trivial-call baseline alone (when the status reads, which measure it too, do not run). */
+async function connectBaseline(): Promise<Figure> {
+  return withTrivialServer(async (call) => {
+    const [r] = await callRounds([{ label: TRIVIAL_LABEL, call }]);
+    return trivialFigure(r?.perSecond ?? []);
+  });
 }
 
 // ---------------------------------------------------------------- end to end
@@ -523,7 +564,12 @@ async function doseFigure(s: System): Promise<Figure> {
   );
 }
 
-async function readFigure(s: System): Promise<Figure> {
+/**
+ * Status reads at a province, and the trivial-call baseline that bounds them, measured round
+ * for round in turn while the hub and the provinces run: measured apart (the baseline before
+ * the system was up), the ratio moved with whatever the machine did in between.
+ */
+async function readFigures(s: System): Promise<Figure[]> {
   const p = s.provinces[0] as BenchProvince;
   const people = await registerPersons(s, 200);
   const mine = people.filter((x) => x.owner === 0);
@@ -531,26 +577,31 @@ async function readFigure(s: System): Promise<Figure> {
     ProvinceService,
     createConnectTransport({ baseUrl: p.url, httpVersion: "2" }),
   );
-  let last: number[] = [];
-  const r = await rounds("certificate status reads/s (64 in flight)", ROUNDS, async () => {
-    const res = await closedLoop(64, 10_000, async (i) => {
-      await client.getCertificateStatus({
-        certificateNumber: (mine[i % mine.length] as (typeof mine)[number]).certificate,
-      });
+  const read = async (i: number) => {
+    await client.getCertificateStatus({
+      certificateNumber: (mine[i % mine.length] as (typeof mine)[number]).certificate,
     });
-    last = res.latencies;
-    return res.perSecond;
-  });
-  return figure(
-    "status_reads",
-    "Certificate status reads/s at a province, Connect over HTTP/2, 64 callers",
-    "reads/s",
-    r,
-    {
-      p50_ms: quantile(last, 0.5),
-      p99_ms: quantile(last, 0.99),
-    },
+  };
+  const [trivial, reads] = await withTrivialServer((call) =>
+    callRounds([
+      { label: TRIVIAL_LABEL, call },
+      { label: "certificate status reads/s (64 in flight)", call: read },
+    ]),
   );
+  if (!trivial || !reads) throw new Error("callRounds returned fewer results than callers");
+  return [
+    trivialFigure(trivial.perSecond),
+    figure(
+      "status_reads",
+      "Certificate status reads/s at a province, Connect over HTTP/2, 64 callers",
+      "reads/s",
+      reads.perSecond,
+      {
+        p50_ms: quantile(reads.latencies, 0.5),
+        p99_ms: quantile(reads.latencies, 0.99),
+      },
+    ),
+  ];
 }
 
 // ---------------------------------------------------------------- scale: log and reconciliation
@@ -817,7 +868,8 @@ async function main(): Promise<void> {
   if (want("baselines")) {
     figures.push(await pgInsertBaseline());
     figures.push(...(await natsBaselines()));
-    figures.push(await connectBaseline());
+    // With the status reads, the trivial call is measured in turn with them (readFigures).
+    if (!want("reads")) figures.push(await connectBaseline());
   }
   if (want("migrations")) {
     // The migration target's own yardstick; runs with the migrations so that part has its ratio.
@@ -837,7 +889,7 @@ async function main(): Promise<void> {
     try {
       if (want("migrations")) figures.push(...(await migrationFigures(system)));
       if (want("doses")) figures.push(await doseFigure(system));
-      if (want("reads")) figures.push(await readFigure(system));
+      if (want("reads")) figures.push(...(await readFigures(system)));
     } finally {
       await stopSystem(system);
     }
@@ -848,6 +900,13 @@ async function main(): Promise<void> {
   }
   if (want("reconcile")) figures.push(...(await reconcileFigures()));
 
+  // Baselines first, in the order of the parts that measure them, then the headlines.
+  const BASELINES = ["pg_commits", "js_publish", "js_consume", "connect_trivial", "naive_pipeline"];
+  const rank = (f: Figure) => {
+    const b = BASELINES.indexOf(f.id);
+    return b >= 0 ? b : BASELINES.length;
+  };
+  figures.sort((a, b) => rank(a) - rank(b));
   const by = new Map(figures.map((f) => [f.id, f]));
   const relate = (id: string, baseline: string, target?: string, met?: (f: Figure) => boolean) => {
     const f = by.get(id);
