@@ -32,10 +32,16 @@ import {
   median,
   pool,
   quantile,
+  quiet,
   rssOf,
   until,
 } from "./measure.js";
-import { naivePipelineBaseline } from "./naive-pipeline.js";
+import {
+  type NaiveOptions,
+  type NaivePipeline,
+  naiveFigure,
+  startNaivePipeline,
+} from "./naive-pipeline.js";
 
 /**
  * `npm run bench`: end-to-end figures of the hub and reference provinces on this machine, with
@@ -422,9 +428,37 @@ async function completedCount(s: System, since: Date): Promise<number> {
  */
 const IN_FLIGHT = 128;
 
+/**
+ * Migrations through the hub and reference provinces, and through the naive pipeline the target
+ * is stated against (its own yardstick, so this part has its ratio): each warmed up untimed,
+ * then their timed rounds taking turns, so that both see the machine alike (measured one after
+ * the other, the ratio moved with the machine's drift between them).
+ */
 async function migrationFigures(s: System): Promise<Figure[]> {
+  const o = {
+    migrations: MIGRATIONS,
+    inFlight: IN_FLIGHT,
+    provinces: PROVINCES,
+    natsUrl: NATS_URL,
+  };
+  const naive = await startNaivePipeline(o);
+  try {
+    return await migrationRounds(s, naive, o);
+  } finally {
+    await naive.stop();
+  }
+}
+
+async function migrationRounds(
+  s: System,
+  naive: NaivePipeline,
+  o: NaiveOptions,
+): Promise<Figure[]> {
   const clients = PROVINCES.map((code) => s.env.client(MigrationService, `province:${code}`));
   const processes = { hub: process.pid, provinces: s.child.pid };
+  // The naive pipeline's and this system's rounds take turns: each starts on a quiet machine.
+  const everything = { ...processes, naive: naive.pid };
+  const settle = () => quiet(everything);
   const cpu: Record<string, number>[] = [];
   /** Registers MIGRATIONS persons, moves each to another province; returns migrations/s. */
   const round = async (): Promise<number> => {
@@ -446,6 +480,8 @@ async function migrationFigures(s: System): Promise<Figure[]> {
       300_000,
       200,
     );
+    // The round's tail (sealing its events, autovacuum) is its own, not the next round's.
+    await settle();
     cpu.push(cpuPerOp(cpuBefore, cpuSnapshot(processes), MIGRATIONS));
     const [last] = await s.env.hub.sql<{ at: Date }[]>`
       SELECT max(updated_at) AS at FROM migrations
@@ -454,13 +490,20 @@ async function migrationFigures(s: System): Promise<Figure[]> {
   };
   // Untimed: a fresh Node.js process spends a fifth of its CPU compiling hot code for its
   // first tens of seconds; the timed rounds should see the hub and provinces as they run.
+  const naiveWarm = await naive.round(0, settle);
+  progress(`naive pipeline warm-up: ${naiveWarm.rate.toFixed(0)} migrations/s (not counted)`);
   progress(`warm-up: ${(await round()).toFixed(0)} migrations/s (not counted)`);
-  cpu.length = 0;
-  const throughput = await rounds(
-    `completed migrations/s (${MIGRATIONS} persons, ${IN_FLIGHT} in flight)`,
-    ROUNDS,
-    round,
-  );
+  const naiveRounds: Awaited<ReturnType<NaivePipeline["round"]>>[] = [];
+  const throughput: number[] = [];
+  for (let r = 1; r <= ROUNDS; r++) {
+    const n = await naive.round(r, settle);
+    naiveRounds.push(n);
+    progress(`naive pipeline migrations/s: round ${r}/${ROUNDS}: ${n.rate.toFixed(0)}`);
+    throughput.push(await round());
+    progress(
+      `completed migrations/s (${MIGRATIONS} persons, ${IN_FLIGHT} in flight): round ${r}/${ROUNDS}: ${throughput.at(-1)?.toFixed(0)}`,
+    );
+  }
   const rate = Math.max(
     10,
     Math.round(
@@ -513,7 +556,7 @@ async function migrationFigures(s: System): Promise<Figure[]> {
       ...(cpu[throughput.indexOf(median(throughput))] ?? {}),
     },
   );
-  return [f];
+  return [naiveFigure(o, naiveRounds), f];
 }
 
 async function doseFigure(s: System): Promise<Figure> {
@@ -870,19 +913,6 @@ async function main(): Promise<void> {
     figures.push(...(await natsBaselines()));
     // With the status reads, the trivial call is measured in turn with them (readFigures).
     if (!want("reads")) figures.push(await connectBaseline());
-  }
-  if (want("migrations")) {
-    // The migration target's own yardstick; runs with the migrations so that part has its ratio.
-    figures.push(
-      await naivePipelineBaseline({
-        rounds: ROUNDS,
-        migrations: MIGRATIONS,
-        inFlight: IN_FLIGHT,
-        provinces: PROVINCES,
-        natsUrl: NATS_URL,
-        progress,
-      }),
-    );
   }
   if (want("migrations") || want("doses") || want("reads")) {
     const system = await startSystem();

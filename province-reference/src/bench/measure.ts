@@ -1,5 +1,6 @@
 /** Small statistics helpers for the benchmark. */
 import { readdirSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 
 export function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return 0;
@@ -152,6 +153,31 @@ export function cpuSnapshot(processes: Record<string, number | undefined>): CpuS
   out.postgres = pg / CLOCK_TICKS;
   out.nats = nats / CLOCK_TICKS;
   return out;
+}
+
+/**
+ * Waits until the given processes, PostgreSQL and NATS together use under `share` of the
+ * machine's cores over half a second (the tail of a round: sealing, autovacuum, collection),
+ * for at most `maxMs`. Returns the milliseconds waited (0 where /proc is missing).
+ */
+export async function quiet(
+  processes: Record<string, number | undefined>,
+  share = 0.05,
+  maxMs = 10_000,
+): Promise<number> {
+  const start = Date.now();
+  const cores = availableParallelism();
+  let before = cpuSnapshot(processes);
+  if (Object.keys(before).length === 0) return 0;
+  while (Date.now() - start < maxMs) {
+    await new Promise((r) => setTimeout(r, 500));
+    const after = cpuSnapshot(processes);
+    let used = 0;
+    for (const [part, t] of Object.entries(after)) used += t - (before[part] ?? t);
+    before = after;
+    if (used / 0.5 / cores < share) break;
+  }
+  return Date.now() - start;
 }
 
 /** Milliseconds of CPU per operation of each part between two snapshots. */

@@ -64,15 +64,44 @@ export interface NaiveDirective {
 }
 
 export interface NaiveOptions {
-  rounds: number;
   migrations: number;
   inFlight: number;
   provinces: string[];
   natsUrl: string;
-  progress(msg: string): void;
 }
 
-export async function naivePipelineBaseline(o: NaiveOptions): Promise<Figure> {
+/** A running naive pipeline: rounds of `migrations` migrations on demand, then stopped. */
+export interface NaivePipeline {
+  /**
+   * Round `r` (distinct persons per round): its migrations/s, and CPU ms per migration counted
+   * until `settle` returns after the last completion (so the round's tail is its own).
+   */
+  round(
+    r: number,
+    settle: () => Promise<unknown>,
+  ): Promise<{ rate: number; cpu: Record<string, number> }>;
+  /** The provinces' process. */
+  pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+/** The naive pipeline's figure from its timed rounds (the CPU split of the median round). */
+export function naiveFigure(
+  o: NaiveOptions,
+  rounds: { rate: number; cpu: Record<string, number> }[],
+): Figure {
+  const rates = rounds.map((r) => r.rate);
+  return figure(
+    "naive_pipeline",
+    `Naive migration pipeline, ${o.inFlight} in flight: per migration 3 Connect calls, 4 commits, 3 JetStream publishes with ack, 3 consumes with ack, no batching (baseline)`,
+    "migrations/s",
+    rates,
+    rounds[rates.indexOf(median(rates))]?.cpu ?? {},
+  );
+}
+
+/** Sets up the naive hub (here), its provinces (a child process), tables and stream. */
+export async function startNaivePipeline(o: NaiveOptions): Promise<NaivePipeline> {
   const schema = uniqueName("bench_naive");
   const stream = schema.toUpperCase();
   const sql = postgres(TEST_DATABASE_URL, {
@@ -143,46 +172,59 @@ export async function naivePipelineBaseline(o: NaiveOptions): Promise<Figure> {
     return create(SubmitReceiptsResponseSchema, { results });
   }
 
-  await sql`CREATE SCHEMA ${sql(schema)}`;
-  await sql`CREATE TABLE persons (id text PRIMARY KEY, owner text NOT NULL)`;
-  await sql`CREATE TABLE migrations (
-    id uuid PRIMARY KEY, person text NOT NULL, source text NOT NULL, target text NOT NULL,
-    requested_at timestamptz NOT NULL DEFAULT clock_timestamp(), completed_at timestamptz)`;
-  await sql`CREATE TABLE records (
-    province text, person text, state text NOT NULL, PRIMARY KEY (province, person))`;
-  await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
-  for (const code of o.provinces) {
-    await jsm.consumers.add(stream, {
-      durable_name: `p${code}`,
-      ack_policy: AckPolicy.Explicit,
-      filter_subject: `${stream}.${code}`,
-      max_ack_pending: 10_000,
-    });
-  }
-  const server = await listen(handler, "127.0.0.1", 0);
-  const child = spawn(process.execPath, [join(here, "naive-province.js")], {
-    env: {
-      ...process.env,
-      NAIVE_DATABASE_URL: TEST_DATABASE_URL,
-      NAIVE_SCHEMA: schema,
-      NAIVE_NATS_URL: o.natsUrl,
-      NAIVE_STREAM: stream,
-      NAIVE_PROVINCES: o.provinces.join(","),
-      NAIVE_HUB_URL: server.url,
-    },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  let server: Awaited<ReturnType<typeof listen>> | undefined;
+  let child: ReturnType<typeof spawn> | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const stop = async () => {
+    child?.kill("SIGTERM");
+    await exited;
+    await server?.close(0);
+    await jsm.streams.delete(stream).catch(() => undefined);
+    await nc.close();
+    await sql.end();
+    await dropSchema(schema);
+  };
   try {
+    await sql`CREATE SCHEMA ${sql(schema)}`;
+    await sql`CREATE TABLE persons (id text PRIMARY KEY, owner text NOT NULL)`;
+    await sql`CREATE TABLE migrations (
+      id uuid PRIMARY KEY, person text NOT NULL, source text NOT NULL, target text NOT NULL,
+      requested_at timestamptz NOT NULL DEFAULT clock_timestamp(), completed_at timestamptz)`;
+    await sql`CREATE TABLE records (
+      province text, person text, state text NOT NULL, PRIMARY KEY (province, person))`;
+    await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
+    for (const code of o.provinces) {
+      await jsm.consumers.add(stream, {
+        durable_name: `p${code}`,
+        ack_policy: AckPolicy.Explicit,
+        filter_subject: `${stream}.${code}`,
+        max_ack_pending: 10_000,
+      });
+    }
+    const hub = await listen(handler, "127.0.0.1", 0);
+    server = hub;
+    const provinces = spawn(process.execPath, [join(here, "naive-province.js")], {
+      env: {
+        ...process.env,
+        NAIVE_DATABASE_URL: TEST_DATABASE_URL,
+        NAIVE_SCHEMA: schema,
+        NAIVE_NATS_URL: o.natsUrl,
+        NAIVE_STREAM: stream,
+        NAIVE_PROVINCES: o.provinces.join(","),
+        NAIVE_HUB_URL: hub.url,
+      },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    child = provinces;
+    exited = new Promise<void>((r) => provinces.once("exit", () => r()));
     await new Promise<void>((resolve, reject) => {
-      child.stdout?.once("data", () => resolve());
-      child.once("exit", (code) => reject(new Error(`naive provinces exited with ${code}`)));
+      provinces.stdout?.once("data", () => resolve());
+      provinces.once("exit", (code) => reject(new Error(`naive provinces exited with ${code}`)));
     });
     const clients = o.provinces.map((code) =>
-      createClient(MigrationService, transport(server.url, [asProvince(code)])),
+      createClient(MigrationService, transport(hub.url, [asProvince(code)])),
     );
-    const cpu: Record<string, number>[] = [];
-    const round = async (r: number): Promise<number> => {
+    const round = async (r: number, settle: () => Promise<unknown>) => {
       const people = Array.from({ length: o.migrations }, (_, i) => ({
         id: `r${r}-${i}`,
         owner: i % o.provinces.length,
@@ -194,7 +236,7 @@ export async function naivePipelineBaseline(o: NaiveOptions): Promise<Figure> {
         SELECT o, p, 'ACTIVE' FROM unnest(${owners}::text[], ${people.map((p) => p.id)}::text[]) AS t(o, p)`;
       await sql`ANALYZE persons, records, migrations`;
       const wanted = completed + o.migrations;
-      const before = cpuSnapshot({ hub: process.pid, provinces: child.pid });
+      const before = cpuSnapshot({ hub: process.pid, provinces: provinces.pid });
       const start = performance.now();
       await pool(people, o.inFlight, async (p, i) => {
         const target = (p.owner + 1 + (i % (o.provinces.length - 1))) % o.provinces.length;
@@ -205,35 +247,18 @@ export async function naivePipelineBaseline(o: NaiveOptions): Promise<Figure> {
       });
       // The rate runs to the last completion's own time, not to when this poll noticed it.
       await until("naive pipeline migrations completed", async () => completed >= wanted, 300_000);
-      cpu.push(
-        cpuPerOp(before, cpuSnapshot({ hub: process.pid, provinces: child.pid }), o.migrations),
+      await settle();
+      const cpu = cpuPerOp(
+        before,
+        cpuSnapshot({ hub: process.pid, provinces: provinces.pid }),
+        o.migrations,
       );
-      return o.migrations / ((lastCompletion - start) / 1000);
+      return { rate: o.migrations / ((lastCompletion - start) / 1000), cpu };
     };
-    o.progress(`naive pipeline warm-up: ${(await round(0)).toFixed(0)} migrations/s (not counted)`);
-    cpu.length = 0;
-    const rates: number[] = [];
-    for (let r = 1; r <= o.rounds; r++) {
-      rates.push(await round(r));
-      o.progress(
-        `naive pipeline migrations/s: round ${r}/${o.rounds}: ${rates.at(-1)?.toFixed(0)}`,
-      );
-    }
-    return figure(
-      "naive_pipeline",
-      `Naive migration pipeline, ${o.inFlight} in flight: per migration 3 Connect calls, 4 commits, 3 JetStream publishes with ack, 3 consumes with ack, no batching (baseline)`,
-      "migrations/s",
-      rates,
-      cpu[rates.indexOf(median(rates))] ?? {},
-    );
-  } finally {
-    child.kill("SIGTERM");
-    await exited;
-    await server.close(0);
-    await jsm.streams.delete(stream).catch(() => undefined);
-    await nc.close();
-    await sql.end();
-    await dropSchema(schema);
+    return { round, stop, pid: provinces.pid };
+  } catch (err) {
+    await stop();
+    throw err;
   }
 
   function caller(ctx: HandlerContext): string {
