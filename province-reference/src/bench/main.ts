@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -34,6 +34,7 @@ import {
   quantile,
   quiet,
   rssOf,
+  spawnChild,
   until,
 } from "./measure.js";
 import {
@@ -220,7 +221,7 @@ function trivialFigure(perSecond: number[]): Figure {
  * bounds; `use` gets a call to it, and the server is stopped when `use` ends.
  */
 async function withTrivialServer<T>(use: (call: () => Promise<void>) => Promise<T>): Promise<T> {
-  const child = spawn(process.execPath, [join(here, "trivial-server.js")], {
+  const child = spawnChild(process.execPath, [join(here, "trivial-server.js")], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
@@ -302,7 +303,7 @@ async function spawnProvinces(
   }
   const prefix = `${uniqueName("bench_p")}_`;
   const base = await freePortRun(codes.length);
-  const child = spawn(process.execPath, [...process.execArgv, join(here, "..", "main.js")], {
+  const child = spawnChild(process.execPath, [...process.execArgv, join(here, "..", "main.js")], {
     env: {
       ...process.env,
       EVC_PROVINCE_CODES: codes.join(","),

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,7 +27,16 @@ import { transport } from "@evc-interop/national/testing/harness";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
 import { AckPolicy, connect, type JetStreamClient } from "nats";
 import postgres from "postgres";
-import { cpuPerOp, cpuSnapshot, type Figure, figure, median, pool, until } from "./measure.js";
+import {
+  cpuPerOp,
+  cpuSnapshot,
+  type Figure,
+  figure,
+  median,
+  pool,
+  spawnChild,
+  until,
+} from "./measure.js";
 
 /**
  * The naive migration pipeline the migration target is stated against: what a hub and its
@@ -173,7 +181,7 @@ export async function startNaivePipeline(o: NaiveOptions): Promise<NaivePipeline
   }
 
   let server: Awaited<ReturnType<typeof listen>> | undefined;
-  let child: ReturnType<typeof spawn> | undefined;
+  let child: ReturnType<typeof spawnChild> | undefined;
   let exited: Promise<void> = Promise.resolve();
   const stop = async () => {
     child?.kill("SIGTERM");
@@ -203,7 +211,7 @@ export async function startNaivePipeline(o: NaiveOptions): Promise<NaivePipeline
     }
     const hub = await listen(handler, "127.0.0.1", 0);
     server = hub;
-    const provinces = spawn(process.execPath, [join(here, "naive-province.js")], {
+    const provinces = spawnChild(process.execPath, [join(here, "naive-province.js")], {
       env: {
         ...process.env,
         NAIVE_DATABASE_URL: TEST_DATABASE_URL,
