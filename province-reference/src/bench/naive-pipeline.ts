@@ -81,8 +81,8 @@ export interface NaiveOptions {
 /** A running naive pipeline: rounds of `migrations` migrations on demand, then stopped. */
 export interface NaivePipeline {
   /**
-   * Round `r` (distinct persons per round): its migrations/s, and CPU ms per migration counted
-   * until `settle` returns after the last completion (so the round's tail is its own).
+   * Round `r` (distinct persons per round): its migrations/s and CPU ms per migration (both up
+   * to the last completion); returns once `settle` has, after it.
    */
   round(
     r: number,
@@ -255,12 +255,12 @@ export async function startNaivePipeline(o: NaiveOptions): Promise<NaivePipeline
       });
       // The rate runs to the last completion's own time, not to when this poll noticed it.
       await until("naive pipeline migrations completed", async () => completed >= wanted, 300_000);
-      await settle();
       const cpu = cpuPerOp(
         before,
         cpuSnapshot({ hub: process.pid, provinces: provinces.pid }),
         o.migrations,
       );
+      await settle();
       return { rate: o.migrations / ((lastCompletion - start) / 1000), cpu };
     };
     return { round, stop, pid: provinces.pid };
