@@ -143,7 +143,7 @@ export async function rebuildSnapshot(
     }
 
     // Every range is replayed on its own connection in this transaction's snapshot, while
-    // this connection writes the scratch tables.
+    // this connection writes the scratch tables (refilling: the live ones).
     const [exported] = await tx<{ id: string }[]>`SELECT pg_export_snapshot() AS id`;
     const snapshot = exported?.id ?? "";
     const [top] = await tx<{ n: number }[]>`

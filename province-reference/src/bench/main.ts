@@ -495,6 +495,7 @@ async function migrationRounds(
   const naiveWarm = await naive.round(0, settle);
   progress(`naive pipeline warm-up: ${naiveWarm.rate.toFixed(0)} migrations/s (not counted)`);
   progress(`warm-up: ${(await round()).toFixed(0)} migrations/s (not counted)`);
+  cpu.length = 0;
   const naiveRounds: Awaited<ReturnType<NaivePipeline["round"]>>[] = [];
   const throughput: number[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
