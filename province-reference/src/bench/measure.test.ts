@@ -1,5 +1,7 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { describe, expect, it } from "vitest";
-import { cpuPerOp, cpuSnapshot, median, quantile } from "./measure.js";
+import { cpuPerOp, cpuSnapshot, median, quantile, quiet } from "./measure.js";
 
 describe("bench statistics", () => {
   it("takes quantiles of sorted samples as the nearest rank", () => {
@@ -41,4 +43,37 @@ describe("bench statistics", () => {
     expect(second.postgres).toBeGreaterThan(0);
     expect(second.nats).toBeGreaterThanOrEqual(0);
   });
+
+  it.runIf(process.platform === "linux")(
+    "waits for a busy process to go idle before calling the machine quiet",
+    async () => {
+      // Busy for 1.5 s of wall time, then idle (but alive) until killed.
+      const child = spawn(
+        process.execPath,
+        [
+          "-e",
+          `const end = Date.now() + 1500; let x = 0;
+           while (Date.now() < end) x += Math.sqrt(x + 1);
+           process.stdout.write("idle\\n"); setInterval(() => {}, 1000);`,
+        ],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      try {
+        let idleAt: number | undefined;
+        child.stdout.once("data", () => {
+          idleAt = performance.now();
+        });
+        await once(child, "spawn");
+        await quiet({ child: child.pid }, 0.05, 20_000);
+        const returnedAt = performance.now();
+        // Not before the child stopped spinning (PostgreSQL and NATS count too: under other
+        // tests' load it may wait longer, up to the cap, which is fine).
+        expect(idleAt).toBeDefined();
+        expect(returnedAt).toBeGreaterThan(idleAt as number);
+      } finally {
+        child.kill();
+        await once(child, "exit");
+      }
+    },
+  );
 });
