@@ -159,26 +159,25 @@ export function cpuSnapshot(processes: Record<string, number | undefined>): CpuS
 /**
  * Waits until the given processes, PostgreSQL and NATS together use under `share` of the
  * machine's cores over half a second (the tail of a round: sealing, autovacuum, collection),
- * for at most `maxMs`. Returns the milliseconds waited (0 where /proc is missing).
+ * for at most `maxMs` (at once where /proc is missing).
  */
 export async function quiet(
   processes: Record<string, number | undefined>,
   share = 0.05,
   maxMs = 10_000,
-): Promise<number> {
+): Promise<void> {
   const start = Date.now();
   const cores = availableParallelism();
   let before = cpuSnapshot(processes);
-  if (Object.keys(before).length === 0) return 0;
+  if (Object.keys(before).length === 0) return;
   while (Date.now() - start < maxMs) {
     await new Promise((r) => setTimeout(r, 500));
     const after = cpuSnapshot(processes);
     let used = 0;
     for (const [part, t] of Object.entries(after)) used += t - (before[part] ?? t);
     before = after;
-    if (used / 0.5 / cores < share) break;
+    if (used / 0.5 / cores < share) return;
   }
-  return Date.now() - start;
 }
 
 /** Milliseconds of CPU per operation of each part between two snapshots. */

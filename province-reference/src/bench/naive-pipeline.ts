@@ -86,7 +86,7 @@ export interface NaivePipeline {
    */
   round(
     r: number,
-    settle: () => Promise<unknown>,
+    settle: () => Promise<void>,
   ): Promise<{ rate: number; cpu: Record<string, number> }>;
   /** The provinces' process. */
   pid: number | undefined;
@@ -232,7 +232,7 @@ export async function startNaivePipeline(o: NaiveOptions): Promise<NaivePipeline
     const clients = o.provinces.map((code) =>
       createClient(MigrationService, transport(hub.url, [asProvince(code)])),
     );
-    const round = async (r: number, settle: () => Promise<unknown>) => {
+    const round = async (r: number, settle: () => Promise<void>) => {
       const people = Array.from({ length: o.migrations }, (_, i) => ({
         id: `r${r}-${i}`,
         owner: i % o.provinces.length,
