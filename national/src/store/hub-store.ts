@@ -76,7 +76,6 @@ const EVENT_COLUMNS: Columns = {
   data: "jsonb",
   recorded_at: "timestamptz",
 };
-const DOSE_COLUMNS: Columns = { dose_id: "text", person_key: "text" };
 const DIRECTIVE_COLUMNS: Columns = {
   directive_id: "uuid",
   province: "text",
@@ -111,9 +110,6 @@ interface Job {
 
 /** What one job of a batch came to: a result, or a refusal of its command alone. */
 type Outcome = { ok: true; result: ExecuteResult<unknown> } | { ok: false; error: unknown };
-
-/** The batch cannot be committed as a whole; its commands are retried one by one. */
-class BatchConflict extends Error {}
 
 /** A job's events and what they change, ready to be written. */
 interface Planned {
@@ -385,19 +381,6 @@ export class HubStore {
       ),
     );
     writes.push(...projectionQueries(tx, projections));
-    const doses = changes.flatMap((c) =>
-      [...newDoseIds(c.plan.before, c.state)].map((dose_id) => ({
-        dose_id,
-        person_key: c.plan.job.personKey,
-      })),
-    );
-    const dosesAt = writes.length;
-    if (doses.length > 0) {
-      writes.push(
-        tx`INSERT INTO doses ${unnestRows(tx, DOSE_COLUMNS, doses)}
-          ON CONFLICT (dose_id) DO NOTHING RETURNING dose_id`,
-      );
-    }
     const created = changes.filter((c) => c.plan.events.length > 0 && c.plan.before.version === 0);
     const updated = changes.filter((c) => c.plan.events.length > 0 && c.plan.before.version > 0);
     if (created.length > 0) writes.push(personsInsert(tx, created));
@@ -424,17 +407,13 @@ export class HubStore {
     if (idemWrites.length > 0) {
       writes.push(tx`INSERT INTO idempotency ${unnestRows(tx, IDEMPOTENCY_COLUMNS, idemWrites)}`);
     }
-    const [results] = await Promise.all([
+    await Promise.all([
       Promise.all(writes),
       hooks.after?.(
         tx,
         changes.map((c) => c.plan.job.tag),
       ),
     ]);
-    if (doses.length > 0 && results[dosesAt]?.length !== doses.length) {
-      // A dose id already held by another person: let the command that brought it be refused alone.
-      throw new BatchConflict("dose id in use");
-    }
     changes.forEach((c, n) => {
       const i = jobs.indexOf(c.plan.job);
       outcomes[i] = {
@@ -452,14 +431,6 @@ export class HubStore {
       try {
         [outcome] = await this.sql.begin((tx) => this.executeRound(tx, [job], hooks));
       } catch (err) {
-        if (err instanceof BatchConflict) {
-          throw new Refusal(
-            "already_exists",
-            "INVALID_FIELD",
-            "dose id is already in use for another person",
-            { field: "dose.dose_id" },
-          );
-        }
         const e = pgError(err);
         if (e.code !== "23505") throw err;
         if (e.constraint_name === "certificates_pkey") {
@@ -527,20 +498,6 @@ export class HubStore {
     });
     return { plan, state, outbox };
   }
-}
-
-/** Dose ids the hub learned with this change (on records or held by a migration). */
-function newDoseIds(before: PersonState, after: PersonState): Set<string> {
-  const known = new Set<string>();
-  for (const r of Object.values(before.records)) for (const d of r.doses) known.add(d.doseId);
-  for (const m of Object.values(before.migrations))
-    for (const d of m.heldDoses) known.add(d.doseId);
-  const fresh = new Set<string>();
-  for (const r of Object.values(after.records))
-    for (const d of r.doses) if (!known.has(d.doseId)) fresh.add(d.doseId);
-  for (const m of Object.values(after.migrations))
-    for (const d of m.heldDoses) if (!known.has(d.doseId)) fresh.add(d.doseId);
-  return fresh;
 }
 
 function toJob<R>(

@@ -148,6 +148,16 @@ CREATE TABLE idempotency (
 );
 `,
   },
+  {
+    version: 2,
+    name: "dose identity is per person",
+    sql: `
+-- A dose id is unique within its person's state, not across persons: a province that minted
+-- one id for two children must not make the second child impossible to register or migrate
+-- (I3). The person's event stream already deduplicates its own doses.
+DROP TABLE doses;
+`,
+  },
 ];
 
 /** Applies pending migrations to the current schema. Returns the versions applied now. */
