@@ -22,7 +22,13 @@ export function doseService(deps: HubDeps): ServiceImpl<typeof DoseService> {
       const dose = doseToJson(req.dose);
       const { response } = await deps.store.execute(
         keyOf(deps, req.identity),
-        { kind: "reportDose", caller, identity: identityToJson(req.identity), dose },
+        {
+          kind: "reportDose",
+          caller,
+          identity: identityToJson(req.identity),
+          dose,
+          heldByReporter: req.heldByReporter,
+        },
         (state, events) => {
           const record = state.currentRecordId ? state.records[state.currentRecordId] : undefined;
           return create(ReportDoseResponseSchema, {

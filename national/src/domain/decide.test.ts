@@ -206,6 +206,44 @@ describe("migration saga", () => {
     ).toEqual([]);
   });
 
+  it("a dose the owner stored is only learned; one the owner did not store is routed back to it", () => {
+    const s = given([register]);
+    const held = when(s, {
+      kind: "reportDose",
+      caller: "110000",
+      identity,
+      dose: dose("d2"),
+      heldByReporter: true,
+    });
+    expect(held).toEqual([
+      {
+        type: "DoseReported",
+        data: {
+          dose: dose("d2"),
+          reportedBy: "110000",
+          recordId: "id-1",
+          at: "2026-01-01T00:00:00.000Z",
+        },
+      },
+    ]);
+    // The owner lost its local copy (or never had one): the hub sends the dose to it all the same.
+    const [notHeld] = when(s, { kind: "reportDose", caller: "110000", identity, dose: dose("d3") });
+    expect(notHeld?.type === "DoseReported" && notHeld.data.directive).toMatchObject({
+      province: "110000",
+      recordId: "id-1",
+      action: { kind: "appendDose", dose: dose("d3") },
+    });
+    // A province that claims to hold a record it does not own is routed to the owner anyway.
+    const [claimed] = when(s, {
+      kind: "reportDose",
+      caller: "440000",
+      identity,
+      dose: dose("d4", "440000"),
+      heldByReporter: true,
+    });
+    expect(claimed?.type === "DoseReported" && claimed.data.directive?.province).toBe("110000");
+  });
+
   it("deadline before the source answered compensates and restores at once", () => {
     const s = given([register], [migrateToGD, "2026-01-01T00:00:00Z"]);
     expect(

@@ -55,7 +55,14 @@ export type Command =
       attempt: number;
       certificateNumber: string;
     }
-  | { kind: "reportDose"; caller: string; identity: IdentityJson; dose: DoseJson }
+  | {
+      kind: "reportDose";
+      caller: string;
+      identity: IdentityJson;
+      dose: DoseJson;
+      /** The caller owns the record and has stored the dose in it: nothing to route back. */
+      heldByReporter?: boolean;
+    }
   | { kind: "deadline"; migrationId: string };
 
 function iso(d: Date): string {
@@ -326,14 +333,15 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
             dose: cmd.dose,
           },
         );
-      } else if (!open && r.owner !== cmd.caller) {
+      } else if (!open && !(r.owner === cmd.caller && cmd.heldByReporter)) {
+        // A non-owner's dose, or the owner's own that it did not store: the owner appends it.
         data.directive = directive(state, ctx, r.owner, r.recordId, 1, cmd.dose.doseId, {
           kind: "appendDose",
           dose: cmd.dose,
         });
       }
-      // Otherwise: held by the open migration (merged into activate or restore), or reported
-      // by the owner itself (nothing to route).
+      // Otherwise: held by the open migration (merged into activate or restore), or already
+      // stored by the owner that reported it (the hub only learns it).
       return [{ type: "DoseReported", data }];
     }
 

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evc/national/v1/dose_service.proto.
  */
 export const file_evc_national_v1_dose_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJldmMvbmF0aW9uYWwvdjEvZG9zZV9zZXJ2aWNlLnByb3RvEg9ldmMubmF0aW9uYWwudjEicQoRUmVwb3J0RG9zZVJlcXVlc3QSMQoIaWRlbnRpdHkYASABKAsyFy5ldmMuY29tbW9uLnYxLklkZW50aXR5Qga6SAPIAQESKQoEZG9zZRgCIAEoCzITLmV2Yy5jb21tb24udjEuRG9zZUIGukgDyAEBIlcKElJlcG9ydERvc2VSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgCIAEoCRIRCglkdXBsaWNhdGUYAyABKAgyZAoLRG9zZVNlcnZpY2USVQoKUmVwb3J0RG9zZRIiLmV2Yy5uYXRpb25hbC52MS5SZXBvcnREb3NlUmVxdWVzdBojLmV2Yy5uYXRpb25hbC52MS5SZXBvcnREb3NlUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record]);
+  fileDesc("CiJldmMvbmF0aW9uYWwvdjEvZG9zZV9zZXJ2aWNlLnByb3RvEg9ldmMubmF0aW9uYWwudjEiiwEKEVJlcG9ydERvc2VSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBEikKBGRvc2UYAiABKAsyEy5ldmMuY29tbW9uLnYxLkRvc2VCBrpIA8gBARIYChBoZWxkX2J5X3JlcG9ydGVyGAMgASgIIlcKElJlcG9ydERvc2VSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgCIAEoCRIRCglkdXBsaWNhdGUYAyABKAgyZAoLRG9zZVNlcnZpY2USVQoKUmVwb3J0RG9zZRIiLmV2Yy5uYXRpb25hbC52MS5SZXBvcnREb3NlUmVxdWVzdBojLmV2Yy5uYXRpb25hbC52MS5SZXBvcnREb3NlUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record]);
 
 /**
  * Request of DoseService.ReportDose.
@@ -36,6 +36,17 @@ export type ReportDoseRequest = Message<"evc.national.v1.ReportDoseRequest"> & {
    * @generated from field: evc.common.v1.Dose dose = 2;
    */
   dose?: Dose | undefined;
+
+  /**
+   * True when the caller owns the person's record and has already stored the dose in it, in
+   * the same local transaction that checked the record was still its own: the hub then only
+   * learns the dose (and carries it along if a migration is open). False (the default): the hub
+   * directs the owner to append the dose, even when the owner is the caller — the safe answer
+   * for a province that does not hold the record locally.
+   *
+   * @generated from field: bool held_by_reporter = 3;
+   */
+  heldByReporter: boolean;
 };
 
 /**
@@ -81,16 +92,17 @@ export const ReportDoseResponseSchema: GenMessage<ReportDoseResponse> = /*@__PUR
   messageDesc(file_evc_national_v1_dose_service, 1);
 
 /**
- * Doses given in one province to a person whose record another province owns (跨省不迁入,
- * paper §2.2.2).
+ * Doses given in a province: to a person whose record another province owns (跨省不迁入,
+ * paper §2.2.2), and by the owner itself so that the hub knows every dose (I3).
  *
  * @generated from service evc.national.v1.DoseService
  */
 export const DoseService: GenService<{
   /**
    * Reports a dose given by the calling province. The hub appends DoseReported and directs the
-   * owner province to append it; during an open migration the dose follows the record (I3).
-   * Idempotent by dose id: a dose id already reported returns the first result.
+   * owner province to append it (also when the caller is the owner, unless held_by_reporter);
+   * during an open migration the dose follows the record (I3). Idempotent per person by dose
+   * id: a dose id the person already has returns the first result.
    *
    * @generated from rpc evc.national.v1.DoseService.ReportDose
    */
