@@ -28,6 +28,8 @@ export interface ProvinceConfig {
   /** If set, the control API requires `Authorization: Bearer <token>`. */
   controlToken: string;
   receiptPollMs: number;
+  /** Retry tick of pending hub intents (registrations, closures, dose reports). */
+  intentPollMs: number;
   shutdownGraceMs: number;
   /** Conformance self-test only: behave with one deliberate bug. */
   broken?: BrokenVariant;
@@ -81,6 +83,7 @@ export function provinceConfigFromEnv(
     provisionConsumer: (env.EVC_PROVISION_CONSUMER ?? "1") !== "0",
     controlToken: env.EVC_CONTROL_TOKEN ?? "",
     receiptPollMs: envInt(env, "EVC_RECEIPT_POLL_MS", 1000),
+    intentPollMs: envInt(env, "EVC_INTENT_POLL_MS", 2000),
     shutdownGraceMs: envInt(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
     ...(env.EVC_BROKEN ? { broken: parseBroken(env.EVC_BROKEN) } : {}),
   };

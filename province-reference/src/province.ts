@@ -28,6 +28,7 @@ import { type AgentOptions, DirectiveAgent, ReceiptSubmitter } from "./agent.js"
 import { controlService } from "./api/control-service.js";
 import { provinceService } from "./api/province-service.js";
 import type { ProvinceConfig } from "./config.js";
+import { HubIntents } from "./hub-intents.js";
 import { ProvinceMetrics } from "./metrics.js";
 import { type ReconcileReport, reconcile } from "./reconcile.js";
 import { migrate } from "./store/schema.js";
@@ -72,6 +73,8 @@ export class Province {
   private timer: NodeJS.Timeout | undefined;
   private reconciling: Promise<ReconcileReport> | undefined;
   private stopped = false;
+  /** Province-initiated hub calls and their durable intents. */
+  intents: HubIntents | undefined;
 
   private constructor(
     readonly config: ProvinceConfig,
@@ -182,12 +185,14 @@ export class Province {
         migrations: createClient(MigrationService, transport),
         doses: createClient(DoseService, transport),
       };
+      const intents = new HubIntents(store, hub, log, config.intentPollMs);
+      p.intents = intents;
       const handler = connectNodeAdapter({
         routes: (router: ConnectRouter) => {
           router.service(ProvinceService, provinceService(store, changes));
           router.service(
             ControlService,
-            controlService(store, hub, () => p.reconcile()),
+            controlService(store, hub, intents, () => p.reconcile()),
           );
         },
         interceptors: [controlAuth(config.controlToken), createValidateInterceptor()],
@@ -199,6 +204,8 @@ export class Province {
         log.warn({ broken: config.broken }, "DELIBERATELY BROKEN (conformance self-test only)");
       await changes.start();
       submitter.start();
+      // Intents a crash left pending are completed first thing, then whenever woken or due.
+      intents.start();
       await agent.start();
       if (config.reconcileIntervalMs > 0) p.schedule();
       p.server = await listen(handler, config.host, config.port);
@@ -266,6 +273,7 @@ export class Province {
     await this.server?.close(this.config.shutdownGraceMs);
     await this.agent.stop();
     await this.reconciling?.catch(() => undefined);
+    await this.intents?.stop();
     await this.submitter.stop();
     await this.changes.stop();
     await this.nc.drain().catch(() => undefined);
@@ -280,6 +288,7 @@ export class Province {
     await this.server?.close(0);
     await this.nc.close().catch(() => undefined);
     await this.agent.stop();
+    await this.intents?.stop();
     await this.submitter.stop(false);
     await this.changes.stop();
     await this.sql.end({ timeout: 0 });

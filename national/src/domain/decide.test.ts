@@ -244,6 +244,19 @@ describe("migration saga", () => {
     expect(claimed?.type === "DoseReported" && claimed.data.directive?.province).toBe("110000");
   });
 
+  it("closing a closed record again is a no-op for its owner and not found for anyone else", () => {
+    const close: Command = {
+      kind: "close",
+      caller: "110000",
+      recordId: "id-1",
+      reason: "DECEASED",
+    };
+    const s = given([register], [close]);
+    expect(s.records["id-1"]?.status).toBe("CLOSED");
+    expect(when(s, close)).toEqual([]);
+    expect(refused(() => when(s, { ...close, caller: "440000" })).reason).toBe("RECORD_NOT_FOUND");
+  });
+
   it("deadline before the source answered compensates and restores at once", () => {
     const s = given([register], [migrateToGD, "2026-01-01T00:00:00Z"]);
     expect(

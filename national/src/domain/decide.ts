@@ -172,6 +172,9 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
 
     case "close": {
       const r = state.records[cmd.recordId];
+      // Closing again what its owner closed is answered as the first closure was: a province
+      // completing its closure after a crash must not be told the record does not exist.
+      if (r?.status === "CLOSED" && r.owner === cmd.caller) return [];
       if (!r || r.recordId !== state.currentRecordId) {
         throw new Refusal("not_found", "RECORD_NOT_FOUND", `no open record ${cmd.recordId}`, {
           field: "record_id",

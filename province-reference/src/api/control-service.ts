@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import type { Client, ServiceImpl } from "@connectrpc/connect";
-import { CloseReason } from "@evc-interop/gen/evc/common/v1/record_pb";
+import { type Client, Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import {
   CloseRecordResponseSchema,
   type ControlService,
@@ -15,13 +15,33 @@ import {
 import type { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import type { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import type { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
+import type { HubIntents } from "../hub-intents.js";
 import type { ReconcileReport } from "../reconcile.js";
+import { LocalRefusal } from "../store/intents.js";
 import type { ProvinceStore } from "../store/store.js";
 
 export interface HubClients {
   records: Client<typeof RecordService>;
   migrations: Client<typeof MigrationService>;
   doses: Client<typeof DoseService>;
+}
+
+const LOCAL_CODES = {
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  failed_precondition: Code.FailedPrecondition,
+} as const;
+
+/** Runs a flow, answering a local refusal with its code and the field it names. */
+async function local<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof LocalRefusal) {
+      throw new ConnectError(`${err.field}: ${err.message}`, LOCAL_CODES[err.code]);
+    }
+    throw err;
+  }
 }
 
 export const IMPLEMENTATION = { name: "evc-province-reference", version: "0.1.0" };
@@ -34,6 +54,7 @@ export const IMPLEMENTATION = { name: "evc-province-reference", version: "0.1.0"
 export function controlService(
   store: ProvinceStore,
   hub: HubClients,
+  intents: HubIntents,
   reconcileNow: () => Promise<ReconcileReport>,
 ): ServiceImpl<typeof ControlService> {
   return {
@@ -47,33 +68,9 @@ export function controlService(
     },
 
     async registerRecord(req) {
-      const number = store.newCertificateNumber();
-      // The hub decides first (I1: refused if the person has a record anywhere).
-      const res = await hub.records.registerRecord({
-        idempotencyKey: `register-${number}`,
-        identity: req.identity,
-        certificateNumber: number,
-        doses: req.doses,
-      });
-      const identity = req.identity;
-      await store.sql.begin(async (tx) => {
-        await tx`INSERT INTO records (record_id, id_type, id_number, identity, status, hub_version, last_sequence)
-          VALUES (${res.recordId}, ${String(identity?.idType)}, ${identity?.idNumber ?? ""},
-                  ${identity ? (store.identityJson(identity) as never) : null}, 'ACTIVE', 1, 0)`;
-        await store.addDoses(tx, res.recordId, req.doses);
-        await store.insertCertificate(tx, {
-          number,
-          recordId: res.recordId,
-          status: "NORMAL",
-          owner: store.code,
-          hubVersion: 1,
-          cause: "registered",
-        });
-      });
-      return create(RegisterRecordResponseSchema, {
-        recordId: res.recordId,
-        certificateNumber: number,
-      });
+      if (!req.identity) throw new ConnectError("identity: is required", Code.InvalidArgument);
+      const res = await local(() => intents.register(req.identity as Identity, req.doses));
+      return create(RegisterRecordResponseSchema, res);
     },
 
     async migrateIn(req) {
@@ -103,35 +100,25 @@ export function controlService(
     },
 
     async recordDose(req) {
-      const identity = req.identity;
-      const dose = req.dose;
-      const local = identity ? await store.recordByIdentity(identity) : undefined;
-      if (local && local.status === "ACTIVE" && dose) {
-        // Our own record: the dose is ours to keep; the hub learns it with the record's contents.
-        await store.sql.begin((tx) => store.addDoses(tx, local.record_id, [dose]));
-        return create(RecordDoseResponseSchema, { reportedToHub: false });
+      const { identity, dose } = req;
+      if (!identity || !dose) {
+        throw new ConnectError(
+          `${identity ? "dose" : "identity"}: is required`,
+          Code.InvalidArgument,
+        );
       }
-      await hub.doses.reportDose({ identity, dose });
-      return create(RecordDoseResponseSchema, { reportedToHub: true });
+      if (dose.administeredProvinceCode !== store.code) {
+        throw new ConnectError(
+          `dose.administered_province_code: must be this province (${store.code}), is "${dose.administeredProvinceCode}"`,
+          Code.InvalidArgument,
+        );
+      }
+      const res = await local(() => intents.recordDose(identity, dose));
+      return create(RecordDoseResponseSchema, res);
     },
 
     async closeRecord(req) {
-      await hub.records.closeRecord({ recordId: req.recordId, reason: req.reason });
-      const reason = CloseReason[req.reason];
-      await store.sql.begin(async (tx) => {
-        await tx`UPDATE records SET status = 'CLOSED' WHERE record_id = ${req.recordId}`;
-        const live = await tx<{ certificate_number: string }[]>`
-          SELECT certificate_number FROM certificates WHERE record_id = ${req.recordId} AND status <> 'REVOKED'`;
-        for (const c of live)
-          await store.setCertificate(
-            tx,
-            c.certificate_number,
-            "REVOKED",
-            `closed: ${reason}`,
-            0,
-            reason,
-          );
-      });
+      await local(() => intents.close(req.recordId, req.reason));
       return create(CloseRecordResponseSchema, {});
     },
 

@@ -76,6 +76,43 @@ CREATE TABLE poison (
 );
 `,
   },
+  {
+    version: 2,
+    name: "doses scoped to their record; durable intents for hub calls",
+    sql: `
+-- A dose id is unique within its record, not across records: an activation carrying a dose id
+-- another local record holds must still store it on the new record (I3).
+ALTER TABLE doses DROP CONSTRAINT doses_pkey;
+ALTER TABLE doses ADD PRIMARY KEY (record_id, dose_id);
+
+-- Calls to the hub this province has committed to make, written before the call (or with the
+-- local change they report) so that a crash at any point is completed on restart: the id is the
+-- idempotency key the hub sees, so a retry gets the first answer.
+CREATE TABLE hub_intents (
+  id uuid PRIMARY KEY,
+  -- 'register' (RegisterRecord), 'close' (CloseRecord), 'report-dose' (ReportDose of a dose
+  -- stored here under the record's lock).
+  kind text NOT NULL,
+  record_id text,
+  -- Registration only: the person, so that one registration per person is pending at a time.
+  id_type text,
+  id_number text,
+  -- The hub request, protobuf binary.
+  request bytea NOT NULL,
+  -- PENDING until the hub answered; DONE once its answer is applied here; REFUSED when the hub
+  -- said no (last_error says why).
+  state text NOT NULL DEFAULT 'PENDING',
+  attempts int NOT NULL DEFAULT 0,
+  last_error text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  ended_at timestamptz
+);
+CREATE UNIQUE INDEX hub_intents_one_registration ON hub_intents (id_type, id_number)
+  WHERE kind = 'register' AND state = 'PENDING';
+CREATE INDEX hub_intents_pending ON hub_intents (created_at) WHERE state = 'PENDING';
+CREATE INDEX hub_intents_pending_by_record ON hub_intents (record_id) WHERE state = 'PENDING';
+`,
+  },
 ];
 
 export function migrate(sql: Sql, schema: string): Promise<number[]> {

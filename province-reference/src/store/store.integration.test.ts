@@ -51,6 +51,29 @@ describe("province store group commit", () => {
     expect(counts?.transactions).toBeLessThan(30);
   });
 
+  it("a dose id another record holds is stored on the activated record too (scoped per record)", async () => {
+    const first = activate();
+    await store.apply(first);
+    const shared =
+      first.action.case === "activateMigratedRecord"
+        ? first.action.value.record?.doses[0]
+        : undefined;
+    if (!shared) throw new Error("the activation carries a dose");
+    const second = activate();
+    if (second.action.case !== "activateMigratedRecord" || !second.action.value.record)
+      throw new Error("an activation");
+    second.action.value.record.doses = [shared];
+    const r = await store.apply(second);
+    expect(r.kind === "applied" && r.receipt.outcome).toBe(ReceiptOutcome.APPLIED);
+    const held = await sql<{ record_id: string }[]>`
+      SELECT record_id FROM doses WHERE dose_id = ${shared.doseId} ORDER BY record_id`;
+    expect(held.map((h) => h.record_id)).toEqual([first.recordId, second.recordId].sort());
+    // An append of that dose id to the second record is a duplicate there, not elsewhere.
+    const append = nextDirective(second, 2n, { case: "appendDose", value: { dose: shared } });
+    const again = await store.apply(append);
+    expect(again.kind === "applied" && again.receipt.outcome).toBe(ReceiptOutcome.ALREADY_APPLIED);
+  });
+
   it("a directive the database refuses fails alone; the others of its batch are applied", async () => {
     const good = Array.from({ length: 10 }, () => activate());
     // PostgreSQL's jsonb cannot hold U+0000: the insert of this record fails.

@@ -148,6 +148,11 @@ class Changes {
   }
 }
 
+/** A dose's identity in this store: its id within its record. */
+function doseKey(recordId: string, doseId: string): string {
+  return `${recordId}|${doseId}`;
+}
+
 function recordContents(rec: RecordRow, doses: Dose[]) {
   return create(RecordContentsSchema, {
     recordId: rec.record_id,
@@ -277,14 +282,14 @@ export class ProvinceStore {
       SELECT pg_notify(${this.changes}, number) FROM u`.execute();
   }
 
-  /** Inserts doses; a dose id the store already holds is left as it is. */
+  /** Inserts doses; a dose id its record already holds is left as it is. */
   insertDoses(tx: TransactionSql, rows: DoseRow[]) {
     return tx`
       INSERT INTO doses (dose_id, record_id, dose, administered_at)
       SELECT id, r, d::jsonb, at FROM unnest(${rows.map((x) => x.dose_id)}::text[],
         ${rows.map((x) => x.record_id)}::text[], ${rows.map((x) => x.dose)}::text[],
         ${rows.map((x) => x.administered_at)}::timestamptz[]) AS u(id, r, d, at)
-      ON CONFLICT (dose_id) DO NOTHING RETURNING dose_id`;
+      ON CONFLICT (record_id, dose_id) DO NOTHING RETURNING dose_id`;
   }
 
   async contents(tx: TransactionSql | Sql, rec: RecordRow) {
@@ -377,12 +382,15 @@ export class ProvinceStore {
   private async applyAll(tx: TransactionSql, ds: Directive[]): Promise<ApplyResult[]> {
     const recordIds = ds.map((d) => d.recordId);
     const suspending = ds.filter((d) => d.action.case === "suspendForMigration");
+    // Doses arriving for records this province holds, as (record, dose) pairs: a dose's
+    // identity is scoped to its record.
     const arriving = ds.flatMap((d) =>
-      d.action.case === "appendDose" && d.action.value.dose
+      (d.action.case === "appendDose" && d.action.value.dose
         ? [d.action.value.dose.doseId]
         : d.action.case === "restoreRecord"
           ? d.action.value.doses.map((x) => x.doseId)
-          : [],
+          : []
+      ).map((doseId) => ({ recordId: d.recordId, doseId })),
     );
     // Serialize directives of one record (locks taken in one order by every transaction),
     // then look the directives up: a copy delivered concurrently waits for the lock and then
@@ -406,14 +414,16 @@ export class ProvinceStore {
             ORDER BY administered_at, dose_id`,
       arriving.length === 0
         ? Promise.resolve([])
-        : tx<{ dose_id: string }[]>`
-            SELECT dose_id FROM doses WHERE dose_id = ANY(${arriving}::text[])`,
+        : tx<{ record_id: string; dose_id: string }[]>`
+            SELECT d.record_id, d.dose_id FROM doses d
+            JOIN unnest(${arriving.map((a) => a.recordId)}::text[], ${arriving.map((a) => a.doseId)}::text[])
+              AS u(record_id, dose_id) ON d.record_id = u.record_id AND d.dose_id = u.dose_id`,
     ]);
     const seen = new Map(seenRows.map((r) => [r.directive_id, r.receipt]));
     const records = new Map(recRows.map((r) => [r.record_id, r]));
     const live = groupBy(certRows, (c) => c.record_id);
     const doses = groupBy(doseRows, (r) => r.record_id);
-    const known = new Set(knownDoses.map((r) => r.dose_id));
+    const known = new Set(knownDoses.map((r) => doseKey(r.record_id, r.dose_id)));
 
     const changes = new Changes();
     const results = ds.map((d): ApplyResult => {
@@ -454,7 +464,7 @@ export class ProvinceStore {
       live: CertificateRow[];
       /** The record's doses (read for suspensions only). */
       doses: Dose[];
-      /** Dose ids of appended or restored doses that the store already holds. */
+      /** Appended or restored doses their record already holds (see doseKey). */
       known: Set<string>;
     },
   ): Receipt {
@@ -476,8 +486,8 @@ export class ProvinceStore {
         ...(result ? { result } : {}),
       });
     const addDoses = (recordId: string, doses: Dose[]): number => {
-      const fresh = doses.filter((x) => !read.known.has(x.doseId));
-      for (const x of fresh) read.known.add(x.doseId);
+      const fresh = doses.filter((x) => !read.known.has(doseKey(recordId, x.doseId)));
+      for (const x of fresh) read.known.add(doseKey(recordId, x.doseId));
       changes.doses.push(...fresh.map((x) => doseRow(recordId, x)));
       return fresh.length;
     };
@@ -524,7 +534,8 @@ export class ProvinceStore {
           identity: JSON.stringify(toJson(IdentitySchema, identity)),
           hub_version: version,
         });
-        // Doses the record already holds here stay as they are (ON CONFLICT DO NOTHING).
+        // Doses the record already holds here stay as they are (ON CONFLICT DO NOTHING); a
+        // dose id another record holds is stored on this one all the same (scoped per record).
         changes.doses.push(...contents.doses.map((x) => doseRow(d.recordId, x)));
         const cert = live[0];
         const already = cert?.status === "NORMAL" && cert.certificate_number.startsWith(this.code);

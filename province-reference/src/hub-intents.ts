@@ -1,0 +1,231 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
+import { CloseReason, type Dose } from "@evc-interop/gen/evc/common/v1/record_pb";
+import { ReportDoseRequestSchema } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
+import {
+  CloseRecordRequestSchema,
+  RegisterRecordRequestSchema,
+} from "@evc-interop/gen/evc/national/v1/record_service_pb";
+import type { Logger } from "pino";
+import type { HubClients } from "./api/control-service.js";
+import { type Intent, IntentStore } from "./store/intents.js";
+import type { ProvinceStore } from "./store/store.js";
+
+/** Hub answers that are final: the intent is refused, never retried. */
+const FINAL = new Set([
+  Code.InvalidArgument,
+  Code.NotFound,
+  Code.AlreadyExists,
+  Code.PermissionDenied,
+  Code.FailedPrecondition,
+  Code.OutOfRange,
+  Code.Unimplemented,
+]);
+
+/** The hub did not answer; the intent is kept and completed later. */
+export class HubUnanswered extends ConnectError {
+  constructor(what: string, cause: ConnectError) {
+    super(
+      `the hub did not answer (${Code[cause.code]}: ${cause.rawMessage}); ${what} is recorded here and will be completed — calling again returns it`,
+      Code.Unavailable,
+    );
+  }
+}
+
+/**
+ * Province-initiated hub calls with durable intents (#14): each is written down in the local
+ * store before the call (or with the local change it reports), carries a stable idempotency
+ * key, and is completed by whoever gets there first — the RPC that started it, or the driver
+ * loop after a restart. A crash at any point leaves an intent that the next pass completes or,
+ * when the hub refuses it, ends as REFUSED; nothing a client was told succeeded is lost.
+ */
+export class HubIntents {
+  readonly intents: IntentStore;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private woken = false;
+
+  constructor(
+    private readonly store: ProvinceStore,
+    private readonly hub: HubClients,
+    private readonly log: Logger,
+    private readonly pollMs: number,
+  ) {
+    this.intents = new IntentStore(store);
+  }
+
+  /** Registers a person here: the hub decides (I1), then the record is written here. */
+  async register(identity: Identity, doses: Dose[]) {
+    const intent = await this.intents.beginRegistration(identity, (id) =>
+      toBinary(
+        RegisterRecordRequestSchema,
+        create(RegisterRecordRequestSchema, {
+          idempotencyKey: `register-${id}`,
+          identity,
+          certificateNumber: this.store.newCertificateNumber(),
+          doses,
+        }),
+      ),
+    );
+    return this.completeRegistration(intent);
+  }
+
+  /**
+   * Records a dose given here. On a record this province owns it is stored under the record's
+   * lock and reported to the hub in the background; otherwise (not held here, or suspended by a
+   * migration a moment ago) it is reported to the hub, which routes it to the owner.
+   */
+  async recordDose(identity: Identity, dose: Dose): Promise<{ reportedToHub: boolean }> {
+    const request = create(ReportDoseRequestSchema, { identity, dose, heldByReporter: true });
+    const held = await this.intents.storeOwnDose(
+      identity,
+      dose,
+      toBinary(ReportDoseRequestSchema, request),
+    );
+    if (held !== undefined) {
+      this.wake();
+      return { reportedToHub: false };
+    }
+    await this.hub.doses.reportDose({ identity, dose, heldByReporter: false });
+    return { reportedToHub: true };
+  }
+
+  /** Closes a record this province owns: its doses reach the hub first, then the hub closes it. */
+  async close(recordId: string, reason: CloseReason): Promise<void> {
+    const request = create(CloseRecordRequestSchema, { recordId, reason });
+    const intent = await this.intents.beginClose(
+      recordId,
+      toBinary(CloseRecordRequestSchema, request),
+    );
+    await this.completeClose(intent);
+  }
+
+  /** Completes one intent; throws what the hub answered (HubUnanswered when it did not). */
+  drive(intent: Intent): Promise<unknown> {
+    switch (intent.kind) {
+      case "register":
+        return this.completeRegistration(intent);
+      case "close":
+        return this.completeClose(intent);
+      case "report-dose":
+        return this.completeDoseReport(intent);
+    }
+  }
+
+  private async completeRegistration(intent: Intent) {
+    const req = fromBinary(RegisterRecordRequestSchema, intent.request);
+    const res = await this.call(intent, "the registration", () =>
+      this.hub.records.registerRecord(req),
+    );
+    if (!req.identity) throw new Error(`registration intent ${intent.id} has no identity`);
+    await this.intents.completeRegistration(intent.id, res.recordId, req.identity, req.doses, {
+      number: req.certificateNumber,
+      recordId: res.recordId,
+      status: "NORMAL",
+      owner: this.store.code,
+      hubVersion: 1,
+      cause: "registered",
+    });
+    return { recordId: res.recordId, certificateNumber: req.certificateNumber };
+  }
+
+  private async completeClose(intent: Intent): Promise<void> {
+    const req = fromBinary(CloseRecordRequestSchema, intent.request);
+    // Doses stored here before the closure reach the hub first: it refuses them once closed.
+    for (const report of await this.intents.pending(1000, req.recordId)) {
+      if (report.kind === "report-dose") await this.completeDoseReport(report);
+    }
+    await this.call(intent, "the closure", () => this.hub.records.closeRecord(req));
+    await this.intents.completeClose(
+      intent.id,
+      req.recordId,
+      CloseReason[req.reason] ?? "UNSPECIFIED",
+    );
+  }
+
+  private async completeDoseReport(intent: Intent): Promise<void> {
+    const req = fromBinary(ReportDoseRequestSchema, intent.request);
+    await this.call(intent, "the dose report", () => this.hub.doses.reportDose(req));
+    await this.intents.done(intent.id);
+  }
+
+  /** One hub call of an intent: a final refusal ends it; anything else keeps it pending. */
+  private async call<T>(intent: Intent, what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const e = ConnectError.from(err);
+      if (FINAL.has(e.code)) {
+        await this.intents.refused(intent.id, `${Code[e.code]}: ${e.rawMessage}`);
+        this.log.warn(
+          { intent: intent.id, kind: intent.kind, code: Code[e.code], detail: e.rawMessage },
+          "the hub refused an intent",
+        );
+        throw e;
+      }
+      await this.intents
+        .failed(intent.id, `${Code[e.code]}: ${e.rawMessage}`)
+        .catch(() => undefined);
+      throw new HubUnanswered(what, e);
+    }
+  }
+
+  /** Drives every pending intent once, oldest first; returns how many were completed. */
+  async flush(): Promise<number> {
+    let done = 0;
+    for (const intent of await this.intents.pending(500)) {
+      try {
+        await this.drive(intent);
+        done += 1;
+      } catch (err) {
+        if (err instanceof HubUnanswered) throw err;
+        // Refused: recorded on the intent; the next one goes on.
+      }
+    }
+    return done;
+  }
+
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  /** Completes pending intents now (a restart's leftovers) and then whenever woken or due. */
+  start(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      this.woken = false;
+      try {
+        await this.flush();
+        failures = 0;
+      } catch (err) {
+        failures += 1;
+        this.log.warn({ err: String(err), failures }, "completing hub intents failed; retrying");
+      }
+      if (!this.running) break;
+      if (this.woken && failures === 0) continue;
+      const delay = failures > 0 ? Math.min(100 * 2 ** failures, 10_000) : this.pollMs;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        this.wakeUp = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wakeUp = undefined;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loop;
+  }
+}

@@ -1,0 +1,192 @@
+import { createClient } from "@connectrpc/connect";
+import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
+import { type Dose, RecordStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
+import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import {
+  MigrationService,
+  MigrationState,
+} from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
+import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import {
+  newDose,
+  newIdentity,
+  startTestHub,
+  type TestHubEnv,
+  transport,
+} from "@evc-interop/national/testing/harness";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Province } from "./province.js";
+import { closeTestProvince, startTestProvince } from "./testing/provinces.js";
+
+/**
+ * The two loss stories of #14, as a tester told them: each fails on the code before the fix.
+ * The checks look at what the caller was told succeeded, not at what the system believes.
+ */
+let env: TestHubEnv;
+const running: Province[] = [];
+let bj: Province;
+let gd: Province;
+const BJ = "110000";
+const GD = "440000";
+
+beforeAll(async () => {
+  env = await startTestHub({ consumerAckWaitMs: 1000 });
+  bj = await startTestProvince(env, BJ);
+  gd = await startTestProvince(env, GD);
+  running.push(bj, gd);
+});
+
+afterAll(async () => {
+  for (const p of running) await closeTestProvince(p);
+  await env?.close();
+});
+
+const control = (p: Province) => createClient(ControlService, transport(p.url));
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Dose ids a province store holds on a record (with repeats, if any). */
+async function dosesAt(p: Province, recordId: string): Promise<string[]> {
+  const rows = await p.sql<{ dose_id: string }[]>`
+    SELECT dose_id FROM doses WHERE record_id = ${recordId} ORDER BY dose_id`;
+  return rows.map((r) => r.dose_id);
+}
+
+/** Dose ids the hub's state holds on a record. */
+async function dosesAtHub(recordId: string): Promise<string[]> {
+  const rows = await env.hub.sql<{ dose_id: string }[]>`
+    SELECT d->>'doseId' AS dose_id FROM persons p,
+      jsonb_array_elements(p.state->'records'->${recordId}->'doses') AS d
+    WHERE p.state->'records' ? ${recordId} ORDER BY 1`;
+  return rows.map((r) => r.dose_id);
+}
+
+describe("no acknowledged dose is lost", () => {
+  it("doses recorded at the owner while a migration suspends the record all reach the new owner and the hub", async () => {
+    const persons = 8;
+    const dosesEach = 15;
+    const people: { identity: Identity; recordId: string }[] = [];
+    for (let i = 0; i < persons; i++) {
+      const identity = newIdentity();
+      const reg = await control(bj).registerRecord({ identity });
+      people.push({ identity, recordId: reg.recordId });
+    }
+    // Each person is migrated to Guangdong while Beijing records a dose every 8 ms.
+    const acknowledged = new Map<string, string[]>();
+    await Promise.all(
+      people.map(async ({ identity, recordId }) => {
+        const migration = control(gd).migrateIn({ identity });
+        const acked: string[] = [];
+        for (let n = 0; n < dosesEach; n++) {
+          const dose: Dose = newDose(BJ, { doseNumber: n + 1 });
+          const ok = await control(bj)
+            .recordDose({ identity, dose })
+            .then(
+              () => true,
+              () => false,
+            );
+          if (ok) acked.push(dose.doseId);
+          await new Promise((r) => setTimeout(r, 8));
+        }
+        acknowledged.set(recordId, acked);
+        const { migrationId } = await migration;
+        await until("migration completed", async () => {
+          const { migration: m } = await env
+            .client(MigrationService, "operator:ops")
+            .getMigration({ migrationId });
+          return m?.state === MigrationState.COMPLETED ? true : undefined;
+        });
+      }),
+    );
+    // Doses that went to the hub for routing reach the owner by directive: give them time.
+    const complete = async () => {
+      for (const { recordId } of people) {
+        const held = await dosesAt(gd, recordId);
+        if (!(acknowledged.get(recordId) ?? []).every((d) => held.includes(d))) return undefined;
+      }
+      return true;
+    };
+    await until("every acknowledged dose at the new owner", complete, 10_000).catch(() => false);
+    const lost: string[] = [];
+    const doubled: string[] = [];
+    let total = 0;
+    for (const { recordId } of people) {
+      const acked = acknowledged.get(recordId) ?? [];
+      total += acked.length;
+      const atOwner = await dosesAt(gd, recordId);
+      const atHub = await dosesAtHub(recordId);
+      for (const d of acked) {
+        const n = atOwner.filter((x) => x === d).length;
+        if (n === 0) lost.push(`${d} not at the owner`);
+        if (n > 1) doubled.push(d);
+        if (!atHub.includes(d)) lost.push(`${d} not at the hub`);
+      }
+    }
+    expect(total).toBeGreaterThan(persons * dosesEach * 0.9);
+    expect({ lost, doubled }).toEqual({ lost: [], doubled: [] });
+  });
+
+  it("a crash between the hub's registration and the local write is completed on restart; later doses stay at the owner", async () => {
+    const identity = newIdentity();
+    const birthDose = newDose(BJ);
+    // Writes to Beijing's records wait (reads do not), as if the process stalled right after
+    // the hub answered; then the process dies.
+    const blocker = postgres(bj.config.databaseUrl, { max: 1, onnotice: () => undefined });
+    const holding = blocker.begin(async (tx) => {
+      await tx`SET LOCAL search_path TO ${tx(bj.config.schema)}`;
+      await tx`LOCK TABLE records IN SHARE MODE`;
+      await until("the hub's registration", async () => {
+        const found = await env
+          .client(RecordService, `province:${GD}`)
+          .locateRecord({ identity })
+          .catch(() => undefined);
+        return found ? true : undefined;
+      });
+      await bj.kill();
+    });
+    const call = control(bj)
+      .registerRecord({ identity, doses: [birthDose] })
+      .catch(() => undefined);
+    await holding;
+    await call;
+    await blocker.end();
+
+    const restarted = await startTestProvince(env, BJ, { schema: bj.config.schema });
+    running.push(restarted);
+    const located = await env.client(RecordService, `province:${GD}`).locateRecord({ identity });
+    const recordId = located.recordId;
+    const phone = createClient(ProvinceService, transport(restarted.url));
+    const local = await until("the record at its owner", async () => {
+      const r = await phone.getRecord({ recordId });
+      return r.status === RecordStatus.ACTIVE ? r : undefined;
+    });
+    expect(local.record?.identity?.idNumber).toBe(identity.idNumber);
+    expect(local.certificate?.certificateNumber).toBe(located.certificate?.certificateNumber);
+    expect(local.record?.doses.map((d) => d.doseId)).toEqual([birthDose.doseId]);
+
+    // A retry by the caller is told the person is registered here, not that it failed.
+    const again = await control(restarted)
+      .registerRecord({ identity })
+      .catch((err: unknown) => err);
+    expect(String(again)).toMatch(/already_exists|already has record/);
+
+    // A later dose recorded here is kept by the owner, and the hub learns it.
+    const later = newDose(BJ, { doseNumber: 2 });
+    const res = await control(restarted).recordDose({ identity, dose: later });
+    expect(res.reportedToHub).toBe(false);
+    expect(await dosesAt(restarted, recordId)).toEqual([birthDose.doseId, later.doseId].sort());
+    await until("the hub learning the owner's dose", async () =>
+      (await dosesAtHub(recordId)).includes(later.doseId) ? true : undefined,
+    );
+  });
+});
