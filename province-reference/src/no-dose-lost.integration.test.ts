@@ -17,6 +17,8 @@ import {
 } from "@evc-interop/national/testing/harness";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkOracle } from "./oracle/check.js";
+import { Ledger } from "./oracle/ledger.js";
 import type { Province } from "./province.js";
 import { closeTestProvince, startTestProvince } from "./testing/provinces.js";
 
@@ -82,6 +84,8 @@ describe("no acknowledged dose is lost", () => {
       people.push({ identity, recordId: reg.recordId });
     }
     // Each person is migrated to Guangdong while Beijing records a dose every 8 ms.
+    const ledger = new Ledger();
+    for (const { identity } of people) ledger.registered(identity.idNumber, BJ, true);
     const acknowledged = new Map<string, string[]>();
     await Promise.all(
       people.map(async ({ identity, recordId }) => {
@@ -96,10 +100,12 @@ describe("no acknowledged dose is lost", () => {
               () => false,
             );
           if (ok) acked.push(dose.doseId);
+          ledger.dose(identity.idNumber, dose.doseId, BJ, ok);
           await new Promise((r) => setTimeout(r, 8));
         }
         acknowledged.set(recordId, acked);
         const { migrationId } = await migration;
+        ledger.migrated(identity.idNumber, migrationId, GD);
         await until("migration completed", async () => {
           const { migration: m } = await env
             .client(MigrationService, "operator:ops")
@@ -117,23 +123,28 @@ describe("no acknowledged dose is lost", () => {
       return true;
     };
     await until("every acknowledged dose at the new owner", complete, 10_000).catch(() => false);
-    const lost: string[] = [];
-    const doubled: string[] = [];
-    let total = 0;
-    for (const { recordId } of people) {
-      const acked = acknowledged.get(recordId) ?? [];
-      total += acked.length;
-      const atOwner = await dosesAt(gd, recordId);
-      const atHub = await dosesAtHub(recordId);
-      for (const d of acked) {
-        const n = atOwner.filter((x) => x === d).length;
-        if (n === 0) lost.push(`${d} not at the owner`);
-        if (n > 1) doubled.push(d);
-        if (!atHub.includes(d)) lost.push(`${d} not at the hub`);
-      }
-    }
-    expect(total).toBeGreaterThan(persons * dosesEach * 0.9);
-    expect({ lost, doubled }).toEqual({ lost: [], doubled: [] });
+    const report = await checkOracle(ledger, env.hub.sql, [bj, gd]);
+    expect(report.checked.doses).toBeGreaterThan(persons * dosesEach * 0.9);
+    expect(report.findings).toEqual([]);
+    expect([report.lost, report.doubled]).toEqual([0, 0]);
+  });
+
+  it("the oracle catches a dose missing at its owner and a second NORMAL certificate", async () => {
+    const identity = newIdentity();
+    const given = newDose(BJ);
+    const reg = await control(bj).registerRecord({ identity, doses: [given] });
+    const ledger = new Ledger();
+    ledger.registered(identity.idNumber, BJ, true);
+    ledger.dose(identity.idNumber, given.doseId, BJ, true);
+    expect((await checkOracle(ledger, env.hub.sql, [bj, gd])).findings).toEqual([]);
+    await bj.sql`DELETE FROM doses WHERE record_id = ${reg.recordId}`;
+    await gd.sql`INSERT INTO records (record_id, id_type, id_number, status)
+      VALUES (${reg.recordId}, 'x', ${identity.idNumber}, 'MIGRATED_OUT')`;
+    await gd.sql`INSERT INTO certificates (certificate_number, record_id, status, owner_province, issued_at, status_changed_at)
+      VALUES (${`${GD}-ORACLE${Date.now()}`}, ${reg.recordId}, 'NORMAL', ${GD}, now(), now())`;
+    const report = await checkOracle(ledger, env.hub.sql, [bj, gd]);
+    expect(report.lost).toBe(1);
+    expect(report.findings.map((f) => f.rule).sort()).toEqual(["I2", "I3"]);
   });
 
   it("a crash between the hub's registration and the local write is completed on restart; later doses stay at the owner", async () => {

@@ -26,6 +26,7 @@ describe("the quick-start demo", () => {
       ["I1", true],
       ["I2", true],
       ["I3", true],
+      ["I4", true],
       ["I6", true],
     ]);
     const text = lines.join("\n");

@@ -8,6 +8,7 @@ import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_serv
 import { provinceName } from "@evc-interop/national/auth/provinces";
 import { residentId } from "@evc-interop/national/domain/resident-id";
 import type { Hub } from "@evc-interop/national/hub";
+import { Ledger } from "../oracle/ledger.js";
 import { PhoneClient } from "../phone-client.js";
 import type { Province } from "../province.js";
 import { checkInvariants, type InvariantResult } from "./invariants.js";
@@ -112,6 +113,8 @@ export async function runDemo(
       administeredProvinceCode: province,
     });
   const tap = tapBus(hub, print);
+  /** What the demo was told succeeded: the oracle checks the system against it. */
+  const ledger = new Ledger();
   /** Waits until every directive is answered and the tap has printed it. */
   const settled = async () => {
     await until("receipts answered", async () => {
@@ -129,10 +132,10 @@ export async function runDemo(
     print(
       `1. A child is born in ${provinceName(bj.code)}: the province registers the record, the hub checks one person, one record`,
     );
-    const reg = await control(bj).registerRecord({
-      identity,
-      doses: [dose(bj.code, "HepB", 1), dose(bj.code, "BCG", 1)],
-    });
+    const birthDoses = [dose(bj.code, "HepB", 1), dose(bj.code, "BCG", 1)];
+    const reg = await control(bj).registerRecord({ identity, doses: birthDoses });
+    ledger.registered(identity.idNumber, bj.code, true);
+    for (const d of birthDoses) ledger.dose(identity.idNumber, d.doseId, bj.code, true);
     print(
       `  ${tag(bj)} registered ${identity.name} (resident ID ${identity.idNumber}): record ${reg.recordId}`,
     );
@@ -158,6 +161,7 @@ export async function runDemo(
     );
     const travelDose = dose(gd.code, "HepB", 2);
     const reported = await control(gd).recordDose({ identity, dose: travelDose });
+    ledger.dose(identity.idNumber, travelDose.doseId, gd.code, true);
     print(
       `  ${tag(gd)} gave ${travelDose.vaccineCode} dose ${travelDose.doseNumber}; reported to the hub: ${reported.reportedToHub}`,
     );
@@ -175,6 +179,7 @@ export async function runDemo(
       `3. The family moves to ${provinceName(sc.code)} (跨省迁入): suspend at the source first, then issue at the target`,
     );
     const { migrationId } = await control(sc).migrateIn({ identity });
+    ledger.migrated(identity.idNumber, migrationId, sc.code);
     print(`  ${tag(sc)} asked the hub to migrate the record in: migration ${migrationId}`);
     const migration = await until("the migration", async () => {
       const state = await hub.store.load(
@@ -208,7 +213,7 @@ export async function runDemo(
 
   print("");
   print("Invariants (checked against the hub and every province store)");
-  const results = await checkInvariants(hub.sql, provinces);
+  const results = await checkInvariants(hub.sql, provinces, ledger);
   for (const r of results)
     print(`  ${r.ok ? "✓ held" : "✗ BROKEN"}  ${r.id} ${r.name}: ${r.detail}`);
   return results;

@@ -1,0 +1,207 @@
+import type { PersonState } from "@evc-interop/national/domain/types";
+import type { Sql } from "postgres";
+import type { Ledger } from "./ledger.js";
+
+/** A province store to check, by its own connection (search_path set to its schema). */
+export interface CheckedProvince {
+  code: string;
+  sql: Sql;
+}
+
+/** Which rule a finding breaks; "stuck" is work that did not finish. */
+export type Rule = "I1" | "I2" | "I3" | "I4" | "stuck";
+
+export interface Finding {
+  rule: Rule;
+  detail: string;
+}
+
+export interface OracleReport {
+  findings: Finding[];
+  /** Acknowledged doses missing at the hub or at their owner. */
+  lost: number;
+  /** Doses held twice where one copy is the rule. */
+  doubled: number;
+  checked: { persons: number; doses: number; directives: number; provinces: number };
+}
+
+interface LocalRecord {
+  code: string;
+  record_id: string;
+  id_number: string | null;
+  status: string;
+}
+
+/**
+ * The one checker the demo, the tests and the drills use. It starts from the ledger — what
+ * clients were told — and proves, on a quiet system: each acknowledged registration has one
+ * record at the hub and exactly one ACTIVE copy, at its owner (I1); no person has two NORMAL
+ * certificates at the hub or across the stores (I2); each acknowledged dose is at the hub and
+ * in its owner's store exactly once, and no "maybe" dose twice (I3); every directive the hub
+ * issued was answered and is in its province's inbox once (I4); no migration or directive is
+ * left open (stuck).
+ */
+export async function checkOracle(
+  ledger: Ledger,
+  hub: Sql,
+  provinces: CheckedProvince[],
+): Promise<OracleReport> {
+  const findings: Finding[] = [];
+  const find = (rule: Rule, detail: string) => findings.push({ rule, detail });
+  const ids = [...ledger.persons.keys()];
+  const states = new Map<string, PersonState>();
+  for (const row of await hub<{ state: PersonState }[]>`
+    SELECT state FROM persons WHERE state->'identity'->>'idNumber' = ANY(${ids}::text[])`) {
+    const id = row.state.identity?.idNumber;
+    if (id) states.set(id, row.state);
+  }
+  const recordIds = [...states.values()].flatMap((s) => Object.keys(s.records));
+  const local: LocalRecord[] = [];
+  const localDoses = new Map<string, Map<string, number>>();
+  const localNormal = new Map<string, string[]>();
+  const checked = new Map(provinces.map((p) => [p.code, p]));
+  for (const p of provinces) {
+    const rows = await p.sql<Omit<LocalRecord, "code">[]>`
+      SELECT record_id, id_number, status FROM records
+      WHERE record_id = ANY(${recordIds}::text[]) OR id_number = ANY(${ids}::text[])`;
+    for (const r of rows) local.push({ code: p.code, ...r });
+    const held = rows.map((r) => r.record_id);
+    for (const d of await p.sql<{ record_id: string; dose_id: string; n: number }[]>`
+      SELECT record_id, dose_id, count(*)::int AS n FROM doses
+      WHERE record_id = ANY(${held}::text[]) GROUP BY 1, 2`) {
+      const key = `${p.code}|${d.record_id}`;
+      const m = localDoses.get(key) ?? new Map<string, number>();
+      m.set(d.dose_id, d.n);
+      localDoses.set(key, m);
+    }
+    for (const c of await p.sql<{ record_id: string; certificate_number: string }[]>`
+      SELECT record_id, certificate_number FROM certificates
+      WHERE status = 'NORMAL' AND record_id = ANY(${held}::text[])`) {
+      localNormal.set(c.record_id, [
+        ...(localNormal.get(c.record_id) ?? []),
+        `${c.certificate_number}@${p.code}`,
+      ]);
+    }
+  }
+
+  for (const person of ledger.persons.values()) {
+    const state = states.get(person.idNumber);
+    if (!state) {
+      if (person.acknowledged)
+        find("I1", `registration of ${person.idNumber} at ${person.registeredAt} lost at the hub`);
+      continue;
+    }
+    const records = Object.values(state.records);
+    const open = records.filter((r) => r.status !== "CLOSED");
+    if (open.length > 1) find("I1", `${person.idNumber}: ${open.length} open records at the hub`);
+    const mine = new Set(records.map((r) => r.recordId));
+    const activeCopies = local.filter((l) => mine.has(l.record_id) && l.status === "ACTIVE");
+    if (activeCopies.length > 1) {
+      find(
+        "I1",
+        `${person.idNumber}: ACTIVE in ${activeCopies.map((l) => `${l.record_id}@${l.code}`).join(", ")}`,
+      );
+    }
+    const current = state.currentRecordId ? state.records[state.currentRecordId] : undefined;
+    if (current && !state.openMigrationId && checked.has(current.owner)) {
+      const atOwner = activeCopies.filter(
+        (l) => l.code === current.owner && l.record_id === current.recordId,
+      );
+      if (atOwner.length !== 1)
+        find(
+          "I1",
+          `${person.idNumber}: record ${current.recordId} not ACTIVE at its owner ${current.owner}`,
+        );
+    }
+    const hubNormal = Object.values(state.certificates).filter((c) => c.status === "NORMAL");
+    if (hubNormal.length > 1)
+      find("I2", `${person.idNumber}: ${hubNormal.length} NORMAL certificates at the hub`);
+    const normalHere = [...mine].flatMap((r) => localNormal.get(r) ?? []);
+    if (normalHere.length > 1) find("I2", `${person.idNumber}: NORMAL in ${normalHere.join(", ")}`);
+    if (state.openMigrationId)
+      find("stuck", `${person.idNumber}: migration ${state.openMigrationId} still open`);
+  }
+
+  let lost = 0;
+  let doubled = 0;
+  let dosesChecked = 0;
+  for (const d of ledger.doses) {
+    const state = states.get(d.idNumber);
+    const holders = state
+      ? Object.values(state.records).filter((r) => r.doses.some((x) => x.doseId === d.doseId))
+      : [];
+    const atHub = holders.reduce(
+      (n, r) => n + r.doses.filter((x) => x.doseId === d.doseId).length,
+      0,
+    );
+    if (!d.acknowledged && atHub === 0) continue;
+    dosesChecked += 1;
+    if (atHub === 0) {
+      lost += 1;
+      find("I3", `dose ${d.doseId} of ${d.idNumber} (given at ${d.province}) missing at the hub`);
+      continue;
+    }
+    if (atHub > 1) {
+      doubled += 1;
+      find("I3", `dose ${d.doseId} of ${d.idNumber} held ${atHub} times at the hub`);
+    }
+    const record = holders[holders.length - 1];
+    if (!record || !checked.has(record.owner) || state?.openMigrationId) continue;
+    const n = localDoses.get(`${record.owner}|${record.recordId}`)?.get(d.doseId) ?? 0;
+    if (n === 0) {
+      lost += 1;
+      find("I3", `dose ${d.doseId} of ${d.idNumber} missing at its owner ${record.owner}`);
+    } else if (n > 1) {
+      doubled += 1;
+      find("I3", `dose ${d.doseId} of ${d.idNumber} held ${n} times at ${record.owner}`);
+    }
+  }
+
+  for (const c of ledger.closures.filter((x) => x.acknowledged)) {
+    const r = states.get(c.idNumber)?.records[c.recordId];
+    if (r?.status !== "CLOSED")
+      find("I1", `closure of ${c.recordId} acknowledged, hub says ${r?.status}`);
+    if ((localNormal.get(c.recordId) ?? []).length > 0)
+      find(
+        "I2",
+        `closed record ${c.recordId} still NORMAL at ${localNormal.get(c.recordId)?.join(", ")}`,
+      );
+  }
+
+  // Every directive the hub issued for these persons was answered, and applied once (I4).
+  const directives = await hub<
+    { directive_id: string; province: string; state: string; action: string }[]
+  >`
+    SELECT directive_id::text, province, state, action FROM directives
+    WHERE record_id = ANY(${recordIds}::text[])`;
+  const answered = (d: { state: string }) => d.state === "ACKNOWLEDGED" || d.state === "SUPERSEDED";
+  for (const d of directives.filter((x) => !answered(x))) {
+    find("stuck", `directive ${d.action} ${d.directive_id} to ${d.province} is ${d.state}`);
+  }
+  for (const p of provinces) {
+    const sent = directives.filter((d) => d.province === p.code && answered(d));
+    const inbox = new Map(
+      (
+        await p.sql<{ directive_id: string; n: number }[]>`
+          SELECT directive_id::text, count(*)::int AS n FROM inbox
+          WHERE directive_id = ANY(${sent.map((d) => d.directive_id)}::uuid[]) GROUP BY 1`
+      ).map((r) => [r.directive_id, r.n]),
+    );
+    for (const d of sent) {
+      const n = inbox.get(d.directive_id) ?? 0;
+      if (n !== 1)
+        find("I4", `directive ${d.action} ${d.directive_id} in ${p.code}'s inbox ${n} times`);
+    }
+  }
+  return {
+    findings,
+    lost,
+    doubled,
+    checked: {
+      persons: ledger.persons.size,
+      doses: dosesChecked,
+      directives: directives.length,
+      provinces: provinces.length,
+    },
+  };
+}
