@@ -1,0 +1,47 @@
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TEST_DATABASE_URL } from "@evc-interop/national/testing/pg";
+import { describe, expect, it } from "vitest";
+import { runDrills } from "./drills.js";
+
+/**
+ * The short seeded set CI runs on every push: hub, provinces and nats-server as separate
+ * processes, each drill killing one of them with SIGKILL under load; the oracle must find
+ * nothing lost, doubled, violated or stuck. The drills run the built programs (`tsc -b`).
+ */
+describe("fault drills", () => {
+  it("seeds 7000-7005: nothing lost, doubled, violated or stuck", async () => {
+    expect(existsSync(new URL("../../national/dist/main.js", import.meta.url))).toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), "evc-drills-test-"));
+    const lines: string[] = [];
+    try {
+      const s = await runDrills({
+        seed: 7000,
+        drills: 6,
+        opsPerDrill: 12,
+        dir,
+        adminUrl: TEST_DATABASE_URL,
+        provinces: ["110000", "440000", "510000"],
+        quietTimeoutMs: 45_000,
+        print: (l) => lines.push(l),
+      });
+      expect(s.drills).toBe(6);
+      expect(Object.values(s.faults).reduce((a, b) => a + b, 0)).toBe(6);
+      expect(s.operations.acknowledged).toBeGreaterThan(30);
+      expect({
+        violations: s.violations,
+        stuck: s.stuck,
+        lost: s.lost,
+        doubled: s.doubled,
+      }).toEqual({
+        violations: [],
+        stuck: [],
+        lost: 0,
+        doubled: 0,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
+});

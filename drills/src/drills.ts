@@ -1,0 +1,151 @@
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { openDb } from "@evc-interop/national/store/db";
+import { checkOracle } from "@evc-interop/province-reference/oracle/check";
+import { Ledger } from "@evc-interop/province-reference/oracle/ledger";
+import type { Sql } from "postgres";
+import { Cluster } from "./cluster.js";
+import { Load } from "./load.js";
+import { quiesce } from "./quiesce.js";
+import { Random } from "./random.js";
+
+export interface DrillOptions {
+  /** Seed of the first drill; drill i uses seed + i. */
+  seed: number;
+  drills: number;
+  /** Operations per drill, run at once while the fault strikes. */
+  opsPerDrill: number;
+  /** Working directory (logs, credentials, the nats-server store). */
+  dir: string;
+  /** PostgreSQL server on which the drills create (and drop) a database of their own. */
+  adminUrl: string;
+  provinces: string[];
+  /** How long a drill waits for the system to go quiet before calling what is left stuck. */
+  quietTimeoutMs: number;
+  print: (line: string) => void;
+}
+
+/** A finding, with the seed of the drill after which it was first seen. */
+export interface SeededFinding {
+  seed: number;
+  detail: string;
+}
+
+export interface DrillSummary {
+  drills: number;
+  operations: { attempted: number; acknowledged: number } & ReturnType<Ledger["counts"]>;
+  faults: Record<string, number>;
+  violations: SeededFinding[];
+  stuck: SeededFinding[];
+  lost: number;
+  doubled: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs seeded fault drills against hub and provinces as separate processes: in each drill a
+ * burst of mixed operations runs while one process (the hub, a province or nats-server) is
+ * killed with SIGKILL at a random moment and restarted; then the drill waits for quiescence,
+ * reconciles every province and runs the oracle over everything acknowledged so far.
+ */
+export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
+  const cluster = await Cluster.start({
+    dir: opts.dir,
+    adminUrl: opts.adminUrl,
+    provinces: opts.provinces,
+  });
+  const hub = openDb({ url: cluster.databaseUrl, schema: "evc_hub", max: 2 });
+  const stores = new Map<string, Sql>(
+    opts.provinces.map((code) => [
+      code,
+      openDb({ url: cluster.databaseUrl, schema: `evc_province_${code}`, max: 2 }),
+    ]),
+  );
+  const ledger = new Ledger();
+  const load = new Load(
+    ledger,
+    hub,
+    new Map(opts.provinces.map((c) => [c, cluster.provinceUrl(c)])),
+  );
+  const summary: DrillSummary = {
+    drills: 0,
+    operations: { attempted: 0, acknowledged: 0, ...ledger.counts() },
+    faults: {},
+    violations: [],
+    stuck: [],
+    lost: 0,
+    doubled: 0,
+  };
+  const seen = new Set<string>();
+  try {
+    for (let i = 0; i < opts.drills; i++) {
+      const seed = opts.seed + i;
+      const rnd = new Random(seed);
+      const targets = ["hub", "nats-server", ...opts.provinces.map((c) => `province ${c}`)];
+      const fault = rnd.pick(targets);
+      const victim =
+        fault === "hub"
+          ? cluster.hub
+          : fault === "nats-server"
+            ? cluster.nats
+            : cluster.provinces.get(fault.slice(9));
+      if (!victim) throw new Error(`no process ${fault}`);
+      const at = rnd.int(0, 600);
+      const downFor = rnd.int(100, 1500);
+      const [result] = await Promise.all([
+        load.run(rnd, opts.opsPerDrill),
+        (async () => {
+          await sleep(at);
+          await victim.kill9();
+          await sleep(downFor);
+          await cluster.recover();
+        })(),
+      ]);
+      summary.faults[fault] = (summary.faults[fault] ?? 0) + 1;
+      summary.operations.attempted += result.attempted;
+      summary.operations.acknowledged += result.acknowledged;
+      await cluster.recover();
+
+      const pending = await quiesce(hub, stores, opts.quietTimeoutMs);
+      for (const detail of pending) summary.stuck.push({ seed, detail });
+      for (const code of opts.provinces) {
+        const control = createClient(
+          ControlService,
+          createConnectTransport({ baseUrl: cluster.provinceUrl(code), httpVersion: "2" }),
+        );
+        await control.reconcile({}, { timeoutMs: 30_000 }).catch((err: unknown) => {
+          summary.stuck.push({ seed, detail: `${code}: reconciliation failed: ${String(err)}` });
+        });
+      }
+      const report = await checkOracle(
+        ledger,
+        hub,
+        opts.provinces.map((code) => ({ code, sql: stores.get(code) as Sql })),
+      );
+      let fresh = 0;
+      for (const f of report.findings) {
+        const key = `${f.rule}: ${f.detail}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        fresh += 1;
+        (f.rule === "stuck" ? summary.stuck : summary.violations).push({ seed, detail: key });
+      }
+      summary.lost = report.lost;
+      summary.doubled = report.doubled;
+      summary.drills += 1;
+      opts.print(
+        `drill ${i + 1}/${opts.drills} seed ${seed}: kill -9 ${fault} at ${at} ms for ${downFor} ms; ` +
+          `${result.acknowledged}/${result.attempted} operations acknowledged; ` +
+          `${fresh} new finding(s)${pending.length ? `; still in flight: ${pending.join(", ")}` : ""}`,
+      );
+    }
+  } finally {
+    Object.assign(summary.operations, ledger.counts());
+    await hub.end({ timeout: 5 });
+    for (const s of stores.values()) await s.end({ timeout: 5 });
+    await cluster.stop();
+  }
+  return summary;
+}

@@ -1,0 +1,161 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Client, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import {
+  type Identity,
+  IdentitySchema,
+  IdType,
+  Sex,
+} from "@evc-interop/gen/evc/common/v1/identity_pb";
+import { CloseReason, type Dose, DoseSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
+import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { residentId } from "@evc-interop/national/domain/resident-id";
+import type { Ledger } from "@evc-interop/province-reference/oracle/ledger";
+import type { Sql } from "postgres";
+import type { Random } from "./random.js";
+
+/** What one drill's operations came to. */
+export interface LoadResult {
+  attempted: number;
+  acknowledged: number;
+}
+
+/** Every call of the load has a deadline: a killed process must not hang the drill. */
+const CALL = { timeoutMs: 8000 };
+
+/**
+ * The drill's mixed load, driven through each province's control API as an operator would:
+ * registrations, doses (at the owner and elsewhere), migrations and closures, aimed mostly at
+ * a few recent persons so that they race each other. Every answer goes into the ledger.
+ */
+export class Load {
+  private readonly persons: Identity[] = [];
+  private readonly clients = new Map<string, Client<typeof ControlService>>();
+  private doses = 0;
+
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly hub: Sql,
+    provinceUrls: Map<string, string>,
+  ) {
+    for (const [code, url] of provinceUrls) {
+      this.clients.set(
+        code,
+        createClient(ControlService, createConnectTransport({ baseUrl: url, httpVersion: "2" })),
+      );
+    }
+  }
+
+  private client(code: string): Client<typeof ControlService> {
+    const c = this.clients.get(code);
+    if (!c) throw new Error(`no province ${code}`);
+    return c;
+  }
+
+  private newIdentity(rnd: Random): Identity {
+    return create(IdentitySchema, {
+      idType: IdType.RESIDENT_ID,
+      idNumber: residentId(
+        `110101${2018 + rnd.int(0, 6)}0${rnd.int(1, 9)}1${rnd.int(0, 9)}${rnd.digits(3)}`,
+      ),
+      name: "Drill Child",
+      birthDate: timestampFromDate(new Date("2020-01-15T00:00:00Z")),
+      sex: rnd.pick([Sex.FEMALE, Sex.MALE]),
+    });
+  }
+
+  private newDose(rnd: Random, province: string): Dose {
+    this.doses += 1;
+    return create(DoseSchema, {
+      doseId: `drill-${rnd.seed}-${this.doses}-${rnd.digits(6)}`,
+      vaccineCode: rnd.pick(["HepB", "BCG", "DTaP", "MMR"]),
+      doseNumber: rnd.int(1, 4),
+      administeredAt: timestampFromDate(new Date()),
+      administeredProvinceCode: province,
+    });
+  }
+
+  /** One of the last few persons registered: the ones whose operations race. */
+  private hotPerson(rnd: Random): Identity | undefined {
+    const recent = this.persons.slice(-6);
+    return recent.length === 0 ? undefined : rnd.pick(recent);
+  }
+
+  /** Runs `count` operations at once (staggered over a few hundred ms). */
+  async run(rnd: Random, count: number): Promise<LoadResult> {
+    const codes = [...this.clients.keys()];
+    const ops: Promise<boolean>[] = [];
+    for (let i = 0; i < count; i++) {
+      const delay = rnd.int(0, 400);
+      const roll = rnd.next();
+      const province = rnd.pick(codes);
+      const person = this.hotPerson(rnd);
+      let op: () => Promise<boolean>;
+      if (!person || roll < 0.25) op = () => this.register(rnd, province);
+      else if (roll < 0.65) op = () => this.dose(rnd, person, province);
+      else if (roll < 0.9) op = () => this.migrate(person, province);
+      else op = () => this.close(person);
+      ops.push(new Promise((r) => setTimeout(r, delay)).then(op));
+    }
+    const results = await Promise.all(ops);
+    return { attempted: count, acknowledged: results.filter(Boolean).length };
+  }
+
+  private async register(rnd: Random, province: string): Promise<boolean> {
+    const identity = this.newIdentity(rnd);
+    this.persons.push(identity);
+    const birth = rnd.next() < 0.5 ? [this.newDose(rnd, province)] : [];
+    try {
+      await this.client(province).registerRecord({ identity, doses: birth }, CALL);
+      this.ledger.registered(identity.idNumber, province, true);
+      for (const d of birth) this.ledger.dose(identity.idNumber, d.doseId, province, true);
+      return true;
+    } catch {
+      this.ledger.registered(identity.idNumber, province, false);
+      for (const d of birth) this.ledger.dose(identity.idNumber, d.doseId, province, false);
+      return false;
+    }
+  }
+
+  private async dose(rnd: Random, identity: Identity, province: string): Promise<boolean> {
+    const dose = this.newDose(rnd, province);
+    const ok = await this.client(province)
+      .recordDose({ identity, dose }, CALL)
+      .then(
+        () => true,
+        () => false,
+      );
+    this.ledger.dose(identity.idNumber, dose.doseId, province, ok);
+    return ok;
+  }
+
+  private async migrate(identity: Identity, target: string): Promise<boolean> {
+    try {
+      const { migrationId } = await this.client(target).migrateIn({ identity }, CALL);
+      this.ledger.migrated(identity.idNumber, migrationId, target);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async close(identity: Identity): Promise<boolean> {
+    // Whom to ask: the owner the hub names now (the drill only picks a target here).
+    const [row] = await this.hub<{ record_id: string | null; owner: string | null }[]>`
+      SELECT state->>'currentRecordId' AS record_id,
+        state->'records'->(state->>'currentRecordId')->>'owner' AS owner
+      FROM persons WHERE state->'identity'->>'idNumber' = ${identity.idNumber}`;
+    if (!row?.record_id || !row.owner || !this.clients.has(row.owner)) return false;
+    try {
+      await this.client(row.owner).closeRecord(
+        { recordId: row.record_id, reason: CloseReason.DELETED },
+        CALL,
+      );
+      this.ledger.closed(identity.idNumber, row.record_id, true);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
