@@ -24,6 +24,8 @@ export interface DrillOptions {
   /** How long a drill waits for the system to go quiet before calling what is left stuck. */
   quietTimeoutMs: number;
   print: (line: string) => void;
+  /** Stops after the drill in progress (the system is stopped and its database dropped). */
+  signal?: AbortSignal;
 }
 
 /** A finding, with the seed of the drill after which it was first seen. */
@@ -80,7 +82,7 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
   };
   const seen = new Set<string>();
   try {
-    for (let i = 0; i < opts.drills; i++) {
+    for (let i = 0; i < opts.drills && !opts.signal?.aborted; i++) {
       const seed = opts.seed + i;
       const rnd = new Random(seed);
       const targets = ["hub", "nats-server", ...opts.provinces.map((c) => `province ${c}`)];

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type DrillSummary, runDrills } from "./drills.js";
+import { killAll } from "./process.js";
 
 const USAGE = `usage: evc-drills [--seed N] [--drills N] [--ops N] [--keep]
   --seed N    seed of the first drill (drill i uses N + i); default: from the clock, printed
@@ -57,6 +58,19 @@ async function main(): Promise<number> {
     return n;
   };
   const seed = num("seed", values.seed, Date.now() % 1_000_000);
+  // Ctrl-C (or SIGTERM) ends the run after the drill in progress, stopping every process it
+  // started and dropping its database; a second one kills the processes at once.
+  const stop = new AbortController();
+  const onSignal = () => {
+    if (stop.signal.aborted) {
+      killAll();
+      process.exit(130);
+    }
+    console.log("evc-drills: stopping after this drill (again to stop at once)");
+    stop.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   const dir = mkdtempSync(join(tmpdir(), "evc-drills-"));
   console.log(`evc-drills: seed ${seed}, ${values.drills} drill(s); logs in ${dir}`);
   const summary = await runDrills({
@@ -68,15 +82,17 @@ async function main(): Promise<number> {
     provinces: ["110000", "440000", "510000"],
     quietTimeoutMs: 60_000,
     print: (line) => console.log(line),
+    signal: stop.signal,
   });
   for (const line of report(summary, seed)) console.log(line);
+  if (stop.signal.aborted) console.log(`interrupted after ${summary.drills} drill(s)`);
   if (!values.keep) rmSync(dir, { recursive: true, force: true });
   const clean =
     summary.violations.length === 0 &&
     summary.stuck.length === 0 &&
     summary.lost === 0 &&
     summary.doubled === 0;
-  return clean ? 0 : 1;
+  return stop.signal.aborted ? 130 : clean ? 0 : 1;
 }
 
 main().then(

@@ -15,6 +15,14 @@ function answers(port: number): Promise<boolean> {
   });
 }
 
+/** Every process started and not yet known to have exited, for killAll. */
+const live = new Set<ChildProcess>();
+
+/** SIGKILLs every process the drills started (a second Ctrl-C). */
+export function killAll(): void {
+  for (const child of live) child.kill("SIGKILL");
+}
+
 /**
  * One process of the drill's system (nats-server, the hub, a province): started on a fixed
  * port, killed with SIGKILL at the drill's moment, started again on the same port and store.
@@ -64,7 +72,13 @@ export class Supervised {
     });
     child.stdout?.pipe(this.log, { end: false });
     child.stderr?.pipe(this.log, { end: false });
-    this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
+    live.add(child);
+    this.exited = new Promise((resolve) =>
+      child.once("exit", () => {
+        live.delete(child);
+        resolve();
+      }),
+    );
     this.child = child;
   }
 
