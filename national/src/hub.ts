@@ -108,10 +108,13 @@ export class Hub {
         duplicateWindowMs: config.duplicateWindowMs,
       };
       const jsm = await nc.jetstreamManager();
-      await provisionStream(jsm, layout);
-      for (const code of Object.keys(PROVINCES)) {
-        await provisionProvinceConsumer(jsm, layout, code, config.consumerAckWaitMs);
-      }
+      const provision = async () => {
+        await provisionStream(jsm, layout);
+        for (const code of Object.keys(PROVINCES)) {
+          await provisionProvinceConsumer(jsm, layout, code, config.consumerAckWaitMs);
+        }
+      };
+      await provision();
       const clock = opts.clock ?? (() => new Date());
       const notifyChannel = `evc_outbox_${config.schema}`;
       const store = new HubStore(sql, {
@@ -136,6 +139,7 @@ export class Hub {
           maxPublishes: config.maxPublishes,
           batchSize: 500,
           clock,
+          reprovision: provision,
           killAfterPublish: config.faultInjection === "kill-after-publish",
         },
         log,

@@ -12,10 +12,11 @@ import {
   provinceConsumer,
   provisionProvinceConsumer,
 } from "@evc-interop/national/bus/stream";
-import type { ConsumerMessages, JsMsg, NatsConnection } from "nats";
+import { ConsumerEvents, type ConsumerMessages, type JsMsg, type NatsConnection } from "nats";
 import type { Logger } from "pino";
 import type { ProvinceMetrics } from "./metrics.js";
-import type { ProvinceStore } from "./store/store.js";
+import { ParkedStore } from "./store/parked.js";
+import type { ApplyResult, ProvinceStore } from "./store/store.js";
 
 export interface AgentOptions {
   layout: BusLayout;
@@ -23,6 +24,8 @@ export interface AgentOptions {
   concurrency: number;
   /** Create the durable consumer if the hub has not provisioned it (needs the permission). */
   provisionConsumer: boolean;
+  /** A directive parked for an earlier one of its record this long becomes poison. */
+  gapHoldMs: number;
   /** Testing only: simulate a crash after the local commit and before the ack. */
   crashAfterCommit?: (d: Directive) => boolean;
 }
@@ -37,12 +40,17 @@ function backoffMs(redeliveries: number): number {
  * The directive agent: a durable JetStream consumer on this province's subject only, applying
  * each directive in one local transaction with its inbox row, acking only after the commit,
  * then handing the receipt to the submitter. Duplicates return the stored receipt; transient
- * failures are nak'd with backoff; poison is terminated and recorded.
+ * failures are nak'd with backoff; poison is recorded, then acknowledged; a directive whose
+ * predecessor is missing is parked in the store (and acknowledged), applied after it, and
+ * dead-lettered as poison if the gap is not filled within gapHoldMs.
  */
 export class DirectiveAgent {
   private messages: ConsumerMessages | undefined;
+  private stopping = false;
   private loop: Promise<void> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly parked: ParkedStore;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -51,9 +59,18 @@ export class DirectiveAgent {
     private readonly opts: AgentOptions,
     private readonly log: Logger,
     private readonly metrics: ProvinceMetrics,
-  ) {}
+  ) {
+    this.parked = new ParkedStore(store.sql);
+  }
 
   async start(): Promise<void> {
+    this.sweeper = setInterval(
+      () =>
+        void this.expireParked().catch((err: unknown) =>
+          this.log.warn({ err: String(err) }, "expiring parked directives failed"),
+        ),
+      Math.min(Math.max(this.opts.gapHoldMs / 4, 100), 5000),
+    );
     const name = provinceConsumer(this.store.code);
     if (this.opts.provisionConsumer) {
       await provisionProvinceConsumer(
@@ -62,24 +79,70 @@ export class DirectiveAgent {
         this.store.code,
       );
     }
+    // The first look-up fails loudly (a consumer never provisioned is a configuration error);
+    // later losses (the bus lost its store and the hub provisions it again) are waited out.
+    this.messages = await this.consume(name);
+    this.loop = this.run(name, this.messages);
+  }
+
+  private async consume(name: string): Promise<ConsumerMessages> {
     const consumer = await this.nc.jetstream().consumers.get(this.opts.layout.stream, name);
-    this.messages = await consumer.consume({
+    const messages = await consumer.consume({
       max_messages: Math.max(this.opts.concurrency * 2, 16),
     });
-    const messages = this.messages;
-    this.loop = (async () => {
-      for await (const m of messages) {
-        const task = this.handle(m).catch((err: unknown) => {
-          // A simulated crash neither acks nor naks: JetStream redelivers after ack_wait.
-          if (err instanceof CrashAfterCommit) return;
-          this.log.error({ err, seq: m.seq }, "directive handling failed; will be redelivered");
-          m.nak(backoffMs(m.info.redeliveryCount));
-        });
-        this.inFlight.add(task);
-        void task.finally(() => this.inFlight.delete(task));
-        if (this.inFlight.size >= this.opts.concurrency) await Promise.race(this.inFlight);
+    // A deleted consumer (the bus lost its store) leaves the iteration waiting for ever: end it,
+    // so that run() looks the consumer up again once the hub has provisioned it.
+    void (async () => {
+      for await (const s of await messages.status()) {
+        if (
+          s.type === ConsumerEvents.ConsumerDeleted ||
+          s.type === ConsumerEvents.ConsumerNotFound ||
+          s.type === ConsumerEvents.StreamNotFound
+        ) {
+          this.log.warn({ event: s.type }, "directive consumer gone; taking it up again");
+          messages.stop();
+          return;
+        }
       }
-    })();
+    })().catch(() => undefined);
+    return messages;
+  }
+
+  /** Handles messages; if the consumption ends without stop(), takes the consumer up again. */
+  private async run(name: string, first: ConsumerMessages): Promise<void> {
+    let messages: ConsumerMessages | undefined = first;
+    let failures = 0;
+    while (!this.stopping) {
+      try {
+        messages ??= await this.consume(name);
+        this.messages = messages;
+        if (this.stopping) {
+          messages.stop();
+          break;
+        }
+        failures = 0;
+        for await (const m of messages) {
+          const task = this.handle(m).catch((err: unknown) => {
+            // A simulated crash neither acks nor naks: JetStream redelivers after ack_wait.
+            if (err instanceof CrashAfterCommit) return;
+            this.log.error({ err, seq: m.seq }, "directive handling failed; will be redelivered");
+            m.nak(backoffMs(m.info.redeliveryCount));
+          });
+          this.inFlight.add(task);
+          void task.finally(() => this.inFlight.delete(task));
+          if (this.inFlight.size >= this.opts.concurrency) await Promise.race(this.inFlight);
+        }
+      } catch (err) {
+        failures += 1;
+        this.log.warn(
+          { err: String(err), failures },
+          "directive consumer lost; taking it up again",
+        );
+      }
+      messages = undefined;
+      if (!this.stopping)
+        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** failures, 5000)));
+    }
   }
 
   private async handle(m: JsMsg): Promise<void> {
@@ -114,8 +177,27 @@ export class DirectiveAgent {
       m.ack();
       await new Promise((r) => setTimeout(r, 300));
     }
+    const outcome = await this.applyOrPark(d, m.data);
+    if (outcome === "lost") return;
+    if (outcome === "applied" && this.opts.crashAfterCommit?.(d)) {
+      throw new CrashAfterCommit(d.directiveId);
+    }
+    m.ack();
+    if (outcome === "applied") await this.drainParked(d.recordId);
+  }
+
+  /**
+   * Applies a directive, or parks it (durably, so the bus message can be acknowledged) while
+   * an earlier directive of its record has not been applied.
+   */
+  private async applyOrPark(
+    d: Directive,
+    payload: Uint8Array,
+  ): Promise<"applied" | "parked" | "lost"> {
     const result = await this.store.apply(d);
     if (result.kind === "wait") {
+      // The broken variant's in-memory queue: what waits is gone once acknowledged.
+      if (this.store.broken === "ack-before-commit") return "lost";
       this.log.debug(
         {
           directiveId: d.directiveId,
@@ -123,36 +205,84 @@ export class DirectiveAgent {
           seq: Number(d.recordSequence),
           last: result.lastSequence,
         },
-        "waiting for an earlier directive of this record",
+        "parked until an earlier directive of this record is applied",
       );
-      m.nak(backoffMs(Math.min(m.info.redeliveryCount, 4)));
-      return;
+      await this.parked.park(d, payload);
+      this.metrics.parked.inc();
+      return "parked";
     }
-    if (this.opts.crashAfterCommit?.(d)) throw new CrashAfterCommit(d.directiveId);
-    m.ack();
+    this.applied(d, result);
+    return "applied";
+  }
+
+  /** Applies the record's parked directives whose turn has come, in sequence order. */
+  private async drainParked(recordId: string): Promise<void> {
+    for (const row of await this.parked.of(recordId)) {
+      const d = fromBinary(DirectiveSchema, row.payload);
+      const result = await this.store.apply(d);
+      if (result.kind === "wait") return;
+      await this.parked.remove(row.directive_id);
+      this.applied(d, result);
+    }
+  }
+
+  private applied(d: Directive, result: Extract<ApplyResult, { kind: "applied" }>): void {
     if (result.duplicate) {
       this.metrics.duplicates.inc();
-      await this.store.resubmit(d.directiveId);
-    } else {
-      this.metrics.applied.inc({
-        action: d.action.case ?? "unknown",
-        outcome: String(result.receipt.outcome),
-      });
-      if (d.issuedAt)
-        this.metrics.lag.observe((Date.now() - timestampDate(d.issuedAt).getTime()) / 1000);
+      // The hub may not have our receipt: send it again.
+      void this.store.resubmit(d.directiveId).then(
+        () => this.submitter.wake(),
+        (err: unknown) => this.log.warn({ err: String(err) }, "resubmitting a receipt failed"),
+      );
+      return;
     }
+    this.metrics.applied.inc({
+      action: d.action.case ?? "unknown",
+      outcome: String(result.receipt.outcome),
+    });
+    if (d.issuedAt)
+      this.metrics.lag.observe((Date.now() - timestampDate(d.issuedAt).getTime()) / 1000);
     this.submitter.wake();
+  }
+
+  /** Directives parked longer than the gap hold become poison: recorded and alarmed. */
+  async expireParked(): Promise<number> {
+    const expired = await this.parked.expire(this.opts.gapHoldMs);
+    if (expired.length === 0) return 0;
+    this.metrics.poison.inc(expired.length);
+    this.log.error(
+      {
+        count: expired.length,
+        first: expired
+          .slice(0, 5)
+          .map((r) => ({ directiveId: r.directive_id, seq: r.record_sequence })),
+      },
+      "sequence gap never filled: parked directives dead-lettered",
+    );
+    for (const row of expired) {
+      await this.store.poison(
+        row.payload,
+        `sequence gap: waited ${this.opts.gapHoldMs} ms for the directives before sequence ${row.record_sequence}`,
+        undefined,
+        row.directive_id,
+      );
+    }
+    return expired.length;
   }
 
   private async poison(m: JsMsg, reason: string, directiveId?: string): Promise<void> {
     this.metrics.poison.inc();
-    this.log.warn({ seq: m.seq, directiveId, reason }, "poison directive terminated");
+    this.log.warn({ seq: m.seq, directiveId, reason }, "poison directive dead-lettered");
     await this.store.poison(m.data, reason, m.seq, directiveId);
-    m.term(reason.slice(0, 200));
+    // Acknowledged once recorded: nats-server before 2.10 ignores term() and would redeliver
+    // the message every ack_wait, storing it again each time.
+    m.ack();
   }
 
   /** Stops taking messages and waits for those in flight. */
   async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.sweeper) clearInterval(this.sweeper);
     this.messages?.stop();
     await this.loop?.catch(() => undefined);
     await Promise.allSettled([...this.inFlight]);

@@ -30,6 +30,8 @@ export interface ProvinceConfig {
   receiptPollMs: number;
   /** Retry tick of pending hub intents (registrations, closures, dose reports). */
   intentPollMs: number;
+  /** A directive parked for a missing predecessor this long is dead-lettered as poison. */
+  gapHoldMs: number;
   shutdownGraceMs: number;
   /** Conformance self-test only: behave with one deliberate bug. */
   broken?: BrokenVariant;
@@ -84,6 +86,7 @@ export function provinceConfigFromEnv(
     controlToken: env.EVC_CONTROL_TOKEN ?? "",
     receiptPollMs: envInt(env, "EVC_RECEIPT_POLL_MS", 1000),
     intentPollMs: envInt(env, "EVC_INTENT_POLL_MS", 2000),
+    gapHoldMs: envInt(env, "EVC_GAP_HOLD_MS", 120_000),
     shutdownGraceMs: envInt(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
     ...(env.EVC_BROKEN ? { broken: parseBroken(env.EVC_BROKEN) } : {}),
   };

@@ -6,6 +6,7 @@ export class ProvinceMetrics {
   readonly applied: Counter<"action" | "outcome">;
   readonly duplicates: Counter;
   readonly poison: Counter;
+  readonly parked: Counter;
   readonly lag: Histogram;
   readonly repairs: Counter<"kind">;
   readonly reconciliations: Counter;
@@ -26,7 +27,12 @@ export class ProvinceMetrics {
     });
     this.poison = new Counter({
       name: "evc_province_directives_poison_total",
-      help: "Messages terminated as poison (undecodable, another province's, malformed)",
+      help: "Messages dead-lettered as poison (undecodable, another province's, malformed, a sequence gap never filled); alert on any increase",
+      registers,
+    });
+    this.parked = new Counter({
+      name: "evc_province_directives_parked_total",
+      help: "Directives parked until an earlier directive of their record was applied",
       registers,
     });
     this.lag = new Histogram({

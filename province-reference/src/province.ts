@@ -146,6 +146,7 @@ export class Province {
           layout,
           concurrency: config.concurrency,
           provisionConsumer: config.provisionConsumer,
+          gapHoldMs: config.gapHoldMs,
           ...(opts.crashAfterCommit ? { crashAfterCommit: opts.crashAfterCommit } : {}),
         },
         log,

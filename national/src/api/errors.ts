@@ -15,6 +15,7 @@ const CODES: Record<RefusalCode, Code> = {
   already_exists: Code.AlreadyExists,
   aborted: Code.Aborted,
   permission_denied: Code.PermissionDenied,
+  resource_exhausted: Code.ResourceExhausted,
 };
 
 /** A Connect error carrying an evc.common.v1.ErrorDetail for machines to read. */

@@ -1,4 +1,4 @@
-import { headers, type JetStreamClient } from "nats";
+import { ErrorCode, headers, type JetStreamClient, NatsError } from "nats";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import type { HubMetrics } from "../metrics.js";
@@ -15,6 +15,12 @@ export interface RelayOptions {
   /** Rows claimed per round. */
   batchSize: number;
   clock: () => Date;
+  /**
+   * Creates the stream and the provinces' consumers again; called when a publish finds no
+   * stream (the bus lost its store). Every unanswered directive is still in the outbox and is
+   * republished once the stream is back.
+   */
+  reprovision: () => Promise<void>;
   /** Fault drill: SIGKILL this process after a publish, before marking it. */
   killAfterPublish?: boolean;
 }
@@ -86,16 +92,49 @@ export class Relay {
       );
       if (this.opts.killAfterPublish && live.length > 0) process.kill(process.pid, "SIGKILL");
       const published: DueRow[] = [];
+      const tooLarge: DueRow[] = [];
+      let noStream = false;
       results.forEach((res, i) => {
         const row = live[i];
         if (!row) return;
         if (res.status === "fulfilled") published.push(row);
-        else
+        else if (isError(res.reason, ErrorCode.MaxPayloadExceeded)) tooLarge.push(row);
+        else {
+          if (
+            isError(res.reason, ErrorCode.NoResponders) ||
+            isError(res.reason, ErrorCode.JetStream404NoMessages)
+          )
+            noStream = true;
           this.log.warn(
             { directiveId: row.directive_id, err: String(res.reason) },
             "publish failed; will retry",
           );
+        }
       });
+      if (tooLarge.length > 0) {
+        // Never fits: retrying would be for ever. Dead-lettered at once; the saga's deadline
+        // moves its migration on.
+        await tx`UPDATE directives SET state = 'FAILED', disposition = 'TOO_LARGE'
+          WHERE directive_id = ANY(${tooLarge.map((r) => r.directive_id)}::uuid[])`;
+        for (const r of tooLarge) {
+          this.metrics.deadLettered.inc();
+          this.log.error(
+            { directiveId: r.directive_id, province: r.province, bytes: r.payload.length },
+            "directive dead-lettered: larger than the bus's max_payload",
+          );
+        }
+      }
+      if (noStream) {
+        this.log.warn(
+          { stream: this.opts.layout.stream },
+          "no stream answered; provisioning it again",
+        );
+        await this.opts
+          .reprovision()
+          .catch((err: unknown) =>
+            this.log.error({ err: String(err) }, "provisioning the stream failed; will retry"),
+          );
+      }
       if (published.length > 0) {
         const next = published.map(
           (r) =>
@@ -127,4 +166,8 @@ export class Relay {
       return rows.length;
     });
   }
+}
+
+function isError(err: unknown, code: string): boolean {
+  return err instanceof NatsError && err.code === code;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type Command, decide } from "./decide.js";
+import { type Command, decide, MAX_DOSES_PER_RECORD } from "./decide.js";
 import { Refusal } from "./errors.js";
 import { evolve } from "./person.js";
 import {
@@ -255,6 +255,19 @@ describe("migration saga", () => {
     expect(s.records["id-1"]?.status).toBe("CLOSED");
     expect(when(s, close)).toEqual([]);
     expect(refused(() => when(s, { ...close, caller: "440000" })).reason).toBe("RECORD_NOT_FOUND");
+  });
+
+  it("a record holding the most doses a record may hold refuses one more (RECORD_FULL)", () => {
+    const full = Array.from({ length: MAX_DOSES_PER_RECORD }, (_, i) => dose(`f${i}`));
+    const s = given([{ ...register, doses: full }]);
+    const refusal = refused(() =>
+      when(s, { kind: "reportDose", caller: "440000", identity, dose: dose("one-more", "440000") }),
+    );
+    expect([refusal.code, refusal.reason]).toEqual(["resource_exhausted", "RECORD_FULL"]);
+    // A dose it already holds is still answered as a duplicate.
+    expect(when(s, { kind: "reportDose", caller: "440000", identity, dose: dose("f7") })).toEqual(
+      [],
+    );
   });
 
   it("deadline before the source answered compensates and restores at once", () => {

@@ -14,6 +14,12 @@ import type {
 } from "./types.js";
 
 /**
+ * The most doses a record may hold (evc.common.v1.RecordContents): with every dose at its
+ * largest, a record still fits one directive within NATS's default max_payload (1 MiB).
+ */
+export const MAX_DOSES_PER_RECORD = 1000;
+
+/**
  * Business rules of the hub as pure deciders: given a person's state and a command, return
  * the events to append (possibly none) or throw a Refusal. No I/O; clock and ids come from ctx.
  */
@@ -314,7 +320,16 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
           field: "identity",
         });
       }
-      if (knownDoseIds(state).has(cmd.dose.doseId)) return [];
+      const known = knownDoseIds(state);
+      if (known.has(cmd.dose.doseId)) return [];
+      if (known.size >= MAX_DOSES_PER_RECORD) {
+        throw new Refusal(
+          "resource_exhausted",
+          "RECORD_FULL",
+          `the record already holds ${known.size} doses, the most a record may hold (${MAX_DOSES_PER_RECORD})`,
+          { field: "dose", recordId: r.recordId },
+        );
+      }
       const open = state.openMigrationId ? state.migrations[state.openMigrationId] : undefined;
       const data: Extract<HubEvent, { type: "DoseReported" }>["data"] = {
         dose: cmd.dose,

@@ -8,7 +8,8 @@ export type RefusalCode =
   | "not_found"
   | "already_exists"
   | "aborted"
-  | "permission_denied";
+  | "permission_denied"
+  | "resource_exhausted";
 
 export type RefusalReason =
   | "INVALID_FIELD"
@@ -21,7 +22,8 @@ export type RefusalReason =
   | "VERSION_CONFLICT"
   | "INVALID_STATE"
   | "ALREADY_OWNER"
-  | "NOT_FOUND";
+  | "NOT_FOUND"
+  | "RECORD_FULL";
 
 export interface RefusalDetail {
   field?: string;

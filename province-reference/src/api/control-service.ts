@@ -30,6 +30,7 @@ const LOCAL_CODES = {
   not_found: Code.NotFound,
   already_exists: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
+  resource_exhausted: Code.ResourceExhausted,
 } as const;
 
 /** Runs a flow, answering a local refusal with its code and the field it names. */

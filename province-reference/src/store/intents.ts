@@ -2,6 +2,10 @@ import { randomUUID } from "node:crypto";
 import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import type { Dose } from "@evc-interop/gen/evc/common/v1/record_pb";
 import type { Sql, TransactionSql } from "postgres";
+
+/** The most doses a record may hold (evc.common.v1.RecordContents.doses). */
+export const MAX_DOSES_PER_RECORD = 1000;
+
 import type { CertificateRow, NewCertificate, ProvinceStore } from "./store.js";
 
 /** What a province has promised the hub: see the hub_intents table. */
@@ -20,7 +24,7 @@ export interface Intent {
 /** Why a local write was not made; the caller turns it into an RPC error. */
 export class LocalRefusal extends Error {
   constructor(
-    readonly code: "not_found" | "already_exists" | "failed_precondition",
+    readonly code: "not_found" | "already_exists" | "failed_precondition" | "resource_exhausted",
     message: string,
     readonly field: string,
   ) {
@@ -145,6 +149,15 @@ export class IntentStore {
           "failed_precondition",
           `record ${rec.record_id} is being closed; no dose can be added`,
           "identity",
+        );
+      }
+      const [held] = await tx<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM doses WHERE record_id = ${rec.record_id}`;
+      if ((held?.n ?? 0) >= MAX_DOSES_PER_RECORD) {
+        throw new LocalRefusal(
+          "resource_exhausted",
+          `record ${rec.record_id} already holds ${held?.n} doses, the most a record may hold (${MAX_DOSES_PER_RECORD})`,
+          "dose",
         );
       }
       const added = await this.store.addDoses(tx, rec.record_id, [dose]);

@@ -113,6 +113,24 @@ CREATE INDEX hub_intents_pending ON hub_intents (created_at) WHERE state = 'PEND
 CREATE INDEX hub_intents_pending_by_record ON hub_intents (record_id) WHERE state = 'PENDING';
 `,
   },
+  {
+    version: 3,
+    name: "directives parked while an earlier one of their record is missing",
+    sql: `
+-- A directive that arrived before an earlier one of its record waits here, not on the bus
+-- (where a flood of them would fill the consumer's max_ack_pending and stop good ones). It is
+-- applied as soon as its predecessor is; one that waits too long becomes poison (alarmed).
+CREATE TABLE parked (
+  directive_id uuid PRIMARY KEY,
+  record_id text NOT NULL,
+  record_sequence bigint NOT NULL,
+  payload bytea NOT NULL,
+  parked_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX parked_by_record ON parked (record_id, record_sequence);
+CREATE INDEX parked_by_age ON parked (parked_at);
+`,
+  },
 ];
 
 export function migrate(sql: Sql, schema: string): Promise<number[]> {
