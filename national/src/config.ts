@@ -32,6 +32,8 @@ export interface HubConfig {
    * READ transaction would otherwise hold back the xmin horizon (and the sealer behind it).
    */
   snapshotStallMs: number;
+  /** Largest request message accepted, checked while reading and decompressing (before auth). */
+  readMaxBytes: number;
   /** `all` (default: RPCs and background workers) or `api` (RPCs only; another replica relays). */
   role: "all" | "api";
   /** Testing only: `kill-after-publish` makes the relay SIGKILL its own process right after
@@ -103,6 +105,7 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     maxBatch: envInt(env, "EVC_MAX_BATCH", 64),
     shutdownGraceMs: envInt(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
     snapshotStallMs: envInt(env, "EVC_SNAPSHOT_STALL_MS", 60_000),
+    readMaxBytes: envInt(env, "EVC_READ_MAX_BYTES", 16 * 1024 * 1024),
     role: oneOf(env, "EVC_ROLE", ["all", "api"] as const, "all"),
     faultInjection: oneOf(env, "EVC_FAULT_INJECTION", ["", "kill-after-publish"] as const, ""),
   };

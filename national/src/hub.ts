@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { AuditService } from "@evc-interop/gen/evc/national/v1/audit_service_pb";
 import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate_service_pb";
@@ -14,11 +13,13 @@ import type { JSONWebKeySet } from "jose";
 import { connect, type NatsConnection } from "nats";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
+import { nodeAdapter } from "./api/adapter.js";
 import { auditService } from "./api/audit-service.js";
 import { certificateService } from "./api/certificate-service.js";
 import type { HubDeps } from "./api/context.js";
 import { directiveService } from "./api/directive-service.js";
 import { doseService } from "./api/dose-service.js";
+import { inputHygieneInterceptor } from "./api/input-hygiene.js";
 import { authInterceptor, observeInterceptor } from "./api/interceptors.js";
 import { migrationService } from "./api/migration-service.js";
 import { recordService } from "./api/record-service.js";
@@ -153,7 +154,8 @@ export class Hub {
         snapshotStallMs: config.snapshotStallMs,
       };
       const verifier = new TokenVerifier(trust);
-      const handler = connectNodeAdapter({
+      const handler = nodeAdapter({
+        readMaxBytes: config.readMaxBytes,
         routes: (router: ConnectRouter) => {
           router.service(RecordService, recordService(deps));
           router.service(MigrationService, migrationService(deps));
@@ -164,11 +166,13 @@ export class Hub {
           router.service(AuditService, auditService(deps));
         },
         // Order matters: observe (translate + count) wraps auth, which runs before validation,
-        // so unauthenticated callers learn nothing about the request rules.
+        // so unauthenticated callers learn nothing about the request rules; what no store could
+        // keep (NUL characters, timestamps outside 0001-9999) is refused after the contract's rules.
         interceptors: [
           observeInterceptor(log, metrics),
           authInterceptor(verifier),
           createValidateInterceptor(),
+          inputHygieneInterceptor(),
           ...(opts.interceptors ?? []),
         ],
         fallback: (req, res) => {

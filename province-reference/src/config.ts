@@ -32,6 +32,8 @@ export interface ProvinceConfig {
   intentPollMs: number;
   /** A directive parked for a missing predecessor this long is dead-lettered as poison. */
   gapHoldMs: number;
+  /** Largest request accepted on the province port (checked before decompression ends). */
+  readMaxBytes: number;
   shutdownGraceMs: number;
   /** Conformance self-test only: behave with one deliberate bug. */
   broken?: BrokenVariant;
@@ -87,6 +89,7 @@ export function provinceConfigFromEnv(
     receiptPollMs: envInt(env, "EVC_RECEIPT_POLL_MS", 1000),
     intentPollMs: envInt(env, "EVC_INTENT_POLL_MS", 2000),
     gapHoldMs: envInt(env, "EVC_GAP_HOLD_MS", 120_000),
+    readMaxBytes: envInt(env, "EVC_READ_MAX_BYTES", 4 * 1024 * 1024),
     shutdownGraceMs: envInt(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
     ...(env.EVC_BROKEN ? { broken: parseBroken(env.EVC_BROKEN) } : {}),
   };

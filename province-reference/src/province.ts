@@ -6,7 +6,7 @@ import {
   createClient,
   type Interceptor,
 } from "@connectrpc/connect";
-import { connectNodeAdapter, createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate_service_pb";
@@ -16,6 +16,8 @@ import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_ser
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import { nodeAdapter } from "@evc-interop/national/api/adapter";
+import { inputHygieneInterceptor } from "@evc-interop/national/api/input-hygiene";
 import { loadCredential } from "@evc-interop/national/auth/credentials";
 import { type Credential, TokenSigner } from "@evc-interop/national/auth/tokens";
 import { createLogger } from "@evc-interop/national/log";
@@ -24,12 +26,13 @@ import { openDb } from "@evc-interop/national/store/db";
 import { connect, type NatsConnection } from "nats";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
-import { type AgentOptions, DirectiveAgent, ReceiptSubmitter } from "./agent.js";
+import { type AgentOptions, DirectiveAgent } from "./agent.js";
 import { controlService } from "./api/control-service.js";
 import { provinceService } from "./api/province-service.js";
 import type { ProvinceConfig } from "./config.js";
 import { HubIntents } from "./hub-intents.js";
 import { ProvinceMetrics } from "./metrics.js";
+import { ReceiptSubmitter } from "./receipt-submitter.js";
 import { type ReconcileReport, reconcile } from "./reconcile.js";
 import { migrate } from "./store/schema.js";
 import { ProvinceStore } from "./store/store.js";
@@ -188,7 +191,8 @@ export class Province {
       };
       const intents = new HubIntents(store, hub, log, config.intentPollMs);
       p.intents = intents;
-      const handler = connectNodeAdapter({
+      const handler = nodeAdapter({
+        readMaxBytes: config.readMaxBytes,
         routes: (router: ConnectRouter) => {
           router.service(ProvinceService, provinceService(store, changes));
           router.service(
@@ -196,7 +200,11 @@ export class Province {
             controlService(store, hub, intents, () => p.reconcile()),
           );
         },
-        interceptors: [controlAuth(config.controlToken), createValidateInterceptor()],
+        interceptors: [
+          controlAuth(config.controlToken),
+          createValidateInterceptor(),
+          inputHygieneInterceptor(),
+        ],
         fallback: (req, res) => {
           void p.serveOps(req.url ?? "/", res as ServerResponse);
         },

@@ -7,7 +7,7 @@ import {
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { ReceiptSubmitter } from "./agent.js";
+import { ReceiptSubmitter } from "./receipt-submitter.js";
 import type { ProvinceStore } from "./store/store.js";
 import { activateDirective } from "./testing/directives.js";
 import { openTestStore, type TestStore } from "./testing/store.js";

@@ -14,7 +14,8 @@ import {
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { directiveRows, type ReceiptOfBatch, recordReceipts } from "../store/receipts.js";
 import { callerProvince, type HubDeps, principalOf } from "./context.js";
-import { denied, invalid } from "./errors.js";
+import { denied } from "./errors.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
 
 export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveService> {
   return {
@@ -69,13 +70,9 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
         province = p.code;
       }
       const size = req.pageSize || 100;
-      const after = req.pageToken ? Buffer.from(req.pageToken, "base64url").toString() : "";
-      if (after && Number.isNaN(Date.parse(after.split("|")[0] ?? ""))) {
-        throw invalid("page_token", "is not a token this server issued");
-      }
-      const [afterAt, afterId] = after
-        ? after.split("|")
-        : ["1970-01-01T00:00:00Z", "00000000-0000-0000-0000-000000000000"];
+      const after = req.pageToken
+        ? decodePageToken(req.pageToken)
+        : { at: new Date("1970-01-01T00:00:00Z"), id: "00000000-0000-0000-0000-000000000000" };
       const states = req.state
         ? [DirectiveState[req.state]]
         : ["PENDING", "DELIVERED", "FAILED", "SUPERSEDED"];
@@ -94,7 +91,7 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
         FROM directives
         WHERE (${province || null}::text IS NULL OR province = ${province || null})
           AND state = ANY(${states})
-          AND (created_at, directive_id) > (${new Date(afterAt ?? "")}, ${afterId ?? ""}::uuid)
+          AND (created_at, directive_id) > (${after.at}, ${after.id}::uuid)
         ORDER BY created_at, directive_id
         LIMIT ${size + 1}`;
       const page = rows.slice(0, size);
@@ -115,9 +112,7 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
         ),
         nextPageToken:
           rows.length > size && last
-            ? Buffer.from(`${last.created_at.toISOString()}|${last.directive_id}`).toString(
-                "base64url",
-              )
+            ? encodePageToken({ at: last.created_at, id: last.directive_id })
             : "",
       });
     },

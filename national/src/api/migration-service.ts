@@ -14,6 +14,7 @@ import { identityToJson } from "../domain/codec.js";
 import type { MigrationStateData, PersonState } from "../domain/types.js";
 import { callerProvince, type HubDeps, keyOf, migrationMessage, principalOf } from "./context.js";
 import { denied, invalid, refusalError } from "./errors.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
 import { codecOf, requestHash } from "./util.js";
 
 async function personOfMigration(deps: HubDeps, migrationId: string): Promise<string> {
@@ -85,16 +86,9 @@ export function migrationService(deps: HubDeps): ServiceImpl<typeof MigrationSer
     async listMigrations(req, ctx) {
       const p = principalOf(ctx);
       const size = req.pageSize || PAGE_DEFAULT;
-      let before = new Date("9999-12-31T00:00:00Z");
-      let beforeId = "ffffffff-ffff-ffff-ffff-ffffffffffff";
-      if (req.pageToken) {
-        const [at, id] = Buffer.from(req.pageToken, "base64url").toString().split("|");
-        const d = new Date(at ?? "");
-        if (!id || Number.isNaN(d.getTime()))
-          throw invalid("page_token", "is not a token this server issued");
-        before = d;
-        beforeId = id;
-      }
+      const { at: before, id: beforeId } = req.pageToken
+        ? decodePageToken(req.pageToken)
+        : { at: new Date("9999-12-31T00:00:00Z"), id: "ffffffff-ffff-ffff-ffff-ffffffffffff" };
       const state = req.state ? MigrationState[req.state] : null;
       const province = p.kind === "province" ? p.code : null;
       const rows = await deps.sql<
@@ -118,9 +112,7 @@ export function migrationService(deps: HubDeps): ServiceImpl<typeof MigrationSer
         migrations,
         nextPageToken:
           rows.length > size && last
-            ? Buffer.from(`${last.requested_at.toISOString()}|${last.migration_id}`).toString(
-                "base64url",
-              )
+            ? encodePageToken({ at: last.requested_at, id: last.migration_id })
             : "",
       });
     },
