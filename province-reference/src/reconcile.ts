@@ -7,6 +7,7 @@ import type {
 } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import type { Logger } from "pino";
 import type { ProvinceMetrics } from "./metrics.js";
+import { ContentsCheck } from "./reconcile-contents.js";
 import type { CertificateRow, ProvinceStore } from "./store/store.js";
 
 export interface ReconcileReport {
@@ -16,6 +17,8 @@ export interface ReconcileReport {
   extra: number;
   status: number;
   owner: number;
+  /** Records whose contents (identity, doses) differed from the hub's and were repaired. */
+  contents: number;
   /** Rows the province changed after the snapshot was read (left alone this pass). */
   newerLocally: number;
   seconds: number;
@@ -144,7 +147,8 @@ function statusOf(e: SnapshotEntry): "NORMAL" | "SUSPENDED" | "REVOKED" {
  * One reconciliation pass (I6): merge-joins the hub's snapshot of this province (streamed at
  * one consistent read) with the local certificates, both in certificate-number order, and
  * repairs every divergence: missing rows are added, rows the hub does not know are removed,
- * status and owner are corrected. A row whose local hub version is newer than the snapshot's
+ * status and owner are corrected; records whose contents differ (identity, doses) are
+ * repaired (see ContentsCheck). A row whose local hub version is newer than the snapshot's
  * (a directive applied after the snapshot was read) is left alone. Memory stays bounded by the
  * page size, whatever the province's size.
  */
@@ -164,6 +168,7 @@ export async function reconcile(
     extra: 0,
     status: 0,
     owner: 0,
+    contents: 0,
     newerLocally: 0,
     seconds: 0,
   };
@@ -182,16 +187,19 @@ export async function reconcile(
     ),
   );
   const repairs = new Repairs(store, opts.repairBatch ?? 500);
+  const contents = new ContentsCheck(store, snapshot, log);
   try {
-    await merge(local, remote, repairs, store, certificates, opts, report, log);
+    await merge(local, remote, repairs, contents, store, certificates, opts, report, log);
     await repairs.flush();
+    // After the certificate repairs: a record they added now has a row to complete.
+    report.contents = await contents.finish();
   } finally {
     stream.abort();
     await local.close();
     await remote.close();
   }
   report.seconds = (Date.now() - started) / 1000;
-  for (const kind of ["missing", "extra", "status", "owner"] as const) {
+  for (const kind of ["missing", "extra", "status", "owner", "contents"] as const) {
     if (report[kind] > 0) metrics.repairs.inc({ kind }, report[kind]);
   }
   metrics.reconciliations.inc();
@@ -204,6 +212,7 @@ async function merge(
   local: Cursor<Local>,
   remote: Cursor<SnapshotEntry>,
   repairs: Repairs,
+  contents: ContentsCheck,
   store: ProvinceStore,
   certificates: Client<typeof CertificateService>,
   opts: ReconcileOptions,
@@ -223,10 +232,12 @@ async function merge(
       if (local.advance()) await local.load();
     } else if (r !== undefined && (l === undefined || l.certificate_number > r.certificateNumber)) {
       await repairMissing(repairs, r, report, log);
+      await contents.offer(r);
       if (remote.advance()) await remote.load();
     } else if (l !== undefined && r !== undefined) {
       if (l.status !== statusOf(r) || l.owner_province !== r.ownerProvinceCode)
         await repairDiffering(repairs, l, r, report, log);
+      await contents.offer(r);
       const localDone = local.advance();
       const remoteDone = remote.advance();
       if (localDone) await local.load();

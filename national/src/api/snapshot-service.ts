@@ -1,14 +1,21 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { CertificateStatus, RecordStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
 import {
+  CertificateStatus,
+  RecordContentsSchema,
+  RecordStatus,
+} from "@evc-interop/gen/evc/common/v1/record_pb";
+import {
+  GetRecordContentsResponseSchema,
   type SnapshotEntry,
   SnapshotEntrySchema,
   type SnapshotService,
   StreamSnapshotResponseSchema,
 } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import { doseFromJson, identityFromJson } from "../domain/codec.js";
+import { contentsDigest } from "../domain/contents-digest.js";
 import { type HubDeps, principalOf } from "./context.js";
-import { denied, invalid } from "./errors.js";
+import { denied, invalid, refusalError } from "./errors.js";
 
 interface Row {
   certificate_number: string;
@@ -18,6 +25,7 @@ interface Row {
   record_status: keyof typeof RecordStatus;
   version: number;
   position: number;
+  contents_digest: string;
 }
 
 export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotService> {
@@ -50,7 +58,8 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
         let after = req.afterCertificateNumber;
         for (;;) {
           const rows = await conn<Row[]>`
-            SELECT certificate_number, record_id, owner_province, status, record_status, version, position
+            SELECT certificate_number, record_id, owner_province, status, record_status, version, position,
+              contents_digest
             FROM certificates
             WHERE province = ${province} AND certificate_number COLLATE "C" > ${after}
             ORDER BY certificate_number COLLATE "C"
@@ -70,6 +79,7 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
                 recordStatus: RecordStatus[r.record_status],
                 version: BigInt(r.version),
                 lastPosition: BigInt(r.position),
+                contentsDigest: r.contents_digest,
               }),
             ),
           });
@@ -104,6 +114,35 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
           conn.release();
         }
       }
+    },
+
+    async getRecordContents(req, ctx) {
+      const p = principalOf(ctx);
+      const key = await deps.store.personOfRecord(req.recordId);
+      const state = key ? await deps.store.load(key) : undefined;
+      const record = state?.records[req.recordId];
+      if (!state || !record) {
+        throw refusalError("not_found", "RECORD_NOT_FOUND", `no record ${req.recordId}`, {
+          field: "record_id",
+          recordId: req.recordId,
+        });
+      }
+      if (p.kind === "province" && record.owner !== p.code) {
+        throw denied(
+          `record ${req.recordId} is owned by ${record.owner}; a province reads only its own records`,
+          "record_id",
+        );
+      }
+      const idNumber = state.identity?.idNumber ?? "";
+      return create(GetRecordContentsResponseSchema, {
+        record: create(RecordContentsSchema, {
+          recordId: record.recordId,
+          identity: state.identity ? identityFromJson(state.identity) : undefined,
+          doses: record.doses.map(doseFromJson),
+        }),
+        ownerProvinceCode: record.owner,
+        contentsDigest: record.status === "ACTIVE" ? contentsDigest(idNumber, record.doses) : "",
+      });
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { PendingQuery, Row, Sql, TransactionSql } from "postgres";
+import { contentsDigest } from "../domain/contents-digest.js";
 import type { PersonState } from "../domain/types.js";
 import { type Columns, unnestRows } from "./unnest.js";
 
@@ -57,6 +58,10 @@ export function projectionRows(
           status_changed_at: time(c.statusChangedAt),
           version: c.version,
           position: c.position,
+          contents_digest:
+            record?.status === "ACTIVE" && record.certificateNumber === c.number
+              ? contentsDigest(state.identity?.idNumber ?? "", record.doses)
+              : "",
         };
       })
       // NORMAL last, so the one-NORMAL-per-person index sees the old one leave NORMAL first.
@@ -117,6 +122,7 @@ const CERTIFICATE_COLUMNS: Columns = {
   status_changed_at: "timestamptz",
   version: "bigint",
   position: "bigint",
+  contents_digest: "text",
 };
 const MIGRATION_COLUMNS: Columns = {
   migration_id: "uuid",
@@ -157,7 +163,8 @@ export function projectionQueries(
         status = EXCLUDED.status, record_status = EXCLUDED.record_status,
         revocation_reason = EXCLUDED.revocation_reason,
         status_changed_at = EXCLUDED.status_changed_at,
-        version = EXCLUDED.version, position = EXCLUDED.position`);
+        version = EXCLUDED.version, position = EXCLUDED.position,
+        contents_digest = EXCLUDED.contents_digest`);
   }
   if (rows.migrations.length > 0) {
     queries.push(tx`INSERT INTO migrations ${unnestRows(tx, MIGRATION_COLUMNS, rows.migrations)}

@@ -158,6 +158,23 @@ CREATE TABLE idempotency (
 DROP TABLE doses;
 `,
   },
+  {
+    version: 3,
+    name: "contents digest of each ACTIVE record on its current certificate",
+    sql: `
+-- SnapshotEntry.contents_digest: what a province compares its copy of a record with.
+ALTER TABLE certificates ADD COLUMN contents_digest text NOT NULL DEFAULT '';
+UPDATE certificates c SET contents_digest = encode(sha256(convert_to(
+    (p.state->'identity'->>'idNumber') || E'\n' || coalesce((
+      SELECT string_agg(d->>'doseId', E'\n' ORDER BY d->>'doseId' COLLATE "C")
+      FROM jsonb_array_elements(p.state->'records'->c.record_id->'doses') d), ''),
+    'UTF8')), 'hex')
+  FROM persons p
+  WHERE p.person_key = c.person_key
+    AND p.state->'records'->c.record_id->>'status' = 'ACTIVE'
+    AND p.state->'records'->c.record_id->>'certificateNumber' = c.certificate_number;
+`,
+  },
 ];
 
 /** Applies pending migrations to the current schema. Returns the versions applied now. */

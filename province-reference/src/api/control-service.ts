@@ -132,6 +132,7 @@ export function controlService(
         extraRepaired: BigInt(r.extra),
         statusRepaired: BigInt(r.status),
         ownerRepaired: BigInt(r.owner),
+        contentsRepaired: BigInt(r.contents),
       });
     },
   };

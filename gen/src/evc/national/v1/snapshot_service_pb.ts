@@ -5,7 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { CertificateStatus, RecordStatus } from "../../common/v1/record_pb.js";
+import type { CertificateStatus, RecordContents, RecordStatus } from "../../common/v1/record_pb.js";
 import { file_evc_common_v1_record } from "../../common/v1/record_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evc/national/v1/snapshot_service.proto.
  */
 export const file_evc_national_v1_snapshot_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZldmMvbmF0aW9uYWwvdjEvc25hcHNob3Rfc2VydmljZS5wcm90bxIPZXZjLm5hdGlvbmFsLnYxIvUBCg1TbmFwc2hvdEVudHJ5EhoKEmNlcnRpZmljYXRlX251bWJlchgBIAEoCRIRCglyZWNvcmRfaWQYAiABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgDIAEoCRI8ChJjZXJ0aWZpY2F0ZV9zdGF0dXMYBCABKA4yIC5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlU3RhdHVzEjIKDXJlY29yZF9zdGF0dXMYBSABKA4yGy5ldmMuY29tbW9uLnYxLlJlY29yZFN0YXR1cxIPCgd2ZXJzaW9uGAYgASgEEhUKDWxhc3RfcG9zaXRpb24YByABKAQikwEKFVN0cmVhbVNuYXBzaG90UmVxdWVzdBIxCg1wcm92aW5jZV9jb2RlGAEgASgJQhq6SBdyFTITXihbMS04XVswLTldMDAwMCk/JBIpChhhZnRlcl9jZXJ0aWZpY2F0ZV9udW1iZXIYAiABKAlCB7pIBHICGEASHAoKY2h1bmtfc2l6ZRgDIAEoDUIIukgFKgMYkE4iagoWU3RyZWFtU25hcHNob3RSZXNwb25zZRIRCgl3YXRlcm1hcmsYASABKAQSLwoHZW50cmllcxgCIAMoCzIeLmV2Yy5uYXRpb25hbC52MS5TbmFwc2hvdEVudHJ5EgwKBGxhc3QYAyABKAgydgoPU25hcHNob3RTZXJ2aWNlEmMKDlN0cmVhbVNuYXBzaG90EiYuZXZjLm5hdGlvbmFsLnYxLlN0cmVhbVNuYXBzaG90UmVxdWVzdBonLmV2Yy5uYXRpb25hbC52MS5TdHJlYW1TbmFwc2hvdFJlc3BvbnNlMAFiBnByb3RvMw", [file_buf_validate_validate, file_evc_common_v1_record]);
+  fileDesc("CiZldmMvbmF0aW9uYWwvdjEvc25hcHNob3Rfc2VydmljZS5wcm90bxIPZXZjLm5hdGlvbmFsLnYxIo4CCg1TbmFwc2hvdEVudHJ5EhoKEmNlcnRpZmljYXRlX251bWJlchgBIAEoCRIRCglyZWNvcmRfaWQYAiABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgDIAEoCRI8ChJjZXJ0aWZpY2F0ZV9zdGF0dXMYBCABKA4yIC5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlU3RhdHVzEjIKDXJlY29yZF9zdGF0dXMYBSABKA4yGy5ldmMuY29tbW9uLnYxLlJlY29yZFN0YXR1cxIPCgd2ZXJzaW9uGAYgASgEEhUKDWxhc3RfcG9zaXRpb24YByABKAQSFwoPY29udGVudHNfZGlnZXN0GAggASgJIjgKGEdldFJlY29yZENvbnRlbnRzUmVxdWVzdBIcCglyZWNvcmRfaWQYASABKAlCCbpIBnIEEAEYQCKAAQoZR2V0UmVjb3JkQ29udGVudHNSZXNwb25zZRItCgZyZWNvcmQYASABKAsyHS5ldmMuY29tbW9uLnYxLlJlY29yZENvbnRlbnRzEhsKE293bmVyX3Byb3ZpbmNlX2NvZGUYAiABKAkSFwoPY29udGVudHNfZGlnZXN0GAMgASgJIpMBChVTdHJlYW1TbmFwc2hvdFJlcXVlc3QSMQoNcHJvdmluY2VfY29kZRgBIAEoCUIaukgXchUyE14oWzEtOF1bMC05XTAwMDApPyQSKQoYYWZ0ZXJfY2VydGlmaWNhdGVfbnVtYmVyGAIgASgJQge6SARyAhhAEhwKCmNodW5rX3NpemUYAyABKA1CCLpIBSoDGJBOImoKFlN0cmVhbVNuYXBzaG90UmVzcG9uc2USEQoJd2F0ZXJtYXJrGAEgASgEEi8KB2VudHJpZXMYAiADKAsyHi5ldmMubmF0aW9uYWwudjEuU25hcHNob3RFbnRyeRIMCgRsYXN0GAMgASgIMuIBCg9TbmFwc2hvdFNlcnZpY2USYwoOU3RyZWFtU25hcHNob3QSJi5ldmMubmF0aW9uYWwudjEuU3RyZWFtU25hcHNob3RSZXF1ZXN0GicuZXZjLm5hdGlvbmFsLnYxLlN0cmVhbVNuYXBzaG90UmVzcG9uc2UwARJqChFHZXRSZWNvcmRDb250ZW50cxIpLmV2Yy5uYXRpb25hbC52MS5HZXRSZWNvcmRDb250ZW50c1JlcXVlc3QaKi5ldmMubmF0aW9uYWwudjEuR2V0UmVjb3JkQ29udGVudHNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_evc_common_v1_record]);
 
 /**
  * One row of the snapshot.
@@ -69,6 +69,17 @@ export type SnapshotEntry = Message<"evc.national.v1.SnapshotEntry"> & {
    * @generated from field: uint64 last_position = 7;
    */
   lastPosition: bigint;
+
+  /**
+   * On the current certificate of an ACTIVE record (empty on every other row): lowercase hex
+   * SHA-256 of the UTF-8 text `<identity.id_number>\n<dose ids>`, the dose ids sorted
+   * byte-wise and joined by `\n` (no dose: nothing after the first `\n`). A province whose own
+   * copy gives another digest reads the record with GetRecordContents and repairs it: doses
+   * the hub knows are added, doses only it holds are reported to the hub (I3).
+   *
+   * @generated from field: string contents_digest = 8;
+   */
+  contentsDigest: string;
 };
 
 /**
@@ -77,6 +88,62 @@ export type SnapshotEntry = Message<"evc.national.v1.SnapshotEntry"> & {
  */
 export const SnapshotEntrySchema: GenMessage<SnapshotEntry> = /*@__PURE__*/
   messageDesc(file_evc_national_v1_snapshot_service, 0);
+
+/**
+ * Request of SnapshotService.GetRecordContents.
+ *
+ * @generated from message evc.national.v1.GetRecordContentsRequest
+ */
+export type GetRecordContentsRequest = Message<"evc.national.v1.GetRecordContentsRequest"> & {
+  /**
+   * Record id. Required.
+   *
+   * @generated from field: string record_id = 1;
+   */
+  recordId: string;
+};
+
+/**
+ * Describes the message evc.national.v1.GetRecordContentsRequest.
+ * Use `create(GetRecordContentsRequestSchema)` to create a new message.
+ */
+export const GetRecordContentsRequestSchema: GenMessage<GetRecordContentsRequest> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_snapshot_service, 1);
+
+/**
+ * Response of SnapshotService.GetRecordContents.
+ *
+ * @generated from message evc.national.v1.GetRecordContentsResponse
+ */
+export type GetRecordContentsResponse = Message<"evc.national.v1.GetRecordContentsResponse"> & {
+  /**
+   * The record: identity and every dose the hub knows for it.
+   *
+   * @generated from field: evc.common.v1.RecordContents record = 1;
+   */
+  record?: RecordContents | undefined;
+
+  /**
+   * Province that owns it now.
+   *
+   * @generated from field: string owner_province_code = 2;
+   */
+  ownerProvinceCode: string;
+
+  /**
+   * Its contents_digest, as the snapshot would show it.
+   *
+   * @generated from field: string contents_digest = 3;
+   */
+  contentsDigest: string;
+};
+
+/**
+ * Describes the message evc.national.v1.GetRecordContentsResponse.
+ * Use `create(GetRecordContentsResponseSchema)` to create a new message.
+ */
+export const GetRecordContentsResponseSchema: GenMessage<GetRecordContentsResponse> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_snapshot_service, 2);
 
 /**
  * Request of SnapshotService.StreamSnapshot.
@@ -111,7 +178,7 @@ export type StreamSnapshotRequest = Message<"evc.national.v1.StreamSnapshotReque
  * Use `create(StreamSnapshotRequestSchema)` to create a new message.
  */
 export const StreamSnapshotRequestSchema: GenMessage<StreamSnapshotRequest> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_snapshot_service, 1);
+  messageDesc(file_evc_national_v1_snapshot_service, 3);
 
 /**
  * One message of SnapshotService.StreamSnapshot.
@@ -147,7 +214,7 @@ export type StreamSnapshotResponse = Message<"evc.national.v1.StreamSnapshotResp
  * Use `create(StreamSnapshotResponseSchema)` to create a new message.
  */
 export const StreamSnapshotResponseSchema: GenMessage<StreamSnapshotResponse> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_snapshot_service, 2);
+  messageDesc(file_evc_national_v1_snapshot_service, 4);
 
 /**
  * The hub's snapshot projection, which provinces reconcile their caches against (I6).
@@ -173,6 +240,18 @@ export const SnapshotService: GenService<{
     methodKind: "server_streaming";
     input: typeof StreamSnapshotRequestSchema;
     output: typeof StreamSnapshotResponseSchema;
+  },
+  /**
+   * The contents of one record the caller owns (identity and every dose the hub knows), for a
+   * province whose copy differs from the snapshot's contents_digest. A province may read only
+   * records it owns now (I7); an operator any.
+   *
+   * @generated from rpc evc.national.v1.SnapshotService.GetRecordContents
+   */
+  getRecordContents: {
+    methodKind: "unary";
+    input: typeof GetRecordContentsRequestSchema;
+    output: typeof GetRecordContentsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_evc_national_v1_snapshot_service, 0);
