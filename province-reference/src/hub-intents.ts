@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import { CloseReason, type Dose } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ReportDoseRequestSchema } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
+import { RequestMigrationRequestSchema } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import {
   CloseRecordRequestSchema,
   RegisterRecordRequestSchema,
@@ -34,7 +35,8 @@ export class HubUnanswered extends ConnectError {
 }
 
 /**
- * Province-initiated hub calls with durable intents (#14): each is written down in the local
+ * Province-initiated hub calls with durable intents (#14): registrations, migration requests,
+ * closures and reports of doses stored here. Each is written down in the local
  * store before the call (or with the local change it reports), carries a stable idempotency
  * key, and is completed by whoever gets there first — the RPC that started it, or the driver
  * loop after a restart. A crash at any point leaves an intent that the next pass completes or,
@@ -72,6 +74,17 @@ export class HubIntents {
     return this.completeRegistration(intent);
   }
 
+  /** Asks the hub to migrate a person here; returns the migration id. */
+  async migrateIn(identity: Identity): Promise<string> {
+    const intent = await this.intents.beginMigration(identity, (id) =>
+      toBinary(
+        RequestMigrationRequestSchema,
+        create(RequestMigrationRequestSchema, { idempotencyKey: `migrate-${id}`, identity }),
+      ),
+    );
+    return this.completeMigration(intent);
+  }
+
   /**
    * Records a dose given here. On a record this province owns it is stored under the record's
    * lock and reported to the hub in the background; otherwise (not held here, or suspended by a
@@ -107,6 +120,8 @@ export class HubIntents {
     switch (intent.kind) {
       case "register":
         return this.completeRegistration(intent);
+      case "migrate":
+        return this.completeMigration(intent);
       case "close":
         return this.completeClose(intent);
       case "report-dose":
@@ -129,6 +144,15 @@ export class HubIntents {
       cause: "registered",
     });
     return { recordId: res.recordId, certificateNumber: req.certificateNumber };
+  }
+
+  private async completeMigration(intent: Intent): Promise<string> {
+    const req = fromBinary(RequestMigrationRequestSchema, intent.request);
+    const res = await this.call(intent, "the migration request", () =>
+      this.hub.migrations.requestMigration(req),
+    );
+    await this.intents.done(intent.id);
+    return res.migration?.migrationId ?? "";
   }
 
   private async completeClose(intent: Intent): Promise<void> {

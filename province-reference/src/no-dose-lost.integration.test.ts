@@ -1,3 +1,4 @@
+import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import { type Dose, RecordStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
@@ -5,6 +6,7 @@ import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_serv
 import {
   MigrationService,
   MigrationState,
+  RequestMigrationRequestSchema,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
@@ -145,6 +147,30 @@ describe("no acknowledged dose is lost", () => {
     const report = await checkOracle(ledger, env.hub.sql, [bj, gd]);
     expect(report.lost).toBe(1);
     expect(report.findings.map((f) => f.rule).sort()).toEqual(["I2", "I3"]);
+  });
+
+  it("a migration request written down before a crash is resumed, never doubled: one migration, one id", async () => {
+    const identity = newIdentity();
+    await control(bj).registerRecord({ identity });
+    // Guangdong wrote its intent and died before calling the hub.
+    const intent = await gd.intents?.intents.beginMigration(identity, (id) =>
+      toBinary(
+        RequestMigrationRequestSchema,
+        create(RequestMigrationRequestSchema, { idempotencyKey: `migrate-${id}`, identity }),
+      ),
+    );
+    expect(intent?.kind).toBe("migrate");
+    // A second call for the same person resumes the same intent: one migration, one id.
+    const [a, b] = await Promise.all([
+      control(gd).migrateIn({ identity }),
+      control(gd).migrateIn({ identity }),
+    ]);
+    expect(a.migrationId).toBe(b.migrationId);
+    const located = await env.client(RecordService, `province:${GD}`).locateRecord({ identity });
+    expect(located.openMigrationId).toBe(a.migrationId);
+    const [row] = await gd.sql<{ state: string }[]>`
+      SELECT state FROM hub_intents WHERE id = ${intent?.id ?? ""}`;
+    expect(row?.state).toBe("DONE");
   });
 
   it("a crash between the hub's registration and the local write is completed on restart; later doses stay at the owner", async () => {

@@ -75,14 +75,14 @@ export function controlService(
     },
 
     async migrateIn(req) {
-      const res = await hub.migrations.requestMigration({
-        idempotencyKey: `migrate-${randomUUID()}`,
-        identity: req.identity,
-      });
+      if (!req.identity) throw new ConnectError("identity: is required", Code.InvalidArgument);
+      const migrationId = await local(() => intents.migrateIn(req.identity as Identity));
       if (store.broken === "issue-before-suspend-receipt" && req.identity) {
         // The bug: issue the new certificate optimistically, before the hub says the source suspended.
         const identity = req.identity;
-        const recordId = res.migration?.recordId ?? randomUUID();
+        const recordId =
+          (await hub.records.locateRecord({ identity }).catch(() => undefined))?.recordId ??
+          randomUUID();
         await store.sql.begin(async (tx) => {
           await tx`INSERT INTO records (record_id, id_type, id_number, identity, status)
             VALUES (${recordId}, ${String(identity.idType)}, ${identity.idNumber},
@@ -97,7 +97,7 @@ export function controlService(
           });
         });
       }
-      return create(MigrateInResponseSchema, { migrationId: res.migration?.migrationId ?? "" });
+      return create(MigrateInResponseSchema, { migrationId });
     },
 
     async recordDose(req) {

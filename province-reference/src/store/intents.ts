@@ -9,7 +9,7 @@ export const MAX_DOSES_PER_RECORD = 1000;
 import type { CertificateRow, NewCertificate, ProvinceStore } from "./store.js";
 
 /** What a province has promised the hub: see the hub_intents table. */
-export type IntentKind = "register" | "close" | "report-dose";
+export type IntentKind = "register" | "migrate" | "close" | "report-dose";
 
 /** A call to the hub written down before (or with) the local change it belongs to. */
 export interface Intent {
@@ -95,6 +95,28 @@ export class IntentStore {
         VALUES (${id}, 'register', ${String(identity.idType)}, ${identity.idNumber}, ${request(id)})
         RETURNING id, kind, record_id, request, attempts`;
       if (!created) throw new Error("registration intent was not written");
+      return created;
+    });
+  }
+
+  /**
+   * Starts (or resumes) asking the hub to migrate a person here; a request for the same person
+   * still pending is resumed with its own idempotency key, never doubled.
+   */
+  beginMigration(identity: Identity, request: (intentId: string) => Uint8Array): Promise<Intent> {
+    return this.sql.begin(async (tx) => {
+      await lockPerson(tx, identity);
+      const [pending] = await tx<Intent[]>`
+        SELECT id, kind, record_id, request, attempts FROM hub_intents
+        WHERE kind = 'migrate' AND state = 'PENDING'
+          AND id_type = ${String(identity.idType)} AND id_number = ${identity.idNumber}`;
+      if (pending) return pending;
+      const id = randomUUID();
+      const [created] = await tx<Intent[]>`
+        INSERT INTO hub_intents (id, kind, id_type, id_number, request)
+        VALUES (${id}, 'migrate', ${String(identity.idType)}, ${identity.idNumber}, ${request(id)})
+        RETURNING id, kind, record_id, request, attempts`;
+      if (!created) throw new Error("migration intent was not written");
       return created;
     });
   }

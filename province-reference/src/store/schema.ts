@@ -131,6 +131,16 @@ CREATE INDEX parked_by_record ON parked (record_id, record_sequence);
 CREATE INDEX parked_by_age ON parked (parked_at);
 `,
   },
+  {
+    version: 4,
+    name: "one pending migration request per person",
+    sql: `
+-- 'migrate' intents (RequestMigration): like registrations, one pending per person, resumed
+-- with its own idempotency key by a second call.
+CREATE UNIQUE INDEX hub_intents_one_migration ON hub_intents (id_type, id_number)
+  WHERE kind = 'migrate' AND state = 'PENDING';
+`,
+  },
 ];
 
 export function migrate(sql: Sql, schema: string): Promise<number[]> {
