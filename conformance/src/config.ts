@@ -34,6 +34,12 @@ export interface KitConfig {
     schema: string;
     /** Per-case timeout. */
     caseTimeoutMs: number;
+    /**
+     * Where the kit keeps the key it signs directives with (created if absent) and the key set
+     * the province must trust (`hub-directive-keys.json`: point EVC_DIRECTIVE_KEYS, or your
+     * system's equivalent, at it; a province the kit starts gets that variable).
+     */
+    directiveKeysDir: string;
   };
 }
 
@@ -89,6 +95,7 @@ export function loadConfig(file: string): KitConfig {
       databaseUrl: str(k, "database_url", "postgres://postgres@127.0.0.1:5432/postgres"),
       schema: str(k, "schema", "evc_conformance"),
       caseTimeoutMs: Number(str(k, "case_timeout_ms", "20000")),
+      directiveKeysDir: resolve(base, str(k, "directive_keys_dir", ".evc-kit-keys")),
     },
   };
 }

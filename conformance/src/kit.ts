@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import { create, type DescService, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
@@ -22,6 +24,14 @@ import {
   generateCredential,
   TokenSigner,
 } from "@evc-interop/national/auth/tokens";
+import {
+  DIRECTIVE_KEYS_FILE,
+  type DirectiveSigner,
+  ensureSigningKey,
+  loadSigner,
+  SIGNATURE_HEADER,
+  SIGNING_KEY_FILE,
+} from "@evc-interop/national/bus/signing";
 import {
   type BusLayout,
   provinceConsumer,
@@ -60,7 +70,14 @@ export class Kit {
     readonly layout: BusLayout,
     private readonly signers: Map<string, TokenSigner>,
     readonly log: Logger,
+    /** Signs what the kit publishes as the hub. */
+    readonly directiveSigner: DirectiveSigner,
   ) {}
+
+  /** The key set the province must trust for directives (written by the kit). */
+  get directiveKeysFile(): string {
+    return join(this.config.kit.directiveKeysDir, DIRECTIVE_KEYS_FILE);
+  }
 
   static async start(config: KitConfig, log: Logger): Promise<Kit> {
     const publicJwk = JSON.parse(readFileSync(config.province.publicKeyFile, "utf8")) as JWK;
@@ -106,8 +123,12 @@ export class Kit {
       }
       return next(req);
     };
+    await mkdir(config.kit.directiveKeysDir, { recursive: true, mode: 0o700 });
+    await ensureSigningKey(config.kit.directiveKeysDir);
+    const signer = await loadSigner(join(config.kit.directiveKeysDir, SIGNING_KEY_FILE));
     const hub = await Hub.start(hubConfig, {
       trust,
+      signer,
       logger: log.child({ component: "kit-hub" }),
       interceptors: [recorder],
     });
@@ -116,7 +137,7 @@ export class Kit {
       name: "evc-conformance",
       ...(config.kit.natsUser ? { user: config.kit.natsUser, pass: config.kit.natsPassword } : {}),
     });
-    kit = new Kit(config, hub, nc, hub.layout, signers, log);
+    kit = new Kit(config, hub, nc, hub.layout, signers, log, signer);
     await kit.playVirtualProvinces();
     return kit;
   }
@@ -256,14 +277,19 @@ export class Kit {
     return seq;
   }
 
-  /** Publishes raw bytes on a province's subject; returns the stream sequence. */
+  /**
+   * Publishes raw bytes on a province's subject, signed by the kit's hub key unless `signature`
+   * says otherwise (null: unsigned; a string: that header value); returns the stream sequence.
+   */
   async publish(
     bytes: Uint8Array,
     province = this.config.province.code,
     msgId: string = randomUUID(),
+    signature: string | null = this.directiveSigner.sign(bytes),
   ): Promise<number> {
     const h = headers();
     h.set("Content-Type", "application/x-protobuf; proto=evc.directive.v1.Directive");
+    if (signature !== null) h.set(SIGNATURE_HEADER, signature);
     const ack = await this.nc
       .jetstream()
       .publish(provinceSubject(this.layout, province), bytes, { msgID: msgId, headers: h });
@@ -302,6 +328,7 @@ export class Kit {
           EVC_STREAM: this.layout.stream,
           EVC_SUBJECT_PREFIX: this.layout.subjectPrefix,
           EVC_PROVINCE_CODE: this.config.province.code,
+          EVC_DIRECTIVE_KEYS: this.directiveKeysFile,
         },
         stdio: ["ignore", "ignore", "inherit"],
         detached: true,

@@ -23,6 +23,7 @@ import {
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
+import { generateSigningKey } from "@evc-interop/national/bus/signing";
 import { identityToJson, personKey } from "@evc-interop/national/domain/codec";
 import { newIdentity } from "@evc-interop/national/testing/harness";
 import type { Kit } from "./kit.js";
@@ -393,6 +394,34 @@ export const SCENARIOS: Record<string, Scenario> = {
       code === "ok" ? "the record exists" : code,
     );
     await activated(kit, 0); // and the province is still working
+  },
+
+  async forged({ kit }) {
+    const who = identity();
+    const recordId = crypto.randomUUID();
+    const d = activateDirective(kit, recordId, who, []);
+    const bytes = toBinary(DirectiveSchema, d);
+    const code = kit.config.province.code;
+    // Anyone who can publish on the bus: no signature, a key the hub does not own, and the
+    // hub's real signature over other bytes (an altered directive).
+    kit.trace(`→ forged copies of directive ${d.directiveId}`);
+    await kit.publish(bytes, code, `${d.directiveId}/unsigned`, null);
+    await kit.publish(
+      bytes,
+      code,
+      `${d.directiveId}/foreign`,
+      generateSigningKey("intruder").sign(bytes),
+    );
+    const altered = toBinary(DirectiveSchema, { ...d, recordId: crypto.randomUUID() });
+    await kit.publish(altered, code, `${d.directiveId}/altered`, kit.directiveSigner.sign(bytes));
+    await noReceipt(kit, d, 1500);
+    const found = await codeOf(kit.api.getRecord({ recordId }));
+    expect(
+      found === "NotFound",
+      "no record created from a directive the hub did not sign",
+      found === "ok" ? "the record exists" : found,
+    );
+    await activated(kit, 0); // a genuinely signed directive is still applied
   },
 
   async malformed({ kit }) {

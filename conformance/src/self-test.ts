@@ -63,6 +63,7 @@ async function certify(
       databaseUrl: TEST_DATABASE_URL,
       schema: `${id}_hub`,
       caseTimeoutMs: 20_000,
+      directiveKeysDir: join(dir, "kit-directive-keys"),
     },
   };
   const kit = await Kit.start(config, pino({ level: "silent" }));

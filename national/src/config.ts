@@ -10,6 +10,8 @@ export interface HubConfig {
   host: string;
   port: number;
   trustFile: string;
+  /** The hub's directive signing key (Ed25519 private JWK). */
+  directiveSigningKeyFile: string;
   personKeySecret: string;
   stream: string;
   subjectPrefix: string;
@@ -90,6 +92,8 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     host: listen.host,
     port: listen.port,
     trustFile: env.EVC_TRUST_FILE ?? `${credentialsDir}/trust.json`,
+    directiveSigningKeyFile:
+      env.EVC_DIRECTIVE_SIGNING_KEY ?? `${credentialsDir}/hub-directive-signing.jwk`,
     personKeySecret: env.EVC_PERSON_KEY_SECRET ?? DEV_PERSON_KEY_SECRET,
     stream: env.EVC_STREAM ?? "EVC_DIRECTIVES",
     subjectPrefix: env.EVC_SUBJECT_PREFIX ?? "evc.directives",

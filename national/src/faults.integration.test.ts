@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { createClient } from "@connectrpc/connect";
 import { CertificateStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
@@ -165,6 +165,7 @@ async function spawnHub(config: HubConfig, trustFile: string, extraEnv: Record<s
       EVC_SUBJECT_PREFIX: config.subjectPrefix,
       EVC_HUB_LISTEN: "127.0.0.1:0",
       EVC_TRUST_FILE: trustFile,
+      EVC_DIRECTIVE_SIGNING_KEY: join(dirname(trustFile), "signing.jwk"),
       EVC_PERSON_KEY_SECRET: config.personKeySecret,
       EVC_POLL_MS: "50",
       EVC_LOG_LEVEL: "info",
@@ -202,6 +203,7 @@ describe("hub killed hard (SIGKILL) at the worst moments", () => {
     dir = mkdtempSync(join(tmpdir(), "evc-fault-"));
     trustFile = join(dir, "trust.json");
     writeFileSync(trustFile, JSON.stringify(env.creds.trust));
+    writeFileSync(join(dir, "signing.jwk"), JSON.stringify(env.signer.jwk));
     src = await FakeProvince.start(env, SRC);
     src.answer = () => undefined; // observe deliveries only
   });

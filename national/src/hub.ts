@@ -28,9 +28,10 @@ import { loadTrust } from "./auth/credentials.js";
 import { PROVINCES } from "./auth/provinces.js";
 import { TokenVerifier } from "./auth/tokens.js";
 import { Relay } from "./bus/relay.js";
+import { type DirectiveSigner, loadSigner } from "./bus/signing.js";
 import { type BusLayout, provisionProvinceConsumer, provisionStream } from "./bus/stream.js";
 import { sealOnce } from "./chain/chain.js";
-import { DEV_PERSON_KEY_SECRET, type HubConfig } from "./config.js";
+import { ConfigError, DEV_PERSON_KEY_SECRET, type HubConfig } from "./config.js";
 import { createLogger } from "./log.js";
 import { HubMetrics } from "./metrics.js";
 import { listen, type RunningServer } from "./server.js";
@@ -41,6 +42,8 @@ import { migrate } from "./store/schema.js";
 export interface HubOptions {
   /** Trusted JWKS; if absent, read from config.trustFile. */
   trust?: JSONWebKeySet;
+  /** The key directives are signed with; if absent, read from config.directiveSigningKeyFile. */
+  signer?: DirectiveSigner;
   clock?: () => Date;
   newId?: () => string;
   logger?: Logger;
@@ -91,6 +94,13 @@ export class Hub {
       );
     }
     const trust = opts.trust ?? (await loadTrust(config.trustFile));
+    const signer =
+      opts.signer ??
+      (await loadSigner(config.directiveSigningKeyFile).catch((err: unknown) => {
+        throw new ConfigError(
+          `cannot read the directive signing key ${config.directiveSigningKeyFile} (EVC_DIRECTIVE_SIGNING_KEY): ${err instanceof Error ? err.message : String(err)}; \`npm run credentials\` writes a development one`,
+        );
+      }));
     const sql = openDb({ url: config.databaseUrl, schema: config.schema, max: config.dbPoolSize });
     let nc: NatsConnection | undefined;
     try {
@@ -140,6 +150,7 @@ export class Hub {
           maxPublishes: config.maxPublishes,
           batchSize: 500,
           clock,
+          signer,
           reprovision: provision,
           killAfterPublish: config.faultInjection === "kill-after-publish",
         },

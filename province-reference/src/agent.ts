@@ -2,6 +2,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createValidator } from "@bufbuild/protovalidate";
 import { type Directive, DirectiveSchema } from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import { type DirectiveVerifier, SIGNATURE_HEADER } from "@evc-interop/national/bus/signing";
 import {
   type BusLayout,
   provinceConsumer,
@@ -21,6 +22,8 @@ export interface AgentOptions {
   provisionConsumer: boolean;
   /** A directive parked for an earlier one of its record this long becomes poison. */
   gapHoldMs: number;
+  /** The hub's directive keys: a message whose signature does not verify is never applied. */
+  verifier: DirectiveVerifier;
   /** Testing only: simulate a crash after the local commit and before the ack. */
   crashAfterCommit?: (d: Directive) => boolean;
 }
@@ -141,6 +144,14 @@ export class DirectiveAgent {
   }
 
   private async handle(m: JsMsg): Promise<void> {
+    // Anyone who can publish on the bus could forge a directive: only the hub's signature counts.
+    const verdict = this.opts.verifier.verify(m.data, m.headers?.get(SIGNATURE_HEADER));
+    if (!verdict.ok) {
+      this.metrics.forged.inc();
+      this.log.error({ seq: m.seq, why: verdict.why }, "directive refused: not signed by the hub");
+      await this.poison(m, `not signed by the hub: ${verdict.why}`);
+      return;
+    }
     let d: Directive;
     try {
       d = fromBinary(DirectiveSchema, m.data);

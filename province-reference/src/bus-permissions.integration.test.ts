@@ -72,6 +72,52 @@ describe("a province on the bus acts only for itself (I7)", () => {
     throw new Error("the dose never reached the owner province");
   });
 
+  it("neither another province's credential nor an anonymous client receives anything of Beijing's, by any subject", async () => {
+    await expect(connect({ servers: nats.url })).rejects.toThrow(/authoriz|authentic/i);
+    const nc = await connect({ servers: nats.url, user: "p440000", pass: "gd-secret" });
+    const seen: string[] = [];
+    const denied: string[] = [];
+    try {
+      for (const pattern of [
+        ">",
+        "_INBOX.>",
+        "_INBOX_110000.>",
+        `${layout.subjectPrefix}.>`,
+        "$JS.>",
+      ]) {
+        nc.subscribe(pattern, {
+          callback: (err, m) => {
+            if (err) denied.push(pattern);
+            else seen.push(m.subject);
+          },
+        });
+      }
+      await nc.flush();
+      // Beijing pulls a directive meanwhile (a dose given in Sichuan to Beijing's person).
+      const identity = newIdentity();
+      const reg = await createClient(ControlService, transport(bj.url)).registerRecord({
+        identity,
+      });
+      await createClient(ControlService, transport(sc.url)).recordDose({
+        identity,
+        dose: newDose("510000"),
+      });
+      const phone = createClient(ProvinceService, transport(bj.url));
+      for (let i = 0; i < 200; i++) {
+        const r = await phone.getRecord({ recordId: reg.recordId });
+        if (r.record?.doses.length === 1) break;
+        await new Promise((res) => setTimeout(res, 25));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      expect(seen).toEqual([]);
+      expect(denied.sort()).toEqual(
+        [">", "_INBOX.>", "_INBOX_110000.>", `${layout.subjectPrefix}.>`, "$JS.>"].sort(),
+      );
+    } finally {
+      await nc.close().catch(() => undefined);
+    }
+  });
+
   it("cannot read another province's consumer, subscribe to its subject, or create a consumer", async () => {
     const nc = await connect({ servers: nats.url, user: "p440000", pass: "gd-secret" });
     try {

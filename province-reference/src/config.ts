@@ -32,6 +32,8 @@ export interface ProvinceConfig {
   intentPollMs: number;
   /** A directive parked for a missing predecessor this long is dead-lettered as poison. */
   gapHoldMs: number;
+  /** The hub's directive keys (a JWKS): only directives signed by one of them are applied. */
+  directiveKeysFile: string;
   /** Largest request accepted on the province port (checked before decompression ends). */
   readMaxBytes: number;
   shutdownGraceMs: number;
@@ -90,6 +92,9 @@ export function provinceConfigFromEnv(
     intentPollMs: envInt(env, "EVC_INTENT_POLL_MS", 2000),
     gapHoldMs: envInt(env, "EVC_GAP_HOLD_MS", 120_000),
     readMaxBytes: envInt(env, "EVC_READ_MAX_BYTES", 4 * 1024 * 1024),
+    directiveKeysFile:
+      env.EVC_DIRECTIVE_KEYS ??
+      `${env.EVC_CREDENTIALS_DIR ?? ".data/credentials"}/hub-directive-keys.json`,
     shutdownGraceMs: envInt(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
     ...(env.EVC_BROKEN ? { broken: parseBroken(env.EVC_BROKEN) } : {}),
   };

@@ -8,6 +8,7 @@ import {
   MigrationService,
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { SIGNATURE_HEADER } from "@evc-interop/national/bus/signing";
 import { provinceSubject } from "@evc-interop/national/bus/stream";
 import {
   newDose,
@@ -16,7 +17,7 @@ import {
   type TestHubEnv,
   transport,
 } from "@evc-interop/national/testing/harness";
-import { connect, type NatsConnection } from "nats";
+import { connect, headers, type MsgHdrs, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 import { activateDirective, nextDirective } from "./testing/directives.js";
@@ -47,6 +48,12 @@ afterAll(async () => {
 });
 
 const control = (p: Province) => createClient(ControlService, transport(p.url));
+/** A directive's bytes with the hub's signature, as the relay would publish them. */
+const signed = (bytes: Uint8Array): [Uint8Array, { headers: MsgHdrs }] => {
+  const h = headers();
+  h.set(SIGNATURE_HEADER, env.signer.sign(bytes));
+  return [bytes, { headers: h }];
+};
 const subject = () =>
   provinceSubject({ ...env.config, duplicateWindowMs: env.config.duplicateWindowMs }, BJ);
 
@@ -113,7 +120,9 @@ describe("a directive consumer that cannot be stalled", () => {
         value: { dose: create(DoseSchema, newDose(GD)) },
       });
     });
-    await Promise.all(gaps.map((d) => js.publish(subject(), toBinary(DirectiveSchema, d))));
+    await Promise.all(
+      gaps.map((d) => js.publish(subject(), ...signed(toBinary(DirectiveSchema, d)))),
+    );
     // A good directive published after all of them is applied within seconds.
     const { recordId, dose } = await doseRoutedToBeijing();
     await arrives(recordId, dose, 15_000);
@@ -133,13 +142,13 @@ describe("a directive consumer that cannot be stalled", () => {
       value: { dose: create(DoseSchema, newDose(GD)) },
     });
     const js = nc.jetstream();
-    await js.publish(subject(), toBinary(DirectiveSchema, second));
+    await js.publish(subject(), ...signed(toBinary(DirectiveSchema, second)));
     await until("the second parked", async () =>
       (await bj.sql`SELECT 1 FROM parked WHERE directive_id = ${second.directiveId}`).length
         ? true
         : undefined,
     );
-    await js.publish(subject(), toBinary(DirectiveSchema, first));
+    await js.publish(subject(), ...signed(toBinary(DirectiveSchema, first)));
     await until("both applied", async () => {
       const rows = await bj.sql`
         SELECT 1 FROM inbox WHERE directive_id = ANY(${[first.directiveId, second.directiveId]}::uuid[])`;

@@ -7,6 +7,7 @@ export class ProvinceMetrics {
   readonly duplicates: Counter;
   readonly poison: Counter;
   readonly parked: Counter;
+  readonly forged: Counter;
   readonly lag: Histogram;
   readonly repairs: Counter<"kind">;
   readonly reconciliations: Counter;
@@ -28,6 +29,11 @@ export class ProvinceMetrics {
     this.poison = new Counter({
       name: "evc_province_directives_poison_total",
       help: "Messages dead-lettered as poison (undecodable, another province's, malformed, a sequence gap never filled); alert on any increase",
+      registers,
+    });
+    this.forged = new Counter({
+      name: "evc_province_directives_forged_total",
+      help: "Bus messages refused because the hub's signature did not verify (dead-lettered); alert on any",
       registers,
     });
     this.parked = new Counter({

@@ -10,6 +10,7 @@ import {
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import { SIGNATURE_HEADER } from "@evc-interop/national/bus/signing";
 import { provinceSubject } from "@evc-interop/national/bus/stream";
 import {
   newDose,
@@ -18,7 +19,7 @@ import {
   type TestHubEnv,
   transport,
 } from "@evc-interop/national/testing/harness";
-import { connect } from "nats";
+import { connect, headers } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PhoneClient } from "./phone-client.js";
 import type { Province } from "./province.js";
@@ -215,8 +216,11 @@ describe("exactly-once effect (I4)", () => {
       for (let round = 0; round < 2; round++) {
         for (const r of rows) {
           const d = fromBinary(DirectiveSchema, r.payload);
+          const h = headers();
+          h.set(SIGNATURE_HEADER, env.signer.sign(r.payload));
           await js.publish(provinceSubject(env.hub.layout, code), r.payload, {
             msgID: `${d.directiveId}-replay-${round}`,
+            headers: h,
           });
         }
       }

@@ -20,6 +20,13 @@ import { nodeAdapter } from "@evc-interop/national/api/adapter";
 import { inputHygieneInterceptor } from "@evc-interop/national/api/input-hygiene";
 import { loadCredential } from "@evc-interop/national/auth/credentials";
 import { type Credential, TokenSigner } from "@evc-interop/national/auth/tokens";
+import { provinceInbox } from "@evc-interop/national/bus/nats-auth";
+import {
+  type DirectiveKeySet,
+  DirectiveVerifier,
+  loadVerifier,
+} from "@evc-interop/national/bus/signing";
+import { ConfigError } from "@evc-interop/national/config";
 import { createLogger } from "@evc-interop/national/log";
 import { listen, type RunningServer } from "@evc-interop/national/server";
 import { openDb } from "@evc-interop/national/store/db";
@@ -40,6 +47,8 @@ import { CertificateChanges } from "./watch.js";
 
 export interface ProvinceOptions {
   credential?: Credential;
+  /** The hub's directive keys; if absent, read from config.directiveKeysFile. */
+  directiveKeys?: DirectiveKeySet;
   logger?: Logger;
   crashAfterCommit?: AgentOptions["crashAfterCommit"];
 }
@@ -106,6 +115,13 @@ export class Province {
     const log = opts.logger ?? createLogger(`evc-province-${config.code}`);
     const credential =
       opts.credential ?? (await loadCredential(config.credentialsDir, `province:${config.code}`));
+    const verifier = opts.directiveKeys
+      ? new DirectiveVerifier(opts.directiveKeys)
+      : await loadVerifier(config.directiveKeysFile).catch((err: unknown) => {
+          throw new ConfigError(
+            `cannot read the hub's directive keys ${config.directiveKeysFile} (EVC_DIRECTIVE_KEYS): ${err instanceof Error ? err.message : String(err)}`,
+          );
+        });
     const sql = openDb({
       url: config.databaseUrl,
       schema: config.schema,
@@ -119,6 +135,8 @@ export class Province {
         servers: config.natsUrl,
         name: `evc-province-${config.code}`,
         maxReconnectAttempts: -1,
+        // Its own reply subjects: the bus lets a province subscribe to nothing else.
+        inboxPrefix: provinceInbox(config.code),
         ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword } : {}),
       });
       const channel = `evc_cert_${config.schema}`;
@@ -150,6 +168,7 @@ export class Province {
           concurrency: config.concurrency,
           provisionConsumer: config.provisionConsumer,
           gapHoldMs: config.gapHoldMs,
+          verifier,
           ...(opts.crashAfterCommit ? { crashAfterCommit: opts.crashAfterCommit } : {}),
         },
         log,

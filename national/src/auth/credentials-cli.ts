@@ -8,4 +8,7 @@ const subjects = await createDevCredentials(dir);
 console.log(`wrote ${subjects.length} credentials and trust.json to ${dir}`);
 console.log(`hub:      EVC_TRUST_FILE=${dir}/trust.json`);
 console.log(`province: EVC_CREDENTIALS_DIR=${dir} (each province reads province-<code>.jwk)`);
+console.log(
+  `bus:      the hub signs directives with ${dir}/hub-directive-signing.jwk; provinces trust ${dir}/hub-directive-keys.json`,
+);
 console.log(`nats:     include ${dir}/nats-accounts.conf; passwords in ${dir}/nats-users.json`);

@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { JSONWebKeySet } from "jose";
 import { type BusUser, natsAccountsConfig } from "../bus/nats-auth.js";
+import { ensureSigningKey } from "../bus/signing.js";
 import { DEFAULT_LAYOUT } from "../bus/stream.js";
 import { PROVINCES } from "./provinces.js";
 import { type Credential, generateCredential } from "./tokens.js";
@@ -50,6 +51,8 @@ export async function createDevCredentials(
   await writeFile(join(dir, "nats-users.json"), `${JSON.stringify(users, null, 2)}\n`, {
     mode: 0o600,
   });
+  // The hub's directive signing key, and the key set provinces verify directives with.
+  await ensureSigningKey(dir);
   return subjects;
 }
 

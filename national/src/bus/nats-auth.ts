@@ -13,9 +13,18 @@ function quote(s: string): string {
 }
 
 /**
+ * The reply-subject prefix a province's NATS client uses (its `inboxPrefix`): with the shared
+ * `_INBOX.>` a province allowed to subscribe there would receive every other province's pulled
+ * directives (replies to their fetch requests travel on inbox subjects).
+ */
+export function provinceInbox(province: string): string {
+  return `_INBOX_${province}`;
+}
+
+/**
  * The NATS authorization block that enforces I7 on the bus: the hub may do anything in the
  * account; a province may only read its own durable consumer (fetch, ack, info) and use its
- * reply inbox. It cannot subscribe to another province's subject, read another province's
+ * reply inbox (provinceInbox). It cannot subscribe to another province's subject, read another province's
  * consumer, or create consumers at all (the hub provisions them).
  */
 export function natsAccountsConfig(layout: BusLayout, users: BusUser[], account = "EVC"): string {
@@ -31,7 +40,7 @@ export function natsAccountsConfig(layout: BusLayout, users: BusUser[], account 
     return [
       `      { user: ${quote(u.user)}, password: ${quote(u.password)}, permissions: {`,
       `          publish: { allow: [${publish.map(quote).join(", ")}] }`,
-      `          subscribe: { allow: ["_INBOX.>"] }`,
+      `          subscribe: { allow: [${quote(`${provinceInbox(u.province)}.>`)}] }`,
       `          # delivers on ${provinceSubject(layout, u.province)} via ${consumer} only`,
       "      } }",
     ].join("\n");

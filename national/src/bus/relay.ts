@@ -2,6 +2,7 @@ import { ErrorCode, headers, type JetStreamClient, NatsError } from "nats";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import type { HubMetrics } from "../metrics.js";
+import { type DirectiveSigner, SIGNATURE_HEADER } from "./signing.js";
 import { type BusLayout, provinceSubject } from "./stream.js";
 
 export interface RelayOptions {
@@ -15,6 +16,8 @@ export interface RelayOptions {
   /** Rows claimed per round. */
   batchSize: number;
   clock: () => Date;
+  /** Signs every directive published (provinces apply only what verifies). */
+  signer: DirectiveSigner;
   /**
    * Creates the stream and the provinces' consumers again; called when a publish finds no
    * stream (the bus lost its store). Every unanswered directive is still in the outbox and is
@@ -84,6 +87,7 @@ export class Relay {
           const h = headers();
           h.set("Content-Type", "application/x-protobuf; proto=evc.directive.v1.Directive");
           h.set("Evc-Province", r.province);
+          h.set(SIGNATURE_HEADER, this.opts.signer.sign(r.payload));
           return this.js.publish(provinceSubject(this.opts.layout, r.province), r.payload, {
             msgID: r.directive_id,
             headers: h,

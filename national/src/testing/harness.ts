@@ -31,6 +31,7 @@ import {
 } from "nats";
 import { pino } from "pino";
 import { type Credential, generateCredential, TokenSigner } from "../auth/tokens.js";
+import { type DirectiveKeySet, type DirectiveSigner, generateSigningKey } from "../bus/signing.js";
 import { provinceSubject } from "../bus/stream.js";
 import { type HubConfig, hubConfigFromEnv } from "../config.js";
 import { residentId } from "../domain/resident-id.js";
@@ -121,6 +122,10 @@ export function transport(baseUrl: string, interceptors: Interceptor[] = []): Tr
 export interface TestHubEnv {
   config: HubConfig;
   creds: TestCredentials;
+  /** The key the test hub signs directives with (tests sign what they publish by hand). */
+  signer: DirectiveSigner;
+  /** What a province of this hub trusts for directives. */
+  directiveKeys: DirectiveKeySet;
   hub: Hub;
   /** Starts another hub replica on the same database and stream. */
   startReplica(opts?: HubOptions): Promise<Hub>;
@@ -154,9 +159,10 @@ export async function startTestHub(
     "operator:ops",
   ]);
   const logger = pino({ level: process.env.EVC_TEST_LOG_LEVEL ?? "silent" });
+  const signer = generateSigningKey("test-hub");
   const hubs: Hub[] = [];
   const start = async (o: HubOptions = {}) => {
-    const h = await Hub.start(config, { trust: creds.trust, logger, ...opts, ...o });
+    const h = await Hub.start(config, { trust: creds.trust, signer, logger, ...opts, ...o });
     hubs.push(h);
     return h;
   };
@@ -164,6 +170,8 @@ export async function startTestHub(
   return {
     config,
     creds,
+    signer,
+    directiveKeys: { keys: [signer.publicJwk()] },
     hub,
     startReplica: start,
     client(service, subject, h = hub) {

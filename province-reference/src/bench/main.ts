@@ -301,6 +301,8 @@ async function spawnProvinces(
       JSON.stringify(env.creds.credential(subject).privateJwk),
     );
   }
+  // The hub's directive keys: the provinces apply only directives signed with them.
+  writeFileSync(join(dir, "hub-directive-keys.json"), JSON.stringify(env.directiveKeys));
   const prefix = `${uniqueName("bench_p")}_`;
   const base = await freePortRun(codes.length);
   const child = spawnChild(process.execPath, [...process.execArgv, join(here, "..", "main.js")], {

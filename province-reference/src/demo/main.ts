@@ -3,6 +3,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createDevCredentials } from "@evc-interop/national/auth/credentials";
 import { provinceName } from "@evc-interop/national/auth/provinces";
+import { ensureSigningKey } from "@evc-interop/national/bus/signing";
 import { ConfigError, hubConfigFromEnv } from "@evc-interop/national/config";
 import { Hub } from "@evc-interop/national/hub";
 import { pino } from "pino";
@@ -63,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
     if (!existsSync(join(credentialsDir, "trust.json"))) {
       await createDevCredentials(credentialsDir);
       print(`  credentials: created development keys for the 31 provinces in ${credentialsDir}`);
+    } else if (await ensureSigningKey(credentialsDir)) {
+      print(`  credentials: created the hub's directive signing key in ${credentialsDir}`);
     }
     const env = {
       ...process.env,

@@ -37,6 +37,7 @@ export async function startTestProvince(
 ): Promise<Province> {
   return Province.start(testProvinceConfig(env, code, overrides), {
     credential: env.creds.credential(`province:${code}`),
+    directiveKeys: env.directiveKeys,
     logger: pino({ level: process.env.EVC_TEST_LOG_LEVEL ?? "silent" }),
     ...opts,
   });

@@ -15,7 +15,14 @@
 // - Message body: a `Directive` in protobuf binary encoding. Headers:
 //   `Nats-Msg-Id` = directive_id (JetStream deduplicates republished copies),
 //   `Content-Type` = `application/x-protobuf; proto=evc.directive.v1.Directive`,
-//   `Evc-Province` = target province code.
+//   `Evc-Province` = target province code,
+//   `Evc-Signature` = `<key id>:<signature>`: the hub's Ed25519 signature over the message body
+//   (the bytes as received), base64url without padding. The hub publishes its public keys as a
+//   JWKS (OKP/Ed25519 keys with `kid`; development: `hub-directive-keys.json` beside the
+//   credentials). A province applies a directive only if the signature verifies against one of
+//   them; anything else (no header, an unknown key, a signature that does not match) is never
+//   applied nor answered: record it as poison, acknowledge it, and raise an alarm. Anyone who
+//   can publish on the bus could otherwise forge an activation or a revocation.
 // - The PostgreSQL outbox at the hub, not the stream, is the record: every directive can be
 //   republished from it, and reconciliation closes any gap the bus leaves. A province must
 //   therefore tolerate any number of copies of a directive, in any order relative to directives
