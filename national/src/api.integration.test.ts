@@ -191,6 +191,19 @@ describe("authentication and authorization (I7)", () => {
         )
       ).code,
     ).toBe(Code.PermissionDenied);
+    // Registering birth doses credited to another province.
+    const credited = await refusal(
+      env.client(RecordService, `province:${GD}`).registerRecord({
+        idempotencyKey: `credited-${cert}`,
+        identity: newIdentity(),
+        certificateNumber: certificateNumber(GD),
+        doses: [newDose(GD), newDose(SC)],
+      }),
+    );
+    expect([credited.code, credited.rawMessage]).toEqual([
+      Code.PermissionDenied,
+      expect.stringMatching(/^doses\[1\]\.administered_province_code: /),
+    ]);
     // Registering a certificate numbered for another province.
     expect(
       (
@@ -254,11 +267,17 @@ describe("authentication and authorization (I7)", () => {
     } finally {
       bj().answer = (d) => bj().correctAnswer(d);
     }
-    // Audit: only provinces that managed the record, and operators.
-    expect(
-      (await refusal(env.client(AuditService, `province:${SC}`).getPersonHistory({ identity })))
-        .code,
-    ).toBe(Code.PermissionDenied);
+    // Audit: only the province that manages the record now, and operators. Requesting and
+    // cancelling a migration disclosed nothing to Guangdong.
+    for (const other of [SC, GD]) {
+      expect(
+        (
+          await refusal(
+            env.client(AuditService, `province:${other}`).getPersonHistory({ identity }),
+          )
+        ).code,
+      ).toBe(Code.PermissionDenied);
+    }
     expect(
       (await env.client(AuditService, `province:${BJ}`).getPersonHistory({ identity })).events
         .length,

@@ -27,21 +27,26 @@ interface EventRow {
   hash: Buffer | null;
 }
 
-function involved(state: PersonState, province: string): boolean {
-  return (
-    Object.values(state.records).some((r) => r.owner === province) ||
-    Object.values(state.certificates).some((c) => c.province === province) ||
-    Object.values(state.migrations).some((m) => m.source === province || m.target === province)
-  );
+/**
+ * Need to know: a province reads a person's history only while it owns the current record, or
+ * while it takes the record over through a migration whose source has already suspended it
+ * (the activation carries the record to it anyway). Requesting and cancelling a migration
+ * discloses nothing; a past owner no longer reads; a person unknown to the hub is refused alike.
+ */
+function mayRead(state: PersonState, province: string): boolean {
+  const current = state.currentRecordId ? state.records[state.currentRecordId] : undefined;
+  if (current?.owner === province) return true;
+  const open = state.openMigrationId ? state.migrations[state.openMigrationId] : undefined;
+  return open?.target === province && open.state === "SOURCE_SUSPENDED";
 }
 
-/** Operators audit anyone; a province audits persons whose record it owns or owned (I7). */
+/** Operators audit anyone; a province only what it needs to know (mayRead). */
 async function authorize(deps: HubDeps, ctx: HandlerContext, key: string): Promise<void> {
   const p = principalOf(ctx);
   if (p.kind === "operator") return;
   const state = await deps.store.load(key);
-  if (!involved(state, p.code))
-    throw denied(`province ${p.code} never managed this person's record`, "identity");
+  if (!mayRead(state, p.code))
+    throw denied(`province ${p.code} does not manage this person's record now`, "identity");
 }
 
 async function streamEvents(deps: HubDeps, key: string, asOf?: Date): Promise<EventRow[]> {

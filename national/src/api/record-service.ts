@@ -16,7 +16,7 @@ import {
 } from "../domain/codec.js";
 import type { PersonState } from "../domain/types.js";
 import { callerProvince, certificateMessage, type HubDeps, keyOf } from "./context.js";
-import { invalid, refusalError } from "./errors.js";
+import { denied, invalid, refusalError } from "./errors.js";
 import { codecOf, requestHash } from "./util.js";
 
 function currentRecord(state: PersonState) {
@@ -36,6 +36,13 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
       const key = keyOf(deps, req.identity);
       const identity = req.identity;
       if (!identity) throw invalid("identity", "is required");
+      const foreign = req.doses.findIndex((d) => d.administeredProvinceCode !== caller);
+      if (foreign >= 0) {
+        throw denied(
+          `a province registers only doses it gave: administered_province_code is ${req.doses[foreign]?.administeredProvinceCode}, caller is ${caller}`,
+          `doses[${foreign}].administered_province_code`,
+        );
+      }
       const { response } = await deps.store.execute(
         key,
         {

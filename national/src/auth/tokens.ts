@@ -73,26 +73,36 @@ export function parseSubject(subject: string): Principal | undefined {
 
 export class TokenError extends Error {}
 
-/** Verifies tokens against a trusted JWKS; caches verified tokens until they expire. */
+/** The oldest a token may be (from its iat), whatever its exp says. */
+const MAX_TOKEN_AGE_MS = 15 * 60 * 1000;
+
+/**
+ * Verifies tokens against a trusted JWKS; caches a verified token until it expires or reaches
+ * the maximum age, whichever comes first.
+ */
 export class TokenVerifier {
   private readonly jwks: ReturnType<typeof createLocalJWKSet>;
-  private readonly cache = new Map<string, { principal: Principal; exp: number }>();
+  private readonly cache = new Map<string, { principal: Principal; until: number }>();
 
-  constructor(trust: JSONWebKeySet) {
+  constructor(
+    trust: JSONWebKeySet,
+    private readonly clock: () => number = Date.now,
+  ) {
     this.jwks = createLocalJWKSet(trust);
   }
 
   async verify(token: string): Promise<Principal> {
-    const now = Date.now();
+    const now = this.clock();
     const hit = this.cache.get(token);
-    if (hit && hit.exp > now) return hit.principal;
+    if (hit && hit.until > now) return hit.principal;
     let result: Awaited<ReturnType<typeof jwtVerify>>;
     try {
       result = await jwtVerify(token, this.jwks, {
         audience: AUDIENCE,
         algorithms: ["EdDSA", "ES256"],
-        maxTokenAge: "15m",
+        maxTokenAge: MAX_TOKEN_AGE_MS / 1000,
         requiredClaims: ["exp", "iat", "sub"],
+        currentDate: new Date(now),
       });
     } catch (err) {
       throw new TokenError(`invalid token: ${err instanceof Error ? err.message : String(err)}`);
@@ -103,7 +113,11 @@ export class TokenVerifier {
     const principal = parseSubject(sub);
     if (!principal) throw new TokenError(`unknown subject ${sub}`);
     if (this.cache.size > 100_000) this.cache.clear();
-    this.cache.set(token, { principal, exp: (result.payload.exp ?? 0) * 1000 });
+    const until = Math.min(
+      (result.payload.exp ?? 0) * 1000,
+      (result.payload.iat ?? 0) * 1000 + MAX_TOKEN_AGE_MS,
+    );
+    this.cache.set(token, { principal, until });
     return principal;
   }
 }
