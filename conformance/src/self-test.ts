@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -32,12 +33,13 @@ async function certify(
   // Short names: PostgreSQL truncates identifiers at 63 bytes.
   const id = uniqueName(variant ? `conf_v${VARIANTS.indexOf(variant)}` : "conf_ref");
   const [hubPort, provincePort] = [await freePort(), await freePort()];
+  const controlToken = randomBytes(18).toString("base64url");
   const config: KitConfig = {
     province: {
       code: PROVINCE,
       url: `http://127.0.0.1:${provincePort}`,
       publicKeyFile: join(dir, credentialFile(`province:${PROVINCE}`)),
-      controlToken: "",
+      controlToken,
       startCommand: `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(root, "province-reference", "dist", "main.js"))}`,
       restartCommand: "",
       env: {
@@ -45,6 +47,7 @@ async function certify(
         EVC_PROVINCE_SCHEMA_PREFIX: `${id}_p`,
         EVC_CREDENTIALS_DIR: dir,
         EVC_PROVINCE_LISTEN: `127.0.0.1:${provincePort}`,
+        EVC_CONTROL_TOKEN: controlToken,
         EVC_RECONCILE_EXTRA_GRACE_MS: "0",
         EVC_PROVISION_CONSUMER: "0",
         EVC_RECEIPT_POLL_MS: "200",

@@ -1,6 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Transport } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { createDevCredentials } from "@evc-interop/national/auth/credentials";
 import type { BusUser } from "@evc-interop/national/bus/nats-auth";
 import { freePort } from "@evc-interop/national/server";
@@ -52,6 +55,8 @@ export class Cluster {
     readonly databaseUrl: string,
     private readonly admin: Sql,
     readonly database: string,
+    /** The provinces' control API token (the drills drive them through it). */
+    readonly controlToken: string,
   ) {}
 
   static async start(opts: ClusterOptions): Promise<Cluster> {
@@ -101,6 +106,7 @@ export class Cluster {
       EVC_LOG_LEVEL: "info",
     };
     const hubPort = await freePort();
+    const controlToken = randomBytes(18).toString("base64url");
     const hub = new Supervised(
       "hub",
       process.execPath,
@@ -123,6 +129,7 @@ export class Cluster {
             ...PROVINCE_TUNING,
             ...userOf(`province-${code}`),
             EVC_PROVINCE_CODE: code,
+            EVC_CONTROL_TOKEN: controlToken,
             EVC_PROVINCE_LISTEN: `127.0.0.1:${port}`,
             EVC_HUB_URL: `http://127.0.0.1:${hubPort}`,
           },
@@ -131,7 +138,7 @@ export class Cluster {
         ),
       );
     }
-    const cluster = new Cluster(nats, hub, provinces, databaseUrl, admin, database);
+    const cluster = new Cluster(nats, hub, provinces, databaseUrl, admin, database, controlToken);
     try {
       await cluster.recover();
     } catch (err) {
@@ -167,4 +174,18 @@ export class Cluster {
     await this.admin.unsafe(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
     await this.admin.end({ timeout: 5 });
   }
+}
+
+/** A Connect transport to one of the cluster's provinces carrying the control token. */
+export function controlTransport(cluster: Cluster, code: string): Transport {
+  return createConnectTransport({
+    baseUrl: cluster.provinceUrl(code),
+    httpVersion: "2",
+    interceptors: [
+      (next) => async (req) => {
+        req.header.set("authorization", `Bearer ${cluster.controlToken}`);
+        return next(req);
+      },
+    ],
+  });
 }

@@ -1,11 +1,10 @@
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { openDb } from "@evc-interop/national/store/db";
 import { checkOracle } from "@evc-interop/province-reference/oracle/check";
 import { Ledger } from "@evc-interop/province-reference/oracle/ledger";
 import type { Sql } from "postgres";
-import { Cluster } from "./cluster.js";
+import { Cluster, controlTransport } from "./cluster.js";
 import { Load } from "./load.js";
 import { quiesce } from "./quiesce.js";
 import { Random } from "./random.js";
@@ -69,7 +68,7 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
   const load = new Load(
     ledger,
     hub,
-    new Map(opts.provinces.map((c) => [c, cluster.provinceUrl(c)])),
+    new Map(opts.provinces.map((c) => [c, controlTransport(cluster, c)])),
   );
   const summary: DrillSummary = {
     drills: 0,
@@ -113,10 +112,7 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
       const pending = await quiesce(hub, stores, opts.quietTimeoutMs);
       for (const detail of pending) summary.stuck.push({ seed, detail });
       for (const code of opts.provinces) {
-        const control = createClient(
-          ControlService,
-          createConnectTransport({ baseUrl: cluster.provinceUrl(code), httpVersion: "2" }),
-        );
+        const control = createClient(ControlService, controlTransport(cluster, code));
         await control.reconcile({}, { timeoutMs: 30_000 }).catch((err: unknown) => {
           summary.stuck.push({ seed, detail: `${code}: reconciliation failed: ${String(err)}` });
         });

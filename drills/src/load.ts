@@ -1,7 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Client, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import {
   type Identity,
   IdentitySchema,
@@ -37,14 +36,9 @@ export class Load {
   constructor(
     private readonly ledger: Ledger,
     private readonly hub: Sql,
-    provinceUrls: Map<string, string>,
+    transports: Map<string, Transport>,
   ) {
-    for (const [code, url] of provinceUrls) {
-      this.clients.set(
-        code,
-        createClient(ControlService, createConnectTransport({ baseUrl: url, httpVersion: "2" })),
-      );
-    }
+    for (const [code, t] of transports) this.clients.set(code, createClient(ControlService, t));
   }
 
   private client(code: string): Client<typeof ControlService> {

@@ -15,7 +15,7 @@ import { uniqueName } from "@evc-interop/national/testing/pg";
 import { AckPolicy, connect } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import { closeTestProvince, startTestProvince } from "./testing/provinces.js";
+import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
 
 /** I7 on the bus: a NATS server with one user per province, as an operator would run it. */
 let nats: PrivateNats;
@@ -58,8 +58,10 @@ afterAll(async () => {
 describe("a province on the bus acts only for itself (I7)", () => {
   it("consumes its own directives with its own credential", async () => {
     const identity = newIdentity();
-    const reg = await createClient(ControlService, transport(sc.url)).registerRecord({ identity });
-    await createClient(ControlService, transport(bj.url)).recordDose({
+    const reg = await createClient(ControlService, controlTransport(sc)).registerRecord({
+      identity,
+    });
+    await createClient(ControlService, controlTransport(bj)).recordDose({
       identity,
       dose: newDose("110000"),
     });
@@ -95,10 +97,10 @@ describe("a province on the bus acts only for itself (I7)", () => {
       await nc.flush();
       // Beijing pulls a directive meanwhile (a dose given in Sichuan to Beijing's person).
       const identity = newIdentity();
-      const reg = await createClient(ControlService, transport(bj.url)).registerRecord({
+      const reg = await createClient(ControlService, controlTransport(bj)).registerRecord({
         identity,
       });
-      await createClient(ControlService, transport(sc.url)).recordDose({
+      await createClient(ControlService, controlTransport(sc)).recordDose({
         identity,
         dose: newDose("510000"),
       });

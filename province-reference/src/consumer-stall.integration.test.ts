@@ -15,13 +15,12 @@ import {
   newIdentity,
   startTestHub,
   type TestHubEnv,
-  transport,
 } from "@evc-interop/national/testing/harness";
 import { connect, headers, type MsgHdrs, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 import { activateDirective, nextDirective } from "./testing/directives.js";
-import { closeTestProvince, startTestProvince } from "./testing/provinces.js";
+import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
 
 /**
  * The consumer-stall stories of #14: each ends with the province applying good directives
@@ -47,7 +46,7 @@ afterAll(async () => {
   await env?.close();
 });
 
-const control = (p: Province) => createClient(ControlService, transport(p.url));
+const control = (p: Province) => createClient(ControlService, controlTransport(p));
 /** A directive's bytes with the hub's signature, as the relay would publish them. */
 const signed = (bytes: Uint8Array): [Uint8Array, { headers: MsgHdrs }] => {
   const h = headers();

@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkOracle } from "./oracle/check.js";
 import { Ledger } from "./oracle/ledger.js";
 import type { Province } from "./province.js";
-import { closeTestProvince, startTestProvince } from "./testing/provinces.js";
+import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
 
 /**
  * The two loss stories of #14, as a tester told them: each fails on the code before the fix.
@@ -47,7 +47,7 @@ afterAll(async () => {
   await env?.close();
 });
 
-const control = (p: Province) => createClient(ControlService, transport(p.url));
+const control = (p: Province) => createClient(ControlService, controlTransport(p));
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
   const end = Date.now() + ms;

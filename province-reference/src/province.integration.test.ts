@@ -24,7 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PhoneClient } from "./phone-client.js";
 import type { Province } from "./province.js";
 import { reconcile } from "./reconcile.js";
-import { closeTestProvince, startTestProvince } from "./testing/provinces.js";
+import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
 
 let env: TestHubEnv;
 const running: Province[] = [];
@@ -45,7 +45,7 @@ afterAll(async () => {
   await env?.close();
 });
 
-const control = (p: Province) => createClient(ControlService, transport(p.url));
+const control = (p: Province) => createClient(ControlService, controlTransport(p));
 const phone = (p: Province) => createClient(ProvinceService, transport(p.url));
 
 async function until<T>(

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import {
   Code,
@@ -61,17 +62,18 @@ function bearer(signer: TokenSigner): Interceptor {
   };
 }
 
+/** The control API answers only a caller with its token (compared in constant time). */
 function controlAuth(token: string): Interceptor {
+  const expected = Buffer.from(`Bearer ${token}`);
   return (next) => async (req) => {
-    if (
-      token &&
-      req.service.typeName === ControlService.typeName &&
-      req.header.get("authorization") !== `Bearer ${token}`
-    ) {
-      throw new ConnectError(
-        "the control API needs Authorization: Bearer <EVC_CONTROL_TOKEN>",
-        Code.Unauthenticated,
-      );
+    if (req.service.typeName === ControlService.typeName) {
+      const given = Buffer.from(req.header.get("authorization") ?? "");
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        throw new ConnectError(
+          "the control API needs Authorization: Bearer <EVC_CONTROL_TOKEN>",
+          Code.Unauthenticated,
+        );
+      }
     }
     return next(req);
   };
@@ -214,10 +216,13 @@ export class Province {
         readMaxBytes: config.readMaxBytes,
         routes: (router: ConnectRouter) => {
           router.service(ProvinceService, provinceService(store, changes));
-          router.service(
-            ControlService,
-            controlService(store, hub, intents, () => p.reconcile()),
-          );
+          // The write surface is off unless a token for it is configured (secure by default).
+          if (config.controlToken) {
+            router.service(
+              ControlService,
+              controlService(store, hub, intents, () => p.reconcile()),
+            );
+          }
         },
         interceptors: [
           controlAuth(config.controlToken),
@@ -228,6 +233,10 @@ export class Province {
           void p.serveOps(req.url ?? "/", res as ServerResponse);
         },
       });
+      if (!config.controlToken)
+        log.info(
+          "control API off (set EVC_CONTROL_TOKEN to serve evc.conformance.v1.ControlService)",
+        );
       if (config.broken)
         log.warn({ broken: config.broken }, "DELIBERATELY BROKEN (conformance self-test only)");
       await changes.start();

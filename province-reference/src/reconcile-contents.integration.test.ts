@@ -10,7 +10,7 @@ import {
 } from "@evc-interop/national/testing/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import { closeTestProvince, startTestProvince } from "./testing/provinces.js";
+import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
 
 /**
  * Reconciliation compares record contents, not only certificate rows (#14): a record that lost
@@ -51,7 +51,7 @@ async function hubDoseIds(recordId: string): Promise<string[]> {
 
 describe("reconciliation of record contents", () => {
   it("restores a lost identity and dose from the hub and reports a dose only the province held", async () => {
-    const control = createClient(ControlService, transport(bj.url));
+    const control = createClient(ControlService, controlTransport(bj));
     const identity = newIdentity();
     const [kept, lost] = [newDose(BJ), newDose(BJ, { doseNumber: 2 })];
     const { recordId } = await control.registerRecord({ identity, doses: [kept, lost] });

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -304,6 +305,7 @@ async function spawnProvinces(
   // The hub's directive keys: the provinces apply only directives signed with them.
   writeFileSync(join(dir, "hub-directive-keys.json"), JSON.stringify(env.directiveKeys));
   const prefix = `${uniqueName("bench_p")}_`;
+  const controlToken = randomBytes(18).toString("base64url");
   const base = await freePortRun(codes.length);
   const child = spawnChild(process.execPath, [...process.execArgv, join(here, "..", "main.js")], {
     env: {
@@ -317,6 +319,7 @@ async function spawnProvinces(
       EVC_SUBJECT_PREFIX: env.config.subjectPrefix,
       EVC_HUB_URL: env.hub.url,
       EVC_CREDENTIALS_DIR: dir,
+      EVC_CONTROL_TOKEN: controlToken,
       EVC_PROVISION_CONSUMER: "0",
       EVC_RECONCILE_INTERVAL_MS: "0",
       EVC_LOG_LEVEL: "warn",
@@ -337,7 +340,16 @@ async function spawnProvinces(
       }),
       control: createClient(
         ControlService,
-        createConnectTransport({ baseUrl: url, httpVersion: "2" }),
+        createConnectTransport({
+          baseUrl: url,
+          httpVersion: "2",
+          interceptors: [
+            (next) => async (req) => {
+              req.header.set("authorization", `Bearer ${controlToken}`);
+              return next(req);
+            },
+          ],
+        }),
       ),
     };
   });

@@ -92,7 +92,19 @@ export async function runDemo(
   const [bj, gd, sc] = provinces;
   if (!bj || !gd || !sc) throw new Error("the demo needs three provinces");
   const control = (p: Province) =>
-    createClient(ControlService, createConnectTransport({ baseUrl: p.url, httpVersion: "2" }));
+    createClient(
+      ControlService,
+      createConnectTransport({
+        baseUrl: p.url,
+        httpVersion: "2",
+        interceptors: [
+          (next) => async (req) => {
+            req.header.set("authorization", `Bearer ${p.config.controlToken}`);
+            return next(req);
+          },
+        ],
+      }),
+    );
   const tag = (p: Province) => `[${p.code} ${provinceName(p.code)}]`;
   const born = new Date(
     Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate()),

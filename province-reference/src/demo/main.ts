@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createDevCredentials } from "@evc-interop/national/auth/credentials";
@@ -67,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
     } else if (await ensureSigningKey(credentialsDir)) {
       print(`  credentials: created the hub's directive signing key in ${credentialsDir}`);
     }
+    const controlToken = process.env.EVC_CONTROL_TOKEN || randomBytes(18).toString("base64url");
     const env = {
       ...process.env,
       DATABASE_URL: pg.url,
@@ -87,7 +89,12 @@ async function main(argv: string[]): Promise<number> {
     running.push(hub);
     const provinces: Province[] = [];
     for (const [i, code] of PROVINCES.entries()) {
-      const config = { ...provinceConfigFromEnv(code, i, env), hubUrl: hub.url };
+      const config = {
+        ...provinceConfigFromEnv(code, i, env),
+        hubUrl: hub.url,
+        // The demo drives the provinces through their control API, open to this run alone.
+        controlToken: controlToken,
+      };
       const log = logger.child({ component: `province-${code}` });
       let p: Province;
       try {

@@ -1,4 +1,5 @@
-import type { TestHubEnv } from "@evc-interop/national/testing/harness";
+import type { Transport } from "@connectrpc/connect";
+import { type TestHubEnv, transport } from "@evc-interop/national/testing/harness";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
 import { pino } from "pino";
 import { type ProvinceConfig, provinceConfigFromEnv } from "../config.js";
@@ -25,6 +26,7 @@ export function testProvinceConfig(
     receiptPollMs: 100,
     shutdownGraceMs: 1000,
     provisionConsumer: false,
+    controlToken: "test-control-token",
     ...overrides,
   };
 }
@@ -47,4 +49,14 @@ export async function startTestProvince(
 export async function closeTestProvince(p: Province): Promise<void> {
   await p.stop().catch(() => undefined);
   await dropSchema(p.config.schema);
+}
+
+/** A transport to a test province's port that carries its control token. */
+export function controlTransport(p: Province): Transport {
+  return transport(p.url, [
+    (next) => async (req) => {
+      req.header.set("authorization", `Bearer ${p.config.controlToken}`);
+      return next(req);
+    },
+  ]);
 }
