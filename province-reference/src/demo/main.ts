@@ -120,6 +120,9 @@ async function main(argv: string[]): Promise<number> {
     print(`  hub health and metrics             ${hub.url}/readyz   ${hub.url}/metrics`);
     for (const p of provinces)
       print(`  province ${p.code} API and metrics     ${p.url}   ${p.url}/metrics`);
+    print(
+      `  provinces' control API             Authorization: Bearer <EVC_CONTROL_TOKEN>${process.env.EVC_CONTROL_TOKEN ? "" : " (made for this run; set EVC_CONTROL_TOKEN to choose it)"}`,
+    );
     print(`  logs                               ${logFile}`);
     print(
       "  conformance kit                    npx evc-conformance --help   (conformance/README.md)",
