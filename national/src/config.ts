@@ -10,6 +10,8 @@ export interface HubConfig {
   host: string;
   port: number;
   trustFile: string;
+  /** How often the trust file is checked for changes (0: never); SIGHUP also reloads it. */
+  trustReloadMs: number;
   /** The hub's directive signing key (Ed25519 private JWK). */
   directiveSigningKeyFile: string;
   personKeySecret: string;
@@ -92,6 +94,7 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     host: listen.host,
     port: listen.port,
     trustFile: env.EVC_TRUST_FILE ?? `${credentialsDir}/trust.json`,
+    trustReloadMs: envInt(env, "EVC_TRUST_RELOAD_MS", 10_000),
     directiveSigningKeyFile:
       env.EVC_DIRECTIVE_SIGNING_KEY ?? `${credentialsDir}/hub-directive-signing.jwk`,
     personKeySecret: env.EVC_PERSON_KEY_SECRET ?? DEV_PERSON_KEY_SECRET,

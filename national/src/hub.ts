@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
@@ -165,6 +166,7 @@ export class Hub {
         snapshotStallMs: config.snapshotStallMs,
       };
       const verifier = new TokenVerifier(trust);
+      if (!opts.trust) hub.watchTrust(verifier);
       const handler = nodeAdapter({
         readMaxBytes: config.readMaxBytes,
         routes: (router: ConnectRouter) => {
@@ -350,9 +352,47 @@ export class Hub {
   }
 
   /** Graceful stop: no new requests, in-flight ones finish, workers end their round, then close. */
+  /**
+   * Reloads the trust file when it changes (checked every trustReloadMs, and on SIGHUP): a key
+   * revoked there is refused at once, a key added is accepted, without a restart. A file that
+   * does not parse is reported and the keys in force are kept.
+   */
+  watchTrust(verifier: TokenVerifier): void {
+    let seen = "";
+    const reload = async () => {
+      try {
+        const text = await readFile(this.config.trustFile, "utf8");
+        if (text === seen) return;
+        const trust = JSON.parse(text) as JSONWebKeySet;
+        if (!Array.isArray(trust.keys)) throw new Error("no keys array");
+        verifier.setTrust(trust);
+        if (seen) this.log.info({ keys: trust.keys.length }, "trust file reloaded");
+        seen = text;
+      } catch (err) {
+        this.log.error(
+          { err: String(err), file: this.config.trustFile },
+          "trust file not reloaded; the keys in force are kept",
+        );
+      }
+    };
+    void reload();
+    const onHup = () => void reload();
+    process.on("SIGHUP", onHup);
+    const timer =
+      this.config.trustReloadMs > 0 ? setInterval(onHup, this.config.trustReloadMs) : undefined;
+    timer?.unref();
+    this.unwatchTrust = () => {
+      if (timer) clearInterval(timer);
+      process.off("SIGHUP", onHup);
+    };
+  }
+
+  private unwatchTrust: (() => void) | undefined;
+
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.unwatchTrust?.();
     this.wake?.();
     this.wakeSealer?.();
     await this.server?.close(this.config.shutdownGraceMs);

@@ -30,6 +30,9 @@ export interface AgentOptions {
 
 const validator = createValidator();
 
+/** How often the agent checks that its consumer still exists. */
+const CONSUMER_PROBE_MS = 2000;
+
 function backoffMs(redeliveries: number): number {
   return Math.min(100 * 2 ** redeliveries, 10_000);
 }
@@ -90,6 +93,10 @@ export class DirectiveAgent {
     });
     // A deleted consumer (the bus lost its store) leaves the iteration waiting for ever: end it,
     // so that run() looks the consumer up again once the hub has provisioned it.
+    const gone = (why: string) => {
+      this.log.warn({ why }, "directive consumer gone; taking it up again");
+      messages.stop();
+    };
     void (async () => {
       for await (const s of await messages.status()) {
         if (
@@ -97,12 +104,20 @@ export class DirectiveAgent {
           s.type === ConsumerEvents.ConsumerNotFound ||
           s.type === ConsumerEvents.StreamNotFound
         ) {
-          this.log.warn({ event: s.type }, "directive consumer gone; taking it up again");
-          messages.stop();
+          gone(s.type);
           return;
         }
       }
     })().catch(() => undefined);
+    // A deletion notice can be missed (no pull outstanding at that moment): look the consumer
+    // up now and then too (its INFO is among the few things a province's user may ask).
+    const probe = setInterval(() => {
+      void consumer.info().catch((err: unknown) => {
+        if (/not found/i.test(String(err))) gone(String(err));
+      });
+    }, CONSUMER_PROBE_MS);
+    probe.unref();
+    void messages.closed().finally(() => clearInterval(probe));
     return messages;
   }
 

@@ -1,6 +1,6 @@
 import { importJWK, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
-import { AUDIENCE, generateCredential, TokenVerifier } from "./tokens.js";
+import { AUDIENCE, generateCredential, TokenSigner, TokenVerifier } from "./tokens.js";
 
 /** A token as a province could mint it, with an iat and an exp of its choosing. */
 async function token(privateJwk: Parameters<typeof importJWK>[0], iatS: number, expS: number) {
@@ -40,5 +40,34 @@ describe("token verification", () => {
       .setExpirationTime(now / 1000 + 60)
       .sign(await importJWK(credential.privateJwk, "EdDSA"));
     await expect(verifier.verify(other)).rejects.toThrow(/invalid token/);
+  });
+
+  it("accepts a rotated key beside the old one, and refuses a removed key at once, cached tokens too", async () => {
+    const old = await generateCredential("province:110000");
+    const rotated = await generateCredential("province:110000");
+    const newJwk = { ...rotated.credential.privateJwk, kid: "province:110000#2" };
+    const newPub = { ...rotated.publicJwk, kid: "province:110000#2" };
+    const verifier = new TokenVerifier({ keys: [old.publicJwk, newPub] });
+    const oldToken = await new TokenSigner(old.credential).token();
+    const newToken = await new TokenSigner({
+      subject: "province:110000",
+      privateJwk: newJwk,
+    }).token();
+    expect((await verifier.verify(oldToken)).subject).toBe("province:110000");
+    expect((await verifier.verify(newToken)).subject).toBe("province:110000");
+    verifier.setTrust({ keys: [newPub] });
+    await expect(verifier.verify(oldToken)).rejects.toThrow(/invalid token/);
+    expect((await verifier.verify(newToken)).subject).toBe("province:110000");
+  });
+
+  it("refuses a key id that names another subject", async () => {
+    const { credential, publicJwk } = await generateCredential("province:110000");
+    const pub = { ...publicJwk, kid: "province:440000#2" };
+    const verifier = new TokenVerifier({ keys: [pub] });
+    const t = await new TokenSigner({
+      subject: "province:110000",
+      privateJwk: { ...credential.privateJwk, kid: "province:440000#2" },
+    }).token();
+    await expect(verifier.verify(t)).rejects.toThrow(/does not match its key/);
   });
 });

@@ -13,7 +13,8 @@ import type { Principal } from "./principal.js";
 /**
  * Short-lived signed tokens (JWT, EdDSA/Ed25519). Each province holds its own private key and
  * signs its own tokens; the hub trusts a JWKS of the provinces' public keys, with the key id
- * naming the subject (`province:<code>` or `operator:<name>`). The hub derives the caller from
+ * naming the subject (`province:<code>` or `operator:<name>`, or `<subject>#<n>` for a key
+ * rotated in beside the old one). The hub derives the caller from
  * the verified key id and subject only (I7).
  */
 
@@ -51,7 +52,11 @@ export class TokenSigner {
     this.key ??= importJWK(this.credential.privateJwk, "EdDSA");
     const iat = Math.floor(now / 1000);
     const token = await new SignJWT({})
-      .setProtectedHeader({ alg: "EdDSA", kid: this.credential.subject, typ: "JWT" })
+      .setProtectedHeader({
+        alg: "EdDSA",
+        kid: this.credential.privateJwk.kid ?? this.credential.subject,
+        typ: "JWT",
+      })
       .setSubject(this.credential.subject)
       .setIssuer(this.credential.subject)
       .setAudience(AUDIENCE)
@@ -81,7 +86,7 @@ const MAX_TOKEN_AGE_MS = 15 * 60 * 1000;
  * the maximum age, whichever comes first.
  */
 export class TokenVerifier {
-  private readonly jwks: ReturnType<typeof createLocalJWKSet>;
+  private jwks: ReturnType<typeof createLocalJWKSet>;
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
 
   constructor(
@@ -89,6 +94,15 @@ export class TokenVerifier {
     private readonly clock: () => number = Date.now,
   ) {
     this.jwks = createLocalJWKSet(trust);
+  }
+
+  /**
+   * Replaces the trusted keys (a reloaded trust file): a key removed is refused from now on,
+   * cached tokens included; a key added (rotation) is accepted beside the old one.
+   */
+  setTrust(trust: JSONWebKeySet): void {
+    this.jwks = createLocalJWKSet(trust);
+    this.cache.clear();
   }
 
   async verify(token: string): Promise<Principal> {
@@ -108,7 +122,9 @@ export class TokenVerifier {
       throw new TokenError(`invalid token: ${err instanceof Error ? err.message : String(err)}`);
     }
     const sub = result.payload.sub ?? "";
-    if (result.protectedHeader.kid !== sub)
+    // The key id names the caller: the subject itself, or `<subject>#<n>` for a rotated key.
+    const kid = result.protectedHeader.kid ?? "";
+    if (kid !== sub && !kid.startsWith(`${sub}#`))
       throw new TokenError("token subject does not match its key");
     const principal = parseSubject(sub);
     if (!principal) throw new TokenError(`unknown subject ${sub}`);
