@@ -204,7 +204,9 @@ export class DirectiveAgent {
       throw new CrashAfterCommit(d.directiveId);
     }
     m.ack();
-    if (outcome === "applied") await this.drainParked(d.recordId);
+    // Applied: its successors may be parked. Parked: its predecessor may have committed while
+    // this one was being parked, and that one's drain not seen it; either way, drain now.
+    await this.drainParked(d.recordId);
   }
 
   /**
