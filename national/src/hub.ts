@@ -169,6 +169,7 @@ export class Hub {
       if (!opts.trust) hub.watchTrust(verifier);
       const handler = nodeAdapter({
         readMaxBytes: config.readMaxBytes,
+        onError: (err, method) => log.error({ err, method }, "writing a response failed"),
         routes: (router: ConnectRouter) => {
           router.service(RecordService, recordService(deps));
           router.service(MigrationService, migrationService(deps));

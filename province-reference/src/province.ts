@@ -214,6 +214,7 @@ export class Province {
       p.intents = intents;
       const handler = nodeAdapter({
         readMaxBytes: config.readMaxBytes,
+        onError: (err, method) => log.error({ err, method }, "writing a response failed"),
         routes: (router: ConnectRouter) => {
           router.service(ProvinceService, provinceService(store, changes));
           // The write surface is off unless a token for it is configured (secure by default).

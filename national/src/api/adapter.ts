@@ -2,6 +2,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import {
   Code,
+  ConnectError,
   type ConnectRouter,
   type ConnectRouterOptions,
   createConnectRouter,
@@ -22,6 +23,8 @@ export interface AdapterOptions extends Partial<ConnectRouterOptions> {
   fallback: (req: NodeRequest, res: NodeResponse) => void;
   /** Largest request message accepted, checked while reading and decompressing, before auth. */
   readMaxBytes: number;
+  /** A failure to write a response (not a refusal: those are answered). */
+  onError: (err: unknown, method: string) => void;
 }
 
 /**
@@ -49,8 +52,10 @@ export function nodeAdapter(
     }
     handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
       .then((u) => universalResponseToNodeResponse(u, res))
-      .catch(() => {
-        // The client went away (connect-node reports that as a rejection): nothing to answer.
+      .catch((err: unknown) => {
+        // A client that went away is reported as Aborted: nothing to answer, nothing to say.
+        if (ConnectError.from(err).code === Code.Aborted) return;
+        options.onError(err, `${handler.service.typeName}/${handler.method.name}`);
       });
   };
 }
