@@ -10,6 +10,7 @@ import {
 } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import type { Logger } from "pino";
 import type { HubClients } from "./api/control-service.js";
+import { FlushLoop } from "./flush-loop.js";
 import { type Intent, IntentStore } from "./store/intents.js";
 import type { ProvinceStore } from "./store/store.js";
 
@@ -44,18 +45,21 @@ export class HubUnanswered extends ConnectError {
  */
 export class HubIntents {
   readonly intents: IntentStore;
-  private running = false;
-  private loop: Promise<void> | undefined;
-  private wakeUp: (() => void) | undefined;
-  private woken = false;
+  private readonly loop: FlushLoop;
 
   constructor(
     private readonly store: ProvinceStore,
     private readonly hub: HubClients,
     private readonly log: Logger,
-    private readonly pollMs: number,
+    pollMs: number,
   ) {
     this.intents = new IntentStore(store);
+    this.loop = new FlushLoop(
+      () => this.flush(),
+      pollMs,
+      log,
+      "completing hub intents failed; retrying",
+    );
   }
 
   /** Registers a person here: the hub decides (I1), then the record is written here. */
@@ -212,44 +216,15 @@ export class HubIntents {
   }
 
   wake(): void {
-    this.woken = true;
-    this.wakeUp?.();
+    this.loop.wake();
   }
 
   /** Completes pending intents now (a restart's leftovers) and then whenever woken or due. */
   start(): void {
-    this.running = true;
-    this.loop = this.run();
-  }
-
-  private async run(): Promise<void> {
-    let failures = 0;
-    while (this.running) {
-      this.woken = false;
-      try {
-        await this.flush();
-        failures = 0;
-      } catch (err) {
-        failures += 1;
-        this.log.warn({ err: String(err), failures }, "completing hub intents failed; retrying");
-      }
-      if (!this.running) break;
-      if (this.woken && failures === 0) continue;
-      const delay = failures > 0 ? Math.min(100 * 2 ** failures, 10_000) : this.pollMs;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay);
-        this.wakeUp = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wakeUp = undefined;
-    }
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    this.wake();
-    await this.loop;
+    await this.loop.stop();
   }
 }

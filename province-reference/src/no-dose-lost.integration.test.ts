@@ -23,6 +23,7 @@ import { checkOracle } from "./oracle/check.js";
 import { Ledger } from "./oracle/ledger.js";
 import type { Province } from "./province.js";
 import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
+import { until } from "./testing/until.js";
 
 /**
  * The two loss stories of #14, as a tester told them: each fails on the code before the fix.
@@ -48,16 +49,6 @@ afterAll(async () => {
 });
 
 const control = (p: Province) => createClient(ControlService, controlTransport(p));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** Dose ids a province store holds on a record (with repeats, if any). */
 async function dosesAt(p: Province, recordId: string): Promise<string[]> {

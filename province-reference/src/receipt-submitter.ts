@@ -6,6 +6,7 @@ import {
   ReceiptDisposition,
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import type { Logger } from "pino";
+import { FlushLoop } from "./flush-loop.js";
 import type { ProvinceStore } from "./store/store.js";
 
 /**
@@ -35,26 +36,29 @@ function bySize(receipts: Receipt[], max: number): Receipt[][] {
 
 /** Submits receipts to the hub in batches, retrying until each is answered. */
 export class ReceiptSubmitter {
-  private running = true;
-  private wakeUp: (() => void) | undefined;
-  /** A wake-up that came while a flush was under way: flush again instead of sleeping. */
-  private woken = false;
-  private loop: Promise<void> | undefined;
+  /** Receipts applied while the hub was answering go in the next batch at once. */
+  private readonly loop: FlushLoop;
 
   constructor(
     private readonly store: ProvinceStore,
     private readonly hub: Client<typeof DirectiveService>,
     private readonly log: Logger,
-    private readonly pollMs: number,
-  ) {}
+    pollMs: number,
+  ) {
+    this.loop = new FlushLoop(
+      () => this.flush(),
+      pollMs,
+      log,
+      "submitting receipts failed; retrying",
+    );
+  }
 
   wake(): void {
-    this.woken = true;
-    this.wakeUp?.();
+    this.loop.wake();
   }
 
   start(): void {
-    this.loop = this.run();
+    this.loop.start();
   }
 
   /** Sends every pending receipt once; returns how many the hub answered. */
@@ -79,37 +83,9 @@ export class ReceiptSubmitter {
     }
   }
 
-  private async run(): Promise<void> {
-    let failures = 0;
-    while (this.running) {
-      this.woken = false;
-      try {
-        await this.flush();
-        failures = 0;
-      } catch (err) {
-        failures += 1;
-        this.log.warn({ err: String(err), failures }, "submitting receipts failed; retrying");
-      }
-      if (!this.running) break;
-      // Receipts applied while the hub was answering would otherwise wait for the next tick.
-      if (this.woken && failures === 0) continue;
-      const delay = failures > 0 ? Math.min(100 * 2 ** failures, 10_000) : this.pollMs;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay);
-        this.wakeUp = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wakeUp = undefined;
-    }
-  }
-
   /** Stops the loop; with `flush`, sends what is still pending once more. */
   async stop(flush = true): Promise<void> {
-    this.running = false;
-    this.wake();
-    await this.loop;
+    await this.loop.stop();
     if (flush) await this.flush().catch(() => undefined);
   }
 }

@@ -11,6 +11,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
+import { until } from "./testing/until.js";
 
 /**
  * Reconciliation compares record contents, not only certificate rows (#14): a record that lost
@@ -30,16 +31,6 @@ afterAll(async () => {
   if (bj) await closeTestProvince(bj);
   await env?.close();
 });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function hubDoseIds(recordId: string): Promise<string[]> {
   const rows = await env.hub.sql<{ id: string }[]>`
