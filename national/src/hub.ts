@@ -352,7 +352,6 @@ export class Hub {
     this.wake?.();
   }
 
-  /** Graceful stop: no new requests, in-flight ones finish, workers end their round, then close. */
   /**
    * Reloads the trust file when it changes (checked every trustReloadMs, and on SIGHUP): a key
    * revoked there is refused at once, a key added is accepted, without a restart. A file that
@@ -390,6 +389,7 @@ export class Hub {
 
   private unwatchTrust: (() => void) | undefined;
 
+  /** Graceful stop: no new requests, in-flight ones finish, workers end their round, then close. */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
