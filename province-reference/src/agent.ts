@@ -51,6 +51,12 @@ export class DirectiveAgent {
   private loop: Promise<void> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly parked: ParkedStore;
+  /**
+   * Records with directives parked (by this process, or found at start): the ones whose
+   * drain is worth a query. One parked by another process of the same province is applied
+   * when the hub republishes it, or dead-lettered after the gap hold.
+   */
+  private readonly parkedRecords = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -65,6 +71,7 @@ export class DirectiveAgent {
   }
 
   async start(): Promise<void> {
+    for (const id of await this.parked.records()) this.parkedRecords.add(id);
     this.sweeper = setInterval(
       () =>
         void this.expireParked().catch((err: unknown) =>
@@ -231,6 +238,7 @@ export class DirectiveAgent {
         "parked until an earlier directive of this record is applied",
       );
       await this.parked.park(d, payload);
+      this.parkedRecords.add(d.recordId);
       this.metrics.parked.inc();
       return "parked";
     }
@@ -240,13 +248,19 @@ export class DirectiveAgent {
 
   /** Applies the record's parked directives whose turn has come, in sequence order. */
   private async drainParked(recordId: string): Promise<void> {
-    for (const row of await this.parked.of(recordId)) {
+    // Parking is rare: only records known to have parked directives cost a look-up.
+    if (!this.parkedRecords.has(recordId)) return;
+    const rows = await this.parked.of(recordId);
+    let left = rows.length;
+    for (const row of rows) {
       const d = fromBinary(DirectiveSchema, row.payload);
       const result = await this.store.apply(d);
       if (result.kind === "wait") return;
       await this.parked.remove(row.directive_id);
+      left -= 1;
       this.applied(d, result);
     }
+    if (left === 0) this.parkedRecords.delete(recordId);
   }
 
   private applied(d: Directive, result: Extract<ApplyResult, { kind: "applied" }>): void {

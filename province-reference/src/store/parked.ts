@@ -31,6 +31,12 @@ export class ParkedStore {
       WHERE record_id = ${recordId} ORDER BY record_sequence, parked_at`;
   }
 
+  /** The records that have parked directives. */
+  async records(): Promise<string[]> {
+    const rows = await this.sql<{ record_id: string }[]>`SELECT DISTINCT record_id FROM parked`;
+    return rows.map((r) => r.record_id);
+  }
+
   async remove(directiveId: string): Promise<void> {
     await this.sql`DELETE FROM parked WHERE directive_id = ${directiveId}`;
   }
@@ -40,10 +46,5 @@ export class ParkedStore {
     return this.sql<ParkedRow[]>`
       DELETE FROM parked WHERE parked_at < now() - ${ms} * interval '1 millisecond'
       RETURNING directive_id, record_id, record_sequence::text, payload`;
-  }
-
-  async count(): Promise<number> {
-    const [r] = await this.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM parked`;
-    return r?.n ?? 0;
   }
 }
