@@ -116,12 +116,20 @@ export class DirectiveAgent {
         }
       }
     })().catch(() => undefined);
-    // A deletion notice can be missed (no pull outstanding at that moment): look the consumer
-    // up now and then too (its INFO is among the few things a province's user may ask).
+    // A deletion notice can be missed (no pull outstanding at that moment, or the hub made the
+    // consumer again at once): look the consumer up now and then too — gone, or created anew
+    // (another creation time) since this consumption began. Its INFO is among the few things a
+    // province's user may ask.
+    const created = (await consumer.info(true)).created;
     const probe = setInterval(() => {
-      void consumer.info().catch((err: unknown) => {
-        if (/not found/i.test(String(err))) gone(String(err));
-      });
+      consumer.info().then(
+        (info) => {
+          if (info.created !== created) gone("consumer created anew");
+        },
+        (err: unknown) => {
+          if (/not found/i.test(String(err))) gone(String(err));
+        },
+      );
     }, CONSUMER_PROBE_MS);
     probe.unref();
     void messages.closed().finally(() => clearInterval(probe));
