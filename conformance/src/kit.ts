@@ -19,6 +19,7 @@ import {
   type SubmitReceiptsRequest,
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import { bearer } from "@evc-interop/national/auth/bearer";
 import {
   type Credential,
   generateCredential,
@@ -197,12 +198,7 @@ export class Kit {
       createConnectTransport({
         baseUrl: this.hub.url,
         httpVersion: "2",
-        interceptors: [
-          (next) => async (req) => {
-            req.header.set("authorization", `Bearer ${await signer.token()}`);
-            return next(req);
-          },
-        ],
+        interceptors: [bearer(() => signer.token())],
       }),
     );
   }
@@ -217,14 +213,7 @@ export class Kit {
     return createConnectTransport({
       baseUrl: this.config.province.url,
       httpVersion: "2",
-      interceptors: token
-        ? [
-            (next) => async (req) => {
-              req.header.set("authorization", `Bearer ${token}`);
-              return next(req);
-            },
-          ]
-        : [],
+      interceptors: token ? [bearer(token)] : [],
     });
   }
 

@@ -4,6 +4,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { bearer } from "@evc-interop/national/auth/bearer";
 import { createDevCredentials } from "@evc-interop/national/auth/credentials";
 import type { BusUser } from "@evc-interop/national/bus/nats-auth";
 import { freePort } from "@evc-interop/national/server";
@@ -181,11 +182,6 @@ export function controlTransport(cluster: Cluster, code: string): Transport {
   return createConnectTransport({
     baseUrl: cluster.provinceUrl(code),
     httpVersion: "2",
-    interceptors: [
-      (next) => async (req) => {
-        req.header.set("authorization", `Bearer ${cluster.controlToken}`);
-        return next(req);
-      },
-    ],
+    interceptors: [bearer(cluster.controlToken)],
   });
 }

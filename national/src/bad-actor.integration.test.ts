@@ -1,17 +1,10 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { AuditService } from "@evc-interop/gen/evc/national/v1/audit_service_pb";
-import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate_service_pb";
-import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
-import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
-import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
-import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
-import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import { importJWK, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AUDIENCE, generateCredential } from "./auth/tokens.js";
 import { FuzzRandom, fuzzMessage } from "./testing/fuzz.js";
-import { startTestHub, type TestHubEnv, transport } from "./testing/harness.js";
+import { HUB_SERVICES, startTestHub, type TestHubEnv, transport } from "./testing/harness.js";
 
 /**
  * Bad actors at every RPC of the hub (#15, part 9, the hub's half): missing, garbage, expired,
@@ -27,16 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await env?.close();
 });
-
-const SERVICES = [
-  RecordService,
-  MigrationService,
-  DirectiveService,
-  DoseService,
-  CertificateService,
-  SnapshotService,
-  AuditService,
-];
 
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
 
@@ -78,7 +61,7 @@ describe("bad actors at the hub", () => {
         if (header) req.header.set("authorization", header);
         return next(req);
       };
-      for (const service of SERVICES) {
+      for (const service of HUB_SERVICES) {
         const client = createClient(service, transport(env.hub.url, [auth])) as unknown as Record<
           string,
           (req: unknown) => unknown

@@ -25,6 +25,7 @@ import { PhoneClient } from "./phone-client.js";
 import type { Province } from "./province.js";
 import { reconcile } from "./reconcile.js";
 import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
+import { until } from "./testing/until.js";
 
 let env: TestHubEnv;
 const running: Province[] = [];
@@ -47,20 +48,6 @@ afterAll(async () => {
 
 const control = (p: Province) => createClient(ControlService, controlTransport(p));
 const phone = (p: Province) => createClient(ProvinceService, transport(p.url));
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function migrationDone(id: string) {
   return until("migration completed", async () => {

@@ -19,6 +19,7 @@ import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_servi
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import { nodeAdapter } from "@evc-interop/national/api/adapter";
 import { inputHygieneInterceptor } from "@evc-interop/national/api/input-hygiene";
+import { bearer } from "@evc-interop/national/auth/bearer";
 import { loadCredential } from "@evc-interop/national/auth/credentials";
 import { type Credential, TokenSigner } from "@evc-interop/national/auth/tokens";
 import { provinceInbox } from "@evc-interop/national/bus/nats-auth";
@@ -52,14 +53,6 @@ export interface ProvinceOptions {
   directiveKeys?: DirectiveKeySet;
   logger?: Logger;
   crashAfterCommit?: AgentOptions["crashAfterCommit"];
-}
-
-/** Adds this province's bearer token to every hub call. */
-function bearer(signer: TokenSigner): Interceptor {
-  return (next) => async (req) => {
-    req.header.set("authorization", `Bearer ${await signer.token()}`);
-    return next(req);
-  };
 }
 
 /** The control API answers only a caller with its token (compared in constant time). */
@@ -144,10 +137,11 @@ export class Province {
       const channel = `evc_cert_${config.schema}`;
       const store = new ProvinceStore(sql, config.code, channel, config.broken, config.maxBatch);
       const metrics = new ProvinceMetrics(config.code);
+      const signer = new TokenSigner(credential);
       const transport = createConnectTransport({
         baseUrl: config.hubUrl,
         httpVersion: "2",
-        interceptors: [bearer(new TokenSigner(credential))],
+        interceptors: [bearer(() => signer.token())],
         useBinaryFormat: true,
       });
       const submitter = new ReceiptSubmitter(

@@ -16,7 +16,7 @@ type AnyClient = Record<string, (req: unknown, opts?: { signal?: AbortSignal }) 
  * with every raw body of rawBodies(); returns the answers that were Internal or Unknown.
  */
 export async function fuzzServices(opts: {
-  services: DescService[];
+  services: readonly DescService[];
   transport: Transport;
   baseUrl: string;
   authHeaders: Record<string, string>;

@@ -20,7 +20,13 @@ import {
   ReceiptOutcome,
   ReceiptSchema,
 } from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import { AuditService } from "@evc-interop/gen/evc/national/v1/audit_service_pb";
+import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate_service_pb";
 import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
+import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
+import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
+import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import type { JSONWebKeySet } from "jose";
 import {
   AckPolicy,
@@ -30,6 +36,7 @@ import {
   type NatsConnection,
 } from "nats";
 import { pino } from "pino";
+import { bearer } from "../auth/bearer.js";
 import { type Credential, generateCredential, TokenSigner } from "../auth/tokens.js";
 import { type DirectiveKeySet, type DirectiveSigner, generateSigningKey } from "../bus/signing.js";
 import { provinceSubject } from "../bus/stream.js";
@@ -43,6 +50,17 @@ import { dropSchema, TEST_DATABASE_URL, uniqueName } from "./pg.js";
  * authenticated clients, and scriptable fake provinces on the real bus. Exported so the
  * province and conformance packages test against a real hub the same way.
  */
+
+/** Every service the hub serves (what the fuzz and bad-actor suites call). */
+export const HUB_SERVICES = [
+  RecordService,
+  MigrationService,
+  DirectiveService,
+  DoseService,
+  CertificateService,
+  SnapshotService,
+  AuditService,
+] as const;
 
 export const TEST_NATS_URL =
   process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
@@ -107,10 +125,12 @@ export class TestCredentials {
   /** Interceptor adding a bearer token for `subject`. */
   auth(subject: string): Interceptor {
     const signer = new TokenSigner(this.credential(subject));
-    return (next) => async (req) => {
-      req.header.set("authorization", `Bearer ${await signer.token()}`);
-      return next(req);
-    };
+    return bearer(() => signer.token());
+  }
+
+  /** A bearer token for `subject`, as the header would carry it. */
+  token(subject: string): Promise<string> {
+    return new TokenSigner(this.credential(subject)).token();
   }
 }
 

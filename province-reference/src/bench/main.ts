@@ -12,6 +12,7 @@ import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_serv
 import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import { bearer } from "@evc-interop/national/auth/bearer";
 import { credentialFile } from "@evc-interop/national/auth/credentials";
 import { sealAll, verifyChain } from "@evc-interop/national/chain/chain";
 import { rebuildSnapshot } from "@evc-interop/national/store/rebuild";
@@ -343,12 +344,7 @@ async function spawnProvinces(
         createConnectTransport({
           baseUrl: url,
           httpVersion: "2",
-          interceptors: [
-            (next) => async (req) => {
-              req.header.set("authorization", `Bearer ${controlToken}`);
-              return next(req);
-            },
-          ],
+          interceptors: [bearer(controlToken)],
         }),
       ),
     };

@@ -5,6 +5,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { IdentitySchema, IdType, Sex } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import { CertificateStatus, DoseSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { bearer } from "@evc-interop/national/auth/bearer";
 import { provinceName } from "@evc-interop/national/auth/provinces";
 import { residentId } from "@evc-interop/national/domain/resident-id";
 import type { Hub } from "@evc-interop/national/hub";
@@ -97,12 +98,7 @@ export async function runDemo(
       createConnectTransport({
         baseUrl: p.url,
         httpVersion: "2",
-        interceptors: [
-          (next) => async (req) => {
-            req.header.set("authorization", `Bearer ${p.config.controlToken}`);
-            return next(req);
-          },
-        ],
+        interceptors: [bearer(p.config.controlToken)],
       }),
     );
   const tag = (p: Province) => `[${p.code} ${provinceName(p.code)}]`;

@@ -1,4 +1,5 @@
 import type { Transport } from "@connectrpc/connect";
+import { bearer } from "@evc-interop/national/auth/bearer";
 import { type TestHubEnv, transport } from "@evc-interop/national/testing/harness";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
 import { pino } from "pino";
@@ -53,10 +54,5 @@ export async function closeTestProvince(p: Province): Promise<void> {
 
 /** A transport to a test province's port that carries its control token. */
 export function controlTransport(p: Province): Transport {
-  return transport(p.url, [
-    (next) => async (req) => {
-      req.header.set("authorization", `Bearer ${p.config.controlToken}`);
-      return next(req);
-    },
-  ]);
+  return transport(p.url, [bearer(p.config.controlToken)]);
 }
