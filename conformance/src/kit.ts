@@ -21,6 +21,13 @@ import {
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import { bearer } from "@evc-interop/national/auth/bearer";
 import {
+  ensureReaderIssuer,
+  issueReaderToken,
+  loadReaderIssuer,
+  READER_KEYS_FILE,
+  type ReaderClaims,
+} from "@evc-interop/national/auth/reader-tokens";
+import {
   type Credential,
   generateCredential,
   TokenSigner,
@@ -73,11 +80,18 @@ export class Kit {
     readonly log: Logger,
     /** Signs what the kit publishes as the hub. */
     readonly directiveSigner: DirectiveSigner,
+    /** Signs the phone-tier reader tokens the kit reads the province with. */
+    private readonly readerIssuer: JWK,
   ) {}
 
   /** The key set the province must trust for directives (written by the kit). */
   get directiveKeysFile(): string {
     return join(this.config.kit.directiveKeysDir, DIRECTIVE_KEYS_FILE);
+  }
+
+  /** The reader token issuer's key set the province must trust (written by the kit). */
+  get readerKeysFile(): string {
+    return join(this.config.kit.directiveKeysDir, READER_KEYS_FILE);
   }
 
   static async start(config: KitConfig, log: Logger): Promise<Kit> {
@@ -127,6 +141,8 @@ export class Kit {
     await mkdir(config.kit.directiveKeysDir, { recursive: true, mode: 0o700 });
     await ensureSigningKey(config.kit.directiveKeysDir);
     const signer = await loadSigner(join(config.kit.directiveKeysDir, SIGNING_KEY_FILE));
+    await ensureReaderIssuer(config.kit.directiveKeysDir, "evc-conformance-reader-issuer");
+    const readerIssuer = await loadReaderIssuer(config.kit.directiveKeysDir);
     const hub = await Hub.start(hubConfig, {
       trust,
       signer,
@@ -138,7 +154,7 @@ export class Kit {
       name: "evc-conformance",
       ...(config.kit.natsUser ? { user: config.kit.natsUser, pass: config.kit.natsPassword } : {}),
     });
-    kit = new Kit(config, hub, nc, hub.layout, signers, log, signer);
+    kit = new Kit(config, hub, nc, hub.layout, signers, log, signer, readerIssuer);
     await kit.playVirtualProvinces();
     return kit;
   }
@@ -208,23 +224,38 @@ export class Kit {
     return this.asVirtual(DirectiveService, code).submitReceipts({ receipts });
   }
 
-  private transport() {
-    const token = this.config.province.controlToken;
+  private transport(interceptors: Interceptor[]) {
     return createConnectTransport({
       baseUrl: this.config.province.url,
       httpVersion: "2",
-      interceptors: token ? [bearer(token)] : [],
+      interceptors,
     });
   }
 
-  /** The province's phone-facing API. */
+  /** A reader token for the province under test (default: a clinic, scope records:read). */
+  readerToken(claims: Partial<ReaderClaims> = {}): Promise<string> {
+    return issueReaderToken(this.readerIssuer, {
+      province: this.config.province.code,
+      caller: "clinic:evc-conformance",
+      scope: "records:read",
+      ...claims,
+    });
+  }
+
+  /** The province's phone-facing API, as a clinic (a reader token with scope records:read). */
   get api(): Client<typeof ProvinceService> {
-    return createClient(ProvinceService, this.transport());
+    return createClient(ProvinceService, this.transport([bearer(() => this.readerToken())]));
+  }
+
+  /** The province's phone-facing API, as anyone (no credential), or with the given token. */
+  phone(token?: string): Client<typeof ProvinceService> {
+    return createClient(ProvinceService, this.transport(token ? [bearer(token)] : []));
   }
 
   /** The province's control API. */
   get control(): Client<typeof ControlService> {
-    return createClient(ControlService, this.transport());
+    const token = this.config.province.controlToken;
+    return createClient(ControlService, this.transport(token ? [bearer(token)] : []));
   }
 
   /** A directive as the kit (playing the hub) would issue it; override anything. */
@@ -318,6 +349,7 @@ export class Kit {
           EVC_SUBJECT_PREFIX: this.layout.subjectPrefix,
           EVC_PROVINCE_CODE: this.config.province.code,
           EVC_DIRECTIVE_KEYS: this.directiveKeysFile,
+          EVC_READER_KEYS: this.readerKeysFile,
         },
         stdio: ["ignore", "ignore", "inherit"],
         detached: true,

@@ -26,7 +26,7 @@ import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_p
 import { generateSigningKey } from "@evc-interop/national/bus/signing";
 import { identityToJson, personKey } from "@evc-interop/national/domain/codec";
 import { newIdentity } from "@evc-interop/national/testing/harness";
-import type { Kit } from "./kit.js";
+import { type Kit, VIRTUAL_PROVINCES } from "./kit.js";
 
 /** A failed expectation: what the rule wants and what the province did. */
 export class CaseFailure extends Error {
@@ -459,6 +459,51 @@ export const SCENARIOS: Record<string, Scenario> = {
       "NORMAL",
       CertificateStatus[res.certificate?.status ?? 0] ?? "?",
     );
+  },
+
+  async "phone-access"({ kit }) {
+    const a = await activated(kit, 1);
+    const b = await activated(kit, 0);
+    const open = await kit.phone().getCertificateStatus({ certificateNumber: a.certificate });
+    expect(
+      open.certificate?.status === CertificateStatus.NORMAL && open.certificate.recordId === "",
+      "anyone reads status by number, with no record id",
+      `status ${CertificateStatus[open.certificate?.status ?? 0]}, record id "${open.certificate?.recordId ?? ""}"`,
+    );
+    const elsewhere = await kit.readerToken({ province: VIRTUAL_PROVINCES[0] ?? "650000" });
+    const anonymous: [string, () => Promise<unknown>][] = [
+      ["GetRecord", () => kit.phone().getRecord({ recordId: a.recordId })],
+      [
+        "GetCertificateStatusByIdentity",
+        () => kit.phone().getCertificateStatusByIdentity({ identity: a.identity }),
+      ],
+      [
+        "GetRecord with another province's token",
+        () => kit.phone(elsewhere).getRecord({ recordId: a.recordId }),
+      ],
+    ];
+    for (const [what, call] of anonymous) {
+      const code = await codeOf(call());
+      expect(
+        code === "Unauthenticated",
+        `${what} without a valid reader token: Unauthenticated`,
+        code,
+      );
+    }
+    const holder = kit.phone(await kit.readerToken({ scope: "holder:read", record: a.recordId }));
+    const own = await holder.getRecord({ recordId: a.recordId });
+    expect(
+      own.record?.doses.length === 1,
+      "a holder token reads its own record",
+      `${own.record?.doses.length ?? "no"} doses`,
+    );
+    for (const [what, id] of [
+      ["another person's record", b.recordId],
+      ["a record that does not exist", crypto.randomUUID()],
+    ] as const) {
+      const code = await codeOf(holder.getRecord({ recordId: id }));
+      expect(code === "PermissionDenied", `a holder asking for ${what}: PermissionDenied`, code);
+    }
   },
 
   async "status-by-identity"({ kit }) {

@@ -1,3 +1,5 @@
+import { type NatsTls, natsTlsFromEnv, type ServerTls, serverTlsFromEnv } from "./tls.js";
+
 /** Hub configuration, read from the environment (every variable is documented in national/README.md). */
 export interface HubConfig {
   databaseUrl: string;
@@ -9,6 +11,10 @@ export interface HubConfig {
   natsPassword: string;
   host: string;
   port: number;
+  /** HTTPS (and mutual TLS with a client CA); absent: cleartext HTTP/1.1 and h2c. */
+  tls?: ServerTls;
+  /** NATS over TLS (CA file, client certificate). */
+  natsTls?: NatsTls;
   trustFile: string;
   /** How often the trust file is checked for changes (0: never); SIGHUP also reloads it. */
   trustReloadMs: number;
@@ -48,6 +54,11 @@ export interface HubConfig {
 export const DEV_PERSON_KEY_SECRET = "evc-dev-person-key-secret-change-me";
 
 export class ConfigError extends Error {}
+
+/** `{ [key]: value }` if value is defined, else `{}` (for optional config fields). */
+export function optional<K extends string, V>(key: K, value: V | undefined): { [k in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [k in K]?: V };
+}
 
 /** A non-negative integer from the environment, or `fallback` when unset. */
 export function envInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -93,6 +104,8 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     natsPassword: env.EVC_NATS_PASSWORD ?? "",
     host: listen.host,
     port: listen.port,
+    ...optional("tls", serverTlsFromEnv(env)),
+    ...optional("natsTls", natsTlsFromEnv(env)),
     trustFile: env.EVC_TRUST_FILE ?? `${credentialsDir}/trust.json`,
     trustReloadMs: envInt(env, "EVC_TRUST_RELOAD_MS", 10_000),
     directiveSigningKeyFile:

@@ -113,6 +113,7 @@ export class Hub {
         name: "evc-hub",
         maxReconnectAttempts: -1,
         ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword } : {}),
+        ...(config.natsTls ? { tls: config.natsTls } : {}),
       });
       const layout: BusLayout = {
         stream: config.stream,
@@ -184,7 +185,7 @@ export class Hub {
         // keep (NUL characters, timestamps outside 0001-9999) is refused after the contract's rules.
         interceptors: [
           observeInterceptor(log, metrics),
-          authInterceptor(verifier),
+          authInterceptor(verifier, config.tls?.clientCa !== undefined),
           createValidateInterceptor(),
           inputHygieneInterceptor(),
           ...(opts.interceptors ?? []),
@@ -200,7 +201,7 @@ export class Hub {
         hub.loop = hub.work();
         hub.sealing = hub.seal();
       }
-      hub.server = await listen(handler, config.host, config.port);
+      hub.server = await listen(handler, config.host, config.port, config.tls);
       log.info(
         { url: hub.server.url, schema: config.schema, nats: config.natsUrl, stream: config.stream },
         "hub listening",

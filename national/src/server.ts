@@ -2,6 +2,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import * as net from "node:net";
+import type { ServerTls } from "./tls.js";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -26,7 +27,9 @@ export async function listen(
   handler: RequestHandler,
   host: string,
   port: number,
+  tls?: ServerTls,
 ): Promise<RunningServer> {
+  if (tls) return listenTls(handler, host, port, tls);
   const h1 = http.createServer(handler);
   const h2 = http2.createServer({}, handler);
   const sockets = new Set<net.Socket>();
@@ -64,6 +67,58 @@ export async function listen(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sessions) s.close();
       h1.closeIdleConnections();
+      const timer = setTimeout(() => {
+        for (const s of sessions) s.destroy();
+        for (const s of sockets) s.destroy();
+      }, graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * HTTPS: HTTP/2 and HTTP/1.1 chosen by ALPN (gRPC, Connect and gRPC-Web alike). With a client
+ * CA, the handshake refuses a client without a certificate signed by it (mutual TLS).
+ */
+async function listenTls(
+  handler: RequestHandler,
+  host: string,
+  port: number,
+  tls: ServerTls,
+): Promise<RunningServer> {
+  const server = http2.createSecureServer(
+    {
+      cert: tls.cert,
+      key: tls.key,
+      allowHTTP1: true,
+      minVersion: "TLSv1.2",
+      ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+    },
+    handler,
+  );
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("secureConnection", (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.once("close", () => sessions.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const shownHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  return {
+    url: `https://${shownHost}:${addr.port}`,
+    port: addr.port,
+    async close(graceMs = 5000) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sessions) s.close();
       const timer = setTimeout(() => {
         for (const s of sessions) s.destroy();
         for (const s of sockets) s.destroy();

@@ -8,14 +8,18 @@ import {
   newIdentity,
   startTestHub,
   type TestHubEnv,
-  transport,
 } from "@evc-interop/national/testing/harness";
 import { type PrivateNats, startNatsServer } from "@evc-interop/national/testing/nats-server";
 import { uniqueName } from "@evc-interop/national/testing/pg";
 import { AckPolicy, connect } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
+import {
+  closeTestProvince,
+  controlTransport,
+  readerTransport,
+  startTestProvince,
+} from "./testing/provinces.js";
 
 /** I7 on the bus: a NATS server with one user per province, as an operator would run it. */
 let nats: PrivateNats;
@@ -65,7 +69,7 @@ describe("a province on the bus acts only for itself (I7)", () => {
       identity,
       dose: newDose("110000"),
     });
-    const phone = createClient(ProvinceService, transport(sc.url));
+    const phone = createClient(ProvinceService, readerTransport(sc));
     for (let i = 0; i < 200; i++) {
       const r = await phone.getRecord({ recordId: reg.recordId });
       if (r.record?.doses.length === 1) return;
@@ -102,7 +106,7 @@ describe("a province on the bus acts only for itself (I7)", () => {
         identity,
         dose: newDose("510000"),
       });
-      const phone = createClient(ProvinceService, transport(bj.url));
+      const phone = createClient(ProvinceService, readerTransport(bj));
       for (let i = 0; i < 200; i++) {
         const r = await phone.getRecord({ recordId: reg.recordId });
         if (r.record?.doses.length === 1) break;

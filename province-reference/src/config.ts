@@ -1,4 +1,12 @@
-import { ConfigError, envInt } from "@evc-interop/national/config";
+import { ConfigError, envInt, optional } from "@evc-interop/national/config";
+import {
+  type ClientTls,
+  clientTlsFromEnv,
+  type NatsTls,
+  natsTlsFromEnv,
+  type ServerTls,
+  serverTlsFromEnv,
+} from "@evc-interop/national/tls";
 import { type BrokenVariant, parseBroken } from "./broken.js";
 
 /** Configuration of one reference province (see province-reference/README.md). */
@@ -16,6 +24,12 @@ export interface ProvinceConfig {
   credentialsDir: string;
   host: string;
   port: number;
+  /** HTTPS on the province port (mutual TLS with a client CA); absent: cleartext. */
+  tls?: ServerTls;
+  /** How to verify the hub (CA) and, for a hub that wants mutual TLS, this province's certificate. */
+  hubTls: ClientTls;
+  /** NATS over TLS. */
+  natsTls?: NatsTls;
   reconcileIntervalMs: number;
   reconcileChunk: number;
   /** Missing and differing certificates repaired per transaction by reconciliation. */
@@ -34,6 +48,14 @@ export interface ProvinceConfig {
   gapHoldMs: number;
   /** The hub's directive keys (a JWKS): only directives signed by one of them are applied. */
   directiveKeysFile: string;
+  /**
+   * The keys of the reader token issuers this province trusts (a JWKS file): clinics, holder
+   * apps and auditors present tokens they sign. Absent: reads by identity and of full records
+   * are refused; reads by certificate number stay open.
+   */
+  readerKeysFile: string;
+  /** Reads of person-level data a minute per caller (0: no limit). */
+  readerRatePerMinute: number;
   /** Largest request accepted on the province port (checked before decompression ends). */
   readMaxBytes: number;
   shutdownGraceMs: number;
@@ -80,6 +102,9 @@ export function provinceConfigFromEnv(
     credentialsDir: env.EVC_CREDENTIALS_DIR ?? ".data/credentials",
     host: m[1],
     port: basePort === 0 ? 0 : basePort + index,
+    ...optional("tls", serverTlsFromEnv(env)),
+    hubTls: clientTlsFromEnv(env),
+    ...optional("natsTls", natsTlsFromEnv(env)),
     reconcileIntervalMs: envInt(env, "EVC_RECONCILE_INTERVAL_MS", 300_000),
     reconcileChunk: envInt(env, "EVC_RECONCILE_CHUNK", 5000),
     reconcileRepairBatch: envInt(env, "EVC_RECONCILE_REPAIR_BATCH", 500),
@@ -95,6 +120,9 @@ export function provinceConfigFromEnv(
     directiveKeysFile:
       env.EVC_DIRECTIVE_KEYS ??
       `${env.EVC_CREDENTIALS_DIR ?? ".data/credentials"}/hub-directive-keys.json`,
+    readerKeysFile:
+      env.EVC_READER_KEYS ?? `${env.EVC_CREDENTIALS_DIR ?? ".data/credentials"}/reader-keys.json`,
+    readerRatePerMinute: envInt(env, "EVC_READER_RATE_PER_MINUTE", 600),
     shutdownGraceMs: envInt(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
     ...(env.EVC_BROKEN ? { broken: parseBroken(env.EVC_BROKEN) } : {}),
   };

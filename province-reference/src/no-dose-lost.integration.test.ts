@@ -15,14 +15,18 @@ import {
   newIdentity,
   startTestHub,
   type TestHubEnv,
-  transport,
 } from "@evc-interop/national/testing/harness";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkOracle } from "./oracle/check.js";
 import { Ledger } from "./oracle/ledger.js";
 import type { Province } from "./province.js";
-import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
+import {
+  closeTestProvince,
+  controlTransport,
+  readerTransport,
+  startTestProvince,
+} from "./testing/provinces.js";
 import { until } from "./testing/until.js";
 
 /**
@@ -193,7 +197,7 @@ describe("no acknowledged dose is lost", () => {
     running.push(restarted);
     const located = await env.client(RecordService, `province:${GD}`).locateRecord({ identity });
     const recordId = located.recordId;
-    const phone = createClient(ProvinceService, transport(restarted.url));
+    const phone = createClient(ProvinceService, readerTransport(restarted));
     const local = await until("the record at its owner", async () => {
       const r = await phone.getRecord({ recordId });
       return r.status === RecordStatus.ACTIVE ? r : undefined;

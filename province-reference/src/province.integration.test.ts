@@ -24,7 +24,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PhoneClient } from "./phone-client.js";
 import type { Province } from "./province.js";
 import { reconcile } from "./reconcile.js";
-import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
+import {
+  closeTestProvince,
+  controlTransport,
+  readerTransport,
+  startTestProvince,
+} from "./testing/provinces.js";
 import { until } from "./testing/until.js";
 
 let env: TestHubEnv;
@@ -47,7 +52,7 @@ afterAll(async () => {
 });
 
 const control = (p: Province) => createClient(ControlService, controlTransport(p));
-const phone = (p: Province) => createClient(ProvinceService, transport(p.url));
+const phone = (p: Province) => createClient(ProvinceService, readerTransport(p));
 
 async function migrationDone(id: string) {
   return until("migration completed", async () => {

@@ -16,6 +16,7 @@ import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import { AccessLogService } from "@evc-interop/gen/evc/province/v1/access_log_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import { nodeAdapter } from "@evc-interop/national/api/adapter";
 import { inputHygieneInterceptor } from "@evc-interop/national/api/input-hygiene";
@@ -32,17 +33,23 @@ import { ConfigError } from "@evc-interop/national/config";
 import { createLogger } from "@evc-interop/national/log";
 import { listen, type RunningServer } from "@evc-interop/national/server";
 import { openDb } from "@evc-interop/national/store/db";
+import { transportTls } from "@evc-interop/national/tls";
+import type { JSONWebKeySet } from "jose";
 import { connect, type NatsConnection } from "nats";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import { type AgentOptions, DirectiveAgent } from "./agent.js";
+import { accessLogService } from "./api/access-log-service.js";
 import { controlService } from "./api/control-service.js";
 import { provinceService } from "./api/province-service.js";
+import { RateLimiter } from "./api/rate-limit.js";
+import { loadReaderKeys, ReaderVerifier, readerAuthInterceptor } from "./api/reader-auth.js";
 import type { ProvinceConfig } from "./config.js";
 import { HubIntents } from "./hub-intents.js";
 import { ProvinceMetrics } from "./metrics.js";
 import { ReceiptSubmitter } from "./receipt-submitter.js";
 import { type ReconcileReport, reconcile } from "./reconcile.js";
+import { AccessLog } from "./store/access-log.js";
 import { migrate } from "./store/schema.js";
 import { ProvinceStore } from "./store/store.js";
 import { CertificateChanges } from "./watch.js";
@@ -51,6 +58,8 @@ export interface ProvinceOptions {
   credential?: Credential;
   /** The hub's directive keys; if absent, read from config.directiveKeysFile. */
   directiveKeys?: DirectiveKeySet;
+  /** The reader token issuers' keys; if absent, read from config.readerKeysFile (if it exists). */
+  readerKeys?: JSONWebKeySet;
   logger?: Logger;
   crashAfterCommit?: AgentOptions["crashAfterCommit"];
 }
@@ -117,6 +126,7 @@ export class Province {
             `cannot read the hub's directive keys ${config.directiveKeysFile} (EVC_DIRECTIVE_KEYS): ${err instanceof Error ? err.message : String(err)}`,
           );
         });
+    const readerKeys = opts.readerKeys ?? (await loadReaderKeys(config.readerKeysFile));
     const sql = openDb({
       url: config.databaseUrl,
       schema: config.schema,
@@ -133,6 +143,7 @@ export class Province {
         // Its own reply subjects: the bus lets a province subscribe to nothing else.
         inboxPrefix: provinceInbox(config.code),
         ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword } : {}),
+        ...(config.natsTls ? { tls: config.natsTls } : {}),
       });
       const channel = `evc_cert_${config.schema}`;
       const store = new ProvinceStore(sql, config.code, channel, config.broken, config.maxBatch);
@@ -143,6 +154,7 @@ export class Province {
         httpVersion: "2",
         interceptors: [bearer(() => signer.token())],
         useBinaryFormat: true,
+        nodeOptions: transportTls(config.hubTls),
       });
       const submitter = new ReceiptSubmitter(
         store,
@@ -210,7 +222,9 @@ export class Province {
         readMaxBytes: config.readMaxBytes,
         onError: (err, method) => log.error({ err, method }, "writing a response failed"),
         routes: (router: ConnectRouter) => {
-          router.service(ProvinceService, provinceService(store, changes));
+          const accessLog = new AccessLog(sql);
+          router.service(ProvinceService, provinceService(store, changes, accessLog));
+          router.service(AccessLogService, accessLogService(accessLog));
           // The write surface is off unless a token for it is configured (secure by default).
           if (config.controlToken) {
             router.service(
@@ -221,6 +235,10 @@ export class Province {
         },
         interceptors: [
           controlAuth(config.controlToken),
+          readerAuthInterceptor(
+            new ReaderVerifier(readerKeys, config.code),
+            new RateLimiter(config.readerRatePerMinute),
+          ),
           createValidateInterceptor(),
           inputHygieneInterceptor(),
         ],
@@ -232,6 +250,11 @@ export class Province {
         log.info(
           "control API off (set EVC_CONTROL_TOKEN to serve evc.conformance.v1.ControlService)",
         );
+      if (!readerKeys)
+        log.info(
+          { file: config.readerKeysFile },
+          "no reader token issuer trusted (EVC_READER_KEYS): reads by identity and of full records are refused",
+        );
       if (config.broken)
         log.warn({ broken: config.broken }, "DELIBERATELY BROKEN (conformance self-test only)");
       await changes.start();
@@ -240,7 +263,7 @@ export class Province {
       intents.start();
       await agent.start();
       if (config.reconcileIntervalMs > 0) p.schedule();
-      p.server = await listen(handler, config.host, config.port);
+      p.server = await listen(handler, config.host, config.port, config.tls);
       log.info(
         { province: config.code, url: p.server.url, hub: config.hubUrl, schema: config.schema },
         "province listening",

@@ -6,11 +6,15 @@ import {
   newIdentity,
   startTestHub,
   type TestHubEnv,
-  transport,
 } from "@evc-interop/national/testing/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
+import {
+  closeTestProvince,
+  controlTransport,
+  readerTransport,
+  startTestProvince,
+} from "./testing/provinces.js";
 import { until } from "./testing/until.js";
 
 /**
@@ -62,7 +66,7 @@ describe("reconciliation of record contents", () => {
 
     const first = await control.reconcile({});
     expect(first.contentsRepaired).toBe(1n);
-    const phone = createClient(ProvinceService, transport(bj.url));
+    const phone = createClient(ProvinceService, readerTransport(bj));
     const rec = await phone.getRecord({ recordId });
     expect(rec.record?.identity?.idNumber).toBe(identity.idNumber);
     expect(rec.record?.doses.map((d) => d.doseId).sort()).toEqual(

@@ -6,6 +6,7 @@ import {
   type ConnectRouter,
   type ConnectRouterOptions,
   createConnectRouter,
+  createContextValues,
 } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import {
@@ -14,6 +15,7 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
+import { peerCommonName, peerKey } from "../tls.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -50,7 +52,9 @@ export function nodeAdapter(
       options.fallback(req, res);
       return;
     }
-    handler(universalRequestFromNodeRequest(req, res, undefined, undefined))
+    const peer = peerCommonName(req.socket);
+    const values = peer ? createContextValues().set(peerKey, peer) : undefined;
+    handler(universalRequestFromNodeRequest(req, res, undefined, values))
       .then((u) => universalResponseToNodeResponse(u, res))
       .catch((err: unknown) => {
         // A client that went away is reported as Aborted: nothing to answer, nothing to say.

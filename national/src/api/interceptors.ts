@@ -1,8 +1,9 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { principalKey } from "../auth/principal.js";
+import { type Principal, principalKey } from "../auth/principal.js";
 import { TokenError, type TokenVerifier } from "../auth/tokens.js";
 import type { HubMetrics } from "../metrics.js";
+import { peerKey } from "../tls.js";
 import { toConnectError } from "./errors.js";
 
 /**
@@ -32,7 +33,7 @@ export function observeInterceptor(log: Logger, metrics: HubMetrics): Intercepto
 }
 
 /** Authenticates the caller from `Authorization: Bearer <token>` (I7: never from the body). */
-export function authInterceptor(verifier: TokenVerifier): Interceptor {
+export function authInterceptor(verifier: TokenVerifier, mutualTls = false): Interceptor {
   return (next) => async (req) => {
     const header = req.header.get("authorization") ?? "";
     const match = /^Bearer\s+(\S+)$/i.exec(header);
@@ -42,12 +43,24 @@ export function authInterceptor(verifier: TokenVerifier): Interceptor {
         Code.Unauthenticated,
       );
     }
+    let principal: Principal;
     try {
-      req.contextValues.set(principalKey, await verifier.verify(match[1]));
+      principal = await verifier.verify(match[1]);
     } catch (err) {
       if (err instanceof TokenError) throw new ConnectError(err.message, Code.Unauthenticated);
       throw err;
     }
+    // Mutual TLS binds the connection to the credential: the client certificate's CN must be
+    // the token's subject, so a stolen token is useless without its holder's certificate.
+    const peer = req.contextValues.get(peerKey);
+    if (mutualTls && peer === undefined)
+      throw new ConnectError("mutual TLS: no verified client certificate", Code.Unauthenticated);
+    if (peer !== undefined && peer !== principal.subject)
+      throw new ConnectError(
+        `the client certificate is ${peer}'s, the token is ${principal.subject}'s`,
+        Code.PermissionDenied,
+      );
+    req.contextValues.set(principalKey, principal);
     return next(req);
   };
 }

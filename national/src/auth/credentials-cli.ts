@@ -11,4 +11,7 @@ console.log(`province: EVC_CREDENTIALS_DIR=${dir} (each province reads province-
 console.log(
   `bus:      the hub signs directives with ${dir}/hub-directive-signing.jwk; provinces trust ${dir}/hub-directive-keys.json`,
 );
+console.log(
+  `phone:    provinces trust reader tokens signed by ${dir}/reader-issuer.jwk (${dir}/reader-keys.json, EVC_READER_KEYS); mint one with evc-reader-token`,
+);
 console.log(`nats:     include ${dir}/nats-accounts.conf; passwords in ${dir}/nats-users.json`);

@@ -6,6 +6,7 @@ import { type BusUser, natsAccountsConfig } from "../bus/nats-auth.js";
 import { ensureSigningKey } from "../bus/signing.js";
 import { DEFAULT_LAYOUT } from "../bus/stream.js";
 import { PROVINCES } from "./provinces.js";
+import { ensureReaderIssuer } from "./reader-tokens.js";
 import { type Credential, generateCredential } from "./tokens.js";
 
 /**
@@ -53,6 +54,7 @@ export async function createDevCredentials(
   });
   // The hub's directive signing key, and the key set provinces verify directives with.
   await ensureSigningKey(dir);
+  await ensureReaderIssuer(dir);
   return subjects;
 }
 

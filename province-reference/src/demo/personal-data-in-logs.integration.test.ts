@@ -6,16 +6,16 @@ import { IdentitySchema, IdType, Sex } from "@evc-interop/gen/evc/common/v1/iden
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import { residentId } from "@evc-interop/national/domain/resident-id";
-import {
-  newDose,
-  startTestHub,
-  type TestHubEnv,
-  transport,
-} from "@evc-interop/national/testing/harness";
+import { newDose, startTestHub, type TestHubEnv } from "@evc-interop/national/testing/harness";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "../province.js";
-import { closeTestProvince, controlTransport, startTestProvince } from "../testing/provinces.js";
+import {
+  closeTestProvince,
+  controlTransport,
+  readerTransport,
+  startTestProvince,
+} from "../testing/provinces.js";
 import { runDemo } from "./demo.js";
 
 /**
@@ -72,7 +72,7 @@ describe("personal data in logs", () => {
       }),
       control(gd).migrateIn({ identity: child }),
       control(gd).migrateIn({ identity: child }), // while one is open
-      createClient(ProvinceService, transport(bj.url)).getCertificateStatusByIdentity({
+      createClient(ProvinceService, readerTransport(bj)).getCertificateStatusByIdentity({
         identity: child,
       }),
     ];

@@ -141,6 +141,32 @@ CREATE UNIQUE INDEX hub_intents_one_migration ON hub_intents (id_type, id_number
   WHERE kind = 'migrate' AND state = 'PENDING';
 `,
   },
+  {
+    version: 5,
+    name: "access log of person-level reads",
+    sql: `
+-- Who read what: every read of person-level data by a phone-tier caller. Append-only.
+CREATE TABLE record_reads (
+  position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  read_at timestamptz NOT NULL DEFAULT now(),
+  caller text NOT NULL,
+  scope text NOT NULL,
+  purpose text NOT NULL,
+  method text NOT NULL,
+  record_id text,
+  outcome text NOT NULL
+);
+CREATE INDEX record_reads_by_record ON record_reads (record_id, position DESC);
+CREATE INDEX record_reads_by_caller ON record_reads (caller, position DESC);
+CREATE FUNCTION record_reads_forbid_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'the access log is append-only (% on %)', TG_OP, TG_TABLE_NAME
+    USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE TRIGGER record_reads_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON record_reads
+  FOR EACH STATEMENT EXECUTE FUNCTION record_reads_forbid_change();
+`,
+  },
 ];
 
 export function migrate(sql: Sql, schema: string): Promise<number[]> {

@@ -1,10 +1,22 @@
 import type { Transport } from "@connectrpc/connect";
 import { bearer } from "@evc-interop/national/auth/bearer";
+import {
+  generateReaderIssuer,
+  issueReaderToken,
+  type ReaderIssuer,
+} from "@evc-interop/national/auth/reader-tokens";
 import { type TestHubEnv, transport } from "@evc-interop/national/testing/harness";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
 import { pino } from "pino";
 import { type ProvinceConfig, provinceConfigFromEnv } from "../config.js";
 import { Province, type ProvinceOptions } from "../province.js";
+
+let issuer: Promise<ReaderIssuer> | undefined;
+/** The reader token issuer every test province trusts. */
+export function testReaderIssuer(): Promise<ReaderIssuer> {
+  issuer ??= generateReaderIssuer("test-clinic-registry");
+  return issuer;
+}
 
 /** Config of a reference province wired to a test hub, in a schema of its own. */
 export function testProvinceConfig(
@@ -41,6 +53,7 @@ export async function startTestProvince(
   return Province.start(testProvinceConfig(env, code, overrides), {
     credential: env.creds.credential(`province:${code}`),
     directiveKeys: env.directiveKeys,
+    readerKeys: (await testReaderIssuer()).publicKeys,
     logger: pino({ level: process.env.EVC_TEST_LOG_LEVEL ?? "silent" }),
     ...opts,
   });
@@ -55,4 +68,22 @@ export async function closeTestProvince(p: Province): Promise<void> {
 /** A transport to a test province's port that carries its control token. */
 export function controlTransport(p: Province): Transport {
   return transport(p.url, [bearer(p.config.controlToken)]);
+}
+
+/**
+ * A transport to a test province's port that carries a reader token (default: a clinic, scope
+ * records:read; `record` makes it a holder token for that record).
+ */
+export function readerTransport(
+  p: Province,
+  opts: { scope?: string; record?: string; caller?: string } = {},
+): Transport {
+  const token = async () =>
+    issueReaderToken((await testReaderIssuer()).privateJwk, {
+      province: p.code,
+      caller: opts.caller ?? "clinic:test",
+      scope: opts.scope ?? (opts.record ? "holder:read" : "records:read"),
+      ...(opts.record ? { record: opts.record } : {}),
+    });
+  return transport(p.url, [bearer(token)]);
 }

@@ -5,6 +5,24 @@
 // The service every province system must expose (checked by the conformance kit). Phones (the
 // user-terminal tier) and other clinics read certificate status here; the province answers from
 // its own store, which reconciliation keeps equal to the hub's snapshot (I6).
+//
+// Access model (the phone tier reveals no one):
+//
+// - By certificate number (GetCertificateStatus, WatchCertificate) anyone may read, without a
+//   credential: what a school or border officer scanning a QR code needs. The answer is status,
+//   validity and issuing province, and no personal data.
+// - By identity (GetCertificateStatusByIdentity) and the full record (GetRecord) need a reader
+//   token: `Authorization: Bearer <JWT>`, signed (EdDSA) by a token issuer the province trusts
+//   (a clinic registry, the holder app's back end), with `aud` = `evc-province:<code>`, `sub` =
+//   the caller, `exp` and `iat` (at most 15 minutes old), and `scope` holding one of
+//     `records:read`  a clinic: any record of this province;
+//     `holder:read`   the holder's app acting for a guardian: only the record named in the
+//                     token's `evc_record` claim.
+//   No token or an invalid one: Unauthenticated. A holder asking for anything but their own
+//   record: PermissionDenied, whether or not it exists (a caller who may not know is never told
+//   whether a person is known here). Each caller is rate-limited (ResourceExhausted), and every
+//   such read is written to the province's access log (see AccessLogService) with the caller,
+//   the record, the purpose (header `evc-purpose`, default the scope) and the time.
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
@@ -220,7 +238,8 @@ export const ProvinceService: GenService<{
     output: typeof GetCertificateStatusResponseSchema;
   },
   /**
-   * The person's certificate at this province, by identity. NotFound if none.
+   * The person's certificate at this province, by identity. NotFound if none. Needs a reader
+   * token (see the access model above).
    *
    * @generated from rpc evc.province.v1.ProvinceService.GetCertificateStatusByIdentity
    */
@@ -241,7 +260,8 @@ export const ProvinceService: GenService<{
     output: typeof WatchCertificateResponseSchema;
   },
   /**
-   * The full record (identity and doses) this province holds. NotFound if none.
+   * The full record (identity and doses) this province holds. NotFound if none. Needs a reader
+   * token (see the access model above).
    *
    * @generated from rpc evc.province.v1.ProvinceService.GetRecord
    */
