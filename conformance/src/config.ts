@@ -20,6 +20,11 @@ export interface KitConfig {
     /** Extra environment for start/restart commands. */
     env: Record<string, string>;
     readyTimeoutMs: number;
+    /** For an https:// url: the CA that signed the province's certificate (empty: the system's). */
+    caFile: string;
+    /** A client certificate and key for a province that wants mutual TLS (empty: none). */
+    clientCertFile: string;
+    clientKeyFile: string;
   };
   kit: {
     /** host:port where the kit serves the hub API; point the province's hub URL here. */
@@ -40,6 +45,11 @@ export interface KitConfig {
      * system's equivalent, at it; a province the kit starts gets that variable).
      */
     directiveKeysDir: string;
+    /** Serve the kit's hub over HTTPS with this certificate and key (empty: cleartext). */
+    tlsCertFile: string;
+    tlsKeyFile: string;
+    /** The CA that signed tls_cert: the kit's own clients verify its hub with it. */
+    tlsCaFile: string;
   };
 }
 
@@ -60,6 +70,11 @@ function obj(o: Record<string, unknown>, key: string): Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v))
     throw new Error(`config: ${key} must be a mapping`);
   return v as Record<string, unknown>;
+}
+
+/** A path relative to the config file; empty stays empty. */
+function path(base: string, p: string): string {
+  return p ? resolve(base, p) : "";
 }
 
 export function loadConfig(file: string): KitConfig {
@@ -84,6 +99,9 @@ export function loadConfig(file: string): KitConfig {
       restartCommand: str(p, "restart_command", ""),
       env,
       readyTimeoutMs: Number(str(p, "ready_timeout_ms", "30000")),
+      caFile: path(base, str(p, "ca_file", "")),
+      clientCertFile: path(base, str(p, "client_cert", "")),
+      clientKeyFile: path(base, str(p, "client_key", "")),
     },
     kit: {
       hubListen: str(k, "hub_listen", "127.0.0.1:8090"),
@@ -96,6 +114,9 @@ export function loadConfig(file: string): KitConfig {
       schema: str(k, "schema", "evc_conformance"),
       caseTimeoutMs: Number(str(k, "case_timeout_ms", "20000")),
       directiveKeysDir: resolve(base, str(k, "directive_keys_dir", ".evc-kit-keys")),
+      tlsCertFile: path(base, str(k, "tls_cert", "")),
+      tlsKeyFile: path(base, str(k, "tls_key", "")),
+      tlsCaFile: path(base, str(k, "tls_ca", "")),
     },
   };
 }

@@ -47,6 +47,7 @@ import {
 } from "@evc-interop/national/bus/stream";
 import { hubConfigFromEnv } from "@evc-interop/national/config";
 import { Hub } from "@evc-interop/national/hub";
+import { clientTlsFromEnv, transportTls } from "@evc-interop/national/tls";
 import type { JSONWebKeySet, JWK } from "jose";
 import { type ConsumerMessages, connect, headers, type NatsConnection } from "nats";
 import type { Logger } from "pino";
@@ -69,6 +70,7 @@ export class Kit {
   readonly virtualDirectives: Directive[] = [];
   private virtualMessages: ConsumerMessages[] = [];
   private child: ChildProcess | undefined;
+  private tlsCache: ReturnType<typeof transportTls> | undefined;
   trace: Tracer = () => {};
 
   private constructor(
@@ -116,7 +118,10 @@ export class Kit {
     if (!m?.[1] || !m[2])
       throw new Error(`config: kit.hub_listen must be host:port, got ${config.kit.hubListen}`);
     const hubConfig = {
-      ...hubConfigFromEnv({}),
+      ...hubConfigFromEnv({
+        EVC_TLS_CERT: config.kit.tlsCertFile,
+        EVC_TLS_KEY: config.kit.tlsKeyFile,
+      }),
       databaseUrl: config.kit.databaseUrl,
       schema: config.kit.schema,
       natsUrl: config.kit.natsUrl,
@@ -215,6 +220,7 @@ export class Kit {
         baseUrl: this.hub.url,
         httpVersion: "2",
         interceptors: [bearer(() => signer.token())],
+        nodeOptions: transportTls(clientTlsFromEnv({ EVC_TLS_CA: this.config.kit.tlsCaFile })),
       }),
     );
   }
@@ -229,7 +235,21 @@ export class Kit {
       baseUrl: this.config.province.url,
       httpVersion: "2",
       interceptors,
+      nodeOptions: this.provinceTls,
     });
+  }
+
+  /** TLS options towards the province (its CA, the kit's client certificate), read once. */
+  private get provinceTls() {
+    const p = this.config.province;
+    this.tlsCache ??= transportTls(
+      clientTlsFromEnv({
+        EVC_TLS_CA: p.caFile,
+        EVC_TLS_CLIENT_CERT: p.clientCertFile,
+        EVC_TLS_CLIENT_KEY: p.clientKeyFile,
+      }),
+    );
+    return this.tlsCache;
   }
 
   /** A reader token for the province under test (default: a clinic, scope records:read). */

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { credentialFile } from "@evc-interop/national/auth/credentials";
 import { generateCredential } from "@evc-interop/national/auth/tokens";
 import { freePort } from "@evc-interop/national/server";
+import { makeTestPki, type TestPki } from "@evc-interop/national/testing/certs";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
 import { BROKEN_VARIANTS } from "@evc-interop/province-reference/broken";
 import { connect } from "nats";
@@ -29,7 +30,24 @@ const NATS_URL = process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats:
 async function certify(
   variant: string | undefined,
   dir: string,
+  opts: { pki?: TestPki; run?: string[] } = {},
 ): Promise<{ results: CaseResult[]; name: string; version: string }> {
+  const { pki } = opts;
+  // Over TLS: the province serves HTTPS with mutual TLS and trusts the kit's hub by the CA; the
+  // kit's hub serves HTTPS and wants the province's certificate (CN = its token's subject).
+  const provinceCert = pki?.client(`province:${PROVINCE}`);
+  const kitCert = pki?.client("clinic:evc-conformance");
+  const tlsEnv: Record<string, string> =
+    pki && provinceCert
+      ? {
+          EVC_TLS_CERT: pki.serverCertFile,
+          EVC_TLS_KEY: pki.serverKeyFile,
+          EVC_TLS_CLIENT_CA: pki.caFile,
+          EVC_TLS_CA: pki.caFile,
+          EVC_TLS_CLIENT_CERT: provinceCert.certFile,
+          EVC_TLS_CLIENT_KEY: provinceCert.keyFile,
+        }
+      : {};
   // Short names: PostgreSQL truncates identifiers at 63 bytes.
   const id = uniqueName(variant ? `conf_v${VARIANTS.indexOf(variant)}` : "conf_ref");
   const [hubPort, provincePort] = [await freePort(), await freePort()];
@@ -37,7 +55,7 @@ async function certify(
   const config: KitConfig = {
     province: {
       code: PROVINCE,
-      url: `http://127.0.0.1:${provincePort}`,
+      url: `${pki ? "https" : "http"}://127.0.0.1:${provincePort}`,
       publicKeyFile: join(dir, credentialFile(`province:${PROVINCE}`)),
       controlToken,
       startCommand: `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(root, "province-reference", "dist", "main.js"))}`,
@@ -53,8 +71,12 @@ async function certify(
         EVC_RECEIPT_POLL_MS: "200",
         EVC_LOG_LEVEL: "silent",
         ...(variant ? { EVC_BROKEN: variant } : {}),
+        ...tlsEnv,
       },
       readyTimeoutMs: 30_000,
+      caFile: pki?.caFile ?? "",
+      clientCertFile: kitCert?.certFile ?? "",
+      clientKeyFile: kitCert?.keyFile ?? "",
     },
     kit: {
       hubListen: `127.0.0.1:${hubPort}`,
@@ -67,6 +89,9 @@ async function certify(
       schema: `${id}_hub`,
       caseTimeoutMs: 20_000,
       directiveKeysDir: join(dir, "kit-directive-keys"),
+      tlsCertFile: pki?.serverCertFile ?? "",
+      tlsKeyFile: pki?.serverKeyFile ?? "",
+      tlsCaFile: pki?.caFile ?? "",
     },
   };
   const kit = await Kit.start(config, pino({ level: "silent" }));
@@ -78,7 +103,7 @@ async function certify(
       loadSuites(join(root, "conformance", "suites")),
       features.profiles,
       {
-        run: [],
+        run: opts.run ?? [],
         skip: [],
         knownFailing: [],
         trace: variant === undefined,
@@ -123,6 +148,24 @@ async function main(): Promise<number> {
     );
     const ref = counts(reference.results);
 
+    // Every hop over TLS: the kit's hub and the province on HTTPS with mutual TLS, the kit's
+    // clients verifying the province by a CA (the core profile's status and directive suites).
+    const pki = makeTestPki();
+    let overTls: ReturnType<typeof counts>;
+    try {
+      const { results } = await certify(undefined, dir, { pki, run: ["status", "directive"] });
+      overTls = counts(results);
+      console.log(
+        `\nOver HTTPS with mutual TLS (status, directive): ${overTls.passed} passed, ${overTls.failed} failed`,
+      );
+      for (const r of results.filter((x) => x.status === "failed"))
+        console.log(
+          `  FAIL ${r.name}: ${r.expected ? `expected ${r.expected}; saw ${r.seen}` : r.error}`,
+        );
+    } finally {
+      pki.remove();
+    }
+
     console.log("\nBroken variants (each must be caught by at least one case):");
     const concurrency = Number(process.env.EVC_SELF_TEST_CONCURRENCY ?? 3);
     const caught = new Map<string, string[]>();
@@ -150,7 +193,8 @@ async function main(): Promise<number> {
     const score = [...caught.values()].filter((by) => by.length > 0).length;
     console.log(`\nmutation score: caught ${score}/${caught.size}`);
     console.log(`reference: ${ref.passed} passed, ${ref.failed} failed`);
-    return ref.failed === 0 && ref.skipped === 0 && score === caught.size ? 0 : 1;
+    const tlsOk = overTls.failed === 0 && overTls.passed > 0;
+    return ref.failed === 0 && ref.skipped === 0 && score === caught.size && tlsOk ? 0 : 1;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

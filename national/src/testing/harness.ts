@@ -43,6 +43,7 @@ import { provinceSubject } from "../bus/stream.js";
 import { type HubConfig, hubConfigFromEnv } from "../config.js";
 import { residentId } from "../domain/resident-id.js";
 import { Hub, type HubOptions } from "../hub.js";
+import { type ClientTls, transportTls } from "../tls.js";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "./pg.js";
 
 /**
@@ -134,8 +135,18 @@ export class TestCredentials {
   }
 }
 
-export function transport(baseUrl: string, interceptors: Interceptor[] = []): Transport {
-  return createConnectTransport({ baseUrl, httpVersion: "2", interceptors, useBinaryFormat: true });
+export function transport(
+  baseUrl: string,
+  interceptors: Interceptor[] = [],
+  tls?: ClientTls,
+): Transport {
+  return createConnectTransport({
+    baseUrl,
+    httpVersion: "2",
+    interceptors,
+    useBinaryFormat: true,
+    nodeOptions: transportTls(tls),
+  });
 }
 
 /** A test hub environment: hub(s) sharing one schema and one stream. */
@@ -202,6 +213,7 @@ export async function startTestHub(
       const nc = await connect({
         servers: config.natsUrl,
         ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword } : {}),
+        ...(config.natsTls ? { tls: config.natsTls } : {}),
       }).catch(() => undefined);
       if (nc) {
         try {
