@@ -13,6 +13,7 @@ import { sealAll, verifyChain } from "../chain/chain.js";
 import { doseFromJson, recordStatusToProto } from "../domain/codec.js";
 import { evolve } from "../domain/person.js";
 import { type HubEvent, initialState, type PersonState } from "../domain/types.js";
+import { openIdentities } from "../store/identity-seal.js";
 import { certificateMessage, type HubDeps, keyOf, principalOf } from "./context.js";
 import { denied, invalid } from "./errors.js";
 
@@ -25,6 +26,7 @@ interface EventRow {
   data: JsonObject;
   recorded_at: Date;
   hash: Buffer | null;
+  dek: Buffer | null;
 }
 
 /**
@@ -51,8 +53,10 @@ async function authorize(deps: HubDeps, ctx: HandlerContext, key: string): Promi
 
 async function streamEvents(deps: HubDeps, key: string, asOf?: Date): Promise<EventRow[]> {
   return deps.sql<EventRow[]>`
-    SELECT e.position, e.event_id, e.stream_id, e.stream_version, e.type, e.data, e.recorded_at, c.hash
+    SELECT e.position, e.event_id, e.stream_id, e.stream_version, e.type, e.data, e.recorded_at, c.hash,
+           k.dek
     FROM events e LEFT JOIN event_chain c ON c.position = e.position
+      LEFT JOIN person_keys k ON k.person_key = e.stream_id
     WHERE e.stream_id = ${key} AND (${asOf ?? null}::timestamptz IS NULL OR e.recorded_at <= ${asOf ?? null})
     ORDER BY e.stream_version`;
 }
@@ -72,7 +76,8 @@ export function auditService(deps: HubDeps): ServiceImpl<typeof AuditService> {
             streamId: r.stream_id,
             streamVersion: BigInt(r.stream_version),
             type: r.type,
-            data: r.data,
+            // A shredded identity shows as erased; the stored bytes (and hash) are unchanged.
+            data: openIdentities(r.data, r.dek, r.stream_id, { erased: true }) as JsonObject,
             recordedAt: timestampFromDate(r.recorded_at),
             hash: r.hash ? r.hash.toString("hex") : "",
           }),
@@ -87,7 +92,8 @@ export function auditService(deps: HubDeps): ServiceImpl<typeof AuditService> {
       const rows = await streamEvents(deps, key, timestampDate(req.asOf));
       let state = initialState();
       for (const r of rows) {
-        state = evolve(state, { type: r.type, data: r.data } as unknown as HubEvent, {
+        const data = openIdentities(r.data, r.dek, r.stream_id);
+        state = evolve(state, { type: r.type, data } as unknown as HubEvent, {
           version: r.stream_version,
           position: r.position,
         });

@@ -140,6 +140,10 @@ function mustRecord(state: PersonState, id: string): RecordState {
 export function evolve(state: PersonState, event: HubEvent, meta: EventMeta): PersonState {
   let s: PersonState = { ...state, version: meta.version };
   switch (event.type) {
+    case "IdentityErased": {
+      const { identity: _erased, ...rest } = s;
+      return rest;
+    }
     case "RecordRegistered": {
       const d = event.data;
       s.identity = d.identity;

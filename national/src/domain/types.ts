@@ -143,6 +143,11 @@ export type HubEvent =
         directive?: DirectiveIntent;
         at: string;
       };
+    }
+  | {
+      /** The person's identity was crypto-shredded (their data key deleted) by an operator. */
+      type: "IdentityErased";
+      data: { by: string; reason: string; at: string };
     };
 
 export type HubEventType = HubEvent["type"];

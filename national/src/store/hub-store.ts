@@ -6,6 +6,7 @@ import { Refusal } from "../domain/errors.js";
 import { directivesOf, evolve } from "../domain/person.js";
 import type { DecideContext, HubEvent, PersonState } from "../domain/types.js";
 import { initialState } from "../domain/types.js";
+import { carriesIdentity, dataKeys, sealIdentities } from "./identity-seal.js";
 import { type ProjectionRows, projectionQueries, projectionRows } from "./projection.js";
 import { type Columns, unnestRows } from "./unnest.js";
 
@@ -371,7 +372,10 @@ export class HubStore {
 
     // Append every planned event in one statement; the UNIQUE (stream_id, stream_version)
     // constraint is the expected-version check of each.
-    const allRows = planned.flatMap((p) => p.rows);
+    const allRows = await sealRows(
+      tx,
+      planned.flatMap((p) => p.rows),
+    );
     const positions = new Map<string, number>();
     if (allRows.length > 0) {
       const inserted = await tx<{ position: string; event_id: string }[]>`
@@ -540,6 +544,22 @@ function keyReused(key: string): Refusal {
     `idempotency key ${key} was already used with a different request`,
     { field: "idempotency_key" },
   );
+}
+
+/** The rows with every identity sealed under its person's data key (crypto-shredding). */
+async function sealRows(tx: TransactionSql, rows: Planned["rows"]): Promise<Planned["rows"]> {
+  const needing = rows.filter((r) => carriesIdentity(r.data));
+  if (needing.length === 0) return rows;
+  const keys = await dataKeys(
+    tx,
+    needing.map((r) => r.stream_id),
+  );
+  return rows.map((r) => {
+    const key = keys.get(r.stream_id);
+    return key && carriesIdentity(r.data)
+      ? { ...r, data: sealIdentities(r.data, key, r.stream_id) }
+      : r;
+  });
 }
 
 function eventRows(

@@ -2,6 +2,7 @@ import * as crypto from "node:crypto";
 import type { Sql, TransactionSql } from "postgres";
 import { evolve } from "../domain/person.js";
 import { type HubEvent, initialState, type PersonState } from "../domain/types.js";
+import { openIdentities } from "./identity-seal.js";
 import { jsonbText } from "./jsonb-text.js";
 import { isoText, projectionRows } from "./projection.js";
 
@@ -13,7 +14,12 @@ export interface Row {
   position: number;
   type: string;
   data: unknown;
+  /** The person's data key (null: erased), for events that carry a sealed identity. */
+  dek?: Buffer | null;
 }
+
+/** Event types whose data may carry an identity (sealed in the log). */
+const WITH_IDENTITY = new Set(["RecordRegistered", "MigrationRequested", "SourceSuspended"]);
 
 export type Table = (typeof TABLES)[number] | "persons";
 export const ALL_TABLES: readonly Table[] = [...TABLES, "persons"];
@@ -144,7 +150,8 @@ export class Replay {
         this.flushPerson();
         this.current = { key: r.stream_id, state: initialState() };
       }
-      this.current.state = evolve(this.current.state, { type: r.type, data: r.data } as HubEvent, {
+      const data = WITH_IDENTITY.has(r.type) ? openIdentities(r.data, r.dek, r.stream_id) : r.data;
+      this.current.state = evolve(this.current.state, { type: r.type, data } as HubEvent, {
         version: r.stream_version,
         position: r.position,
       });
@@ -214,10 +221,11 @@ export async function replayRange(
     const upto = range.upto;
     const page = (stream: string, version: number) =>
       rx<Row[]>`
-        SELECT stream_id, stream_version, position, type, data FROM ${rx(schema)}.events
-        WHERE (stream_id, stream_version) > (${stream}, ${version})
-          ${upto === undefined ? rx`` : rx`AND stream_id <= ${upto}`}
-        ORDER BY stream_id, stream_version
+        SELECT e.stream_id, e.stream_version, e.position, e.type, e.data, k.dek
+        FROM ${rx(schema)}.events e LEFT JOIN ${rx(schema)}.person_keys k ON k.person_key = e.stream_id
+        WHERE (e.stream_id, e.stream_version) > (${stream}, ${version})
+          ${upto === undefined ? rx`` : rx`AND e.stream_id <= ${upto}`}
+        ORDER BY e.stream_id, e.stream_version
         LIMIT ${BATCH}`.execute();
     // After the range's lower bound: every version of that stream belongs to the range before.
     let next: Promise<Row[]> | undefined = page(

@@ -175,6 +175,20 @@ UPDATE certificates c SET contents_digest = encode(sha256(convert_to(
     AND p.state->'records'->c.record_id->>'certificateNumber' = c.certificate_number;
 `,
   },
+  {
+    version: 4,
+    name: "per-person data keys (crypto-shredding of identity in the event log)",
+    sql: `
+-- The key each person's identity is sealed under in the event log. Deleting a key (dek NULL)
+-- makes every identity in that person's events unreadable; the events and their hash chain do
+-- not change. Not append-only: erasure is what this table is for.
+CREATE TABLE person_keys (
+  person_key text PRIMARY KEY,
+  dek bytea,
+  erased_at timestamptz
+);
+`,
+  },
 ];
 
 /** Applies pending migrations to the current schema. Returns the versions applied now. */
