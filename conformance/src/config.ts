@@ -11,6 +11,8 @@ export interface KitConfig {
     url: string;
     /** Public JWK (file path) the province signs its hub tokens with; kid `province:<code>`. */
     publicKeyFile: string;
+    /** Base URL of its ControlService, if not `url` (the reference serves it on its own port). */
+    controlUrl: string;
     /** Bearer token for its ControlService, if it requires one. */
     controlToken: string;
     /** If set, the kit starts the province with this shell command once its hub is up. */
@@ -93,6 +95,7 @@ export function loadConfig(file: string): KitConfig {
     province: {
       code,
       url: str(p, "url"),
+      controlUrl: str(p, "control_url", str(p, "url")),
       publicKeyFile: resolve(base, str(p, "public_key")),
       controlToken: str(p, "control_token", ""),
       startCommand: str(p, "start_command", ""),

@@ -230,9 +230,9 @@ export class Kit {
     return this.asVirtual(DirectiveService, code).submitReceipts({ receipts });
   }
 
-  private transport(interceptors: Interceptor[]) {
+  private transport(interceptors: Interceptor[], baseUrl = this.config.province.url) {
     return createConnectTransport({
-      baseUrl: this.config.province.url,
+      baseUrl,
       httpVersion: "2",
       interceptors,
       nodeOptions: this.provinceTls,
@@ -275,7 +275,10 @@ export class Kit {
   /** The province's control API. */
   get control(): Client<typeof ControlService> {
     const token = this.config.province.controlToken;
-    return createClient(ControlService, this.transport(token ? [bearer(token)] : []));
+    return createClient(
+      ControlService,
+      this.transport(token ? [bearer(token)] : [], this.config.province.controlUrl),
+    );
   }
 
   /** A directive as the kit (playing the hub) would issue it; override anything. */

@@ -50,12 +50,17 @@ async function certify(
       : {};
   // Short names: PostgreSQL truncates identifiers at 63 bytes.
   const id = uniqueName(variant ? `conf_v${VARIANTS.indexOf(variant)}` : "conf_ref");
-  const [hubPort, provincePort] = [await freePort(), await freePort()];
+  const [hubPort, provincePort, controlPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const controlToken = randomBytes(18).toString("base64url");
   const config: KitConfig = {
     province: {
       code: PROVINCE,
       url: `${pki ? "https" : "http"}://127.0.0.1:${provincePort}`,
+      controlUrl: `${pki ? "https" : "http"}://127.0.0.1:${controlPort}`,
       publicKeyFile: join(dir, credentialFile(`province:${PROVINCE}`)),
       controlToken,
       startCommand: `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(root, "province-reference", "dist", "main.js"))}`,
@@ -65,6 +70,7 @@ async function certify(
         EVC_PROVINCE_SCHEMA_PREFIX: `${id}_p`,
         EVC_CREDENTIALS_DIR: dir,
         EVC_PROVINCE_LISTEN: `127.0.0.1:${provincePort}`,
+        EVC_CONTROL_LISTEN: `127.0.0.1:${controlPort}`,
         EVC_CONTROL_TOKEN: controlToken,
         EVC_RECONCILE_EXTRA_GRACE_MS: "0",
         EVC_PROVISION_CONSUMER: "0",

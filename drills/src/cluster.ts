@@ -58,6 +58,7 @@ export class Cluster {
     readonly database: string,
     /** The provinces' control API token (the drills drive them through it). */
     readonly controlToken: string,
+    private readonly controlPorts: ReadonlyMap<string, number>,
   ) {}
 
   static async start(opts: ClusterOptions): Promise<Cluster> {
@@ -117,8 +118,11 @@ export class Cluster {
       join(opts.dir, "hub.log"),
     );
     const provinces = new Map<string, Supervised>();
+    const controlPorts = new Map<string, number>();
     for (const code of opts.provinces) {
       const port = await freePort();
+      const controlPort = await freePort();
+      controlPorts.set(code, controlPort);
       provinces.set(
         code,
         new Supervised(
@@ -132,6 +136,7 @@ export class Cluster {
             EVC_PROVINCE_CODE: code,
             EVC_CONTROL_TOKEN: controlToken,
             EVC_PROVINCE_LISTEN: `127.0.0.1:${port}`,
+            EVC_CONTROL_LISTEN: `127.0.0.1:${controlPort}`,
             EVC_HUB_URL: `http://127.0.0.1:${hubPort}`,
           },
           port,
@@ -139,7 +144,16 @@ export class Cluster {
         ),
       );
     }
-    const cluster = new Cluster(nats, hub, provinces, databaseUrl, admin, database, controlToken);
+    const cluster = new Cluster(
+      nats,
+      hub,
+      provinces,
+      databaseUrl,
+      admin,
+      database,
+      controlToken,
+      controlPorts,
+    );
     try {
       await cluster.recover();
     } catch (err) {
@@ -151,6 +165,13 @@ export class Cluster {
 
   get hubUrl(): string {
     return `http://127.0.0.1:${this.hub.port}`;
+  }
+
+  /** The province's control API (a port of its own). */
+  controlUrl(code: string): string {
+    const port = this.controlPorts.get(code);
+    if (port === undefined) throw new Error(`no province ${code} in the drill`);
+    return `http://127.0.0.1:${port}`;
   }
 
   provinceUrl(code: string): string {
@@ -180,7 +201,7 @@ export class Cluster {
 /** A Connect transport to one of the cluster's provinces carrying the control token. */
 export function controlTransport(cluster: Cluster, code: string): Transport {
   return createConnectTransport({
-    baseUrl: cluster.provinceUrl(code),
+    baseUrl: cluster.controlUrl(code),
     httpVersion: "2",
     interceptors: [bearer(cluster.controlToken)],
   });

@@ -3,6 +3,7 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { DirectiveSchema } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import { AccessLogService } from "@evc-interop/gen/evc/province/v1/access_log_service_pb";
+import { ClinicService } from "@evc-interop/gen/evc/province/v1/clinic_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import {
   generateReaderIssuer,
@@ -134,11 +135,15 @@ describe("bad actors at the province", () => {
       getCertificateStatusByIdentity: { identity: child },
       listReads: { recordId: target.recordId },
       registerRecord: { identity: newIdentity() },
+      registerBirth: { identity: newIdentity() },
+      closeRecord: { recordId: target.recordId, reason: 3 },
     };
-    const guarded: [DescService, string[]][] = [
-      [ProvinceService, ["getRecord", "getCertificateStatusByIdentity"]],
-      [AccessLogService, AccessLogService.methods.map((m) => m.localName)],
-      [ControlService, ControlService.methods.map((m) => m.localName)],
+    const all = (s: DescService) => s.methods.map((m) => m.localName);
+    const guarded: [DescService, string[], string][] = [
+      [ProvinceService, ["getRecord", "getCertificateStatusByIdentity"], bj.url],
+      [AccessLogService, all(AccessLogService), bj.url],
+      [ClinicService, all(ClinicService), bj.url],
+      [ControlService, all(ControlService), bj.controlUrl],
     ];
     let attempts = 0;
     const notRefused: string[] = [];
@@ -148,8 +153,8 @@ describe("bad actors at the province", () => {
         if (header) req.header.set("authorization", header);
         return next(req);
       };
-      for (const [service, methods] of guarded) {
-        const client = createClient(service, transport(bj.url, [auth])) as unknown as Record<
+      for (const [service, methods, url] of guarded) {
+        const client = createClient(service, transport(url, [auth])) as unknown as Record<
           string,
           (req: unknown) => unknown
         >;

@@ -39,8 +39,13 @@ export interface ProvinceConfig {
   /** Directives applied in one transaction at most (1: one transaction each). */
   maxBatch: number;
   provisionConsumer: boolean;
-  /** If set, the control API requires `Authorization: Bearer <token>`. */
+  /**
+   * The conformance kit's control API (evc.conformance.v1.ControlService) is served only when
+   * this is set, only to `Authorization: Bearer <token>`, and only on its own port.
+   */
   controlToken: string;
+  controlHost: string;
+  controlPort: number;
   receiptPollMs: number;
   /** Retry tick of pending hub intents (registrations, closures, dose reports). */
   intentPollMs: number;
@@ -89,6 +94,10 @@ export function provinceConfigFromEnv(
   if (!m?.[1] || !m[2])
     throw new ConfigError(`EVC_PROVINCE_LISTEN must be host:port, got "${listen}"`);
   const basePort = Number(m[2]);
+  const control = /^(.*):(\d+)$/.exec(env.EVC_CONTROL_LISTEN ?? "");
+  if (env.EVC_CONTROL_LISTEN && (!control?.[1] || !control[2]))
+    throw new ConfigError(`EVC_CONTROL_LISTEN must be host:port, got "${env.EVC_CONTROL_LISTEN}"`);
+  const controlBase = control?.[2] ? Number(control[2]) : basePort === 0 ? 0 : basePort + 1000;
   return {
     code,
     databaseUrl: env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
@@ -113,6 +122,8 @@ export function provinceConfigFromEnv(
     maxBatch: envInt(env, "EVC_MAX_BATCH", 64),
     provisionConsumer: (env.EVC_PROVISION_CONSUMER ?? "1") !== "0",
     controlToken: env.EVC_CONTROL_TOKEN ?? "",
+    controlHost: control?.[1] ?? m[1],
+    controlPort: controlBase === 0 ? 0 : controlBase + index,
     receiptPollMs: envInt(env, "EVC_RECEIPT_POLL_MS", 1000),
     intentPollMs: envInt(env, "EVC_INTENT_POLL_MS", 2000),
     gapHoldMs: envInt(env, "EVC_GAP_HOLD_MS", 120_000),

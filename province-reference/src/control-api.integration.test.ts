@@ -36,16 +36,33 @@ describe("the control API", () => {
     const control = createClient(ControlService, transport(p.url));
     expect(await codeOf(control.registerRecord({ identity: newIdentity() }))).toBe("Unimplemented");
     expect(await codeOf(control.getFeatures({}))).toBe("Unimplemented");
+    expect(() => p.controlUrl).toThrow(/control API is off/);
+  });
+
+  it("with a token, listens on a port of its own, never beside the public API", async () => {
+    const p = await startTestProvince(env, "510000");
+    running.push(p);
+    expect(p.controlUrl).not.toBe(p.url);
+    const atPublicPort = createClient(
+      ControlService,
+      transport(p.url, [
+        (next) => async (req) => {
+          req.header.set("authorization", `Bearer ${p.config.controlToken}`);
+          return next(req);
+        },
+      ]),
+    );
+    expect(await codeOf(atPublicPort.getFeatures({}))).toBe("Unimplemented");
   });
 
   it("with a token, answers only callers presenting it", async () => {
     const p = await startTestProvince(env, "440000");
     running.push(p);
-    const bare = createClient(ControlService, transport(p.url));
+    const bare = createClient(ControlService, transport(p.controlUrl));
     expect(await codeOf(bare.registerRecord({ identity: newIdentity() }))).toBe("Unauthenticated");
     const wrong = createClient(
       ControlService,
-      transport(p.url, [
+      transport(p.controlUrl, [
         (next) => async (req) => {
           req.header.set("authorization", "Bearer not-the-token");
           return next(req);

@@ -1,10 +1,19 @@
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { AccessLogService } from "@evc-interop/gen/evc/province/v1/access_log_service_pb";
+import { ClinicService } from "@evc-interop/gen/evc/province/v1/clinic_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import { bearer } from "@evc-interop/national/auth/bearer";
+import { issueReaderToken } from "@evc-interop/national/auth/reader-tokens";
 import { fuzzServices } from "@evc-interop/national/testing/fuzz-rpc";
-import { startTestHub, type TestHubEnv } from "@evc-interop/national/testing/harness";
+import { startTestHub, type TestHubEnv, transport } from "@evc-interop/national/testing/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
+import {
+  closeTestProvince,
+  controlTransport,
+  startTestProvince,
+  testReaderIssuer,
+} from "./testing/provinces.js";
 
 /** Bad input to every RPC of a province is the caller's fault, never the province's (#14). */
 let env: TestHubEnv;
@@ -21,16 +30,31 @@ afterAll(async () => {
 });
 
 describe("bad input to a province", () => {
-  it("every RPC of ProvinceService and ControlService: fuzzed messages and malformed bodies are never Internal", async () => {
-    const result = await fuzzServices({
-      services: [ProvinceService, ControlService],
-      transport: controlTransport(bj),
+  it("every RPC of the public port and of the control port: fuzzed messages and malformed bodies are never Internal", async () => {
+    // A caller with every scope, so that each method gets past authorization to the input.
+    const token = await issueReaderToken((await testReaderIssuer()).privateJwk, {
+      province: bj.code,
+      caller: "clinic:fuzz",
+      scope: "records:read records:write access-log:read",
+      lifetimeS: 600,
+    });
+    const publicPort = await fuzzServices({
+      services: [ProvinceService, ClinicService, AccessLogService],
+      transport: transport(bj.url, [bearer(token)]),
       baseUrl: bj.url,
-      authHeaders: { authorization: `Bearer ${bj.config.controlToken}` },
+      authHeaders: { authorization: `Bearer ${token}` },
       perMethod: 40,
       seed: 7,
     });
-    expect(result.calls).toBeGreaterThan(300);
-    expect(result.faults).toEqual([]);
+    const controlPort = await fuzzServices({
+      services: [ControlService],
+      transport: controlTransport(bj),
+      baseUrl: bj.controlUrl,
+      authHeaders: { authorization: `Bearer ${bj.config.controlToken}` },
+      perMethod: 40,
+      seed: 8,
+    });
+    expect(publicPort.calls + controlPort.calls).toBeGreaterThan(500);
+    expect([...publicPort.faults, ...controlPort.faults]).toEqual([]);
   }, 120_000);
 });

@@ -17,6 +17,7 @@ import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_ser
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import { AccessLogService } from "@evc-interop/gen/evc/province/v1/access_log_service_pb";
+import { ClinicService } from "@evc-interop/gen/evc/province/v1/clinic_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import { nodeAdapter } from "@evc-interop/national/api/adapter";
 import { inputHygieneInterceptor } from "@evc-interop/national/api/input-hygiene";
@@ -40,6 +41,7 @@ import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import { type AgentOptions, DirectiveAgent } from "./agent.js";
 import { accessLogService } from "./api/access-log-service.js";
+import { clinicService } from "./api/clinic-service.js";
 import { controlService } from "./api/control-service.js";
 import { provinceService } from "./api/province-service.js";
 import { RateLimiter } from "./api/rate-limit.js";
@@ -91,6 +93,7 @@ export class Province {
   private stopped = false;
   /** Province-initiated hub calls and their durable intents. */
   intents: HubIntents | undefined;
+  private controlServer: RunningServer | undefined;
 
   private constructor(
     readonly config: ProvinceConfig,
@@ -113,6 +116,12 @@ export class Province {
   get url(): string {
     if (!this.server) throw new Error("province is not listening");
     return this.server.url;
+  }
+
+  /** Base URL of the control API (its own port; only with EVC_CONTROL_TOKEN). */
+  get controlUrl(): string {
+    if (!this.controlServer) throw new Error("the control API is off (EVC_CONTROL_TOKEN unset)");
+    return this.controlServer.url;
   }
 
   static async start(config: ProvinceConfig, opts: ProvinceOptions = {}): Promise<Province> {
@@ -218,6 +227,10 @@ export class Province {
       };
       const intents = new HubIntents(store, hub, log, config.intentPollMs);
       p.intents = intents;
+      const ops = (req: { url?: string }, res: unknown) => {
+        void p.serveOps(req.url ?? "/", res as ServerResponse);
+      };
+      const checks = [createValidateInterceptor(), inputHygieneInterceptor()];
       const handler = nodeAdapter({
         readMaxBytes: config.readMaxBytes,
         onError: (err, method) => log.error({ err, method }, "writing a response failed"),
@@ -225,27 +238,33 @@ export class Province {
           const accessLog = new AccessLog(sql);
           router.service(ProvinceService, provinceService(store, changes, accessLog));
           router.service(AccessLogService, accessLogService(accessLog));
-          // The write surface is off unless a token for it is configured (secure by default).
-          if (config.controlToken) {
-            router.service(
-              ControlService,
-              controlService(store, hub, intents, () => p.reconcile()),
-            );
-          }
+          router.service(ClinicService, clinicService(config.code, intents));
         },
         interceptors: [
-          controlAuth(config.controlToken),
           readerAuthInterceptor(
             new ReaderVerifier(readerKeys, config.code),
             new RateLimiter(config.readerRatePerMinute),
           ),
-          createValidateInterceptor(),
-          inputHygieneInterceptor(),
+          ...checks,
         ],
-        fallback: (req, res) => {
-          void p.serveOps(req.url ?? "/", res as ServerResponse);
-        },
+        fallback: ops,
       });
+      // The kit's control surface: off unless a token for it is configured (secure by default),
+      // and then on a port of its own, never beside the public API.
+      const controlHandler = config.controlToken
+        ? nodeAdapter({
+            readMaxBytes: config.readMaxBytes,
+            onError: (err, method) => log.error({ err, method }, "writing a response failed"),
+            routes: (router: ConnectRouter) => {
+              router.service(
+                ControlService,
+                controlService(store, hub, intents, () => p.reconcile()),
+              );
+            },
+            interceptors: [controlAuth(config.controlToken), ...checks],
+            fallback: ops,
+          })
+        : undefined;
       if (!config.controlToken)
         log.info(
           "control API off (set EVC_CONTROL_TOKEN to serve evc.conformance.v1.ControlService)",
@@ -264,8 +283,21 @@ export class Province {
       await agent.start();
       if (config.reconcileIntervalMs > 0) p.schedule();
       p.server = await listen(handler, config.host, config.port, config.tls);
+      if (controlHandler)
+        p.controlServer = await listen(
+          controlHandler,
+          config.controlHost,
+          config.controlPort,
+          config.tls,
+        );
       log.info(
-        { province: config.code, url: p.server.url, hub: config.hubUrl, schema: config.schema },
+        {
+          province: config.code,
+          url: p.server.url,
+          control: p.controlServer?.url,
+          hub: config.hubUrl,
+          schema: config.schema,
+        },
         "province listening",
       );
       return p;
@@ -325,7 +357,10 @@ export class Province {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.server?.close(this.config.shutdownGraceMs);
+    await Promise.all([
+      this.server?.close(this.config.shutdownGraceMs),
+      this.controlServer?.close(this.config.shutdownGraceMs),
+    ]);
     await this.agent.stop();
     await this.reconciling?.catch(() => undefined);
     await this.intents?.stop();
@@ -340,7 +375,7 @@ export class Province {
   async kill(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.server?.close(0);
+    await Promise.all([this.server?.close(0), this.controlServer?.close(0)]);
     await this.nc.close().catch(() => undefined);
     await this.agent.stop();
     await this.intents?.stop();

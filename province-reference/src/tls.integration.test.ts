@@ -87,7 +87,10 @@ function atProvince(p: Province, clientCn = "clinic:tls-test") {
     }),
   );
   return {
-    control: createClient(ControlService, transport(p.url, [bearer(p.config.controlToken)], tls)),
+    control: createClient(
+      ControlService,
+      transport(p.controlUrl, [bearer(p.config.controlToken)], tls),
+    ),
     phone: createClient(ProvinceService, transport(p.url, [reader], tls)),
   };
 }

@@ -12,6 +12,8 @@ import { exportJWK, generateKeyPair, importJWK, type JSONWebKeySet, type JWK, Si
 export const SCOPE_RECORDS = "records:read";
 /** The holder's app acting for a guardian: only the record in the token's `evc_record` claim. */
 export const SCOPE_HOLDER = "holder:read";
+/** A clinic's system writing: ClinicService (registrations, doses, migrations, closures). */
+export const SCOPE_WRITE = "records:write";
 /** An auditor: the province's access log. */
 export const SCOPE_ACCESS_LOG = "access-log:read";
 

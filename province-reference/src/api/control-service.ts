@@ -17,32 +17,13 @@ import type { MigrationService } from "@evc-interop/gen/evc/national/v1/migratio
 import type { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import type { HubIntents } from "../hub-intents.js";
 import type { ReconcileReport } from "../reconcile.js";
-import { LocalRefusal } from "../store/intents.js";
 import type { ProvinceStore } from "../store/store.js";
+import { local } from "./local-refusal.js";
 
 export interface HubClients {
   records: Client<typeof RecordService>;
   migrations: Client<typeof MigrationService>;
   doses: Client<typeof DoseService>;
-}
-
-const LOCAL_CODES = {
-  not_found: Code.NotFound,
-  already_exists: Code.AlreadyExists,
-  failed_precondition: Code.FailedPrecondition,
-  resource_exhausted: Code.ResourceExhausted,
-} as const;
-
-/** Runs a flow, answering a local refusal with its code and the field it names. */
-async function local<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof LocalRefusal) {
-      throw new ConnectError(`${err.field}: ${err.message}`, LOCAL_CODES[err.code]);
-    }
-    throw err;
-  }
 }
 
 export const IMPLEMENTATION = { name: "evc-province-reference", version: "0.1.0" };

@@ -1,12 +1,15 @@
 import { readFile } from "node:fs/promises";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { AccessLogService } from "@evc-interop/gen/evc/province/v1/access_log_service_pb";
+import { ClinicService } from "@evc-interop/gen/evc/province/v1/clinic_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import { purposeOf } from "@evc-interop/national/api/purpose";
 import {
   readerAudience,
   SCOPE_ACCESS_LOG,
   SCOPE_HOLDER,
   SCOPE_RECORDS,
+  SCOPE_WRITE,
 } from "@evc-interop/national/auth/reader-tokens";
 import { ConfigError } from "@evc-interop/national/config";
 import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from "jose";
@@ -36,11 +39,15 @@ export const readerKey = createContextKey<Reader | undefined>(undefined, {
   description: "the verified phone-tier caller",
 });
 
-/** Methods that read person-level data, so need a reader token, and the scopes that may. */
+/** Methods that read person-level data or write, so need a token, and the scopes that may. */
 const GUARDED = new Map<string, readonly string[]>([
   [`${ProvinceService.typeName}/GetCertificateStatusByIdentity`, [SCOPE_RECORDS, SCOPE_HOLDER]],
   [`${ProvinceService.typeName}/GetRecord`, [SCOPE_RECORDS, SCOPE_HOLDER]],
   [`${AccessLogService.typeName}/ListReads`, [SCOPE_ACCESS_LOG]],
+  ...ClinicService.methods.map((m): [string, string[]] => [
+    `${ClinicService.typeName}/${m.name}`,
+    [SCOPE_WRITE],
+  ]),
 ]);
 
 /** Methods open to anyone, which still learn who the caller is if a token is sent. */
@@ -48,8 +55,6 @@ const OPEN = new Set([
   `${ProvinceService.typeName}/GetCertificateStatus`,
   `${ProvinceService.typeName}/WatchCertificate`,
 ]);
-
-const PURPOSE = /^[a-z0-9][a-z0-9:._-]{0,63}$/;
 
 export class ReaderTokenError extends Error {}
 
@@ -162,19 +167,13 @@ export function readerAuthInterceptor(verifier: ReaderVerifier, limiter: RateLim
         `${req.method.name} needs a token with scope ${guarded.join(" or ")}`,
         Code.PermissionDenied,
       );
-    const purposeHeader = req.header.get("evc-purpose");
-    if (purposeHeader !== null && !PURPOSE.test(purposeHeader))
-      throw new ConnectError(
-        "evc-purpose: 1 to 64 of a-z 0-9 : . _ - (e.g. school-entry)",
-        Code.InvalidArgument,
-      );
+    const purpose = purposeOf(req.header, [...verified.scopes][0] ?? "unspecified");
     const wait = limiter.take(verified.caller);
     if (wait > 0)
       throw new ConnectError(
         `caller ${verified.caller}: read rate exceeded; retry in ${Math.ceil(wait / 1000)} s`,
         Code.ResourceExhausted,
       );
-    const purpose = purposeHeader ?? [...verified.scopes][0] ?? "unspecified";
     req.contextValues.set(readerKey, { ...verified, purpose });
     return next(req);
   };

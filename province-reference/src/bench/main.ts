@@ -307,12 +307,15 @@ async function spawnProvinces(
   writeFileSync(join(dir, "hub-directive-keys.json"), JSON.stringify(env.directiveKeys));
   const prefix = `${uniqueName("bench_p")}_`;
   const controlToken = randomBytes(18).toString("base64url");
-  const base = await freePortRun(codes.length);
+  // One run of free ports: the provinces' API ports, then their control ports.
+  const base = await freePortRun(2 * codes.length);
+  const controlBase = base + codes.length;
   const child = spawnChild(process.execPath, [...process.execArgv, join(here, "..", "main.js")], {
     env: {
       ...process.env,
       EVC_PROVINCE_CODES: codes.join(","),
       EVC_PROVINCE_LISTEN: `127.0.0.1:${base}`,
+      EVC_CONTROL_LISTEN: `127.0.0.1:${controlBase}`,
       EVC_PROVINCE_SCHEMA_PREFIX: prefix,
       DATABASE_URL: TEST_DATABASE_URL,
       NATS_URL: env.config.natsUrl,
@@ -342,7 +345,7 @@ async function spawnProvinces(
       control: createClient(
         ControlService,
         createConnectTransport({
-          baseUrl: url,
+          baseUrl: `http://127.0.0.1:${controlBase + i}`,
           httpVersion: "2",
           interceptors: [bearer(controlToken)],
         }),

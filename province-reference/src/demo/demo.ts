@@ -96,7 +96,7 @@ export async function runDemo(
     createClient(
       ControlService,
       createConnectTransport({
-        baseUrl: p.url,
+        baseUrl: p.controlUrl,
         httpVersion: "2",
         interceptors: [bearer(p.config.controlToken)],
       }),

@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { BusUser } from "@evc-interop/national/bus/nats-auth";
 import { freePort } from "@evc-interop/national/server";
 import postgres from "postgres";
 
@@ -71,39 +72,59 @@ function redact(url: string): string {
 
 export class MissingNatsServer extends Error {}
 
-/** NATS at `url` if it answers, else `nats-server` from PATH with JetStream in a temporary directory. */
-export async function ensureNats(url: string): Promise<Service> {
-  const u = new URL(url.replace(/^nats:/, "http:"));
-  if (await answers(u.hostname, Number(u.port || 4222))) {
-    return { url, note: `NATS: using ${url}`, stop: async () => {} };
-  }
+/**
+ * The bus of the quick start: NATS at `url` when the user named one (NATS_URL), else
+ * `nats-server` from PATH with JetStream in a temporary directory, with authentication — the
+ * `accounts` (natsAccountsConfig: the hub's user and one per province, each limited to its own
+ * consumer and inbox), never an open server.
+ */
+export async function ensureNats(url: string | undefined, accounts: string): Promise<Service> {
+  if (url) return { url, note: `NATS: using ${url} (NATS_URL)`, stop: async () => {} };
   if (spawnSync("nats-server", ["--version"], { stdio: "ignore" }).error) {
     throw new MissingNatsServer(
-      `nothing answered at ${url} and nats-server is not on PATH. Install it (Debian/Ubuntu: ` +
+      "nats-server is not on PATH. Install it (Debian/Ubuntu: " +
         "`sudo apt-get install nats-server`; macOS: `brew install nats-server`; or a release from " +
         "https://github.com/nats-io/nats-server/releases), or set NATS_URL to a running server with JetStream.",
     );
   }
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "evc-nats-"));
-  const child: ChildProcess = spawn(
-    "nats-server",
-    ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir],
-    {
-      stdio: "ignore",
-    },
+  const conf = join(dir, "nats.conf");
+  writeFileSync(
+    conf,
+    `listen: 127.0.0.1:${port}\njetstream { store_dir: ${JSON.stringify(join(dir, "js"))} }\n${accounts}`,
+    { mode: 0o600 },
   );
+  const child: ChildProcess = spawn("nats-server", ["-c", conf], { stdio: "ignore" });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   for (let i = 0; i < 100 && !(await answers("127.0.0.1", port, 200)); i++) {
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
     url: `nats://127.0.0.1:${port}`,
-    note: `NATS: nothing answered at ${url}, started nats-server -js on port ${port}, store in ${dir} (removed on exit)`,
+    note: `NATS: started nats-server -js on port ${port} with a user per province, store in ${dir} (removed on exit)`,
     stop: async () => {
       child.kill("SIGTERM");
       await exited;
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The bus users `npm run credentials` made (nats-users.json), all and by user name. */
+export function busUsers(credentialsDir: string): {
+  all: BusUser[];
+  of: (user: string) => { natsUser: string; natsPassword: string };
+} {
+  const all = JSON.parse(
+    readFileSync(join(credentialsDir, "nats-users.json"), "utf8"),
+  ) as BusUser[];
+  return {
+    all,
+    of: (name) => {
+      const u = all.find((x) => x.user === name);
+      if (!u) throw new Error(`${credentialsDir}/nats-users.json has no user ${name}`);
+      return { natsUser: u.user, natsPassword: u.password };
     },
   };
 }

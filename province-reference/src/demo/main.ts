@@ -4,14 +4,23 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createDevCredentials } from "@evc-interop/national/auth/credentials";
 import { provinceName } from "@evc-interop/national/auth/provinces";
+import { ensureReaderIssuer } from "@evc-interop/national/auth/reader-tokens";
+import { natsAccountsConfig } from "@evc-interop/national/bus/nats-auth";
 import { ensureSigningKey } from "@evc-interop/national/bus/signing";
+import { DEFAULT_LAYOUT } from "@evc-interop/national/bus/stream";
 import { ConfigError, hubConfigFromEnv } from "@evc-interop/national/config";
 import { Hub } from "@evc-interop/national/hub";
 import { pino } from "pino";
 import { provinceConfigFromEnv } from "../config.js";
 import { Province } from "../province.js";
 import { runDemo } from "./demo.js";
-import { ensureNats, ensurePostgres, MissingNatsServer, type Service } from "./environment.js";
+import {
+  busUsers,
+  ensureNats,
+  ensurePostgres,
+  MissingNatsServer,
+  type Service,
+} from "./environment.js";
 
 /**
  * `npm start`: the hub and three reference provinces (Beijing, Guangdong, Sichuan) with a demo
@@ -58,9 +67,6 @@ async function main(argv: string[]): Promise<number> {
     );
     services.push(pg);
     print(`  ${pg.note}`);
-    const nats = await ensureNats(process.env.NATS_URL ?? "nats://127.0.0.1:4222");
-    services.push(nats);
-    print(`  ${nats.note}`);
     const credentialsDir = resolve(process.env.EVC_CREDENTIALS_DIR ?? join(dataDir, "credentials"));
     if (!existsSync(join(credentialsDir, "trust.json"))) {
       await createDevCredentials(credentialsDir);
@@ -68,6 +74,17 @@ async function main(argv: string[]): Promise<number> {
     } else if (await ensureSigningKey(credentialsDir)) {
       print(`  credentials: created the hub's directive signing key in ${credentialsDir}`);
     }
+    await ensureReaderIssuer(credentialsDir);
+    // On the bus the quick start starts, each takes its own user (nats-users.json), the
+    // province users limited to their own consumer and inbox (natsAccountsConfig).
+    const users = busUsers(credentialsDir);
+    const nats = await ensureNats(
+      process.env.NATS_URL,
+      natsAccountsConfig(DEFAULT_LAYOUT, users.all),
+    );
+    services.push(nats);
+    print(`  ${nats.note}`);
+    const natsUsers = process.env.NATS_URL ? undefined : users.of;
     const controlToken = process.env.EVC_CONTROL_TOKEN || randomBytes(18).toString("base64url");
     const env = {
       ...process.env,
@@ -75,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
       NATS_URL: nats.url,
       EVC_CREDENTIALS_DIR: credentialsDir,
     };
-    const hubConfig = hubConfigFromEnv(env);
+    const hubConfig = { ...hubConfigFromEnv(env), ...natsUsers?.("hub") };
     let hub: Hub;
     try {
       hub = await Hub.start(hubConfig, { logger: logger.child({ component: "hub" }) });
@@ -91,6 +108,9 @@ async function main(argv: string[]): Promise<number> {
     for (const [i, code] of PROVINCES.entries()) {
       const config = {
         ...provinceConfigFromEnv(code, i, env),
+        ...natsUsers?.(`province-${code}`),
+        // The hub provisions the consumers; a province's user may not.
+        ...(natsUsers ? { provisionConsumer: false } : {}),
         hubUrl: hub.url,
         // The demo drives the provinces through their control API, open to this run alone.
         controlToken: controlToken,
@@ -101,7 +121,7 @@ async function main(argv: string[]): Promise<number> {
         p = await Province.start(config, { logger: log });
       } catch (err) {
         if (!isAddrInUse(err)) throw err;
-        p = await Province.start({ ...config, port: 0 }, { logger: log });
+        p = await Province.start({ ...config, port: 0, controlPort: 0 }, { logger: log });
       }
       provinces.push(p);
       running.push(p);

@@ -40,6 +40,7 @@ export function testProvinceConfig(
     shutdownGraceMs: 1000,
     provisionConsumer: false,
     controlToken: "test-control-token",
+    controlPort: 0,
     ...overrides,
   };
 }
@@ -67,7 +68,7 @@ export async function closeTestProvince(p: Province): Promise<void> {
 
 /** A transport to a test province's port that carries its control token. */
 export function controlTransport(p: Province): Transport {
-  return transport(p.url, [bearer(p.config.controlToken)]);
+  return transport(p.controlUrl, [bearer(p.config.controlToken)]);
 }
 
 /**
