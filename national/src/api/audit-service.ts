@@ -6,6 +6,8 @@ import {
   EventSchema,
   GetPersonHistoryResponseSchema,
   GetPersonStateAsOfResponseSchema,
+  ListPersonReadsResponseSchema,
+  PersonReadSchema,
   PersonStateSchema,
   VerifyLogResponseSchema,
 } from "@evc-interop/gen/evc/national/v1/audit_service_pb";
@@ -13,8 +15,9 @@ import { sealAll, verifyChain } from "../chain/chain.js";
 import { doseFromJson, recordStatusToProto } from "../domain/codec.js";
 import { evolve } from "../domain/person.js";
 import { type HubEvent, initialState, type PersonState } from "../domain/types.js";
+import { PersonReads } from "../store/access-log.js";
 import { openIdentities } from "../store/identity-seal.js";
-import { certificateMessage, type HubDeps, keyOf, principalOf } from "./context.js";
+import { certificateMessage, type HubDeps, keyOf, logRead, principalOf } from "./context.js";
 import { denied, invalid } from "./errors.js";
 
 interface EventRow {
@@ -66,6 +69,7 @@ export function auditService(deps: HubDeps): ServiceImpl<typeof AuditService> {
     async getPersonHistory(req, ctx) {
       const key = keyOf(deps, req.identity);
       await authorize(deps, ctx, key);
+      await logRead(deps, ctx, key);
       const rows = await streamEvents(deps, key);
       return create(GetPersonHistoryResponseSchema, {
         streamId: key,
@@ -89,6 +93,7 @@ export function auditService(deps: HubDeps): ServiceImpl<typeof AuditService> {
       const key = keyOf(deps, req.identity);
       if (!req.asOf) throw invalid("as_of", "is required");
       await authorize(deps, ctx, key);
+      await logRead(deps, ctx, key);
       const rows = await streamEvents(deps, key, timestampDate(req.asOf));
       let state = initialState();
       for (const r of rows) {
@@ -111,6 +116,32 @@ export function auditService(deps: HubDeps): ServiceImpl<typeof AuditService> {
           openMigrationId: state.openMigrationId ?? "",
           version: BigInt(state.version),
         }),
+      });
+    },
+
+    async listPersonReads(req, ctx) {
+      if (principalOf(ctx).kind !== "operator")
+        throw denied("the access log is for national operators");
+      const limit = req.pageSize || 100;
+      const rows = await new PersonReads(deps.sql).list({
+        personKey: req.identity ? keyOf(deps, req.identity) : "",
+        caller: req.caller,
+        limit,
+        before: req.beforePosition,
+      });
+      const last = rows.at(-1);
+      return create(ListPersonReadsResponseSchema, {
+        reads: rows.map((r) =>
+          create(PersonReadSchema, {
+            position: BigInt(r.position),
+            readAt: timestampFromDate(r.read_at),
+            caller: r.caller,
+            streamId: r.person_key,
+            purpose: r.purpose,
+            method: r.method,
+          }),
+        ),
+        nextPosition: rows.length === limit && last ? BigInt(last.position) : 0n,
       });
     },
 

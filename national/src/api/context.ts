@@ -12,8 +12,10 @@ import type { Sql } from "postgres";
 import { type Principal, principalKey } from "../auth/principal.js";
 import { certificateStatusToProto, closeReasonToProto, personKey } from "../domain/codec.js";
 import type { CertificateState, MigrationStateData } from "../domain/types.js";
+import { PersonReads } from "../store/access-log.js";
 import type { HubStore } from "../store/hub-store.js";
 import { denied, refusalError } from "./errors.js";
+import { purposeOf } from "./purpose.js";
 
 /** What every handler needs. */
 export interface HubDeps {
@@ -23,6 +25,23 @@ export interface HubDeps {
   personKeySecret: string;
   /** See HubConfig.snapshotStallMs. */
   snapshotStallMs: number;
+}
+
+/**
+ * Records a read of a person's data in the hub's access log (who, whose, what for, which
+ * method), before the answer leaves.
+ */
+export async function logRead(
+  deps: HubDeps,
+  ctx: HandlerContext,
+  personKey: string,
+): Promise<void> {
+  await new PersonReads(deps.sql).record({
+    caller: principalOf(ctx).subject,
+    personKey,
+    purpose: purposeOf(ctx.requestHeader, "unspecified"),
+    method: `${ctx.service.typeName}/${ctx.method.name}`,
+  });
 }
 
 export function principalOf(ctx: HandlerContext): Principal {

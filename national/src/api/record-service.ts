@@ -15,7 +15,7 @@ import {
   recordStatusToProto,
 } from "../domain/codec.js";
 import type { PersonState } from "../domain/types.js";
-import { callerProvince, certificateMessage, type HubDeps, keyOf } from "./context.js";
+import { callerProvince, certificateMessage, type HubDeps, keyOf, logRead } from "./context.js";
 import { denied, invalid, refusalError } from "./errors.js";
 import { codecOf, requestHash } from "./util.js";
 
@@ -74,7 +74,9 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
 
     async locateRecord(req, ctx) {
       callerProvince(ctx);
-      const state = await deps.store.load(keyOf(deps, req.identity));
+      const key = keyOf(deps, req.identity);
+      await logRead(deps, ctx, key);
+      const state = await deps.store.load(key);
       const record = currentRecord(state);
       if (!record) {
         throw refusalError("not_found", "RECORD_NOT_FOUND", "person has no record", {

@@ -14,7 +14,7 @@ import {
 } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import { doseFromJson, identityFromJson } from "../domain/codec.js";
 import { contentsDigest } from "../domain/contents-digest.js";
-import { type HubDeps, principalOf } from "./context.js";
+import { type HubDeps, logRead, principalOf } from "./context.js";
 import { denied, invalid, refusalError } from "./errors.js";
 
 interface Row {
@@ -133,6 +133,7 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
           "record_id",
         );
       }
+      if (key) await logRead(deps, ctx, key);
       const idNumber = state.identity?.idNumber ?? "";
       return create(GetRecordContentsResponseSchema, {
         record: create(RecordContentsSchema, {

@@ -189,6 +189,25 @@ CREATE TABLE person_keys (
 );
 `,
   },
+  {
+    version: 5,
+    name: "access log of person-level reads",
+    sql: `
+-- Who read whose person-level data at the hub, what for, when. Append-only.
+CREATE TABLE person_reads (
+  position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  read_at timestamptz NOT NULL DEFAULT now(),
+  caller text NOT NULL,
+  person_key text NOT NULL,
+  purpose text NOT NULL,
+  method text NOT NULL
+);
+CREATE INDEX person_reads_by_person ON person_reads (person_key, position DESC);
+CREATE INDEX person_reads_by_caller ON person_reads (caller, position DESC);
+CREATE TRIGGER person_reads_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON person_reads
+  FOR EACH STATEMENT EXECUTE FUNCTION evc_forbid_change();
+`,
+  },
 ];
 
 /** Applies pending migrations to the current schema. Returns the versions applied now. */

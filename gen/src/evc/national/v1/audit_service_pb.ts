@@ -17,7 +17,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file evc/national/v1/audit_service.proto.
  */
 export const file_evc_national_v1_audit_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNldmMvbmF0aW9uYWwvdjEvYXVkaXRfc2VydmljZS5wcm90bxIPZXZjLm5hdGlvbmFsLnYxIsoBCgVFdmVudBIQCghwb3NpdGlvbhgBIAEoBBIQCghldmVudF9pZBgCIAEoCRIRCglzdHJlYW1faWQYAyABKAkSFgoOc3RyZWFtX3ZlcnNpb24YBCABKAQSDAoEdHlwZRgFIAEoCRIlCgRkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtyZWNvcmRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEaGFzaBgIIAEoCSLyAQoLUGVyc29uU3RhdGUSEQoJcmVjb3JkX2lkGAEgASgJEhsKE293bmVyX3Byb3ZpbmNlX2NvZGUYAiABKAkSMgoNcmVjb3JkX3N0YXR1cxgDIAEoDjIbLmV2Yy5jb21tb24udjEuUmVjb3JkU3RhdHVzEi8KC2NlcnRpZmljYXRlGAQgASgLMhouZXZjLmNvbW1vbi52MS5DZXJ0aWZpY2F0ZRIiCgVkb3NlcxgFIAMoCzITLmV2Yy5jb21tb24udjEuRG9zZRIZChFvcGVuX21pZ3JhdGlvbl9pZBgGIAEoCRIPCgd2ZXJzaW9uGAcgASgEIkwKF0dldFBlcnNvbkhpc3RvcnlSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBIlUKGEdldFBlcnNvbkhpc3RvcnlSZXNwb25zZRIRCglzdHJlYW1faWQYASABKAkSJgoGZXZlbnRzGAIgAygLMhYuZXZjLm5hdGlvbmFsLnYxLkV2ZW50IoEBChlHZXRQZXJzb25TdGF0ZUFzT2ZSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBEjEKBWFzX29mGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBIkkKGkdldFBlcnNvblN0YXRlQXNPZlJlc3BvbnNlEisKBXN0YXRlGAEgASgLMhwuZXZjLm5hdGlvbmFsLnYxLlBlcnNvblN0YXRlIj4KEFZlcmlmeUxvZ1JlcXVlc3QSFQoNZnJvbV9wb3NpdGlvbhgBIAEoBBITCgt0b19wb3NpdGlvbhgCIAEoBCJuChFWZXJpZnlMb2dSZXNwb25zZRIKCgJvaxgBIAEoCBIXCg9ldmVudHNfdmVyaWZpZWQYAiABKAQSHQoVZmlyc3RfYnJva2VuX3Bvc2l0aW9uGAMgASgEEhUKDWxhc3RfcG9zaXRpb24YBCABKAQyugIKDEF1ZGl0U2VydmljZRJnChBHZXRQZXJzb25IaXN0b3J5EiguZXZjLm5hdGlvbmFsLnYxLkdldFBlcnNvbkhpc3RvcnlSZXF1ZXN0GikuZXZjLm5hdGlvbmFsLnYxLkdldFBlcnNvbkhpc3RvcnlSZXNwb25zZRJtChJHZXRQZXJzb25TdGF0ZUFzT2YSKi5ldmMubmF0aW9uYWwudjEuR2V0UGVyc29uU3RhdGVBc09mUmVxdWVzdBorLmV2Yy5uYXRpb25hbC52MS5HZXRQZXJzb25TdGF0ZUFzT2ZSZXNwb25zZRJSCglWZXJpZnlMb2cSIS5ldmMubmF0aW9uYWwudjEuVmVyaWZ5TG9nUmVxdWVzdBoiLmV2Yy5uYXRpb25hbC52MS5WZXJpZnlMb2dSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiNldmMvbmF0aW9uYWwvdjEvYXVkaXRfc2VydmljZS5wcm90bxIPZXZjLm5hdGlvbmFsLnYxIsoBCgVFdmVudBIQCghwb3NpdGlvbhgBIAEoBBIQCghldmVudF9pZBgCIAEoCRIRCglzdHJlYW1faWQYAyABKAkSFgoOc3RyZWFtX3ZlcnNpb24YBCABKAQSDAoEdHlwZRgFIAEoCRIlCgRkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtyZWNvcmRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEaGFzaBgIIAEoCSLyAQoLUGVyc29uU3RhdGUSEQoJcmVjb3JkX2lkGAEgASgJEhsKE293bmVyX3Byb3ZpbmNlX2NvZGUYAiABKAkSMgoNcmVjb3JkX3N0YXR1cxgDIAEoDjIbLmV2Yy5jb21tb24udjEuUmVjb3JkU3RhdHVzEi8KC2NlcnRpZmljYXRlGAQgASgLMhouZXZjLmNvbW1vbi52MS5DZXJ0aWZpY2F0ZRIiCgVkb3NlcxgFIAMoCzITLmV2Yy5jb21tb24udjEuRG9zZRIZChFvcGVuX21pZ3JhdGlvbl9pZBgGIAEoCRIPCgd2ZXJzaW9uGAcgASgEIkwKF0dldFBlcnNvbkhpc3RvcnlSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBIlUKGEdldFBlcnNvbkhpc3RvcnlSZXNwb25zZRIRCglzdHJlYW1faWQYASABKAkSJgoGZXZlbnRzGAIgAygLMhYuZXZjLm5hdGlvbmFsLnYxLkV2ZW50IoEBChlHZXRQZXJzb25TdGF0ZUFzT2ZSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBEjEKBWFzX29mGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBIkkKGkdldFBlcnNvblN0YXRlQXNPZlJlc3BvbnNlEisKBXN0YXRlGAEgASgLMhwuZXZjLm5hdGlvbmFsLnYxLlBlcnNvblN0YXRlIj4KEFZlcmlmeUxvZ1JlcXVlc3QSFQoNZnJvbV9wb3NpdGlvbhgBIAEoBBITCgt0b19wb3NpdGlvbhgCIAEoBCJuChFWZXJpZnlMb2dSZXNwb25zZRIKCgJvaxgBIAEoCBIXCg9ldmVudHNfdmVyaWZpZWQYAiABKAQSHQoVZmlyc3RfYnJva2VuX3Bvc2l0aW9uGAMgASgEEhUKDWxhc3RfcG9zaXRpb24YBCABKAQijwEKClBlcnNvblJlYWQSEAoIcG9zaXRpb24YASABKAQSKwoHcmVhZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGY2FsbGVyGAMgASgJEhEKCXN0cmVhbV9pZBgEIAEoCRIPCgdwdXJwb3NlGAUgASgJEg4KBm1ldGhvZBgGIAEoCSKkAQoWTGlzdFBlcnNvblJlYWRzUmVxdWVzdBIpCghpZGVudGl0eRgBIAEoCzIXLmV2Yy5jb21tb24udjEuSWRlbnRpdHkSGAoGY2FsbGVyGAIgASgJQgi6SAVyAxiAARIbCglwYWdlX3NpemUYAyABKA1CCLpIBSoDGOgHEigKD2JlZm9yZV9wb3NpdGlvbhgEIAEoBEIPukgMMgoY//////////9/IlwKF0xpc3RQZXJzb25SZWFkc1Jlc3BvbnNlEioKBXJlYWRzGAEgAygLMhsuZXZjLm5hdGlvbmFsLnYxLlBlcnNvblJlYWQSFQoNbmV4dF9wb3NpdGlvbhgCIAEoBDKgAwoMQXVkaXRTZXJ2aWNlEmcKEEdldFBlcnNvbkhpc3RvcnkSKC5ldmMubmF0aW9uYWwudjEuR2V0UGVyc29uSGlzdG9yeVJlcXVlc3QaKS5ldmMubmF0aW9uYWwudjEuR2V0UGVyc29uSGlzdG9yeVJlc3BvbnNlEm0KEkdldFBlcnNvblN0YXRlQXNPZhIqLmV2Yy5uYXRpb25hbC52MS5HZXRQZXJzb25TdGF0ZUFzT2ZSZXF1ZXN0GisuZXZjLm5hdGlvbmFsLnYxLkdldFBlcnNvblN0YXRlQXNPZlJlc3BvbnNlElIKCVZlcmlmeUxvZxIhLmV2Yy5uYXRpb25hbC52MS5WZXJpZnlMb2dSZXF1ZXN0GiIuZXZjLm5hdGlvbmFsLnYxLlZlcmlmeUxvZ1Jlc3BvbnNlEmQKD0xpc3RQZXJzb25SZWFkcxInLmV2Yy5uYXRpb25hbC52MS5MaXN0UGVyc29uUmVhZHNSZXF1ZXN0GiguZXZjLm5hdGlvbmFsLnYxLkxpc3RQZXJzb25SZWFkc1Jlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One event of the log.
@@ -321,6 +321,132 @@ export const VerifyLogResponseSchema: GenMessage<VerifyLogResponse> = /*@__PURE_
   messageDesc(file_evc_national_v1_audit_service, 7);
 
 /**
+ * One read of person-level data at the hub.
+ *
+ * @generated from message evc.national.v1.PersonRead
+ */
+export type PersonRead = Message<"evc.national.v1.PersonRead"> & {
+  /**
+   * Position in the access log (strictly increasing).
+   *
+   * @generated from field: uint64 position = 1;
+   */
+  position: bigint;
+
+  /**
+   * When it was read.
+   *
+   * @generated from field: google.protobuf.Timestamp read_at = 2;
+   */
+  readAt?: Timestamp | undefined;
+
+  /**
+   * The caller's subject, e.g. "province:110000" or "operator:ops".
+   *
+   * @generated from field: string caller = 3;
+   */
+  caller: string;
+
+  /**
+   * The person (stream id, the person key).
+   *
+   * @generated from field: string stream_id = 4;
+   */
+  streamId: string;
+
+  /**
+   * What for (the caller's `evc-purpose` header, or "unspecified").
+   *
+   * @generated from field: string purpose = 5;
+   */
+  purpose: string;
+
+  /**
+   * The method, e.g. "evc.national.v1.AuditService/GetPersonHistory".
+   *
+   * @generated from field: string method = 6;
+   */
+  method: string;
+};
+
+/**
+ * Describes the message evc.national.v1.PersonRead.
+ * Use `create(PersonReadSchema)` to create a new message.
+ */
+export const PersonReadSchema: GenMessage<PersonRead> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_audit_service, 8);
+
+/**
+ * Request of AuditService.ListPersonReads.
+ *
+ * @generated from message evc.national.v1.ListPersonReadsRequest
+ */
+export type ListPersonReadsRequest = Message<"evc.national.v1.ListPersonReadsRequest"> & {
+  /**
+   * Only reads of this person, if set.
+   *
+   * @generated from field: evc.common.v1.Identity identity = 1;
+   */
+  identity?: Identity | undefined;
+
+  /**
+   * Only reads by this caller, if set.
+   *
+   * @generated from field: string caller = 2;
+   */
+  caller: string;
+
+  /**
+   * At most this many (default 100, at most 1000).
+   *
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * Continue below this position (next_position of the previous page); 0 from the newest.
+   *
+   * @generated from field: uint64 before_position = 4;
+   */
+  beforePosition: bigint;
+};
+
+/**
+ * Describes the message evc.national.v1.ListPersonReadsRequest.
+ * Use `create(ListPersonReadsRequestSchema)` to create a new message.
+ */
+export const ListPersonReadsRequestSchema: GenMessage<ListPersonReadsRequest> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_audit_service, 9);
+
+/**
+ * Response of AuditService.ListPersonReads.
+ *
+ * @generated from message evc.national.v1.ListPersonReadsResponse
+ */
+export type ListPersonReadsResponse = Message<"evc.national.v1.ListPersonReadsResponse"> & {
+  /**
+   * Reads, newest first.
+   *
+   * @generated from field: repeated evc.national.v1.PersonRead reads = 1;
+   */
+  reads: PersonRead[];
+
+  /**
+   * Pass as before_position for the next page; 0 when there is no more.
+   *
+   * @generated from field: uint64 next_position = 2;
+   */
+  nextPosition: bigint;
+};
+
+/**
+ * Describes the message evc.national.v1.ListPersonReadsResponse.
+ * Use `create(ListPersonReadsResponseSchema)` to create a new message.
+ */
+export const ListPersonReadsResponseSchema: GenMessage<ListPersonReadsResponse> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_audit_service, 10);
+
+/**
  * Audit of the hub's immutable event log (I5). Operators may audit anyone; a province may audit
  * persons whose record it owns or owned.
  *
@@ -357,6 +483,17 @@ export const AuditService: GenService<{
     methodKind: "unary";
     input: typeof VerifyLogRequestSchema;
     output: typeof VerifyLogResponseSchema;
+  },
+  /**
+   * Who read whose person-level data at the hub (history, state, record contents, record
+   * location), newest first: the hub's append-only access log. Operators only.
+   *
+   * @generated from rpc evc.national.v1.AuditService.ListPersonReads
+   */
+  listPersonReads: {
+    methodKind: "unary";
+    input: typeof ListPersonReadsRequestSchema;
+    output: typeof ListPersonReadsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_evc_national_v1_audit_service, 0);
