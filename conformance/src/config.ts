@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { nkeySeedFromEnv } from "@evc-interop/national/bus/nats-auth";
 import { parse } from "yaml";
 
 /** The kit's configuration file (YAML or JSON); see conformance/README.md. */
@@ -34,6 +35,8 @@ export interface KitConfig {
     natsUrl: string;
     natsUser: string;
     natsPassword: string;
+    /** NKey seed text of the kit's NATS user (from the file nats_nkey_seed names). */
+    natsNkeySeed: string;
     stream: string;
     subjectPrefix: string;
     /** PostgreSQL the kit's own hub uses. */
@@ -111,6 +114,9 @@ export function loadConfig(file: string): KitConfig {
       natsUrl: str(k, "nats_url", "nats://127.0.0.1:4222"),
       natsUser: str(k, "nats_user", ""),
       natsPassword: str(k, "nats_password", ""),
+      natsNkeySeed: nkeySeedFromEnv({
+        EVC_NATS_NKEY_SEED: path(base, str(k, "nats_nkey_seed", "")),
+      }),
       stream: str(k, "stream", "EVC_CONFORMANCE"),
       subjectPrefix: str(k, "subject_prefix", "evc.conformance"),
       databaseUrl: str(k, "database_url", "postgres://postgres@127.0.0.1:5432/postgres"),

@@ -32,6 +32,7 @@ import {
   generateCredential,
   TokenSigner,
 } from "@evc-interop/national/auth/tokens";
+import { natsCredentials } from "@evc-interop/national/bus/nats-auth";
 import {
   DIRECTIVE_KEYS_FILE,
   type DirectiveSigner,
@@ -127,6 +128,7 @@ export class Kit {
       natsUrl: config.kit.natsUrl,
       natsUser: config.kit.natsUser,
       natsPassword: config.kit.natsPassword,
+      natsNkeySeed: config.kit.natsNkeySeed,
       host: m[1],
       port: Number(m[2]),
       stream: config.kit.stream,
@@ -157,7 +159,7 @@ export class Kit {
     const nc = await connect({
       servers: config.kit.natsUrl,
       name: "evc-conformance",
-      ...(config.kit.natsUser ? { user: config.kit.natsUser, pass: config.kit.natsPassword } : {}),
+      ...natsCredentials(config.kit),
     });
     kit = new Kit(config, hub, nc, hub.layout, signers, log, signer, readerIssuer);
     await kit.playVirtualProvinces();

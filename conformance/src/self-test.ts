@@ -89,6 +89,7 @@ async function certify(
       natsUrl: NATS_URL,
       natsUser: "",
       natsPassword: "",
+      natsNkeySeed: "",
       stream: id.toUpperCase(),
       subjectPrefix: `conf.${id}`,
       databaseUrl: TEST_DATABASE_URL,

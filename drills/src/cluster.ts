@@ -78,7 +78,8 @@ export class Cluster {
     const userOf = (name: string) => {
       const u = users.find((x) => x.user === name);
       if (!u) throw new Error(`no NATS user ${name}`);
-      return { EVC_NATS_USER: u.user, EVC_NATS_PASSWORD: u.password };
+      if (!u.seedFile) throw new Error(`NATS user ${name} has no NKey`);
+      return { EVC_NATS_NKEY_SEED: u.seedFile };
     };
     const natsPort = await freePort();
     const natsConf = join(opts.dir, "nats.conf");

@@ -1,3 +1,4 @@
+import { nkeySeedFromEnv } from "./bus/nats-auth.js";
 import { type NatsTls, natsTlsFromEnv, type ServerTls, serverTlsFromEnv } from "./tls.js";
 
 /** Hub configuration, read from the environment (every variable is documented in national/README.md). */
@@ -9,6 +10,8 @@ export interface HubConfig {
   /** NATS user and password (empty: none). */
   natsUser: string;
   natsPassword: string;
+  /** NKey seed of the hub's NATS user (EVC_NATS_NKEY_SEED names its file); preferred. */
+  natsNkeySeed: string;
   host: string;
   port: number;
   /** HTTPS (and mutual TLS with a client CA); absent: cleartext HTTP/1.1 and h2c. */
@@ -102,6 +105,7 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
     natsUser: env.EVC_NATS_USER ?? "",
     natsPassword: env.EVC_NATS_PASSWORD ?? "",
+    natsNkeySeed: nkeySeedFromEnv(env),
     host: listen.host,
     port: listen.port,
     ...optional("tls", serverTlsFromEnv(env)),

@@ -30,6 +30,7 @@ import { snapshotService } from "./api/snapshot-service.js";
 import { loadTrust } from "./auth/credentials.js";
 import { PROVINCES } from "./auth/provinces.js";
 import { TokenVerifier } from "./auth/tokens.js";
+import { natsCredentials } from "./bus/nats-auth.js";
 import { Relay } from "./bus/relay.js";
 import { type DirectiveSigner, loadSigner } from "./bus/signing.js";
 import { type BusLayout, provisionProvinceConsumer, provisionStream } from "./bus/stream.js";
@@ -114,7 +115,7 @@ export class Hub {
         servers: config.natsUrl,
         name: "evc-hub",
         maxReconnectAttempts: -1,
-        ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword } : {}),
+        ...natsCredentials(config),
         ...(config.natsTls ? { tls: config.natsTls } : {}),
       });
       const layout: BusLayout = {

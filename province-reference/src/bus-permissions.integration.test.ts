@@ -1,7 +1,11 @@
 import { createClient } from "@connectrpc/connect";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import { natsAccountsConfig } from "@evc-interop/national/bus/nats-auth";
+import {
+  natsAccountsConfig,
+  natsCredentials,
+  newNkeyUser,
+} from "@evc-interop/national/bus/nats-auth";
 import { provinceConsumer, provinceSubject } from "@evc-interop/national/bus/stream";
 import {
   newDose,
@@ -28,29 +32,34 @@ let bj: Province;
 let sc: Province;
 const id = uniqueName("perm");
 const layout = { stream: id.toUpperCase(), subjectPrefix: `t.${id}`, duplicateWindowMs: 120_000 };
+// NKey users, as `npm run credentials` makes them: the server holds only the public keys.
+const keys = {
+  hub: newNkeyUser(),
+  bj: newNkeyUser(),
+  sc: newNkeyUser(),
+  gd: newNkeyUser(),
+};
 const users = [
-  { user: "hub", password: "hub-secret" },
-  { user: "p110000", password: "bj-secret", province: "110000" },
-  { user: "p510000", password: "sc-secret", province: "510000" },
-  { user: "p440000", password: "gd-secret", province: "440000" },
+  { user: "hub", nkey: keys.hub.nkey },
+  { user: "p110000", nkey: keys.bj.nkey, province: "110000" },
+  { user: "p510000", nkey: keys.sc.nkey, province: "510000" },
+  { user: "p440000", nkey: keys.gd.nkey, province: "440000" },
 ];
+/** Connect options of one of those users. */
+const as = (k: { seed: string }) =>
+  natsCredentials({ natsUser: "", natsPassword: "", natsNkeySeed: k.seed });
 
 beforeAll(async () => {
   nats = await startNatsServer(natsAccountsConfig(layout, users));
   env = await startTestHub({
     natsUrl: nats.url,
-    natsUser: "hub",
-    natsPassword: "hub-secret",
+    natsNkeySeed: keys.hub.seed,
     stream: layout.stream,
     subjectPrefix: layout.subjectPrefix,
   });
-  const bus = (user: string, password: string) => ({
-    natsUrl: nats.url,
-    natsUser: user,
-    natsPassword: password,
-  });
-  bj = await startTestProvince(env, "110000", bus("p110000", "bj-secret"));
-  sc = await startTestProvince(env, "510000", bus("p510000", "sc-secret"));
+  const bus = (seed: string) => ({ natsUrl: nats.url, natsNkeySeed: seed });
+  bj = await startTestProvince(env, "110000", bus(keys.bj.seed));
+  sc = await startTestProvince(env, "510000", bus(keys.sc.seed));
 });
 
 afterAll(async () => {
@@ -80,10 +89,14 @@ describe("a province on the bus acts only for itself (I7)", () => {
 
   it("neither another province's credential nor an anonymous client receives anything of Beijing's, by any subject", async () => {
     await expect(connect({ servers: nats.url })).rejects.toThrow(/authoriz|authentic/i);
+    // An NKey the server does not know is refused like no credential at all.
+    await expect(connect({ servers: nats.url, ...as(newNkeyUser()) })).rejects.toThrow(
+      /authoriz|authentic/i,
+    );
     // One connection per pattern: a permission error is then known to be that pattern's.
     const patterns = [">", "_INBOX.>", "_INBOX_110000.>", `${layout.subjectPrefix}.>`, "$JS.>"];
     const conns = await Promise.all(
-      patterns.map(() => connect({ servers: nats.url, user: "p440000", pass: "gd-secret" })),
+      patterns.map(() => connect({ servers: nats.url, ...as(keys.gd) })),
     );
     const seen: string[] = [];
     const denied: string[] = [];
@@ -121,7 +134,7 @@ describe("a province on the bus acts only for itself (I7)", () => {
   });
 
   it("cannot read another province's consumer, subscribe to its subject, or create a consumer", async () => {
-    const nc = await connect({ servers: nats.url, user: "p440000", pass: "gd-secret" });
+    const nc = await connect({ servers: nats.url, ...as(keys.gd) });
     try {
       const js = nc.jetstream();
       await expect(js.consumers.get(layout.stream, provinceConsumer("110000"))).rejects.toThrow(

@@ -1,3 +1,4 @@
+import { nkeySeedFromEnv } from "@evc-interop/national/bus/nats-auth";
 import { ConfigError, envInt, optional } from "@evc-interop/national/config";
 import {
   type ClientTls,
@@ -18,6 +19,8 @@ export interface ProvinceConfig {
   /** NATS user and password of this province (empty: none). */
   natsUser: string;
   natsPassword: string;
+  /** NKey seed of this province's NATS user (EVC_NATS_NKEY_SEED names its file); preferred. */
+  natsNkeySeed: string;
   stream: string;
   subjectPrefix: string;
   hubUrl: string;
@@ -105,6 +108,7 @@ export function provinceConfigFromEnv(
     natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
     natsUser: env.EVC_NATS_USER ?? "",
     natsPassword: env.EVC_NATS_PASSWORD ?? "",
+    natsNkeySeed: nkeySeedFromEnv(env),
     stream: env.EVC_STREAM ?? "EVC_DIRECTIVES",
     subjectPrefix: env.EVC_SUBJECT_PREFIX ?? "evc.directives",
     hubUrl: env.EVC_HUB_URL ?? "http://127.0.0.1:8080",

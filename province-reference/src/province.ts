@@ -24,7 +24,7 @@ import { inputHygieneInterceptor } from "@evc-interop/national/api/input-hygiene
 import { bearer } from "@evc-interop/national/auth/bearer";
 import { loadCredential } from "@evc-interop/national/auth/credentials";
 import { type Credential, TokenSigner } from "@evc-interop/national/auth/tokens";
-import { provinceInbox } from "@evc-interop/national/bus/nats-auth";
+import { natsCredentials, provinceInbox } from "@evc-interop/national/bus/nats-auth";
 import {
   type DirectiveKeySet,
   DirectiveVerifier,
@@ -151,7 +151,7 @@ export class Province {
         maxReconnectAttempts: -1,
         // Its own reply subjects: the bus lets a province subscribe to nothing else.
         inboxPrefix: provinceInbox(config.code),
-        ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword } : {}),
+        ...natsCredentials(config),
         ...(config.natsTls ? { tls: config.natsTls } : {}),
       });
       const channel = `evc_cert_${config.schema}`;

@@ -1,8 +1,7 @@
-import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { JSONWebKeySet } from "jose";
-import { type BusUser, natsAccountsConfig } from "../bus/nats-auth.js";
+import { type BusUser, natsAccountsConfig, newNkeyUser } from "../bus/nats-auth.js";
 import { ensureSigningKey } from "../bus/signing.js";
 import { DEFAULT_LAYOUT } from "../bus/stream.js";
 import { PROVINCES } from "./provinces.js";
@@ -37,25 +36,36 @@ export async function createDevCredentials(
     );
   }
   await writeFile(join(dir, "trust.json"), `${JSON.stringify(trust, null, 2)}\n`);
-  // NATS users for the bus: the hub, and one per province limited to its own consumer (I7).
-  const users: BusUser[] = [
-    { user: "hub", password: randomBytes(18).toString("base64url") },
-    ...Object.keys(PROVINCES).map((code) => ({
-      user: `province-${code}`,
-      password: randomBytes(18).toString("base64url"),
-      province: code,
-    })),
-  ];
+  await createBusUsers(dir);
+  // The hub's directive signing key, and the key set provinces verify directives with.
+  await ensureSigningKey(dir);
+  await ensureReaderIssuer(dir);
+  return subjects;
+}
+
+/**
+ * NATS users for the bus, as NKeys (the server keeps only public keys): the hub, and one per
+ * province limited to its own consumer and inbox (I7). Each seed in a file of its own;
+ * `nats-users.json` lists them, `nats-accounts.conf` is what nats-server includes.
+ */
+export async function createBusUsers(dir: string): Promise<BusUser[]> {
+  const users: BusUser[] = [];
+  for (const [name, province] of [
+    ["hub", undefined] as const,
+    ...Object.keys(PROVINCES).map((code) => [`province-${code}`, code] as const),
+  ]) {
+    const { nkey, seed } = newNkeyUser();
+    const seedFile = join(dir, `nats-${name}.nk`);
+    await writeFile(seedFile, `${seed}\n`, { mode: 0o600 });
+    users.push({ user: name, nkey, seedFile, ...(province ? { province } : {}) });
+  }
   await writeFile(join(dir, "nats-accounts.conf"), natsAccountsConfig(DEFAULT_LAYOUT, users), {
     mode: 0o600,
   });
   await writeFile(join(dir, "nats-users.json"), `${JSON.stringify(users, null, 2)}\n`, {
     mode: 0o600,
   });
-  // The hub's directive signing key, and the key set provinces verify directives with.
-  await ensureSigningKey(dir);
-  await ensureReaderIssuer(dir);
-  return subjects;
+  return users;
 }
 
 export function credentialFile(subject: string): string {

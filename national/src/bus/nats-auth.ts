@@ -1,11 +1,61 @@
+import { readFileSync } from "node:fs";
+import { type ConnectionOptions, nkeyAuthenticator, nkeys } from "nats";
+import { ConfigError } from "../config.js";
 import { type BusLayout, provinceConsumer, provinceSubject } from "./stream.js";
 
-/** A NATS user of the directive bus. */
+/**
+ * A NATS user of the directive bus: an NKey (the server knows only its public key; the client
+ * proves it holds the seed) or, for a server of the operator's that uses them, a password.
+ */
 export interface BusUser {
+  /** A label (the NATS user name for a password user). */
   user: string;
-  password: string;
+  /** Public NKey (U…) of an NKey user. */
+  nkey?: string;
+  /** File holding the NKey seed (SU…), for the user's own process. */
+  seedFile?: string;
+  password?: string;
   /** Province code, or undefined for the hub (full access to the account). */
   province?: string;
+}
+
+/** How a process authenticates to NATS: an NKey seed, or a user and password, or neither. */
+export interface NatsCredentialFields {
+  natsUser: string;
+  natsPassword: string;
+  /** NKey seed text (SU…); empty: none. */
+  natsNkeySeed?: string;
+}
+
+/** The connect options that authenticate as `c` (NKey first, then user and password). */
+export function natsCredentials(
+  c: NatsCredentialFields,
+): Pick<ConnectionOptions, "user" | "pass" | "authenticator"> {
+  if (c.natsNkeySeed)
+    return { authenticator: nkeyAuthenticator(new TextEncoder().encode(c.natsNkeySeed)) };
+  if (c.natsUser) return { user: c.natsUser, pass: c.natsPassword };
+  return {};
+}
+
+/** The NKey seed in the file EVC_NATS_NKEY_SEED names ("" if unset). */
+export function nkeySeedFromEnv(env: NodeJS.ProcessEnv): string {
+  const file = env.EVC_NATS_NKEY_SEED;
+  if (!file) return "";
+  let seed: string;
+  try {
+    seed = readFileSync(file, "utf8").trim();
+  } catch (err) {
+    throw new ConfigError(`EVC_NATS_NKEY_SEED: cannot read ${file}: ${String(err)}`);
+  }
+  if (!/^SU[A-Z2-7]+$/.test(seed))
+    throw new ConfigError(`EVC_NATS_NKEY_SEED: ${file} does not hold a user NKey seed (SU…)`);
+  return seed;
+}
+
+/** A new NKey user: its public key and its seed. */
+export function newNkeyUser(): { nkey: string; seed: string } {
+  const kp = nkeys.createUser();
+  return { nkey: kp.getPublicKey(), seed: new TextDecoder().decode(kp.getSeed()) };
 }
 
 function quote(s: string): string {
@@ -29,7 +79,10 @@ export function provinceInbox(province: string): string {
  */
 export function natsAccountsConfig(layout: BusLayout, users: BusUser[], account = "EVC"): string {
   const lines = users.map((u) => {
-    if (!u.province) return `      { user: ${quote(u.user)}, password: ${quote(u.password)} }`;
+    const who = u.nkey
+      ? `nkey: ${quote(u.nkey)}`
+      : `user: ${quote(u.user)}, password: ${quote(u.password ?? "")}`;
+    if (!u.province) return `      { ${who} }`;
     const consumer = provinceConsumer(u.province);
     const publish = [
       `$JS.API.CONSUMER.INFO.${layout.stream}.${consumer}`,
@@ -38,7 +91,7 @@ export function natsAccountsConfig(layout: BusLayout, users: BusUser[], account 
       `$JS.API.STREAM.INFO.${layout.stream}`,
     ];
     return [
-      `      { user: ${quote(u.user)}, password: ${quote(u.password)}, permissions: {`,
+      `      { ${who}, permissions: {  # ${u.user}`,
       `          publish: { allow: [${publish.map(quote).join(", ")}] }`,
       `          subscribe: { allow: [${quote(`${provinceInbox(u.province)}.>`)}] }`,
       `          # delivers on ${provinceSubject(layout, u.province)} via ${consumer} only`,

@@ -39,6 +39,7 @@ import {
 import { pino } from "pino";
 import { bearer } from "../auth/bearer.js";
 import { type Credential, generateCredential, TokenSigner } from "../auth/tokens.js";
+import { natsCredentials } from "../bus/nats-auth.js";
 import { type DirectiveKeySet, type DirectiveSigner, generateSigningKey } from "../bus/signing.js";
 import { provinceSubject } from "../bus/stream.js";
 import { type HubConfig, hubConfigFromEnv } from "../config.js";
@@ -214,7 +215,7 @@ export async function startTestHub(
       for (const h of hubs) await h.stop().catch(() => undefined);
       const nc = await connect({
         servers: config.natsUrl,
-        ...(config.natsUser ? { user: config.natsUser, pass: config.natsPassword } : {}),
+        ...natsCredentials(config),
         ...(config.natsTls ? { tls: config.natsTls } : {}),
       }).catch(() => undefined);
       if (nc) {

@@ -114,7 +114,7 @@ export async function ensureNats(url: string | undefined, accounts: string): Pro
 /** The bus users `npm run credentials` made (nats-users.json), all and by user name. */
 export function busUsers(credentialsDir: string): {
   all: BusUser[];
-  of: (user: string) => { natsUser: string; natsPassword: string };
+  of: (user: string) => { natsNkeySeed: string };
 } {
   const all = JSON.parse(
     readFileSync(join(credentialsDir, "nats-users.json"), "utf8"),
@@ -124,7 +124,8 @@ export function busUsers(credentialsDir: string): {
     of: (name) => {
       const u = all.find((x) => x.user === name);
       if (!u) throw new Error(`${credentialsDir}/nats-users.json has no user ${name}`);
-      return { natsUser: u.user, natsPassword: u.password };
+      if (!u.seedFile) throw new Error(`${credentialsDir}/nats-users.json: ${name} has no NKey`);
+      return { natsNkeySeed: readFileSync(u.seedFile, "utf8").trim() };
     },
   };
 }

@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createDevCredentials } from "@evc-interop/national/auth/credentials";
+import { createBusUsers, createDevCredentials } from "@evc-interop/national/auth/credentials";
 import { provinceName } from "@evc-interop/national/auth/provinces";
 import { ensureReaderIssuer } from "@evc-interop/national/auth/reader-tokens";
 import { natsAccountsConfig } from "@evc-interop/national/bus/nats-auth";
@@ -77,7 +77,12 @@ async function main(argv: string[]): Promise<number> {
     await ensureReaderIssuer(credentialsDir);
     // On the bus the quick start starts, each takes its own user (nats-users.json), the
     // province users limited to their own consumer and inbox (natsAccountsConfig).
-    const users = busUsers(credentialsDir);
+    let users = busUsers(credentialsDir);
+    if (users.all.some((u) => !u.seedFile)) {
+      // Credentials made before the bus moved to NKeys: new bus users, the rest kept.
+      await createBusUsers(credentialsDir);
+      users = busUsers(credentialsDir);
+    }
     const nats = await ensureNats(
       process.env.NATS_URL,
       natsAccountsConfig(DEFAULT_LAYOUT, users.all),
