@@ -567,7 +567,7 @@ describe("the log is the truth (I5)", () => {
           SELECT 1 FROM event_chain WHERE position IN (${position}, ${laterPosition})`;
         expect(sealed).toHaveLength(2);
       },
-      { timeout: 15_000, interval: 100 },
+      { timeout: 45_000, interval: 100 },
     );
     const [link] = await env.hub.sql<
       { seq: number; position: number; txid: string; hash: Buffer }[]
@@ -618,7 +618,7 @@ describe("the log is the truth (I5)", () => {
           const sealed = await sql`SELECT 1 FROM event_chain WHERE position = ${position}`;
           expect(sealed).toHaveLength(1);
         },
-        { timeout: 15_000, interval: 100 },
+        { timeout: 45_000, interval: 100 },
       );
       expect(await verifyChain(sql)).toEqual({
         ok: true,
@@ -644,7 +644,7 @@ describe("the log is the truth (I5)", () => {
         const sealed = await env.hub.sql`SELECT 1 FROM event_chain WHERE position = ${position}`;
         expect(sealed).toHaveLength(1);
       },
-      { timeout: 15_000, interval: 100 },
+      { timeout: 45_000, interval: 100 },
     );
     expect((await verifyChain(env.hub.sql)).ok).toBe(true);
     // A superuser with the trigger disabled: what an attacker with database access could do.

@@ -349,7 +349,7 @@ describe("snapshot and audit", () => {
         expect(v.eventsVerified).toBeGreaterThan(4n);
         return v;
       },
-      { timeout: 15_000, interval: 100 },
+      { timeout: 45_000, interval: 100 },
     );
     expect(verified.ok).toBe(true);
   });

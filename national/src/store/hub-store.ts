@@ -292,8 +292,11 @@ export class HubStore {
     // Handled here too: if the reads fail first, the hook's failure must not go unhandled.
     void earlyHook?.catch(() => undefined);
     const [personRows, idemRows] = await Promise.all([
-      tx<{ person_key: string; state: PersonState }[]>`
-        SELECT person_key, state FROM persons WHERE person_key = ANY(${jobs.map((j) => j.personKey)}::text[])`,
+      // With each person's data key, so sealing an identity costs no round trip of its own.
+      tx<{ person_key: string; state: PersonState; dek: Buffer | null }[]>`
+        SELECT p.person_key, p.state, k.dek
+        FROM persons p LEFT JOIN person_keys k ON k.person_key = p.person_key
+        WHERE p.person_key = ANY(${jobs.map((j) => j.personKey)}::text[])`,
       idemJobs.length === 0
         ? Promise.resolve([])
         : tx<
@@ -372,9 +375,12 @@ export class HubStore {
 
     // Append every planned event in one statement; the UNIQUE (stream_id, stream_version)
     // constraint is the expected-version check of each.
+    const known = new Map<string, Buffer>();
+    for (const r of personRows) if (r.dek) known.set(r.person_key, r.dek);
     const allRows = await sealRows(
       tx,
       planned.flatMap((p) => p.rows),
+      known,
     );
     const positions = new Map<string, number>();
     if (allRows.length > 0) {
@@ -547,13 +553,16 @@ function keyReused(key: string): Refusal {
 }
 
 /** The rows with every identity sealed under its person's data key (crypto-shredding). */
-async function sealRows(tx: TransactionSql, rows: Planned["rows"]): Promise<Planned["rows"]> {
+async function sealRows(
+  tx: TransactionSql,
+  rows: Planned["rows"],
+  known: ReadonlyMap<string, Buffer>,
+): Promise<Planned["rows"]> {
   const needing = rows.filter((r) => carriesIdentity(r.data));
   if (needing.length === 0) return rows;
-  const keys = await dataKeys(
-    tx,
-    needing.map((r) => r.stream_id),
-  );
+  // Keys read with the persons' states; made (or read) only for persons without one yet.
+  const missing = needing.map((r) => r.stream_id).filter((k) => !known.has(k));
+  const keys = new Map([...known, ...(await dataKeys(tx, missing))]);
   return rows.map((r) => {
     const key = keys.get(r.stream_id);
     return key && carriesIdentity(r.data)
