@@ -65,6 +65,13 @@ export async function main(argv: string[]): Promise<number> {
   );
   const started = Date.now();
   const kit = await Kit.start(config, logger);
+  // Ctrl-C (or a CI's SIGTERM) stops the province the kit started, then the kit.
+  const interrupted = () => {
+    process.stderr.write("\nevc-conformance: stopping\n");
+    void kit.stop().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   try {
     process.stderr.write(
       `kit hub at ${kit.hub.url}, bus ${config.kit.natsUrl} stream ${config.kit.stream}\n`,
@@ -104,6 +111,8 @@ export async function main(argv: string[]): Promise<number> {
     console.log(humanReport(header, results));
     return counts(results).failed === 0 ? 0 : 1;
   } finally {
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
     await kit.stop();
     logger.flush();
   }
@@ -111,13 +120,14 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Runs the CLI with the process's arguments and sets the exit code (the bin's entry point). */
 export function run(): void {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      console.error(`evc-conformance: ${err instanceof Error ? err.message : String(err)}`);
-      process.exitCode = 2;
-    },
-  );
+  // Whatever a vendor's system left open (a half-closed connection, a stuck stream), the kit
+  // exits shortly after it has said its result.
+  const exit = (code: number) => {
+    process.exitCode = code;
+    setTimeout(() => process.exit(code), 2000).unref();
+  };
+  main(process.argv.slice(2)).then(exit, (err: unknown) => {
+    console.error(`evc-conformance: ${err instanceof Error ? err.message : String(err)}`);
+    exit(2);
+  });
 }

@@ -1,5 +1,12 @@
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { createValidator } from "@bufbuild/protovalidate";
+import {
+  KitConfigSchema,
+  type KitConfig as KitFile,
+} from "@evc-interop/gen/evc/conformance/v1/kit_config_pb";
 import { nkeySeedFromEnv } from "@evc-interop/national/bus/nats-auth";
 import { parse } from "yaml";
 
@@ -14,6 +21,9 @@ export interface KitConfig {
     publicKeyFile: string;
     /** Base URL of its ControlService, if not `url` (the reference serves it on its own port). */
     controlUrl: string;
+    /** How the kit calls it (default grpc, what vendors' gRPC servers speak). */
+    protocol: "grpc" | "connect" | "grpc-web";
+    httpVersion: "1.1" | "2";
     /** Bearer token for its ControlService, if it requires one. */
     controlToken: string;
     /** If set, the kit starts the province with this shell command once its hub is up. */
@@ -44,6 +54,13 @@ export interface KitConfig {
     schema: string;
     /** Per-case timeout. */
     caseTimeoutMs: number;
+    /** Deadline of every call to the province. */
+    callTimeoutMs: number;
+    /**
+     * Which of the stream and schema are this run's own (the config named them not): removed
+     * when the run ends, so two runs on one machine never share or leave them.
+     */
+    ownNames: { stream: boolean; schema: boolean };
     /**
      * Where the kit keeps the key it signs directives with (created if absent) and the key set
      * the province must trust (`hub-directive-keys.json`: point EVC_DIRECTIVE_KEYS, or your
@@ -58,74 +75,110 @@ export interface KitConfig {
   };
 }
 
-function str(o: Record<string, unknown>, key: string, fallback?: string): string {
-  const v = o[key];
-  if (v === undefined || v === null) {
-    if (fallback === undefined) throw new Error(`config: ${key} is required`);
-    return fallback;
-  }
-  if (typeof v !== "string" && typeof v !== "number")
-    throw new Error(`config: ${key} must be a string`);
-  return String(v);
-}
-
-function obj(o: Record<string, unknown>, key: string): Record<string, unknown> {
-  const v = o[key];
-  if (v === undefined) return {};
-  if (typeof v !== "object" || v === null || Array.isArray(v))
-    throw new Error(`config: ${key} must be a mapping`);
-  return v as Record<string, unknown>;
-}
-
 /** A path relative to the config file; empty stays empty. */
 function path(base: string, p: string): string {
   return p ? resolve(base, p) : "";
 }
 
+/**
+ * The config file as the kit's own proto message (evc.conformance.v1.KitConfig): an unknown or
+ * misspelt key is an error that names it, and the message's rules are checked (protovalidate).
+ */
+export function parseConfig(text: string, file: string): KitFile {
+  let raw: unknown;
+  try {
+    raw = parse(text) as unknown;
+  } catch (err) {
+    throw new ConfigFileError(`${file} is not YAML or JSON: ${String(err)}`);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new ConfigFileError(`${file} is not a mapping`);
+  // YAML reads `EVC_X: 0` as a number; the environment is text.
+  const province = (raw as { province?: { env?: unknown } }).province;
+  if (province?.env && typeof province.env === "object")
+    province.env = Object.fromEntries(
+      Object.entries(province.env).map(([k, v]) => [k, v === null ? "" : String(v)]),
+    );
+  let msg: KitFile;
+  try {
+    msg = fromJson(KitConfigSchema, raw as JsonValue);
+  } catch (err) {
+    const m = err instanceof Error ? err.message : String(err);
+    throw new ConfigFileError(
+      `${file}: ${m.replace(/^cannot decode message evc\.conformance\.v1\./, "")}`,
+    );
+  }
+  const result = createValidator().validate(KitConfigSchema, msg);
+  if (result.kind === "invalid")
+    throw new ConfigFileError(
+      `${file}: ${result.violations.map((v) => `${fieldPath(v.field)}: ${v.message}`).join("; ")}`,
+    );
+  if (result.kind === "error") throw result.error;
+  return msg;
+}
+
+export class ConfigFileError extends Error {}
+
+/** A violation's field path as the file spells it, e.g. province.code. */
+function fieldPath(path: readonly unknown[]): string {
+  return path
+    .map((f) => {
+      const e = f as { kind?: string; name?: string; index?: number; key?: unknown };
+      if (e.kind === "list_sub") return `[${e.index}]`;
+      if (e.kind === "map_sub") return `[${String(e.key)}]`;
+      return e.name ?? "?";
+    })
+    .join(".")
+    .replaceAll(".[", "[");
+}
+
 export function loadConfig(file: string): KitConfig {
-  const raw = parse(readFileSync(file, "utf8")) as unknown;
-  if (typeof raw !== "object" || raw === null) throw new Error(`config: ${file} is not a mapping`);
-  const root = raw as Record<string, unknown>;
   const base = dirname(resolve(file));
-  const p = obj(root, "province");
-  const k = obj(root, "kit");
-  const code = str(p, "code");
-  if (!/^[1-8][0-9]0000$/.test(code))
-    throw new Error(`config: province.code "${code}" is not a GB/T 2260 province code`);
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(obj(p, "env"))) env[key] = String(value);
+  const f = parseConfig(readFileSync(file, "utf8"), file);
+  const p = f.province;
+  if (!p) throw new ConfigFileError(`${file}: province is required`);
+  const k = f.kit;
+  const protocol = (p.protocol || "grpc") as KitConfig["province"]["protocol"];
+  // Names of this run's own, where the config gives none.
+  const run = `${process.pid.toString(36)}${randomBytes(3).toString("hex")}`;
+  const httpVersion = (p.httpVersion || "2") as "1.1" | "2";
+  if (protocol === "grpc" && httpVersion !== "2")
+    throw new ConfigFileError(`${file}: province.http_version: gRPC needs HTTP/2, not "1.1"`);
   return {
     province: {
-      code,
-      url: str(p, "url"),
-      controlUrl: str(p, "control_url", str(p, "url")),
-      publicKeyFile: resolve(base, str(p, "public_key")),
-      controlToken: str(p, "control_token", ""),
-      startCommand: str(p, "start_command", ""),
-      restartCommand: str(p, "restart_command", ""),
-      env,
-      readyTimeoutMs: Number(str(p, "ready_timeout_ms", "30000")),
-      caFile: path(base, str(p, "ca_file", "")),
-      clientCertFile: path(base, str(p, "client_cert", "")),
-      clientKeyFile: path(base, str(p, "client_key", "")),
+      code: p.code,
+      url: p.url,
+      controlUrl: p.controlUrl || p.url,
+      protocol,
+      httpVersion,
+      publicKeyFile: resolve(base, p.publicKey),
+      controlToken: p.controlToken,
+      startCommand: p.startCommand,
+      restartCommand: p.restartCommand,
+      env: { ...p.env },
+      readyTimeoutMs: p.readyTimeoutMs || 30_000,
+      caFile: path(base, p.caFile),
+      clientCertFile: path(base, p.clientCert),
+      clientKeyFile: path(base, p.clientKey),
     },
     kit: {
-      hubListen: str(k, "hub_listen", "127.0.0.1:8090"),
-      natsUrl: str(k, "nats_url", "nats://127.0.0.1:4222"),
-      natsUser: str(k, "nats_user", ""),
-      natsPassword: str(k, "nats_password", ""),
-      natsNkeySeed: nkeySeedFromEnv({
-        EVC_NATS_NKEY_SEED: path(base, str(k, "nats_nkey_seed", "")),
-      }),
-      stream: str(k, "stream", "EVC_CONFORMANCE"),
-      subjectPrefix: str(k, "subject_prefix", "evc.conformance"),
-      databaseUrl: str(k, "database_url", "postgres://postgres@127.0.0.1:5432/postgres"),
-      schema: str(k, "schema", "evc_conformance"),
-      caseTimeoutMs: Number(str(k, "case_timeout_ms", "20000")),
-      directiveKeysDir: resolve(base, str(k, "directive_keys_dir", ".evc-kit-keys")),
-      tlsCertFile: path(base, str(k, "tls_cert", "")),
-      tlsKeyFile: path(base, str(k, "tls_key", "")),
-      tlsCaFile: path(base, str(k, "tls_ca", "")),
+      // Unset: a free port (printed), so two runs never collide.
+      hubListen: k?.hubListen || "127.0.0.1:0",
+      natsUrl: k?.natsUrl || "nats://127.0.0.1:4222",
+      natsUser: k?.natsUser ?? "",
+      natsPassword: k?.natsPassword ?? "",
+      natsNkeySeed: nkeySeedFromEnv({ EVC_NATS_NKEY_SEED: path(base, k?.natsNkeySeed ?? "") }),
+      stream: k?.stream || `EVC_CONFORMANCE_${run.toUpperCase()}`,
+      subjectPrefix: k?.subjectPrefix || `evc.conformance.${run}`,
+      databaseUrl: k?.databaseUrl || "postgres://postgres@127.0.0.1:5432/postgres",
+      schema: k?.schema || `evc_conformance_${run}`,
+      ownNames: { stream: !k?.stream, schema: !k?.schema },
+      caseTimeoutMs: k?.caseTimeoutMs || 20_000,
+      callTimeoutMs: k?.callTimeoutMs || 10_000,
+      directiveKeysDir: resolve(base, k?.directiveKeysDir || ".evc-kit-keys"),
+      tlsCertFile: path(base, k?.tlsCert ?? ""),
+      tlsKeyFile: path(base, k?.tlsKey ?? ""),
+      tlsCaFile: path(base, k?.tlsCa ?? ""),
     },
   };
 }

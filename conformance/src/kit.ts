@@ -6,7 +6,11 @@ import { join } from "node:path";
 import { create, type DescService, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import {
   type Directive,
@@ -48,11 +52,28 @@ import {
 } from "@evc-interop/national/bus/stream";
 import { hubConfigFromEnv } from "@evc-interop/national/config";
 import { Hub } from "@evc-interop/national/hub";
+import { openDb } from "@evc-interop/national/store/db";
 import { clientTlsFromEnv, transportTls } from "@evc-interop/national/tls";
 import type { JSONWebKeySet, JWK } from "jose";
 import { type ConsumerMessages, connect, headers, type NatsConnection } from "nats";
 import type { Logger } from "pino";
 import type { KitConfig } from "./config.js";
+
+/** What to check, for the error a call to the province last ended with. */
+function hint(err: unknown): string {
+  const text = String(err);
+  if (/ECONNREFUSED/.test(text))
+    return "nothing listens there: check province.url / control_url and that the province started";
+  if (/NGHTTP2|protocol error|HPE_|wrong version number|Stream closed|unexpected/i.test(text))
+    return "the server speaks another protocol: set province.protocol (grpc, connect, grpc-web) and http_version to what it serves, and https:// for TLS";
+  if (/certificate|self[- ]signed|SSL|TLS/i.test(text))
+    return "TLS failed: check province.ca_file, client_cert and client_key";
+  if (/deadline|timed? ?out/i.test(text))
+    return "it accepted the connection but never answered: check that it serves evc.conformance.v1.ControlService";
+  if (/unimplemented|404/i.test(text))
+    return "it does not serve evc.conformance.v1.ControlService at that URL (control_url?)";
+  return "check province.url, control_url, protocol and control_token";
+}
 
 /** Provinces the kit itself plays (sources of migrations, owners of records). */
 export const VIRTUAL_PROVINCES = ["650000", "640000"];
@@ -71,6 +92,9 @@ export class Kit {
   readonly virtualDirectives: Directive[] = [];
   private virtualMessages: ConsumerMessages[] = [];
   private child: ChildProcess | undefined;
+  private childExited: Promise<void> = Promise.resolve();
+  /** How the process the kit started ended, once it has. */
+  private childEnd: string | undefined;
   private tlsCache: ReturnType<typeof transportTls> | undefined;
   trace: Tracer = () => {};
 
@@ -232,13 +256,22 @@ export class Kit {
     return this.asVirtual(DirectiveService, code).submitReceipts({ receipts });
   }
 
+  /**
+   * A transport to the province in the configured protocol, every call with a deadline
+   * (kit.call_timeout_ms), so a province that never answers fails the call instead of hanging.
+   */
   private transport(interceptors: Interceptor[], baseUrl = this.config.province.url) {
-    return createConnectTransport({
+    const p = this.config.province;
+    const common = {
       baseUrl,
-      httpVersion: "2",
       interceptors,
       nodeOptions: this.provinceTls,
-    });
+      defaultTimeoutMs: this.config.kit.callTimeoutMs,
+    };
+    if (p.protocol === "grpc") return createGrpcTransport(common);
+    if (p.protocol === "grpc-web")
+      return createGrpcWebTransport({ ...common, httpVersion: p.httpVersion });
+    return createConnectTransport({ ...common, httpVersion: p.httpVersion });
   }
 
   /** TLS options towards the province (its CA, the kit's client certificate), read once. */
@@ -379,24 +412,58 @@ export class Kit {
         stdio: ["ignore", "ignore", "inherit"],
         detached: true,
       });
+      // However the process ends (an exit code, or a signal's default action: exitCode null).
+      const child = this.child;
+      this.childEnd = undefined;
+      this.childExited = new Promise((resolve) =>
+        child.once("exit", (code, signal) => {
+          this.childEnd = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+          resolve();
+        }),
+      );
     }
     await this.waitReady();
   }
 
+  /** Signals the process group the kit started; one that is already gone is not an error. */
+  private signalProvince(signal: NodeJS.Signals): void {
+    const pid = this.child?.pid;
+    if (!pid) return;
+    try {
+      process.kill(-pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+    }
+  }
+
+  /**
+   * Waits until the province answers GetFeatures, each try with a deadline, at most
+   * province.ready_timeout_ms; then fails with one line saying what was tried, what was seen
+   * and what to check. A province process the kit started that exits fails at once.
+   */
   async waitReady(): Promise<void> {
-    const end = Date.now() + this.config.province.readyTimeoutMs;
+    const p = this.config.province;
+    const end = Date.now() + p.readyTimeoutMs;
+    let last: unknown;
     for (;;) {
+      if (this.child && this.childEnd)
+        throw new Error(`the province process (start_command) ${this.childEnd} before answering`);
+      const left = end - Date.now();
+      if (left <= 0) break;
       try {
-        await this.control.getFeatures({});
+        await this.control.getFeatures(
+          {},
+          { timeoutMs: Math.min(left, this.config.kit.callTimeoutMs) },
+        );
         return;
       } catch (err) {
-        if (Date.now() > end)
-          throw new Error(
-            `the province at ${this.config.province.url} did not answer GetFeatures: ${String(err)}`,
-          );
+        last = err;
         await new Promise((r) => setTimeout(r, 200));
       }
     }
+    throw new Error(
+      `no answer to GetFeatures at ${p.controlUrl} over ${p.protocol} (HTTP/${p.httpVersion}) within ${p.readyTimeoutMs} ms; last saw: ${String(last)}; ${hint(last)}`,
+    );
   }
 
   /** Whether the kit can restart the province (resilience profile). */
@@ -408,9 +475,8 @@ export class Kit {
   async restartProvince(): Promise<void> {
     this.trace("! restarting the province");
     if (this.child?.pid) {
-      const exited = new Promise<void>((r) => this.child?.once("exit", () => r()));
-      process.kill(-this.child.pid, "SIGKILL");
-      await exited;
+      this.signalProvince("SIGKILL");
+      await this.childExited;
       this.child = undefined;
       await this.startProvince();
       return;
@@ -431,13 +497,32 @@ export class Kit {
 
   async stop(): Promise<void> {
     if (this.child?.pid) {
-      const exited = new Promise<void>((r) => this.child?.once("exit", () => r()));
-      process.kill(-this.child.pid, "SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      if (this.child.exitCode === null) process.kill(-this.child.pid, "SIGKILL");
+      this.signalProvince("SIGTERM");
+      const gone = await Promise.race([
+        this.childExited.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 5000)),
+      ]);
+      if (!gone) {
+        this.signalProvince("SIGKILL");
+        await this.childExited;
+      }
+      this.child = undefined;
     }
     for (const m of this.virtualMessages) m.stop();
-    await this.nc.close().catch(() => undefined);
     await this.hub.stop();
+    // This run's own stream and schema: nothing of it is left for the next run.
+    const own = this.config.kit.ownNames;
+    if (own.stream) {
+      const jsm = await this.nc.jetstreamManager().catch(() => undefined);
+      await jsm?.streams.delete(this.config.kit.stream).catch(() => undefined);
+    }
+    if (own.schema) {
+      const sql = openDb({ url: this.config.kit.databaseUrl, schema: "public", max: 1 });
+      await sql`DROP SCHEMA IF EXISTS ${sql(this.config.kit.schema)} CASCADE`.catch(
+        () => undefined,
+      );
+      await sql.end({ timeout: 1 });
+    }
+    await this.nc.close().catch(() => undefined);
   }
 }

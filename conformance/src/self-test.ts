@@ -30,7 +30,7 @@ const NATS_URL = process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats:
 async function certify(
   variant: string | undefined,
   dir: string,
-  opts: { pki?: TestPki; run?: string[] } = {},
+  opts: { pki?: TestPki; run?: string[]; protocol?: KitConfig["province"]["protocol"] } = {},
 ): Promise<{ results: CaseResult[]; name: string; version: string }> {
   const { pki } = opts;
   // Over TLS: the province serves HTTPS with mutual TLS and trusts the kit's hub by the CA; the
@@ -61,6 +61,8 @@ async function certify(
       code: PROVINCE,
       url: `${pki ? "https" : "http"}://127.0.0.1:${provincePort}`,
       controlUrl: `${pki ? "https" : "http"}://127.0.0.1:${controlPort}`,
+      protocol: opts.protocol ?? "grpc",
+      httpVersion: "2",
       publicKeyFile: join(dir, credentialFile(`province:${PROVINCE}`)),
       controlToken,
       startCommand: `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(root, "province-reference", "dist", "main.js"))}`,
@@ -95,6 +97,8 @@ async function certify(
       databaseUrl: TEST_DATABASE_URL,
       schema: `${id}_hub`,
       caseTimeoutMs: 20_000,
+      callTimeoutMs: 10_000,
+      ownNames: { stream: false, schema: false },
       directiveKeysDir: join(dir, "kit-directive-keys"),
       tlsCertFile: pki?.serverCertFile ?? "",
       tlsKeyFile: pki?.serverKeyFile ?? "",
@@ -155,6 +159,22 @@ async function main(): Promise<number> {
     );
     const ref = counts(reference.results);
 
+    // The reference speaks every protocol a vendor's kit run may use: the core profile over
+    // Connect and gRPC-Web too (the run above, and the mutation runs, are over gRPC).
+    const byProtocol: string[] = [];
+    let protocolsOk = true;
+    for (const protocol of ["connect", "grpc-web"] as const) {
+      const { results } = await certify(undefined, dir, { protocol, run: ["status", "directive"] });
+      const c = counts(results);
+      protocolsOk &&= c.failed === 0 && c.passed > 0;
+      byProtocol.push(`${protocol} ${c.passed} passed, ${c.failed} failed`);
+      for (const r of results.filter((x) => x.status === "failed"))
+        console.log(
+          `  FAIL (${protocol}) ${r.name}: ${r.expected ? `expected ${r.expected}; saw ${r.seen}` : r.error}`,
+        );
+    }
+    console.log(`\nCore profile by protocol (status, directive): ${byProtocol.join("; ")}`);
+
     // Every hop over TLS: the kit's hub and the province on HTTPS with mutual TLS, the kit's
     // clients verifying the province by a CA (the core profile's status and directive suites).
     const pki = makeTestPki();
@@ -201,7 +221,9 @@ async function main(): Promise<number> {
     console.log(`\nmutation score: caught ${score}/${caught.size}`);
     console.log(`reference: ${ref.passed} passed, ${ref.failed} failed`);
     const tlsOk = overTls.failed === 0 && overTls.passed > 0;
-    return ref.failed === 0 && ref.skipped === 0 && score === caught.size && tlsOk ? 0 : 1;
+    return ref.failed === 0 && ref.skipped === 0 && score === caught.size && tlsOk && protocolsOk
+      ? 0
+      : 1;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
