@@ -30,6 +30,8 @@ export interface HubConfig {
   suspendDeadlineMs: number;
   activateDeadlineMs: number;
   compensateDeadlineMs: number;
+  /** Re-drives of an unanswered compensation revoke before NEEDS_OPERATOR. */
+  compensateRounds: number;
   redeliverAfterMs: number;
   redeliverMaxMs: number;
   maxPublishes: number;
@@ -121,6 +123,7 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     suspendDeadlineMs: envInt(env, "EVC_SUSPEND_DEADLINE_MS", 60_000),
     activateDeadlineMs: envInt(env, "EVC_ACTIVATE_DEADLINE_MS", 60_000),
     compensateDeadlineMs: envInt(env, "EVC_COMPENSATE_DEADLINE_MS", 300_000),
+    compensateRounds: envInt(env, "EVC_COMPENSATE_ROUNDS", 3),
     redeliverAfterMs: envInt(env, "EVC_REDELIVER_AFTER_MS", 30_000),
     redeliverMaxMs: envInt(env, "EVC_REDELIVER_MAX_MS", 600_000),
     maxPublishes: envInt(env, "EVC_MAX_PUBLISHES", 10),

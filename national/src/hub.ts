@@ -140,6 +140,7 @@ export class Hub {
           suspendMs: config.suspendDeadlineMs,
           activateMs: config.activateDeadlineMs,
           compensateMs: config.compensateDeadlineMs,
+          compensateRounds: config.compensateRounds,
         },
         notifyChannel,
         maxBatch: config.maxBatch,
@@ -326,27 +327,45 @@ export class Hub {
     }
   }
 
-  /** Runs the deadline command of every open migration past its step deadline. */
+  /**
+   * Runs the deadline command of every open migration past its step deadline, page after page
+   * in (deadline, id) order: a page of migrations that stay due cannot hide the ones after it
+   * (each due migration moves on anyway: a later deadline, or NEEDS_OPERATOR, out of the scan).
+   */
   async actOnDeadlines(): Promise<number> {
-    const due = await this.sql<{ migration_id: string; person_key: string }[]>`
-      SELECT migration_id, person_key FROM migrations
-      WHERE state IN ('REQUESTED', 'SOURCE_SUSPENDED', 'COMPENSATING') AND deadline <= ${this.store.clock()}
-      ORDER BY deadline LIMIT 100`;
+    const now = this.store.clock();
+    let after: { deadline: Date; id: string } | undefined;
     let acted = 0;
-    for (const m of due) {
-      const { events } = await this.store.execute(
-        m.person_key,
-        { kind: "deadline", migrationId: m.migration_id },
-        () => null,
-      );
-      if (events.length > 0) {
+    for (let page = 0; page < 50; page++) {
+      const due = await this.sql<{ migration_id: string; person_key: string; deadline: Date }[]>`
+        SELECT migration_id, person_key, deadline FROM migrations
+        WHERE state IN ('REQUESTED', 'SOURCE_SUSPENDED', 'COMPENSATING') AND deadline <= ${now}
+          ${after ? this.sql`AND (deadline, migration_id) > (${after.deadline}, ${after.id}::uuid)` : this.sql``}
+        ORDER BY deadline, migration_id LIMIT 100`;
+      for (const m of due) {
+        const { events } = await this.store.execute(
+          m.person_key,
+          { kind: "deadline", migrationId: m.migration_id },
+          () => null,
+        );
+        if (events.length === 0) continue;
         acted += 1;
         this.metrics.compensations.inc();
-        this.log.warn(
-          { migrationId: m.migration_id, event: events[0]?.type },
-          "migration step deadline passed",
-        );
+        const type = events[0]?.type;
+        if (type === "MigrationNeedsOperator")
+          this.log.error(
+            { migrationId: m.migration_id, event: type },
+            "migration needs an operator: the target never answered the revoke; the person's lock is held",
+          );
+        else
+          this.log.warn(
+            { migrationId: m.migration_id, event: type },
+            "migration step deadline passed",
+          );
       }
+      const last = due.at(-1);
+      if (!last || due.length < 100) break;
+      after = { deadline: last.deadline, id: last.migration_id };
     }
     return acted;
   }

@@ -44,7 +44,28 @@ export class HubMetrics {
       registers: [this.registry],
       async collect() {
         const [r] = await sql<{ n: number }[]>`
-          SELECT count(*)::int AS n FROM migrations WHERE state IN ('REQUESTED', 'SOURCE_SUSPENDED', 'COMPENSATING')`;
+          SELECT count(*)::int AS n FROM migrations
+          WHERE state IN ('REQUESTED', 'SOURCE_SUSPENDED', 'COMPENSATING', 'NEEDS_OPERATOR')`;
+        this.set(r?.n ?? 0);
+      },
+    });
+    new Gauge({
+      name: "evc_hub_directives_rejected",
+      help: "Directives no saga waits on (dose appends, restores) that their province REJECTED: nothing applied there, a dose may be missing at its owner",
+      registers: [this.registry],
+      async collect() {
+        const [r] = await sql<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM directives WHERE state = 'REJECTED'`;
+        this.set(r?.n ?? 0);
+      },
+    });
+    new Gauge({
+      name: "evc_hub_migrations_needing_operator",
+      help: "Migrations the hub gave up compensating (NEEDS_OPERATOR): each holds a person's lock",
+      registers: [this.registry],
+      async collect() {
+        const [r] = await sql<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM migrations WHERE state = 'NEEDS_OPERATOR'`;
         this.set(r?.n ?? 0);
       },
     });

@@ -1,7 +1,11 @@
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { DirectiveSchema, ReceiptOutcome } from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import {
+  DirectiveSchema,
+  ReceiptOutcome,
+  ReceiptSchema,
+} from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import {
   type DirectiveService,
   DirectiveState,
@@ -75,7 +79,7 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
         : { at: new Date("1970-01-01T00:00:00Z"), id: "00000000-0000-0000-0000-000000000000" };
       const states = req.state
         ? [DirectiveState[req.state]]
-        : ["PENDING", "DELIVERED", "FAILED", "SUPERSEDED"];
+        : ["PENDING", "DELIVERED", "FAILED", "SUPERSEDED", "REJECTED"];
       const rows = await deps.sql<
         {
           directive_id: string;
@@ -84,10 +88,12 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
           publish_count: number;
           last_published_at: Date | null;
           receipt_outcome: string | null;
+          receipt: Uint8Array | null;
           created_at: Date;
         }[]
       >`
-        SELECT directive_id, payload, state, publish_count, last_published_at, receipt_outcome, created_at
+        SELECT directive_id, payload, state, publish_count, last_published_at, receipt_outcome,
+               receipt, created_at
         FROM directives
         WHERE (${province || null}::text IS NULL OR province = ${province || null})
           AND state = ANY(${states})
@@ -108,6 +114,7 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
             receiptOutcome: r.receipt_outcome
               ? ReceiptOutcome[r.receipt_outcome as keyof typeof ReceiptOutcome]
               : ReceiptOutcome.UNSPECIFIED,
+            receipt: r.receipt ? fromBinary(ReceiptSchema, r.receipt) : undefined,
           }),
         ),
         nextPageToken:

@@ -32,7 +32,7 @@ function ctx(now = "2026-01-01T00:00:00Z"): DecideContext {
   return {
     now: new Date(now),
     newId: () => `id-${++n}`,
-    deadlines: { suspendMs: 1000, activateMs: 1000, compensateMs: 1000 },
+    deadlines: { suspendMs: 1000, activateMs: 1000, compensateMs: 1000, compensateRounds: 2 },
   };
 }
 
@@ -305,13 +305,64 @@ describe("migration saga", () => {
     expect(started?.type).toBe("MigrationCompensationStarted");
     s = evolve(s, started as HubEvent, { version: s.version + 1, position: 11 });
     expect(s.certificates["110000-C1"]?.status).toBe("SUSPENDED");
-    // Still waiting for the target: a further deadline does not restore the source.
-    expect(
-      when(s, { kind: "deadline", migrationId: s.openMigrationId ?? "" }, "2026-01-01T01:00:00Z"),
-    ).toEqual([]);
+    // Still waiting for the target: a further deadline re-drives the revoke, never restores.
+    const [again] = when(
+      s,
+      { kind: "deadline", migrationId: s.openMigrationId ?? "" },
+      "2026-01-01T01:00:00Z",
+    );
+    expect(again?.type).toBe("CompensationRetried");
     const [done] = when(s, receipt(s, "440000"));
     expect(done?.type).toBe("MigrationCompensated");
     s = evolve(s, done as HubEvent, { version: s.version + 1, position: 12 });
+    expect(s.certificates["110000-C1"]?.status).toBe("NORMAL");
+    expect(s.openMigrationId).toBeUndefined();
+  });
+
+  it("a revoke the target never answers is re-driven with growing waits, then NEEDS_OPERATOR holding the lock", () => {
+    let s = given([register], [migrateToGD, "2026-01-01T00:00:00Z"]);
+    const step = (e: HubEvent | undefined) => {
+      s = evolve(s, e as HubEvent, { version: s.version + 1, position: s.version + 1 });
+    };
+    step(when(s, receipt(s, "110000"))[0]);
+    step(
+      when(
+        s,
+        { kind: "deadline", migrationId: s.openMigrationId ?? "" },
+        "2026-01-01T00:00:05Z",
+      )[0],
+    );
+    const id = s.openMigrationId ?? "";
+    const deadlines: string[] = [];
+    let now = new Date("2026-01-01T00:00:05Z");
+    for (let round = 1; round <= 2; round++) {
+      now = new Date(new Date(s.migrations[id]?.deadline ?? "").getTime() + 1);
+      const [e] = when(s, { kind: "deadline", migrationId: id }, now.toISOString());
+      expect(e?.type).toBe("CompensationRetried");
+      step(e);
+      deadlines.push(s.migrations[id]?.deadline ?? "");
+    }
+    // Each round waits twice as long as the one before (compensateMs 1000: 2 s, then 4 s).
+    const waits = deadlines.map((d, i) =>
+      i === 0 ? 0 : new Date(d).getTime() - new Date(deadlines[i - 1] ?? "").getTime(),
+    );
+    expect(waits[1]).toBeGreaterThan(4000 - 1);
+    now = new Date(new Date(s.migrations[id]?.deadline ?? "").getTime() + 1);
+    const [gaveUp] = when(s, { kind: "deadline", migrationId: id }, now.toISOString());
+    expect(gaveUp?.type).toBe("MigrationNeedsOperator");
+    step(gaveUp);
+    expect(s.migrations[id]?.state).toBe("NEEDS_OPERATOR");
+    // The lock is held: no other migration of the person, no restore of the source.
+    expect(s.openMigrationId).toBe(id);
+    expect(s.certificates["110000-C1"]?.status).toBe("SUSPENDED");
+    expect(refused(() => when(s, { ...migrateToGD, caller: "510000" })).code).toBe(
+      "failed_precondition",
+    );
+    // Nothing more happens by itself; a late revoke receipt still compensates.
+    expect(when(s, { kind: "deadline", migrationId: id }, "2027-01-01T00:00:00Z")).toEqual([]);
+    const [done] = when(s, receipt(s, "440000"));
+    expect(done?.type).toBe("MigrationCompensated");
+    step(done);
     expect(s.certificates["110000-C1"]?.status).toBe("NORMAL");
     expect(s.openMigrationId).toBeUndefined();
   });

@@ -404,8 +404,34 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
           },
         ];
       }
-      // COMPENSATING waits for the target's revoke receipt (redelivered, then dead-lettered):
-      // restoring the source before it would risk two NORMAL certificates (I2).
+      if (m.state === "COMPENSATING") {
+        // Restoring the source before the target's revoke receipt would risk two NORMAL
+        // certificates (I2): the revoke is re-driven, each round waiting twice as long, and then
+        // the hub stops guessing — the lock stays, an operator is called.
+        const round = (m.compensationRounds ?? 0) + 1;
+        if (round <= ctx.deadlines.compensateRounds)
+          return [
+            {
+              type: "CompensationRetried",
+              data: {
+                migrationId: m.migrationId,
+                round,
+                deadline: after(ctx, ctx.deadlines.compensateMs * 2 ** round),
+                at,
+              },
+            },
+          ];
+        return [
+          {
+            type: "MigrationNeedsOperator",
+            data: {
+              migrationId: m.migrationId,
+              reason: `the target ${m.target} did not answer the revoke in ${round} rounds`,
+              at,
+            },
+          },
+        ];
+      }
       return [];
     }
   }
@@ -503,7 +529,8 @@ function decideReceipt(
         },
       ];
     }
-    case "COMPENSATING": {
+    case "COMPENSATING":
+    case "NEEDS_OPERATOR": {
       if (cmd.caller !== m.target) throw stale(`province ${cmd.caller} is not the target`);
       // Whatever the target answered (revoked, or never had the record), it holds no NORMAL
       // certificate now: the source may be restored (I2).

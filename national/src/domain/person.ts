@@ -295,6 +295,26 @@ export function evolve(state: PersonState, event: HubEvent, meta: EventMeta): Pe
       });
       return noteDirective(s, d.directive);
     }
+    case "CompensationRetried": {
+      const d = event.data;
+      const m = mustMigration(s, d.migrationId);
+      return withMigration(s, {
+        ...m,
+        compensationRounds: d.round,
+        deadline: d.deadline,
+        updatedAt: d.at,
+      });
+    }
+    case "MigrationNeedsOperator": {
+      const d = event.data;
+      const m = mustMigration(s, d.migrationId);
+      return withMigration(s, {
+        ...m,
+        state: "NEEDS_OPERATOR",
+        updatedAt: d.at,
+        endReason: d.reason,
+      });
+    }
     case "DoseReported": {
       const d = event.data;
       if (d.directive) {

@@ -34,13 +34,15 @@ export type MigrationState =
   | "REJECTED"
   | "CANCELLED"
   | "COMPENSATED"
-  | "COMPENSATING";
+  | "COMPENSATING"
+  | "NEEDS_OPERATOR";
 
 /** Migration states that hold the person's lock (one open migration per person). */
 export const OPEN_MIGRATION_STATES: readonly MigrationState[] = [
   "REQUESTED",
   "SOURCE_SUSPENDED",
   "COMPENSATING",
+  "NEEDS_OPERATOR",
 ];
 
 /** A directive decided by the hub, as recorded in the event that caused it. */
@@ -130,6 +132,16 @@ export type HubEvent =
       };
     }
   | {
+      /** The target did not answer the revoke in time: it is sent again, with a later deadline. */
+      type: "CompensationRetried";
+      data: { migrationId: string; round: number; deadline: string; at: string };
+    }
+  | {
+      /** The revoke went unanswered every round: the hub alarms and waits for an operator. */
+      type: "MigrationNeedsOperator";
+      data: { migrationId: string; reason: string; at: string };
+    }
+  | {
       type: "MigrationCompensated";
       data: { migrationId: string; reason: string; directive: DirectiveIntent; at: string };
     }
@@ -194,6 +206,8 @@ export interface MigrationStateData {
   endReason?: string;
   /** The directive whose receipt the saga waits for. */
   awaitingDirectiveId?: string;
+  /** Times the compensation's revoke was re-driven after its deadline. */
+  compensationRounds?: number;
   /** Doses reported while the migration was open and not yet sent anywhere. */
   heldDoses: DoseJson[];
   /** Stream version of the last change. */
@@ -222,5 +236,11 @@ export function initialState(): PersonState {
 export interface DecideContext {
   now: Date;
   newId: () => string;
-  deadlines: { suspendMs: number; activateMs: number; compensateMs: number };
+  deadlines: {
+    suspendMs: number;
+    activateMs: number;
+    compensateMs: number;
+    /** Re-drives of an unanswered compensation revoke before NEEDS_OPERATOR (waits double). */
+    compensateRounds: number;
+  };
 }

@@ -402,11 +402,15 @@ export class HubStore {
     const updated = changes.filter((c) => c.plan.events.length > 0 && c.plan.before.version > 0);
     if (created.length > 0) writes.push(personsInsert(tx, created));
     if (updated.length > 0) writes.push(personsUpdate(tx, updated));
+    const rearm = changes.flatMap((c) => c.rearm);
+    if (rearm.length > 0)
+      writes.push(tx`UPDATE directives SET state = 'PENDING', publish_count = 0, next_publish_at = ${now}
+        WHERE directive_id = ANY(${rearm}::uuid[]) AND receipt IS NULL`);
     const outbox = changes.flatMap((c) => c.outbox);
-    if (outbox.length > 0) {
+    if (outbox.length > 0)
       writes.push(tx`INSERT INTO directives ${unnestRows(tx, DIRECTIVE_COLUMNS, outbox)}`);
+    if (outbox.length > 0 || rearm.length > 0)
       writes.push(tx`SELECT pg_notify(${this.opts.notifyChannel}, '')`);
-    }
     const idemWrites = changes.flatMap((c, n) => {
       const idem = c.plan.job.options.idempotency;
       if (!idem) return [];
@@ -482,9 +486,10 @@ export class HubStore {
     plan: Planned,
     positions: Map<string, number>,
     now: Date,
-  ): { plan: Planned; state: PersonState; outbox: Record<string, unknown>[] } {
+  ): { plan: Planned; state: PersonState; outbox: Record<string, unknown>[]; rearm: string[] } {
     let state = plan.before;
     const outbox: Record<string, unknown>[] = [];
+    const rearm: string[] = [];
     plan.events.forEach((event, i) => {
       const row = plan.rows[i];
       const meta = {
@@ -492,6 +497,11 @@ export class HubStore {
         position: positions.get(row?.event_id ?? "") ?? 0,
       };
       state = evolve(state, event, meta);
+      // A re-driven compensation: the unanswered revoke goes out again, its publishes reset.
+      if (event.type === "CompensationRetried") {
+        const awaited = state.migrations[event.data.migrationId]?.awaitingDirectiveId;
+        if (awaited) rearm.push(awaited);
+      }
       for (const intent of directivesOf(event)) {
         const message = directiveMessage(intent, {
           eventId: row?.event_id ?? "",
@@ -513,7 +523,7 @@ export class HubStore {
         });
       }
     });
-    return { plan, state, outbox };
+    return { plan, state, outbox, rearm };
   }
 }
 

@@ -50,15 +50,22 @@ export async function directiveRows(
   return new Map(rows.map((r) => [r.directive_id, r]));
 }
 
+/**
+ * Records receipts on their directives. `noSaga`: no saga waits on these (dose appends,
+ * restores), so a REJECTED one would otherwise go unseen — it gets the state REJECTED, listed
+ * and alarmed, instead of ACKNOWLEDGED.
+ */
 async function markReceipts(
   tx: TransactionSql,
   receipts: Receipt[],
   disposition: Disposition,
   now: Date,
+  noSaga = false,
 ): Promise<void> {
   if (receipts.length === 0) return;
   await tx`UPDATE directives d SET
-      state = ${disposition === "REFUSED" ? "SUPERSEDED" : "ACKNOWLEDGED"},
+      state = CASE WHEN ${noSaga} AND u.outcome = 'REJECTED' THEN 'REJECTED'
+                   ELSE ${disposition === "REFUSED" ? "SUPERSEDED" : "ACKNOWLEDGED"} END,
       receipt = decode(u.receipt_b64, 'base64'),
       receipt_outcome = u.outcome,
       disposition = ${disposition},
@@ -125,7 +132,7 @@ export async function recordReceipts(
         marks.push(receipt);
         results[i] = disposed(receipt, "RECORDED");
       }
-      await markReceipts(tx, marks, "RECORDED", store.clock());
+      await markReceipts(tx, marks, "RECORDED", store.clock(), true);
     });
   }
 

@@ -208,6 +208,17 @@ CREATE TRIGGER person_reads_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON p
   FOR EACH STATEMENT EXECUTE FUNCTION evc_forbid_change();
 `,
   },
+  {
+    version: 6,
+    name: "NEEDS_OPERATOR holds the per-person lock",
+    sql: `
+-- A migration the hub gave up compensating keeps the person's lock until an operator acts.
+DROP INDEX migrations_one_open_per_person;
+CREATE UNIQUE INDEX migrations_one_open_per_person ON migrations (person_key)
+  WHERE state IN ('REQUESTED', 'SOURCE_SUSPENDED', 'COMPENSATING', 'NEEDS_OPERATOR');
+CREATE INDEX migrations_needing_operator ON migrations (updated_at) WHERE state = 'NEEDS_OPERATOR';
+`,
+  },
 ];
 
 /** Applies pending migrations to the current schema. Returns the versions applied now. */

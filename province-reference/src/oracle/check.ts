@@ -174,7 +174,9 @@ export async function checkOracle(
   >`
     SELECT directive_id::text, province, state, action FROM directives
     WHERE record_id = ANY(${recordIds}::text[])`;
-  const answered = (d: { state: string }) => d.state === "ACKNOWLEDGED" || d.state === "SUPERSEDED";
+  // REJECTED is an answer too (a dose it concerned is checked by I3 above).
+  const answered = (d: { state: string }) =>
+    d.state === "ACKNOWLEDGED" || d.state === "SUPERSEDED" || d.state === "REJECTED";
   for (const d of directives.filter((x) => !answered(x))) {
     find("stuck", `directive ${d.action} ${d.directive_id} to ${d.province} is ${d.state}`);
   }

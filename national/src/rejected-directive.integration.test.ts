@@ -1,0 +1,69 @@
+import { randomUUID } from "node:crypto";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { ReceiptOutcome, ReceiptRejection } from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import {
+  DirectiveService,
+  DirectiveState,
+} from "@evc-interop/gen/evc/national/v1/directive_service_pb";
+import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
+import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  certificateNumber,
+  newDose,
+  newIdentity,
+  startTestHub,
+  type TestHubEnv,
+} from "./testing/harness.js";
+
+/**
+ * #18 part 1: a dose append its owner REJECTED was stored as acknowledged and hidden from the
+ * default listing — a dose could be missing at its owner with no signal (I3).
+ */
+let env: TestHubEnv;
+
+beforeAll(async () => {
+  env = await startTestHub();
+});
+
+afterAll(async () => {
+  await env?.close();
+});
+
+describe("a rejected dose append", () => {
+  it("is a visible, alarmed state with its reason", async () => {
+    const identity = newIdentity();
+    await env.client(RecordService, "province:110000").registerRecord({
+      idempotencyKey: randomUUID(),
+      identity,
+      certificateNumber: certificateNumber("110000"),
+    });
+    await env
+      .client(DoseService, "province:440000")
+      .reportDose({ identity, dose: newDose("440000") });
+    const [d] = await env.hub.sql<{ directive_id: string; attempt: number }[]>`
+      SELECT directive_id::text, attempt FROM directives WHERE action = 'appendDose' AND province = '110000'`;
+    expect(d).toBeDefined();
+    await env.client(DirectiveService, "province:110000").submitReceipts({
+      receipts: [
+        {
+          directiveId: d?.directive_id ?? "",
+          attempt: d?.attempt ?? 1,
+          outcome: ReceiptOutcome.REJECTED,
+          rejection: ReceiptRejection.INVALID_STATE,
+          detail: "the record is closed here",
+          appliedAt: timestampNow(),
+        },
+      ],
+    });
+    const { directives } = await env
+      .client(DirectiveService, "operator:ops")
+      .listDirectives({ provinceCode: "110000" });
+    const listed = directives.find((x) => x.directive?.directiveId === d?.directive_id);
+    expect(listed?.state).toBe(DirectiveState.REJECTED);
+    expect(listed?.receipt?.rejection).toBe(ReceiptRejection.INVALID_STATE);
+    expect(listed?.receipt?.detail).toBe("the record is closed here");
+    const metrics = await (await fetch(`${env.hub.url}/metrics`)).text();
+    expect(metrics).toMatch(/^evc_hub_directives_rejected 1$/m);
+  });
+});
