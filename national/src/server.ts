@@ -63,17 +63,8 @@ export async function listen(
   return {
     url: `http://${shownHost}:${addr.port}`,
     port: addr.port,
-    async close(graceMs = 5000) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of sessions) s.close();
-      h1.closeIdleConnections();
-      const timer = setTimeout(() => {
-        for (const s of sessions) s.destroy();
-        for (const s of sockets) s.destroy();
-      }, graceMs);
-      await closed;
-      clearTimeout(timer);
-    },
+    close: (graceMs = 5000) =>
+      closeGracefully(server, sessions, sockets, graceMs, () => h1.closeIdleConnections()),
   };
 }
 
@@ -116,17 +107,30 @@ async function listenTls(
   return {
     url: `https://${shownHost}:${addr.port}`,
     port: addr.port,
-    async close(graceMs = 5000) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of sessions) s.close();
-      const timer = setTimeout(() => {
-        for (const s of sessions) s.destroy();
-        for (const s of sockets) s.destroy();
-      }, graceMs);
-      await closed;
-      clearTimeout(timer);
-    },
+    close: (graceMs = 5000) => closeGracefully(server, sessions, sockets, graceMs),
   };
+}
+
+/**
+ * Stops accepting, asks HTTP/2 sessions to finish (and idle HTTP/1.1 connections to close),
+ * and destroys whatever is still open after `graceMs`.
+ */
+async function closeGracefully(
+  server: net.Server,
+  sessions: Set<http2.ServerHttp2Session>,
+  sockets: Set<net.Socket>,
+  graceMs: number,
+  closeIdle?: () => void,
+): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  for (const s of sessions) s.close();
+  closeIdle?.();
+  const timer = setTimeout(() => {
+    for (const s of sessions) s.destroy();
+    for (const s of sockets) s.destroy();
+  }, graceMs);
+  await closed;
+  clearTimeout(timer);
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (for a child process to listen on). */

@@ -14,6 +14,7 @@ import {
 } from "@evc-interop/national/testing/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
+import { codeOf } from "./testing/codes.js";
 import { closeTestProvince, readerTransport, startTestProvince } from "./testing/provinces.js";
 import { until } from "./testing/until.js";
 
@@ -39,15 +40,6 @@ afterAll(async () => {
 
 const clinic = (p: Province, scope = "records:write") =>
   createClient(ClinicService, readerTransport(p, { scope, caller: `clinic:${p.code}-01` }));
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "OK";
-  } catch (err) {
-    return Code[ConnectError.from(err).code] ?? "?";
-  }
-}
 
 describe("the clinic API", () => {
   it("registers a birth, records doses, takes a record over and closes it, for a records:write caller", async () => {

@@ -1,4 +1,4 @@
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import {
   newIdentity,
@@ -8,6 +8,7 @@ import {
 } from "@evc-interop/national/testing/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
+import { codeOf } from "./testing/codes.js";
 import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
 
 /** The province's write surface is closed by default (#15, part 5). */
@@ -22,12 +23,6 @@ afterAll(async () => {
   for (const p of running) await closeTestProvince(p);
   await env?.close();
 });
-
-const codeOf = (p: Promise<unknown>) =>
-  p.then(
-    () => "ok",
-    (err: unknown) => Code[ConnectError.from(err).code],
-  );
 
 describe("the control API", () => {
   it("is not served at all without EVC_CONTROL_TOKEN", async () => {
@@ -73,6 +68,6 @@ describe("the control API", () => {
     const rows = await p.sql`SELECT 1 FROM records`;
     expect(rows.length).toBe(0);
     const right = createClient(ControlService, controlTransport(p));
-    expect(await codeOf(right.getFeatures({}))).toBe("ok");
+    expect(await codeOf(right.getFeatures({}))).toBe("OK");
   });
 });

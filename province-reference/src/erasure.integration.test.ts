@@ -1,4 +1,4 @@
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { CloseReason } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { AuditService } from "@evc-interop/gen/evc/national/v1/audit_service_pb";
@@ -16,6 +16,7 @@ import {
 } from "@evc-interop/national/testing/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
+import { codeOf } from "./testing/codes.js";
 import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
 import { until } from "./testing/until.js";
 
@@ -75,15 +76,6 @@ async function personRows() {
 
 const erase = (subject: string) =>
   env.client(PrivacyService, subject).eraseIdentity({ identity: child, reason: "ticket 42" });
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "OK";
-  } catch (err) {
-    return Code[ConnectError.from(err).code] ?? "?";
-  }
-}
 
 describe("crypto-shredding of identity in the hub's event log", () => {
   it("the log never holds an identity in clear, and an auditor still reads it before erasure", async () => {

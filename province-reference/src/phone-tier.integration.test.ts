@@ -13,6 +13,7 @@ import {
 } from "@evc-interop/national/testing/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
+import { codeOf } from "./testing/codes.js";
 import {
   closeTestProvince,
   controlTransport,
@@ -42,15 +43,6 @@ afterAll(async () => {
   for (const p of [bj, limited]) if (p) await closeTestProvince(p);
   await env?.close();
 });
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "OK";
-  } catch (err) {
-    return Code[ConnectError.from(err).code] ?? "?";
-  }
-}
 
 const anonymous = (p: Province) => createClient(ProvinceService, transport(p.url));
 const holder = (p: Province, rec: string) =>

@@ -20,6 +20,7 @@ import { type PrivateNats, startNatsServer } from "@evc-interop/national/testing
 import type { ClientTls } from "@evc-interop/national/tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
+import { codeOf } from "./testing/codes.js";
 import { closeTestProvince, startTestProvince, testReaderIssuer } from "./testing/provinces.js";
 import { until } from "./testing/until.js";
 
@@ -93,15 +94,6 @@ function atProvince(p: Province, clientCn = "clinic:tls-test") {
     ),
     phone: createClient(ProvinceService, transport(p.url, [reader], tls)),
   };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "OK";
-  } catch (err) {
-    return Code[ConnectError.from(err).code] ?? "?";
-  }
 }
 
 describe("TLS everywhere it crosses a network", () => {
