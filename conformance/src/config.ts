@@ -47,6 +47,8 @@ export interface KitConfig {
     natsPassword: string;
     /** NKey seed text of the kit's NATS user (from the file nats_nkey_seed names). */
     natsNkeySeed: string;
+    /** Connect to NATS with no credential (kit.nats_anonymous). */
+    natsAnonymous: boolean;
     stream: string;
     subjectPrefix: string;
     /** PostgreSQL the kit's own hub uses. */
@@ -168,6 +170,7 @@ export function loadConfig(file: string): KitConfig {
       natsUser: k?.natsUser ?? "",
       natsPassword: k?.natsPassword ?? "",
       natsNkeySeed: nkeySeedFromEnv({ EVC_NATS_NKEY_SEED: path(base, k?.natsNkeySeed ?? "") }),
+      natsAnonymous: k?.natsAnonymous ?? false,
       stream: k?.stream || `EVC_CONFORMANCE_${run.toUpperCase()}`,
       subjectPrefix: k?.subjectPrefix || `evc.conformance.${run}`,
       databaseUrl: k?.databaseUrl || "postgres://postgres@127.0.0.1:5432/postgres",

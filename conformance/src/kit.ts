@@ -153,6 +153,7 @@ export class Kit {
       natsUser: config.kit.natsUser,
       natsPassword: config.kit.natsPassword,
       natsNkeySeed: config.kit.natsNkeySeed,
+      natsAnonymous: config.kit.natsAnonymous,
       host: m[1],
       port: Number(m[2]),
       stream: config.kit.stream,

@@ -12,6 +12,8 @@ export interface HubConfig {
   natsPassword: string;
   /** NKey seed of the hub's NATS user (EVC_NATS_NKEY_SEED names its file); preferred. */
   natsNkeySeed: string;
+  /** Connect to NATS with no credential (EVC_NATS_ANONYMOUS=1; a private test bus only). */
+  natsAnonymous: boolean;
   host: string;
   port: number;
   /** HTTPS (and mutual TLS with a client CA); absent: cleartext HTTP/1.1 and h2c. */
@@ -108,6 +110,7 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     natsUser: env.EVC_NATS_USER ?? "",
     natsPassword: env.EVC_NATS_PASSWORD ?? "",
     natsNkeySeed: nkeySeedFromEnv(env),
+    natsAnonymous: env.EVC_NATS_ANONYMOUS === "1",
     host: listen.host,
     port: listen.port,
     ...optional("tls", serverTlsFromEnv(env)),

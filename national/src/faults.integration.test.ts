@@ -160,6 +160,7 @@ async function spawnHub(config: HubConfig, trustFile: string, extraEnv: Record<s
       ...process.env,
       DATABASE_URL: config.databaseUrl,
       NATS_URL: config.natsUrl,
+      EVC_NATS_ANONYMOUS: "1", // the shared test bus is open
       EVC_HUB_SCHEMA: config.schema,
       EVC_STREAM: config.stream,
       EVC_SUBJECT_PREFIX: config.subjectPrefix,

@@ -21,6 +21,8 @@ export interface ProvinceConfig {
   natsPassword: string;
   /** NKey seed of this province's NATS user (EVC_NATS_NKEY_SEED names its file); preferred. */
   natsNkeySeed: string;
+  /** Connect to NATS with no credential (EVC_NATS_ANONYMOUS=1; a private test bus only). */
+  natsAnonymous: boolean;
   stream: string;
   subjectPrefix: string;
   hubUrl: string;
@@ -109,6 +111,7 @@ export function provinceConfigFromEnv(
     natsUser: env.EVC_NATS_USER ?? "",
     natsPassword: env.EVC_NATS_PASSWORD ?? "",
     natsNkeySeed: nkeySeedFromEnv(env),
+    natsAnonymous: env.EVC_NATS_ANONYMOUS === "1",
     stream: env.EVC_STREAM ?? "EVC_DIRECTIVES",
     subjectPrefix: env.EVC_SUBJECT_PREFIX ?? "evc.directives",
     hubUrl: env.EVC_HUB_URL ?? "http://127.0.0.1:8080",

@@ -25,16 +25,25 @@ export interface NatsCredentialFields {
   natsPassword: string;
   /** NKey seed text (SU…); empty: none. */
   natsNkeySeed?: string;
+  /** Connect with no credential at all: only when said so (EVC_NATS_ANONYMOUS=1). */
+  natsAnonymous?: boolean;
 }
 
-/** The connect options that authenticate as `c` (NKey first, then user and password). */
+/**
+ * The connect options that authenticate as `c` (NKey first, then user and password). Secure by
+ * default: no credential is a configuration error unless anonymity was asked for — a bus that
+ * lets anyone in lets anyone read and publish directives.
+ */
 export function natsCredentials(
   c: NatsCredentialFields,
 ): Pick<ConnectionOptions, "user" | "pass" | "authenticator"> {
   if (c.natsNkeySeed)
     return { authenticator: nkeyAuthenticator(new TextEncoder().encode(c.natsNkeySeed)) };
   if (c.natsUser) return { user: c.natsUser, pass: c.natsPassword };
-  return {};
+  if (c.natsAnonymous) return {};
+  throw new ConfigError(
+    "no NATS credential: set EVC_NATS_NKEY_SEED (npm run credentials makes a seed per bus user) or EVC_NATS_USER and EVC_NATS_PASSWORD; EVC_NATS_ANONYMOUS=1 connects without one (a private test bus only)",
+  );
 }
 
 /** The NKey seed in the file EVC_NATS_NKEY_SEED names ("" if unset). */

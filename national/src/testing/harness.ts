@@ -178,6 +178,8 @@ export async function startTestHub(
     ...hubConfigFromEnv({}),
     databaseUrl: TEST_DATABASE_URL,
     natsUrl: TEST_NATS_URL,
+    // The shared test bus is open (tests that need an authenticated one start their own).
+    natsAnonymous: true,
     schema: id,
     host: "127.0.0.1",
     port: 0,

@@ -319,6 +319,8 @@ async function spawnProvinces(
       EVC_PROVINCE_SCHEMA_PREFIX: prefix,
       DATABASE_URL: TEST_DATABASE_URL,
       NATS_URL: env.config.natsUrl,
+      // The machine's open test bus.
+      EVC_NATS_ANONYMOUS: "1",
       EVC_STREAM: env.config.stream,
       EVC_SUBJECT_PREFIX: env.config.subjectPrefix,
       EVC_HUB_URL: env.hub.url,

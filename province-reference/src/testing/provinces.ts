@@ -29,6 +29,7 @@ export function testProvinceConfig(
     databaseUrl: TEST_DATABASE_URL,
     schema: uniqueName(`prov_${code}`),
     natsUrl: env.config.natsUrl,
+    natsAnonymous: env.config.natsAnonymous,
     stream: env.config.stream,
     subjectPrefix: env.config.subjectPrefix,
     hubUrl: env.hub.url,
