@@ -8,6 +8,7 @@ import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate
 import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
 import { PrivacyService } from "@evc-interop/gen/evc/national/v1/privacy_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
@@ -24,6 +25,7 @@ import { doseService } from "./api/dose-service.js";
 import { inputHygieneInterceptor } from "./api/input-hygiene.js";
 import { authInterceptor, observeInterceptor } from "./api/interceptors.js";
 import { migrationService } from "./api/migration-service.js";
+import { operatorService } from "./api/operator-service.js";
 import { privacyService } from "./api/privacy-service.js";
 import { recordService } from "./api/record-service.js";
 import { snapshotService } from "./api/snapshot-service.js";
@@ -184,6 +186,7 @@ export class Hub {
           router.service(SnapshotService, snapshotService(deps));
           router.service(AuditService, auditService(deps));
           router.service(PrivacyService, privacyService(deps));
+          router.service(OperatorService, operatorService(deps));
         },
         // Order matters: observe (translate + count) wraps auth, which runs before validation,
         // so unauthenticated callers learn nothing about the request rules; what no store could

@@ -2,10 +2,12 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { CertificateStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { AuditService } from "@evc-interop/gen/evc/national/v1/audit_service_pb";
 import {
   MigrationService,
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
 import { newIdentity, startTestHub, type TestHubEnv } from "@evc-interop/national/testing/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
@@ -20,6 +22,11 @@ import { until } from "./testing/until.js";
 let env: TestHubEnv;
 let bj: Province;
 let gd: Province;
+/** The stuck migrations of the first test, and their children. */
+const stuck: { ids: string[]; children: ReturnType<typeof newIdentity>[]; live?: string } = {
+  ids: [],
+  children: [],
+};
 
 beforeAll(async () => {
   env = await startTestHub({
@@ -41,10 +48,11 @@ describe("a migration the target never answers", () => {
   it("ends in NEEDS_OPERATOR holding the lock, and 105 of them starve no other deadline", async () => {
     const control = createClient(ControlService, controlTransport(bj));
     const children = Array.from({ length: 105 }, () => newIdentity("Stuck Child"));
+    stuck.children = children;
     for (const identity of children) await control.registerRecord({ identity });
     // 510000 has credentials and no running system: it asks for every one of them.
     const migrations = env.client(MigrationService, "province:510000");
-    const ids: string[] = [];
+    const ids = stuck.ids;
     for (const identity of children)
       ids.push(
         (await migrations.requestMigration({ identity, idempotencyKey: randomUUID() })).migration
@@ -80,6 +88,7 @@ describe("a migration the target never answers", () => {
     const { migrationId } = await createClient(ControlService, controlTransport(gd)).migrateIn({
       identity: other,
     });
+    stuck.live = migrationId;
     const done = await until("a live migration completes", async () => {
       const m = (await ops.getMigration({ migrationId })).migration;
       return m?.state === MigrationState.COMPLETED ? m : undefined;
@@ -88,4 +97,45 @@ describe("a migration the target never answers", () => {
       SELECT status FROM certificates WHERE certificate_number = ${done.targetCertificateNumber}`;
     expect(cert?.status).toBe(CertificateStatus[CertificateStatus.NORMAL]);
   }, 120_000);
+
+  it("an operator force-aborts one: an event naming them, the source restored, the lock released", async () => {
+    const id = stuck.ids[0] ?? "";
+    const child = stuck.children[0];
+    const operator = env.client(OperatorService, "operator:ops");
+    const asProvince = await env
+      .client(OperatorService, "province:110000")
+      .forceAbortMigration({ migrationId: id, reason: "x" })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(asProvince instanceof ConnectError && asProvince.code).toBe(Code.PermissionDenied);
+    const notStuck = await operator
+      .forceAbortMigration({ migrationId: stuck.live ?? "", reason: "x" })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(notStuck instanceof ConnectError && notStuck.code).toBe(Code.FailedPrecondition);
+
+    const { migration } = await operator.forceAbortMigration({
+      migrationId: id,
+      reason: "ticket 7: 510000 confirms it never issued a certificate",
+    });
+    expect(migration?.state).toBe(MigrationState.COMPENSATED);
+    const { events } = await env
+      .client(AuditService, "operator:ops")
+      .getPersonHistory({ identity: child });
+    expect(events.at(-1)?.type).toBe("MigrationCompensated");
+    expect(events.at(-1)?.data).toMatchObject({
+      by: "operator:ops",
+      reason:
+        "force-aborted by operator:ops: ticket 7: 510000 confirms it never issued a certificate",
+    });
+    // The source gets its record back (restore directive) and the child may migrate again.
+    await until("Beijing's certificate NORMAL again", async () => {
+      const [c] = await bj.sql<{ status: string }[]>`
+        SELECT c.status FROM certificates c JOIN records r ON r.record_id = c.record_id
+        WHERE r.id_number = ${child?.idNumber ?? ""} AND c.status = 'NORMAL'`;
+      return c ? true : undefined;
+    });
+    const again = await env
+      .client(MigrationService, "province:440000")
+      .requestMigration({ identity: child, idempotencyKey: randomUUID() });
+    expect(again.migration?.state).toBe(MigrationState.REQUESTED);
+  }, 60_000);
 });

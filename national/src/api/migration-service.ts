@@ -17,7 +17,8 @@ import { denied, invalid, refusalError } from "./errors.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { codecOf, requestHash } from "./util.js";
 
-async function personOfMigration(deps: HubDeps, migrationId: string): Promise<string> {
+/** The person (stream) a migration belongs to; NotFound naming migration_id if none. */
+export async function personOfMigration(deps: HubDeps, migrationId: string): Promise<string> {
   const rows = await deps.sql<{ person_key: string }[]>`
     SELECT person_key FROM migrations WHERE migration_id = ${migrationId}`;
   const key = rows[0]?.person_key;
@@ -30,7 +31,7 @@ async function personOfMigration(deps: HubDeps, migrationId: string): Promise<st
   return key;
 }
 
-function migrationIn(state: PersonState, id: string): MigrationStateData {
+export function migrationIn(state: PersonState, id: string): MigrationStateData {
   const m = state.migrations[id];
   if (!m)
     throw refusalError("not_found", "NOT_FOUND", `no migration ${id}`, { field: "migration_id" });

@@ -367,6 +367,32 @@ describe("migration saga", () => {
     expect(s.openMigrationId).toBeUndefined();
   });
 
+  it("an operator force-aborts only a migration waiting on its target's revoke, naming themselves", () => {
+    let s = given([register], [migrateToGD, "2026-01-01T00:00:00Z"]);
+    const id = s.openMigrationId ?? "";
+    const force: Command = {
+      kind: "forceAbort",
+      operator: "operator:ops",
+      migrationId: id,
+      reason: "t1",
+    };
+    expect(refused(() => when(s, force)).code).toBe("failed_precondition");
+    s = evolve(s, when(s, receipt(s, "110000"))[0] as HubEvent, {
+      version: s.version + 1,
+      position: 10,
+    });
+    s = evolve(
+      s,
+      when(s, { kind: "deadline", migrationId: id }, "2026-01-01T00:00:05Z")[0] as HubEvent,
+      { version: s.version + 1, position: 11 },
+    );
+    const [e] = when(s, force);
+    expect(e?.type === "MigrationCompensated" && e.data.by).toBe("operator:ops");
+    s = evolve(s, e as HubEvent, { version: s.version + 1, position: 12 });
+    expect(s.openMigrationId).toBeUndefined();
+    expect(s.certificates["110000-C1"]?.status).toBe("NORMAL");
+  });
+
   it("cancel is for the target, and only before the source suspended", () => {
     const s = given([register], [migrateToGD]);
     expect(

@@ -41,6 +41,7 @@ export type Command =
     }
   | { kind: "requestMigration"; caller: string; identity: IdentityJson }
   | { kind: "cancelMigration"; caller: string; migrationId: string; reason: string }
+  | { kind: "forceAbort"; operator: string; migrationId: string; reason: string }
   | {
       kind: "receipt";
       caller: string;
@@ -256,6 +257,29 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
               { kind: "suspendForMigration", migrationId, targetProvince: cmd.caller },
               migrationId,
             ),
+            at,
+          },
+        },
+      ];
+    }
+
+    case "forceAbort": {
+      const m = openMigration(state, cmd.migrationId);
+      if (m.state !== "NEEDS_OPERATOR" && m.state !== "COMPENSATING")
+        throw new Refusal(
+          "failed_precondition",
+          "INVALID_STATE",
+          `migration ${m.migrationId} is ${m.state}: only one waiting on its target's revoke (NEEDS_OPERATOR, COMPENSATING) can be force-aborted`,
+          { field: "migration_id", migrationId: m.migrationId },
+        );
+      return [
+        {
+          type: "MigrationCompensated",
+          data: {
+            migrationId: m.migrationId,
+            reason: `force-aborted by ${cmd.operator}: ${cmd.reason}`,
+            by: cmd.operator,
+            directive: restore(state, ctx, m, m.attempt + 1),
             at,
           },
         },

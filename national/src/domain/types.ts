@@ -143,7 +143,14 @@ export type HubEvent =
     }
   | {
       type: "MigrationCompensated";
-      data: { migrationId: string; reason: string; directive: DirectiveIntent; at: string };
+      data: {
+        migrationId: string;
+        reason: string;
+        directive: DirectiveIntent;
+        at: string;
+        /** The operator who forced it (OperatorService.ForceAbortMigration), if one did. */
+        by?: string;
+      };
     }
   | {
       type: "DoseReported";

@@ -25,6 +25,7 @@ import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate
 import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
 import { PrivacyService } from "@evc-interop/gen/evc/national/v1/privacy_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
@@ -64,6 +65,7 @@ export const HUB_SERVICES = [
   SnapshotService,
   AuditService,
   PrivacyService,
+  OperatorService,
 ] as const;
 
 export const TEST_NATS_URL =
