@@ -146,7 +146,7 @@ async function main(argv: string[]): Promise<number> {
     for (const p of provinces)
       print(`  province ${p.code} API and metrics     ${p.url}   ${p.url}/metrics`);
     print(
-      `  provinces' control API             Authorization: Bearer <EVC_CONTROL_TOKEN>${process.env.EVC_CONTROL_TOKEN ? "" : " (made for this run; set EVC_CONTROL_TOKEN to choose it)"}`,
+      `  provinces' control API             ${provinces.map((p) => p.controlUrl).join("  ")}, Authorization: Bearer <EVC_CONTROL_TOKEN>${process.env.EVC_CONTROL_TOKEN ? "" : " (made for this run; set EVC_CONTROL_TOKEN to choose it)"}`,
     );
     print(`  logs                               ${logFile}`);
     print(
