@@ -54,15 +54,9 @@ export async function listen(
       }
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve());
-  });
-  const addr = server.address() as AddressInfo;
-  const shownHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  const at = await bind(server, host, port, "http");
   return {
-    url: `http://${shownHost}:${addr.port}`,
-    port: addr.port,
+    ...at,
     close: (graceMs = 5000) =>
       closeGracefully(server, sessions, sockets, graceMs, () => h1.closeIdleConnections()),
   };
@@ -98,17 +92,24 @@ async function listenTls(
     sessions.add(s);
     s.once("close", () => sessions.delete(s));
   });
+  const at = await bind(server, host, port, "https");
+  return { ...at, close: (graceMs = 5000) => closeGracefully(server, sessions, sockets, graceMs) };
+}
+
+/** Listens, and says where: the base URL and the port (the one picked, for port 0). */
+async function bind(
+  server: net.Server,
+  host: string,
+  port: number,
+  scheme: "http" | "https",
+): Promise<{ url: string; port: number }> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => resolve());
   });
   const addr = server.address() as AddressInfo;
   const shownHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
-  return {
-    url: `https://${shownHost}:${addr.port}`,
-    port: addr.port,
-    close: (graceMs = 5000) => closeGracefully(server, sessions, sockets, graceMs),
-  };
+  return { url: `${scheme}://${shownHost}:${addr.port}`, port: addr.port };
 }
 
 /**

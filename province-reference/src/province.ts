@@ -66,18 +66,19 @@ export interface ProvinceOptions {
   crashAfterCommit?: AgentOptions["crashAfterCommit"];
 }
 
-/** The control API answers only a caller with its token (compared in constant time). */
+/**
+ * The control port answers only a caller with its token (compared in constant time); it serves
+ * nothing but the control API.
+ */
 function controlAuth(token: string): Interceptor {
   const expected = Buffer.from(`Bearer ${token}`);
   return (next) => async (req) => {
-    if (req.service.typeName === ControlService.typeName) {
-      const given = Buffer.from(req.header.get("authorization") ?? "");
-      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-        throw new ConnectError(
-          "the control API needs Authorization: Bearer <EVC_CONTROL_TOKEN>",
-          Code.Unauthenticated,
-        );
-      }
+    const given = Buffer.from(req.header.get("authorization") ?? "");
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new ConnectError(
+        "the control API needs Authorization: Bearer <EVC_CONTROL_TOKEN>",
+        Code.Unauthenticated,
+      );
     }
     return next(req);
   };

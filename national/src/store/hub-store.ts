@@ -568,16 +568,14 @@ async function sealRows(
   rows: Planned["rows"],
   known: ReadonlyMap<string, Buffer>,
 ): Promise<Planned["rows"]> {
-  const needing = rows.filter((r) => carriesIdentity(r.data));
-  if (needing.length === 0) return rows;
+  const needing = new Set(rows.filter((r) => carriesIdentity(r.type, r.data)));
+  if (needing.size === 0) return rows;
   // Keys read with the persons' states; made (or read) only for persons without one yet.
-  const missing = needing.map((r) => r.stream_id).filter((k) => !known.has(k));
+  const missing = [...needing].map((r) => r.stream_id).filter((k) => !known.has(k));
   const keys = new Map([...known, ...(await dataKeys(tx, missing))]);
   return rows.map((r) => {
     const key = keys.get(r.stream_id);
-    return key && carriesIdentity(r.data)
-      ? { ...r, data: sealIdentities(r.data, key, r.stream_id) }
-      : r;
+    return key && needing.has(r) ? { ...r, data: sealIdentities(r.data, key, r.stream_id) } : r;
   });
 }
 

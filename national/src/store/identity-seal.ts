@@ -67,14 +67,24 @@ function mapIdentities(v: unknown, f: (identity: unknown) => unknown): unknown {
   return out;
 }
 
-/** True if an event's data carries an identity in clear. */
-export function carriesIdentity(data: unknown): boolean {
-  let found = false;
-  mapIdentities(data, (x) => {
-    if (isObject(x) && !isSealed(x)) found = true;
-    return x;
-  });
-  return found;
+/** Event types whose data may carry an identity; the others are never walked. */
+export const IDENTITY_EVENT_TYPES: ReadonlySet<string> = new Set([
+  "RecordRegistered",
+  "MigrationRequested",
+  "SourceSuspended",
+]);
+
+/** True if an event's data carries an identity in clear (a walk that copies nothing). */
+export function carriesIdentity(type: string, data: unknown): boolean {
+  if (!IDENTITY_EVENT_TYPES.has(type)) return false;
+  const walk = (v: unknown): boolean => {
+    if (Array.isArray(v)) return v.some(walk);
+    if (!isObject(v)) return false;
+    for (const [k, x] of Object.entries(v))
+      if (k === "identity" ? isObject(x) && !isSealed(x) : walk(x)) return true;
+    return false;
+  };
+  return walk(data);
 }
 
 /** An event's data with every identity sealed under the person's data key. */

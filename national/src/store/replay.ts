@@ -2,7 +2,7 @@ import * as crypto from "node:crypto";
 import type { Sql, TransactionSql } from "postgres";
 import { evolve } from "../domain/person.js";
 import { type HubEvent, initialState, type PersonState } from "../domain/types.js";
-import { openIdentities } from "./identity-seal.js";
+import { IDENTITY_EVENT_TYPES, openIdentities } from "./identity-seal.js";
 import { jsonbText } from "./jsonb-text.js";
 import { isoText, projectionRows } from "./projection.js";
 
@@ -17,9 +17,6 @@ export interface Row {
   /** The person's data key (null: erased), for events that carry a sealed identity. */
   dek?: Buffer | null;
 }
-
-/** Event types whose data may carry an identity (sealed in the log). */
-const WITH_IDENTITY = new Set(["RecordRegistered", "MigrationRequested", "SourceSuspended"]);
 
 export type Table = (typeof TABLES)[number] | "persons";
 export const ALL_TABLES: readonly Table[] = [...TABLES, "persons"];
@@ -150,7 +147,9 @@ export class Replay {
         this.flushPerson();
         this.current = { key: r.stream_id, state: initialState() };
       }
-      const data = WITH_IDENTITY.has(r.type) ? openIdentities(r.data, r.dek, r.stream_id) : r.data;
+      const data = IDENTITY_EVENT_TYPES.has(r.type)
+        ? openIdentities(r.data, r.dek, r.stream_id)
+        : r.data;
       this.current.state = evolve(this.current.state, { type: r.type, data } as HubEvent, {
         version: r.stream_version,
         position: r.position,
