@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { sealAll, verifyChain } from "./chain/chain.js";
-import { ConfigError, hubConfigFromEnv } from "./config.js";
+import { hubConfigFromEnv } from "./config.js";
+import { ConfigError } from "./env.js";
 import { Hub } from "./hub.js";
 import { createLogger } from "./log.js";
 import { openDb } from "./store/db.js";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, hubConfigFromEnv } from "./config.js";
+import { hubConfigFromEnv } from "./config.js";
+import { ConfigError } from "./env.js";
 import { openDb } from "./store/db.js";
 import { makeTestPki } from "./testing/certs.js";
 import { TEST_DATABASE_URL } from "./testing/pg.js";

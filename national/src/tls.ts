@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { TLSSocket } from "node:tls";
 import { createContextKey } from "@connectrpc/connect";
-import { ConfigError } from "./config.js";
+import { ConfigError } from "./env.js";
 
 /**
  * TLS settings shared by the hub, the reference province and the kit, read from files named by

@@ -1,5 +1,5 @@
 import { nkeySeedFromEnv } from "@evc-interop/national/bus/nats-auth";
-import { ConfigError, envInt, optional } from "@evc-interop/national/config";
+import { ConfigError, envInt, optional } from "@evc-interop/national/env";
 import {
   type ClientTls,
   clientTlsFromEnv,

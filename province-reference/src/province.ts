@@ -30,7 +30,7 @@ import {
   DirectiveVerifier,
   loadVerifier,
 } from "@evc-interop/national/bus/signing";
-import { ConfigError } from "@evc-interop/national/config";
+import { ConfigError } from "@evc-interop/national/env";
 import { createLogger } from "@evc-interop/national/log";
 import { listen, type RunningServer } from "@evc-interop/national/server";
 import { openDb } from "@evc-interop/national/store/db";

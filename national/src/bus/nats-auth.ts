@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { type ConnectionOptions, nkeyAuthenticator, nkeys } from "nats";
-import { ConfigError } from "../config.js";
+import { ConfigError } from "../env.js";
 import { type BusLayout, provinceConsumer, provinceSubject } from "./stream.js";
 
 /**

@@ -11,7 +11,7 @@ import {
   SCOPE_RECORDS,
   SCOPE_WRITE,
 } from "@evc-interop/national/auth/reader-tokens";
-import { ConfigError } from "@evc-interop/national/config";
+import { ConfigError } from "@evc-interop/national/env";
 import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from "jose";
 import type { RateLimiter } from "./rate-limit.js";
 
