@@ -7,7 +7,7 @@ import {
   KitConfigSchema,
   type KitConfig as KitFile,
 } from "@evc-interop/gen/evc/conformance/v1/kit_config_pb";
-import { nkeySeedFromEnv } from "@evc-interop/national/bus/nats-auth";
+import { nkeySeedFromEnv } from "@evc-interop/runtime";
 import { parse } from "yaml";
 
 /** The kit's configuration file (YAML or JSON); see conformance/README.md. */

@@ -23,37 +23,31 @@ import {
   type SubmitReceiptsRequest,
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import { bearer } from "@evc-interop/national/auth/bearer";
-import {
-  ensureReaderIssuer,
-  issueReaderToken,
-  loadReaderIssuer,
-  READER_KEYS_FILE,
-  type ReaderClaims,
-} from "@evc-interop/national/auth/reader-tokens";
-import {
-  type Credential,
-  generateCredential,
-  TokenSigner,
-} from "@evc-interop/national/auth/tokens";
-import { natsCredentials } from "@evc-interop/national/bus/nats-auth";
-import {
-  DIRECTIVE_KEYS_FILE,
-  type DirectiveSigner,
-  ensureSigningKey,
-  loadSigner,
-  SIGNATURE_HEADER,
-  SIGNING_KEY_FILE,
-} from "@evc-interop/national/bus/signing";
+import { Hub, hubConfigFromEnv } from "@evc-interop/national";
 import {
   type BusLayout,
+  bearer,
+  type Credential,
+  clientTlsFromEnv,
+  DIRECTIVE_KEYS_FILE,
+  type DirectiveSigner,
+  ensureReaderIssuer,
+  ensureSigningKey,
+  generateCredential,
+  issueReaderToken,
+  loadReaderIssuer,
+  loadSigner,
+  natsCredentials,
+  openDb,
   provinceConsumer,
   provinceSubject,
-} from "@evc-interop/national/bus/stream";
-import { hubConfigFromEnv } from "@evc-interop/national/config";
-import { Hub } from "@evc-interop/national/hub";
-import { openDb } from "@evc-interop/national/store/db";
-import { clientTlsFromEnv, transportTls } from "@evc-interop/national/tls";
+  READER_KEYS_FILE,
+  type ReaderClaims,
+  SIGNATURE_HEADER,
+  SIGNING_KEY_FILE,
+  TokenSigner,
+  transportTls,
+} from "@evc-interop/runtime";
 import type { JSONWebKeySet, JWK } from "jose";
 import { type ConsumerMessages, connect, headers, type NatsConnection } from "nats";
 import type { Logger } from "pino";

@@ -23,9 +23,9 @@ import {
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
-import { generateSigningKey } from "@evc-interop/national/bus/signing";
-import { identityToJson, personKey } from "@evc-interop/national/domain/codec";
-import { newIdentity } from "@evc-interop/national/testing/harness";
+import { identityToJson, personKey } from "@evc-interop/national";
+import { generateSigningKey } from "@evc-interop/runtime";
+import { newIdentity } from "@evc-interop/testing";
 import { type Kit, VIRTUAL_PROVINCES } from "./kit.js";
 
 /** A failed expectation: what the rule wants and what the province did. */

@@ -3,12 +3,15 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { credentialFile } from "@evc-interop/national/auth/credentials";
-import { generateCredential } from "@evc-interop/national/auth/tokens";
-import { freePort } from "@evc-interop/national/server";
-import { makeTestPki, type TestPki } from "@evc-interop/national/testing/certs";
-import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
-import { BROKEN_VARIANTS } from "@evc-interop/province-reference/broken";
+import { BROKEN_VARIANTS } from "@evc-interop/province-reference";
+import { credentialFile, freePort, generateCredential } from "@evc-interop/runtime";
+import {
+  dropSchema,
+  makeTestPki,
+  TEST_DATABASE_URL,
+  type TestPki,
+  uniqueName,
+} from "@evc-interop/testing";
 import { connect } from "nats";
 import { pino } from "pino";
 import type { KitConfig } from "./config.js";

@@ -4,10 +4,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { bearer } from "@evc-interop/national/auth/bearer";
-import { createDevCredentials } from "@evc-interop/national/auth/credentials";
-import type { BusUser } from "@evc-interop/national/bus/nats-auth";
-import { freePort } from "@evc-interop/national/server";
+import type { BusUser } from "@evc-interop/runtime";
+import { bearer, createDevCredentials, freePort } from "@evc-interop/runtime";
 import postgres, { type Sql } from "postgres";
 import { Supervised } from "./process.js";
 

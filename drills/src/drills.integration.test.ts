@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TEST_DATABASE_URL } from "@evc-interop/national/testing/pg";
+import { TEST_DATABASE_URL } from "@evc-interop/testing";
 import { describe, expect, it } from "vitest";
 import { runDrills } from "./drills.js";
 

@@ -1,8 +1,7 @@
 import { createClient } from "@connectrpc/connect";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
-import { openDb } from "@evc-interop/national/store/db";
-import { checkOracle } from "@evc-interop/province-reference/oracle/check";
-import { Ledger } from "@evc-interop/province-reference/oracle/ledger";
+import { openDb } from "@evc-interop/runtime";
+import { checkOracle, Ledger } from "@evc-interop/testing";
 import type { Sql } from "postgres";
 import { Cluster, controlTransport } from "./cluster.js";
 import { Load } from "./load.js";

@@ -9,8 +9,8 @@ import {
 } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import { CloseReason, type Dose, DoseSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
-import { residentId } from "@evc-interop/national/domain/resident-id";
-import type { Ledger } from "@evc-interop/province-reference/oracle/ledger";
+import { residentId } from "@evc-interop/runtime";
+import type { Ledger } from "@evc-interop/testing";
 import type { Sql } from "postgres";
 import type { Random } from "./random.js";
 

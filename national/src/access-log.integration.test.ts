@@ -3,14 +3,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { AuditService } from "@evc-interop/gen/evc/national/v1/audit_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { personKey } from "./domain/codec.js";
 import {
   certificateNumber,
   newIdentity,
   startTestHub,
   type TestHubEnv,
-} from "./testing/harness.js";
+} from "@evc-interop/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { personKey } from "./domain/codec.js";
 
 /** Who read what at the hub (#15 part 7, the hub's half). */
 let env: TestHubEnv;

@@ -15,10 +15,7 @@ import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { generateCredential, TokenSigner } from "./auth/tokens.js";
-import { sealAll, verifyChain } from "./chain/chain.js";
-import { rebuildSnapshot } from "./store/rebuild.js";
+import { generateCredential, TokenSigner } from "@evc-interop/runtime";
 import {
   certificateNumber,
   FakeProvince,
@@ -27,7 +24,10 @@ import {
   startTestHub,
   type TestHubEnv,
   transport,
-} from "./testing/harness.js";
+} from "@evc-interop/testing";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { sealAll, verifyChain } from "./chain/chain.js";
+import { rebuildSnapshot } from "./store/rebuild.js";
 
 let env: TestHubEnv;
 const fakes: FakeProvince[] = [];

@@ -1,10 +1,16 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { AUDIENCE, generateCredential } from "@evc-interop/runtime";
+import {
+  FuzzRandom,
+  fuzzMessage,
+  HUB_SERVICES,
+  startTestHub,
+  type TestHubEnv,
+  transport,
+} from "@evc-interop/testing";
 import { importJWK, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AUDIENCE, generateCredential } from "./auth/tokens.js";
-import { FuzzRandom, fuzzMessage } from "./testing/fuzz.js";
-import { HUB_SERVICES, startTestHub, type TestHubEnv, transport } from "./testing/harness.js";
 
 /**
  * Bad actors at every RPC of the hub (#15, part 9, the hub's half): missing, garbage, expired,

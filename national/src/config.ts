@@ -1,6 +1,14 @@
-import { nkeySeedFromEnv } from "./bus/nats-auth.js";
-import { envInt, hostPort, oneOf, optional } from "./env.js";
-import { type NatsTls, natsTlsFromEnv, type ServerTls, serverTlsFromEnv } from "./tls.js";
+import {
+  envInt,
+  hostPort,
+  type NatsTls,
+  natsTlsFromEnv,
+  nkeySeedFromEnv,
+  oneOf,
+  optional,
+  type ServerTls,
+  serverTlsFromEnv,
+} from "@evc-interop/runtime";
 
 /** Hub configuration, read from the environment (every variable is documented in national/README.md). */
 export interface HubConfig {

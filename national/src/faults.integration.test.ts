@@ -12,8 +12,6 @@ import {
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { HubConfig } from "./config.js";
 import {
   certificateNumber,
   FakeProvince,
@@ -21,7 +19,9 @@ import {
   startTestHub,
   type TestHubEnv,
   transport,
-} from "./testing/harness.js";
+} from "@evc-interop/testing";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { HubConfig } from "./config.js";
 
 const SRC = "110000";
 const DST = "440000";

@@ -1,6 +1,11 @@
+import {
+  fuzzServices,
+  HUB_SERVICES,
+  startTestHub,
+  type TestHubEnv,
+  transport,
+} from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fuzzServices } from "./testing/fuzz-rpc.js";
-import { HUB_SERVICES, startTestHub, type TestHubEnv, transport } from "./testing/harness.js";
 
 /** Bad input to every RPC of the hub is the caller's fault, never the server's (#14). */
 let env: TestHubEnv;

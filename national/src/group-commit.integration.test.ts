@@ -1,15 +1,15 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { personKey } from "./domain/codec.js";
 import {
   certificateNumber,
   newDose,
   newIdentity,
   startTestHub,
   type TestHubEnv,
-} from "./testing/harness.js";
+} from "@evc-interop/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { personKey } from "./domain/codec.js";
 
 /**
  * Group commit: concurrent commands share transactions, yet each caller sees exactly what it

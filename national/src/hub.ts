@@ -12,37 +12,43 @@ import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_servi
 import { PrivacyService } from "@evc-interop/gen/evc/national/v1/privacy_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import {
+  type BusLayout,
+  ConfigError,
+  createLogger,
+  type DirectiveSigner,
+  inputHygieneInterceptor,
+  listen,
+  loadSigner,
+  loadTrust,
+  natsCredentials,
+  nodeAdapter,
+  openDb,
+  PROVINCES,
+  provisionProvinceConsumer,
+  provisionStream,
+  type RunningServer,
+  TokenVerifier,
+} from "@evc-interop/runtime";
 import type { JSONWebKeySet } from "jose";
 import { connect, type NatsConnection } from "nats";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
-import { nodeAdapter } from "./api/adapter.js";
 import { auditService } from "./api/audit-service.js";
 import { certificateService } from "./api/certificate-service.js";
 import type { HubDeps } from "./api/context.js";
 import { directiveService } from "./api/directive-service.js";
 import { doseService } from "./api/dose-service.js";
-import { inputHygieneInterceptor } from "./api/input-hygiene.js";
 import { authInterceptor, observeInterceptor } from "./api/interceptors.js";
 import { migrationService } from "./api/migration-service.js";
 import { operatorService } from "./api/operator-service.js";
 import { privacyService } from "./api/privacy-service.js";
 import { recordService } from "./api/record-service.js";
 import { snapshotService } from "./api/snapshot-service.js";
-import { loadTrust } from "./auth/credentials.js";
-import { PROVINCES } from "./auth/provinces.js";
-import { TokenVerifier } from "./auth/tokens.js";
-import { natsCredentials } from "./bus/nats-auth.js";
 import { Relay } from "./bus/relay.js";
-import { type DirectiveSigner, loadSigner } from "./bus/signing.js";
-import { type BusLayout, provisionProvinceConsumer, provisionStream } from "./bus/stream.js";
 import { sealOnce } from "./chain/chain.js";
 import { DEV_PERSON_KEY_SECRET, type HubConfig } from "./config.js";
-import { ConfigError } from "./env.js";
-import { createLogger } from "./log.js";
 import { HubMetrics } from "./metrics.js";
-import { listen, type RunningServer } from "./server.js";
-import { openDb } from "./store/db.js";
 import { HubStore } from "./store/hub-store.js";
 import { migrate } from "./store/schema.js";
 

@@ -5,8 +5,6 @@ import {
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Hub } from "./hub.js";
 import {
   certificateNumber,
   FakeProvince,
@@ -14,7 +12,9 @@ import {
   newIdentity,
   startTestHub,
   type TestHubEnv,
-} from "./testing/harness.js";
+} from "@evc-interop/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Hub } from "./hub.js";
 
 let env: TestHubEnv;
 let replica: Hub;

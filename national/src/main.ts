@@ -1,10 +1,8 @@
 #!/usr/bin/env node
+import { ConfigError, createLogger, openDb } from "@evc-interop/runtime";
 import { sealAll, verifyChain } from "./chain/chain.js";
 import { hubConfigFromEnv } from "./config.js";
-import { ConfigError } from "./env.js";
 import { Hub } from "./hub.js";
-import { createLogger } from "./log.js";
-import { openDb } from "./store/db.js";
 import { rebuildSnapshot } from "./store/rebuild.js";
 import { migrate } from "./store/schema.js";
 

@@ -1,8 +1,6 @@
 import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rebuildSnapshot } from "./store/rebuild.js";
 import {
   certificateNumber,
   FakeProvince,
@@ -10,7 +8,9 @@ import {
   newIdentity,
   startTestHub,
   type TestHubEnv,
-} from "./testing/harness.js";
+} from "@evc-interop/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rebuildSnapshot } from "./store/rebuild.js";
 
 /**
  * The rebuild (I5) over a log with registrations, doses and completed migrations: in this

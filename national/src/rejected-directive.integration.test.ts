@@ -7,14 +7,14 @@ import {
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   certificateNumber,
   newDose,
   newIdentity,
   startTestHub,
   type TestHubEnv,
-} from "./testing/harness.js";
+} from "@evc-interop/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /**
  * #18 part 1: a dose append its owner REJECTED was stored as acknowledged and hidden from the

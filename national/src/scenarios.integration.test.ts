@@ -12,7 +12,6 @@ import {
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   certificateNumber,
   FakeProvince,
@@ -20,7 +19,8 @@ import {
   newIdentity,
   startTestHub,
   type TestHubEnv,
-} from "./testing/harness.js";
+} from "@evc-interop/testing";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 let env: TestHubEnv;
 const provinces: Record<string, FakeProvince> = {};

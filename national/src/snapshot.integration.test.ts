@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import { startTestHub, type TestHubEnv } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestHub, type TestHubEnv } from "./testing/harness.js";
 
 let env: TestHubEnv;
 

@@ -1,9 +1,7 @@
+import { ConfigError, openDb } from "@evc-interop/runtime";
+import { makeTestPki, TEST_DATABASE_URL } from "@evc-interop/testing";
 import { describe, expect, it } from "vitest";
 import { hubConfigFromEnv } from "./config.js";
-import { ConfigError } from "./env.js";
-import { openDb } from "./store/db.js";
-import { makeTestPki } from "./testing/certs.js";
-import { TEST_DATABASE_URL } from "./testing/pg.js";
 
 describe("TLS settings", () => {
   it("HTTPS and mutual TLS come from EVC_TLS_*; a half-given pair is an error naming both", () => {

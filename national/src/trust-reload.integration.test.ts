@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate_service_pb";
+import { startTestHub, TestCredentials, type TestHubEnv } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestHub, TestCredentials, type TestHubEnv } from "./testing/harness.js";
 
 /** Keys that can change: the hub reloads its trust file without a restart (#15, part 8). */
 let env: TestHubEnv;

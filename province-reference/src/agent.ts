@@ -2,12 +2,13 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createValidator } from "@bufbuild/protovalidate";
 import { type Directive, DirectiveSchema } from "@evc-interop/gen/evc/directive/v1/directive_pb";
-import { type DirectiveVerifier, SIGNATURE_HEADER } from "@evc-interop/national/bus/signing";
 import {
   type BusLayout,
+  type DirectiveVerifier,
   provinceConsumer,
   provisionProvinceConsumer,
-} from "@evc-interop/national/bus/stream";
+  SIGNATURE_HEADER,
+} from "@evc-interop/runtime";
 import { ConsumerEvents, type ConsumerMessages, type JsMsg, type NatsConnection } from "nats";
 import type { Logger } from "pino";
 import type { ProvinceMetrics } from "./metrics.js";

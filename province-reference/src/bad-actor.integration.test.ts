@@ -7,18 +7,20 @@ import { ClinicService } from "@evc-interop/gen/evc/province/v1/clinic_service_p
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import {
   generateReaderIssuer,
+  generateSigningKey,
   issueReaderToken,
+  provinceSubject,
   readerAudience,
-} from "@evc-interop/national/auth/reader-tokens";
-import { generateSigningKey, SIGNATURE_HEADER } from "@evc-interop/national/bus/signing";
-import { provinceSubject } from "@evc-interop/national/bus/stream";
-import { FuzzRandom, fuzzMessage } from "@evc-interop/national/testing/fuzz";
+  SIGNATURE_HEADER,
+} from "@evc-interop/runtime";
 import {
+  FuzzRandom,
+  fuzzMessage,
   newIdentity,
   startTestHub,
   type TestHubEnv,
   transport,
-} from "@evc-interop/national/testing/harness";
+} from "@evc-interop/testing";
 import { importJWK, SignJWT } from "jose";
 import { connect, headers } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -5,16 +5,18 @@ import {
   natsAccountsConfig,
   natsCredentials,
   newNkeyUser,
-} from "@evc-interop/national/bus/nats-auth";
-import { provinceConsumer, provinceSubject } from "@evc-interop/national/bus/stream";
+  provinceConsumer,
+  provinceSubject,
+} from "@evc-interop/runtime";
 import {
   newDose,
   newIdentity,
+  type PrivateNats,
+  startNatsServer,
   startTestHub,
   type TestHubEnv,
-} from "@evc-interop/national/testing/harness";
-import { type PrivateNats, startNatsServer } from "@evc-interop/national/testing/nats-server";
-import { uniqueName } from "@evc-interop/national/testing/pg";
+  uniqueName,
+} from "@evc-interop/testing";
 import { AckPolicy, connect } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";

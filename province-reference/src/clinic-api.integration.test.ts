@@ -11,7 +11,7 @@ import {
   startTestHub,
   type TestHubEnv,
   transport,
-} from "@evc-interop/national/testing/harness";
+} from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 import { codeOf } from "./testing/codes.js";

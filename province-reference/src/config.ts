@@ -1,13 +1,15 @@
-import { nkeySeedFromEnv } from "@evc-interop/national/bus/nats-auth";
-import { ConfigError, envInt, optional } from "@evc-interop/national/env";
 import {
   type ClientTls,
+  ConfigError,
   clientTlsFromEnv,
+  envInt,
   type NatsTls,
   natsTlsFromEnv,
+  nkeySeedFromEnv,
+  optional,
   type ServerTls,
   serverTlsFromEnv,
-} from "@evc-interop/national/tls";
+} from "@evc-interop/runtime";
 import { type BrokenVariant, parseBroken } from "./broken.js";
 
 /** Configuration of one reference province (see province-reference/README.md). */

@@ -8,14 +8,8 @@ import {
   MigrationService,
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
-import { SIGNATURE_HEADER } from "@evc-interop/national/bus/signing";
-import { provinceSubject } from "@evc-interop/national/bus/stream";
-import {
-  newDose,
-  newIdentity,
-  startTestHub,
-  type TestHubEnv,
-} from "@evc-interop/national/testing/harness";
+import { provinceSubject, SIGNATURE_HEADER } from "@evc-interop/runtime";
+import { newDose, newIdentity, startTestHub, type TestHubEnv } from "@evc-interop/testing";
 import { connect, headers, type MsgHdrs, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";

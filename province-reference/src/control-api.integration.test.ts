@@ -1,11 +1,6 @@
 import { createClient } from "@connectrpc/connect";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
-import {
-  newIdentity,
-  startTestHub,
-  type TestHubEnv,
-  transport,
-} from "@evc-interop/national/testing/harness";
+import { newIdentity, startTestHub, type TestHubEnv, transport } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 import { codeOf } from "./testing/codes.js";

@@ -7,13 +7,8 @@ import {
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { PrivacyService } from "@evc-interop/gen/evc/national/v1/privacy_service_pb";
-import { rebuildSnapshot } from "@evc-interop/national/store/rebuild";
-import {
-  newDose,
-  newIdentity,
-  startTestHub,
-  type TestHubEnv,
-} from "@evc-interop/national/testing/harness";
+import { rebuildSnapshot } from "@evc-interop/national";
+import { newDose, newIdentity, startTestHub, type TestHubEnv } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 import { codeOf } from "./testing/codes.js";

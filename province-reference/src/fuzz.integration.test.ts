@@ -2,10 +2,8 @@ import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_serv
 import { AccessLogService } from "@evc-interop/gen/evc/province/v1/access_log_service_pb";
 import { ClinicService } from "@evc-interop/gen/evc/province/v1/clinic_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import { bearer } from "@evc-interop/national/auth/bearer";
-import { issueReaderToken } from "@evc-interop/national/auth/reader-tokens";
-import { fuzzServices } from "@evc-interop/national/testing/fuzz-rpc";
-import { startTestHub, type TestHubEnv, transport } from "@evc-interop/national/testing/harness";
+import { bearer, issueReaderToken } from "@evc-interop/runtime";
+import { fuzzServices, startTestHub, type TestHubEnv, transport } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 import {

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { ConfigError } from "@evc-interop/national/env";
-import { createLogger } from "@evc-interop/national/log";
+import { ConfigError, createLogger } from "@evc-interop/runtime";
 import { provinceCodesFromEnv, provinceConfigFromEnv } from "./config.js";
 import { Province } from "./province.js";
 

@@ -11,15 +11,15 @@ import {
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import {
+  checkOracle,
+  Ledger,
   newDose,
   newIdentity,
   startTestHub,
   type TestHubEnv,
-} from "@evc-interop/national/testing/harness";
+} from "@evc-interop/testing";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkOracle } from "./oracle/check.js";
-import { Ledger } from "./oracle/ledger.js";
 import type { Province } from "./province.js";
 import {
   closeTestProvince,

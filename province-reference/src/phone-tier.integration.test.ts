@@ -3,14 +3,8 @@ import { CertificateStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { AccessLogService } from "@evc-interop/gen/evc/province/v1/access_log_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import { bearer } from "@evc-interop/national/auth/bearer";
-import { issueReaderToken } from "@evc-interop/national/auth/reader-tokens";
-import {
-  newIdentity,
-  startTestHub,
-  type TestHubEnv,
-  transport,
-} from "@evc-interop/national/testing/harness";
+import { bearer, issueReaderToken } from "@evc-interop/runtime";
+import { newIdentity, startTestHub, type TestHubEnv, transport } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 import { codeOf } from "./testing/codes.js";

@@ -10,15 +10,14 @@ import {
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import { SIGNATURE_HEADER } from "@evc-interop/national/bus/signing";
-import { provinceSubject } from "@evc-interop/national/bus/stream";
+import { provinceSubject, SIGNATURE_HEADER } from "@evc-interop/runtime";
 import {
   newDose,
   newIdentity,
   startTestHub,
   type TestHubEnv,
   transport,
-} from "@evc-interop/national/testing/harness";
+} from "@evc-interop/testing";
 import { connect, headers } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PhoneClient } from "./phone-client.js";

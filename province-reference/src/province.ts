@@ -19,22 +19,25 @@ import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_servi
 import { AccessLogService } from "@evc-interop/gen/evc/province/v1/access_log_service_pb";
 import { ClinicService } from "@evc-interop/gen/evc/province/v1/clinic_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import { nodeAdapter } from "@evc-interop/national/api/adapter";
-import { inputHygieneInterceptor } from "@evc-interop/national/api/input-hygiene";
-import { bearer } from "@evc-interop/national/auth/bearer";
-import { loadCredential } from "@evc-interop/national/auth/credentials";
-import { type Credential, TokenSigner } from "@evc-interop/national/auth/tokens";
-import { natsCredentials, provinceInbox } from "@evc-interop/national/bus/nats-auth";
 import {
+  bearer,
+  ConfigError,
+  type Credential,
+  createLogger,
   type DirectiveKeySet,
   DirectiveVerifier,
+  inputHygieneInterceptor,
+  listen,
+  loadCredential,
   loadVerifier,
-} from "@evc-interop/national/bus/signing";
-import { ConfigError } from "@evc-interop/national/env";
-import { createLogger } from "@evc-interop/national/log";
-import { listen, type RunningServer } from "@evc-interop/national/server";
-import { openDb } from "@evc-interop/national/store/db";
-import { transportTls } from "@evc-interop/national/tls";
+  natsCredentials,
+  nodeAdapter,
+  openDb,
+  provinceInbox,
+  type RunningServer,
+  TokenSigner,
+  transportTls,
+} from "@evc-interop/runtime";
 import type { JSONWebKeySet } from "jose";
 import { connect, type NatsConnection } from "nats";
 import type { Logger } from "pino";

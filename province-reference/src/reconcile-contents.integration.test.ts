@@ -1,12 +1,7 @@
 import { createClient } from "@connectrpc/connect";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import {
-  newDose,
-  newIdentity,
-  startTestHub,
-  type TestHubEnv,
-} from "@evc-interop/national/testing/harness";
+import { newDose, newIdentity, startTestHub, type TestHubEnv } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 import {

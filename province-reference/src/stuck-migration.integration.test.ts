@@ -8,7 +8,7 @@ import {
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
-import { newIdentity, startTestHub, type TestHubEnv } from "@evc-interop/national/testing/harness";
+import { newIdentity, startTestHub, type TestHubEnv } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";

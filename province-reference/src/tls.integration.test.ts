@@ -6,18 +6,19 @@ import {
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import { bearer } from "@evc-interop/national/auth/bearer";
-import { issueReaderToken } from "@evc-interop/national/auth/reader-tokens";
-import { makeTestPki, type TestPki } from "@evc-interop/national/testing/certs";
+import type { ClientTls } from "@evc-interop/runtime";
+import { bearer, issueReaderToken } from "@evc-interop/runtime";
 import {
   certificateNumber,
+  makeTestPki,
   newIdentity,
+  type PrivateNats,
+  startNatsServer,
   startTestHub,
   type TestHubEnv,
+  type TestPki,
   transport,
-} from "@evc-interop/national/testing/harness";
-import { type PrivateNats, startNatsServer } from "@evc-interop/national/testing/nats-server";
-import type { ClientTls } from "@evc-interop/national/tls";
+} from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 import { codeOf } from "./testing/codes.js";

@@ -8,14 +8,13 @@ import {
   MigrationSchema,
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { type Principal, principalKey, purposeOf } from "@evc-interop/runtime";
 import type { Sql } from "postgres";
-import { type Principal, principalKey } from "../auth/principal.js";
 import { certificateStatusToProto, closeReasonToProto, personKey } from "../domain/codec.js";
 import type { CertificateState, MigrationStateData } from "../domain/types.js";
 import { PersonReads } from "../store/access-log.js";
 import type { HubStore } from "../store/hub-store.js";
 import { denied, refusalError } from "./errors.js";
-import { purposeOf } from "./purpose.js";
 
 /** What every handler needs. */
 export interface HubDeps {

@@ -1,9 +1,13 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import {
+  type Principal,
+  peerKey,
+  principalKey,
+  TokenError,
+  type TokenVerifier,
+} from "@evc-interop/runtime";
 import type { Logger } from "pino";
-import { type Principal, principalKey } from "../auth/principal.js";
-import { TokenError, type TokenVerifier } from "../auth/tokens.js";
 import type { HubMetrics } from "../metrics.js";
-import { peerKey } from "../tls.js";
 import { toConnectError } from "./errors.js";
 
 /**

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { resolve } from "node:path";
-import { createDevCredentials } from "./credentials.js";
+import { createDevCredentials } from "@evc-interop/runtime";
 
 /** `evc-credentials [DIR]`: creates development credentials for the 31 provinces and an operator. */
 const dir = resolve(process.argv[2] ?? process.env.EVC_CREDENTIALS_DIR ?? ".data/credentials");

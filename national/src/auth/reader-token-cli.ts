@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { issueReaderToken, loadReaderIssuer } from "./reader-tokens.js";
+import { issueReaderToken, loadReaderIssuer } from "@evc-interop/runtime";
 
 /**
  * `evc-reader-token --province CODE --caller SUB --scope SCOPE [--record ID] [--lifetime S]`:

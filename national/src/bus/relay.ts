@@ -1,9 +1,13 @@
+import {
+  type BusLayout,
+  type DirectiveSigner,
+  provinceSubject,
+  SIGNATURE_HEADER,
+} from "@evc-interop/runtime";
 import { ErrorCode, headers, type JetStreamClient, NatsError } from "nats";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import type { HubMetrics } from "../metrics.js";
-import { type DirectiveSigner, SIGNATURE_HEADER } from "./signing.js";
-import { type BusLayout, provinceSubject } from "./stream.js";
 
 export interface RelayOptions {
   layout: BusLayout;

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import { canClone, connectionOf, workerScript } from "@evc-interop/runtime";
 import type { Sql } from "postgres";
-import { canClone, connectionOf, workerScript } from "../store/db.js";
 
 /**
  * Tamper evidence for the event log (I5). The sealer links committed events into a SHA-256

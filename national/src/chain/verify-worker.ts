@@ -1,5 +1,5 @@
 import { parentPort, workerData } from "node:worker_threads";
-import { type ConnectionOptions, openConnection } from "../store/db.js";
+import { type ConnectionOptions, openConnection } from "@evc-interop/runtime";
 import { checkPage, fetchPage } from "./chain.js";
 
 /**

@@ -1,7 +1,7 @@
+import { canClone, connectionOf, openConnection, ownConnection } from "@evc-interop/runtime";
+import { TEST_DATABASE_URL } from "@evc-interop/testing";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
-import { TEST_DATABASE_URL } from "../testing/pg.js";
-import { canClone, connectionOf, openConnection, ownConnection } from "./db.js";
 
 /**
  * Worker threads (verification, rebuild) connect from a copy of the pool's options: the copy

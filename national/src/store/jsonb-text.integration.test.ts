@@ -1,6 +1,6 @@
+import { TEST_DATABASE_URL } from "@evc-interop/testing";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
-import { TEST_DATABASE_URL } from "../testing/pg.js";
 import { jsonbText } from "./jsonb-text.js";
 
 const sql = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });

@@ -1,9 +1,9 @@
 import { once } from "node:events";
 import { finished } from "node:stream/promises";
 import { Worker } from "node:worker_threads";
+import { canClone, connectionOf, ownConnection, workerScript } from "@evc-interop/runtime";
 import type postgres from "postgres";
 import type { Sql, TransactionSql } from "postgres";
-import { canClone, connectionOf, ownConnection, workerScript } from "./db.js";
 import {
   ALL_TABLES,
   type CopyChunk,

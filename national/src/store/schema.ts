@@ -1,5 +1,5 @@
+import { applyMigrations, type SchemaMigration } from "@evc-interop/runtime";
 import type { Sql } from "postgres";
-import { applyMigrations, type SchemaMigration } from "./migrations.js";
 
 /**
  * Versioned schema migrations of the hub, applied in order at start (under an advisory lock,

@@ -1,6 +1,6 @@
+import { openDb } from "@evc-interop/runtime";
+import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dropSchema, TEST_DATABASE_URL, uniqueName } from "../testing/pg.js";
-import { openDb } from "./db.js";
 import { type Columns, unnestRows } from "./unnest.js";
 
 const schema = uniqueName("unnest");

@@ -6,7 +6,7 @@ import {
   ListReadsResponseSchema,
   ReadSchema,
 } from "@evc-interop/gen/evc/province/v1/access_log_service_pb";
-import { SCOPE_ACCESS_LOG } from "@evc-interop/national/auth/reader-tokens";
+import { SCOPE_ACCESS_LOG } from "@evc-interop/runtime";
 import type { AccessLog } from "../store/access-log.js";
 import { readerKey } from "./reader-auth.js";
 

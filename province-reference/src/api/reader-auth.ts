@@ -3,15 +3,15 @@ import { Code, ConnectError, createContextKey, type Interceptor } from "@connect
 import { AccessLogService } from "@evc-interop/gen/evc/province/v1/access_log_service_pb";
 import { ClinicService } from "@evc-interop/gen/evc/province/v1/clinic_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import { purposeOf } from "@evc-interop/national/api/purpose";
 import {
+  ConfigError,
+  purposeOf,
   readerAudience,
   SCOPE_ACCESS_LOG,
   SCOPE_HOLDER,
   SCOPE_RECORDS,
   SCOPE_WRITE,
-} from "@evc-interop/national/auth/reader-tokens";
-import { ConfigError } from "@evc-interop/national/env";
+} from "@evc-interop/runtime";
 import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from "jose";
 import type { RateLimiter } from "./rate-limit.js";
 

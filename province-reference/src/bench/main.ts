@@ -12,17 +12,17 @@ import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_serv
 import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import { bearer } from "@evc-interop/national/auth/bearer";
-import { credentialFile } from "@evc-interop/national/auth/credentials";
-import { sealAll, verifyChain } from "@evc-interop/national/chain/chain";
-import { rebuildSnapshot } from "@evc-interop/national/store/rebuild";
+import { rebuildSnapshot, sealAll, verifyChain } from "@evc-interop/national";
+import { bearer, credentialFile } from "@evc-interop/runtime";
 import {
+  dropSchema,
   newDose,
   newIdentity,
   startTestHub,
+  TEST_DATABASE_URL,
   type TestHubEnv,
-} from "@evc-interop/national/testing/harness";
-import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
+  uniqueName,
+} from "@evc-interop/testing";
 import { connect } from "nats";
 import postgres, { type Sql } from "postgres";
 import {

@@ -22,9 +22,8 @@ import {
   type RequestMigrationRequest,
   RequestMigrationResponseSchema,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
-import { listen } from "@evc-interop/national/server";
-import { transport } from "@evc-interop/national/testing/harness";
-import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
+import { listen } from "@evc-interop/runtime";
+import { dropSchema, TEST_DATABASE_URL, transport, uniqueName } from "@evc-interop/testing";
 import { AckPolicy, connect, type JetStreamClient } from "nats";
 import postgres from "postgres";
 import {

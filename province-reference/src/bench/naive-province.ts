@@ -2,7 +2,7 @@
 import { createClient } from "@connectrpc/connect";
 import { ReceiptOutcome } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
-import { transport } from "@evc-interop/national/testing/harness";
+import { transport } from "@evc-interop/testing";
 import { connect, type JsMsg } from "nats";
 import postgres from "postgres";
 import { asProvince, type NaiveDirective } from "./naive-pipeline.js";

@@ -6,7 +6,7 @@ import {
   ControlService,
   GetFeaturesResponseSchema,
 } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
-import { listen } from "@evc-interop/national/server";
+import { listen } from "@evc-interop/runtime";
 
 /**
  * The benchmark's trivial Connect server, run in a process of its own like a province, so the

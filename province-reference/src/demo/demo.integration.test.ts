@@ -1,4 +1,4 @@
-import { startTestHub, type TestHubEnv } from "@evc-interop/national/testing/harness";
+import { startTestHub, type TestHubEnv } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "../province.js";
 import { closeTestProvince, startTestProvince } from "../testing/provinces.js";

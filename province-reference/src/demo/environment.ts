@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { BusUser } from "@evc-interop/national/bus/nats-auth";
-import { freePort } from "@evc-interop/national/server";
+import type { BusUser } from "@evc-interop/runtime";
+import { freePort } from "@evc-interop/runtime";
 import postgres from "postgres";
 
 /** A service the quick start uses: the configured one, or one it started itself. */

@@ -1,6 +1,6 @@
+import type { Ledger } from "@evc-interop/testing";
+import { checkOracle, type Rule } from "@evc-interop/testing";
 import type { Sql } from "postgres";
-import { checkOracle, type Rule } from "../oracle/check.js";
-import type { Ledger } from "../oracle/ledger.js";
 import type { Province } from "../province.js";
 
 /** One invariant's verdict, checked against the hub and every province store. */

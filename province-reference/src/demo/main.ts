@@ -2,15 +2,17 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createBusUsers, createDevCredentials } from "@evc-interop/national/auth/credentials";
-import { provinceName } from "@evc-interop/national/auth/provinces";
-import { ensureReaderIssuer } from "@evc-interop/national/auth/reader-tokens";
-import { natsAccountsConfig } from "@evc-interop/national/bus/nats-auth";
-import { ensureSigningKey } from "@evc-interop/national/bus/signing";
-import { DEFAULT_LAYOUT } from "@evc-interop/national/bus/stream";
-import { hubConfigFromEnv } from "@evc-interop/national/config";
-import { ConfigError } from "@evc-interop/national/env";
-import { Hub } from "@evc-interop/national/hub";
+import { Hub, hubConfigFromEnv } from "@evc-interop/national";
+import {
+  ConfigError,
+  createBusUsers,
+  createDevCredentials,
+  DEFAULT_LAYOUT,
+  ensureReaderIssuer,
+  ensureSigningKey,
+  natsAccountsConfig,
+  provinceName,
+} from "@evc-interop/runtime";
 import { pino } from "pino";
 import { provinceConfigFromEnv } from "../config.js";
 import { Province } from "../province.js";

@@ -1,4 +1,4 @@
-import { applyMigrations, type SchemaMigration } from "@evc-interop/national/store/migrations";
+import { applyMigrations, type SchemaMigration } from "@evc-interop/runtime";
 import type { Sql } from "postgres";
 
 /** Versioned schema of a province store; applied at start under an advisory lock. */

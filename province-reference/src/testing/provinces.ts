@@ -1,12 +1,17 @@
 import type { Transport } from "@connectrpc/connect";
-import { bearer } from "@evc-interop/national/auth/bearer";
 import {
+  bearer,
   generateReaderIssuer,
   issueReaderToken,
   type ReaderIssuer,
-} from "@evc-interop/national/auth/reader-tokens";
-import { type TestHubEnv, transport } from "@evc-interop/national/testing/harness";
-import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
+} from "@evc-interop/runtime";
+import {
+  dropSchema,
+  TEST_DATABASE_URL,
+  type TestHubEnv,
+  transport,
+  uniqueName,
+} from "@evc-interop/testing";
 import { pino } from "pino";
 import { type ProvinceConfig, provinceConfigFromEnv } from "../config.js";
 import { Province, type ProvinceOptions } from "../province.js";

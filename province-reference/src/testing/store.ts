@@ -1,5 +1,5 @@
-import { openDb } from "@evc-interop/national/store/db";
-import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/national/testing/pg";
+import { openDb } from "@evc-interop/runtime";
+import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/testing";
 import type { Sql } from "postgres";
 import { migrate } from "../store/schema.js";
 import { ProvinceStore } from "../store/store.js";

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../server.js";
+import { freePort } from "@evc-interop/runtime";
 
 /** A private nats-server with JetStream (e.g. with per-province users), on a free port. */
 export interface PrivateNats {

@@ -29,6 +29,21 @@ import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_servi
 import { PrivacyService } from "@evc-interop/gen/evc/national/v1/privacy_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import { Hub, type HubConfig, type HubOptions, hubConfigFromEnv } from "@evc-interop/national";
+import {
+  bearer,
+  type ClientTls,
+  type Credential,
+  type DirectiveKeySet,
+  type DirectiveSigner,
+  generateCredential,
+  generateSigningKey,
+  natsCredentials,
+  provinceSubject,
+  residentId,
+  TokenSigner,
+  transportTls,
+} from "@evc-interop/runtime";
 import type { JSONWebKeySet } from "jose";
 import {
   AckPolicy,
@@ -38,15 +53,6 @@ import {
   type NatsConnection,
 } from "nats";
 import { pino } from "pino";
-import { bearer } from "../auth/bearer.js";
-import { type Credential, generateCredential, TokenSigner } from "../auth/tokens.js";
-import { natsCredentials } from "../bus/nats-auth.js";
-import { type DirectiveKeySet, type DirectiveSigner, generateSigningKey } from "../bus/signing.js";
-import { provinceSubject } from "../bus/stream.js";
-import { type HubConfig, hubConfigFromEnv } from "../config.js";
-import { residentId } from "../domain/resident-id.js";
-import { Hub, type HubOptions } from "../hub.js";
-import { type ClientTls, transportTls } from "../tls.js";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "./pg.js";
 
 /**

@@ -1,4 +1,4 @@
-import type { PersonState } from "@evc-interop/national/domain/types";
+import type { PersonState } from "@evc-interop/national";
 import type { Sql } from "postgres";
 import type { Ledger } from "./ledger.js";
 

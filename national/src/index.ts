@@ -1,0 +1,10 @@
+/**
+ * The reference hub's public surface: what other packages (the quick start, the kit, tests and
+ * bench) may use. Everything else in national/src is internal.
+ */
+export { sealAll, verifyChain } from "./chain/chain.js";
+export { DEV_PERSON_KEY_SECRET, type HubConfig, hubConfigFromEnv } from "./config.js";
+export { identityToJson, personKey } from "./domain/codec.js";
+export type { PersonState } from "./domain/types.js";
+export { Hub, type HubOptions } from "./hub.js";
+export { rebuildSnapshot } from "./store/rebuild.js";

@@ -1,0 +1,9 @@
+/** Test support of evc-interop: the only entry point of @evc-interop/testing. */
+export * from "./certs.js";
+export * from "./fuzz.js";
+export * from "./fuzz-rpc.js";
+export * from "./harness.js";
+export * from "./nats-server.js";
+export * from "./oracle/check.js";
+export * from "./oracle/ledger.js";
+export * from "./pg.js";
