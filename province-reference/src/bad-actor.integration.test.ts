@@ -14,24 +14,22 @@ import {
   SIGNATURE_HEADER,
 } from "@evc-interop/runtime";
 import {
+  activateDirective,
+  closeTestProvince,
+  controlTransport,
   FuzzRandom,
   fuzzMessage,
   newIdentity,
   startTestHub,
+  startTestProvince,
   type TestHubEnv,
+  testReaderIssuer,
   transport,
 } from "@evc-interop/testing";
 import { importJWK, SignJWT } from "jose";
 import { connect, headers } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import { activateDirective } from "./testing/directives.js";
-import {
-  closeTestProvince,
-  controlTransport,
-  startTestProvince,
-  testReaderIssuer,
-} from "./testing/provinces.js";
 
 /**
  * Bad actors at every guarded RPC of the reference province and on its bus (#15, part 9, the

@@ -9,23 +9,21 @@ import {
   provinceSubject,
 } from "@evc-interop/runtime";
 import {
+  closeTestProvince,
+  controlTransport,
   newDose,
   newIdentity,
   type PrivateNats,
+  readerTransport,
   startNatsServer,
   startTestHub,
+  startTestProvince,
   type TestHubEnv,
   uniqueName,
 } from "@evc-interop/testing";
 import { AckPolicy, connect } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import {
-  closeTestProvince,
-  controlTransport,
-  readerTransport,
-  startTestProvince,
-} from "./testing/provinces.js";
 
 /** I7 on the bus: a NATS server with one user per province, as an operator would run it. */
 let nats: PrivateNats;

@@ -6,17 +6,19 @@ import {
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { ClinicService } from "@evc-interop/gen/evc/province/v1/clinic_service_pb";
 import {
+  closeTestProvince,
+  codeOf,
   newDose,
   newIdentity,
+  readerTransport,
   startTestHub,
+  startTestProvince,
   type TestHubEnv,
   transport,
+  until,
 } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import { codeOf } from "./testing/codes.js";
-import { closeTestProvince, readerTransport, startTestProvince } from "./testing/provinces.js";
-import { until } from "./testing/until.js";
 
 /**
  * The reference province's clinic-facing write API (#15 part 5): a production surface of its

@@ -9,13 +9,21 @@ import {
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { provinceSubject, SIGNATURE_HEADER } from "@evc-interop/runtime";
-import { newDose, newIdentity, startTestHub, type TestHubEnv } from "@evc-interop/testing";
+import {
+  activateDirective,
+  closeTestProvince,
+  controlTransport,
+  newDose,
+  newIdentity,
+  nextDirective,
+  startTestHub,
+  startTestProvince,
+  type TestHubEnv,
+  until,
+} from "@evc-interop/testing";
 import { connect, headers, type MsgHdrs, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import { activateDirective, nextDirective } from "./testing/directives.js";
-import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
-import { until } from "./testing/until.js";
 
 /**
  * The consumer-stall stories of #14: each ends with the province applying good directives

@@ -1,10 +1,17 @@
 import { createClient } from "@connectrpc/connect";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
-import { newIdentity, startTestHub, type TestHubEnv, transport } from "@evc-interop/testing";
+import {
+  closeTestProvince,
+  codeOf,
+  controlTransport,
+  newIdentity,
+  startTestHub,
+  startTestProvince,
+  type TestHubEnv,
+  transport,
+} from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import { codeOf } from "./testing/codes.js";
-import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
 
 /** The province's write surface is closed by default (#15, part 5). */
 let env: TestHubEnv;

@@ -8,12 +8,19 @@ import {
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { PrivacyService } from "@evc-interop/gen/evc/national/v1/privacy_service_pb";
 import { rebuildSnapshot } from "@evc-interop/national";
-import { newDose, newIdentity, startTestHub, type TestHubEnv } from "@evc-interop/testing";
+import {
+  closeTestProvince,
+  codeOf,
+  controlTransport,
+  newDose,
+  newIdentity,
+  startTestHub,
+  startTestProvince,
+  type TestHubEnv,
+  until,
+} from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import { codeOf } from "./testing/codes.js";
-import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
-import { until } from "./testing/until.js";
 
 /**
  * Crypto-shredding (#15 part 6): the hub's event log never holds an identity in clear; erasing

@@ -3,15 +3,18 @@ import { AccessLogService } from "@evc-interop/gen/evc/province/v1/access_log_se
 import { ClinicService } from "@evc-interop/gen/evc/province/v1/clinic_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import { bearer, issueReaderToken } from "@evc-interop/runtime";
-import { fuzzServices, startTestHub, type TestHubEnv, transport } from "@evc-interop/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Province } from "./province.js";
 import {
   closeTestProvince,
   controlTransport,
+  fuzzServices,
+  startTestHub,
   startTestProvince,
+  type TestHubEnv,
   testReaderIssuer,
-} from "./testing/provinces.js";
+  transport,
+} from "@evc-interop/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Province } from "./province.js";
 
 /** Bad input to every RPC of a province is the caller's fault, never the province's (#14). */
 let env: TestHubEnv;

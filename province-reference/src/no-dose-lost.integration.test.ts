@@ -12,22 +12,20 @@ import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_p
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import {
   checkOracle,
+  closeTestProvince,
+  controlTransport,
   Ledger,
   newDose,
   newIdentity,
+  readerTransport,
   startTestHub,
+  startTestProvince,
   type TestHubEnv,
+  until,
 } from "@evc-interop/testing";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import {
-  closeTestProvince,
-  controlTransport,
-  readerTransport,
-  startTestProvince,
-} from "./testing/provinces.js";
-import { until } from "./testing/until.js";
 
 /**
  * The two loss stories of #14, as a tester told them: each fails on the code before the fix.

@@ -4,17 +4,20 @@ import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_serv
 import { AccessLogService } from "@evc-interop/gen/evc/province/v1/access_log_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import { bearer, issueReaderToken } from "@evc-interop/runtime";
-import { newIdentity, startTestHub, type TestHubEnv, transport } from "@evc-interop/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Province } from "./province.js";
-import { codeOf } from "./testing/codes.js";
 import {
   closeTestProvince,
+  codeOf,
   controlTransport,
+  newIdentity,
   readerTransport,
+  startTestHub,
   startTestProvince,
+  type TestHubEnv,
   testReaderIssuer,
-} from "./testing/provinces.js";
+  transport,
+} from "@evc-interop/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Province } from "./province.js";
 
 let env: TestHubEnv;
 let bj: Province;

@@ -12,24 +12,22 @@ import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_servi
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import { provinceSubject, SIGNATURE_HEADER } from "@evc-interop/runtime";
 import {
+  closeTestProvince,
+  controlTransport,
   newDose,
   newIdentity,
+  readerTransport,
   startTestHub,
+  startTestProvince,
   type TestHubEnv,
   transport,
+  until,
 } from "@evc-interop/testing";
 import { connect, headers } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PhoneClient } from "./phone-client.js";
 import type { Province } from "./province.js";
 import { reconcile } from "./reconcile.js";
-import {
-  closeTestProvince,
-  controlTransport,
-  readerTransport,
-  startTestProvince,
-} from "./testing/provinces.js";
-import { until } from "./testing/until.js";
 
 let env: TestHubEnv;
 const running: Province[] = [];

@@ -1,16 +1,19 @@
 import { createClient } from "@connectrpc/connect";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import { newDose, newIdentity, startTestHub, type TestHubEnv } from "@evc-interop/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Province } from "./province.js";
 import {
   closeTestProvince,
   controlTransport,
+  newDose,
+  newIdentity,
   readerTransport,
+  startTestHub,
   startTestProvince,
-} from "./testing/provinces.js";
-import { until } from "./testing/until.js";
+  type TestHubEnv,
+  until,
+} from "@evc-interop/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Province } from "./province.js";
 
 /**
  * Reconciliation compares record contents, not only certificate rows (#14): a record that lost

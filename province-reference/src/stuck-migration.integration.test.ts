@@ -8,11 +8,17 @@ import {
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
-import { newIdentity, startTestHub, type TestHubEnv } from "@evc-interop/testing";
+import {
+  closeTestProvince,
+  controlTransport,
+  newIdentity,
+  startTestHub,
+  startTestProvince,
+  type TestHubEnv,
+  until,
+} from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import { closeTestProvince, controlTransport, startTestProvince } from "./testing/provinces.js";
-import { until } from "./testing/until.js";
 
 /**
  * #18 part 1, the story as reported: a province with valid credentials and no running system

@@ -5,11 +5,11 @@ import {
   ReceiptDisposition,
   SubmitReceiptsResponseSchema,
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
+import { activateDirective } from "@evc-interop/testing";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ReceiptSubmitter } from "./receipt-submitter.js";
 import type { ProvinceStore } from "./store/store.js";
-import { activateDirective } from "./testing/directives.js";
 import { openTestStore, type TestStore } from "./testing/store.js";
 
 /**

@@ -10,20 +10,22 @@ import type { ClientTls } from "@evc-interop/runtime";
 import { bearer, issueReaderToken } from "@evc-interop/runtime";
 import {
   certificateNumber,
+  closeTestProvince,
+  codeOf,
   makeTestPki,
   newIdentity,
   type PrivateNats,
   startNatsServer,
   startTestHub,
+  startTestProvince,
   type TestHubEnv,
   type TestPki,
+  testReaderIssuer,
   transport,
+  until,
 } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
-import { codeOf } from "./testing/codes.js";
-import { closeTestProvince, startTestProvince, testReaderIssuer } from "./testing/provinces.js";
-import { until } from "./testing/until.js";
 
 /**
  * TLS on every hop (#15 part 2): the hub and two provinces serve HTTPS with mutual TLS, the bus

@@ -1,5 +1,7 @@
 /** Test support of evc-interop: the only entry point of @evc-interop/testing. */
 export * from "./certs.js";
+export * from "./codes.js";
+export * from "./directives.js";
 export * from "./fuzz.js";
 export * from "./fuzz-rpc.js";
 export * from "./harness.js";
@@ -7,3 +9,5 @@ export * from "./nats-server.js";
 export * from "./oracle/check.js";
 export * from "./oracle/ledger.js";
 export * from "./pg.js";
+export * from "./provinces.js";
+export * from "./until.js";

@@ -1,10 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { CloseReason } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { type Directive, ReceiptOutcome } from "@evc-interop/gen/evc/directive/v1/directive_pb";
-import { newDose } from "@evc-interop/testing";
+import { activateDirective, newDose, nextDirective } from "@evc-interop/testing";
 import type { Sql } from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { activateDirective, nextDirective } from "../testing/directives.js";
 import { openTestStore, type TestStore } from "../testing/store.js";
 import type { ProvinceStore } from "./store.js";
 

@@ -1,7 +1,7 @@
+import type { Province } from "@evc-interop/province-reference";
 import type { Ledger } from "@evc-interop/testing";
 import { checkOracle, type Rule } from "@evc-interop/testing";
 import type { Sql } from "postgres";
-import type { Province } from "../province.js";
 
 /** One invariant's verdict, checked against the hub and every province store. */
 export interface InvariantResult {

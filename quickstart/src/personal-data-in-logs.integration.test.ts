@@ -5,17 +5,19 @@ import { createClient } from "@connectrpc/connect";
 import { IdentitySchema, IdType, Sex } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
+import type { Province } from "@evc-interop/province-reference";
 import { residentId } from "@evc-interop/runtime";
-import { newDose, startTestHub, type TestHubEnv } from "@evc-interop/testing";
-import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Province } from "../province.js";
 import {
   closeTestProvince,
   controlTransport,
+  newDose,
   readerTransport,
+  startTestHub,
   startTestProvince,
-} from "../testing/provinces.js";
+  type TestHubEnv,
+} from "@evc-interop/testing";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runDemo } from "./demo.js";
 
 /**

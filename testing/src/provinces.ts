@@ -1,5 +1,11 @@
 import type { Transport } from "@connectrpc/connect";
 import {
+  Province,
+  type ProvinceConfig,
+  type ProvinceOptions,
+  provinceConfigFromEnv,
+} from "@evc-interop/province-reference";
+import {
   bearer,
   generateReaderIssuer,
   issueReaderToken,
@@ -13,8 +19,6 @@ import {
   uniqueName,
 } from "@evc-interop/testing";
 import { pino } from "pino";
-import { type ProvinceConfig, provinceConfigFromEnv } from "../config.js";
-import { Province, type ProvinceOptions } from "../province.js";
 
 let issuer: Promise<ReaderIssuer> | undefined;
 /** The reader token issuer every test province trusts. */

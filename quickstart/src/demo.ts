@@ -6,10 +6,10 @@ import { IdentitySchema, IdType, Sex } from "@evc-interop/gen/evc/common/v1/iden
 import { CertificateStatus, DoseSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import type { Hub } from "@evc-interop/national";
+import type { Province } from "@evc-interop/province-reference";
+import { PhoneClient } from "@evc-interop/province-reference";
 import { bearer, provinceName, residentId } from "@evc-interop/runtime";
 import { Ledger } from "@evc-interop/testing";
-import { PhoneClient } from "../phone-client.js";
-import type { Province } from "../province.js";
 import { checkInvariants, type InvariantResult } from "./invariants.js";
 
 /** A resident ID for a child born in Beijing's Dongcheng district on `born`. */

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Hub, hubConfigFromEnv } from "@evc-interop/national";
+import { Province, provinceConfigFromEnv } from "@evc-interop/province-reference";
 import {
   ConfigError,
   createBusUsers,
@@ -14,8 +15,6 @@ import {
   provinceName,
 } from "@evc-interop/runtime";
 import { pino } from "pino";
-import { provinceConfigFromEnv } from "../config.js";
-import { Province } from "../province.js";
 import { runDemo } from "./demo.js";
 import {
   busUsers,

@@ -74,6 +74,13 @@ function want(part: string): boolean {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+/** The reference province's program (its `evc-province` bin), beside its built entry point. */
+function provinceProgram(): string {
+  return fileURLToPath(
+    new URL("./main.js", import.meta.resolve("@evc-interop/province-reference")),
+  );
+}
 const t0 = Date.now();
 function progress(msg: string): void {
   process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
@@ -310,7 +317,7 @@ async function spawnProvinces(
   // One run of free ports: the provinces' API ports, then their control ports.
   const base = await freePortRun(2 * codes.length);
   const controlBase = base + codes.length;
-  const child = spawnChild(process.execPath, [...process.execArgv, join(here, "..", "main.js")], {
+  const child = spawnChild(process.execPath, [...process.execArgv, provinceProgram()], {
     env: {
       ...process.env,
       EVC_PROVINCE_CODES: codes.join(","),

@@ -1,7 +1,11 @@
-import { startTestHub, type TestHubEnv } from "@evc-interop/testing";
+import type { Province } from "@evc-interop/province-reference";
+import {
+  closeTestProvince,
+  startTestHub,
+  startTestProvince,
+  type TestHubEnv,
+} from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Province } from "../province.js";
-import { closeTestProvince, startTestProvince } from "../testing/provinces.js";
 import { runDemo } from "./demo.js";
 
 let env: TestHubEnv;
