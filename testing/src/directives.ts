@@ -3,7 +3,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { RecordContentsSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { type Directive, DirectiveSchema } from "@evc-interop/gen/evc/directive/v1/directive_pb";
-import { newDose, newIdentity } from "@evc-interop/testing";
+import { newDose, newIdentity } from "./harness.js";
 
 /** Tests only: directives as the hub would send them, for a store under test. */
 

@@ -11,14 +11,9 @@ import {
   issueReaderToken,
   type ReaderIssuer,
 } from "@evc-interop/runtime";
-import {
-  dropSchema,
-  TEST_DATABASE_URL,
-  type TestHubEnv,
-  transport,
-  uniqueName,
-} from "@evc-interop/testing";
 import { pino } from "pino";
+import { type TestHubEnv, transport } from "./harness.js";
+import { dropSchema, TEST_DATABASE_URL, uniqueName } from "./pg.js";
 
 let issuer: Promise<ReaderIssuer> | undefined;
 /** The reader token issuer every test province trusts. */
