@@ -3,11 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BROKEN_VARIANTS } from "@evc-interop/province-reference";
 import { credentialFile, freePort, generateCredential } from "@evc-interop/runtime";
 import {
   dropSchema,
   makeTestPki,
+  mutatedCopy,
   TEST_DATABASE_URL,
   type TestPki,
   uniqueName,
@@ -16,22 +16,27 @@ import { connect } from "nats";
 import { pino } from "pino";
 import type { KitConfig } from "./config.js";
 import { Kit } from "./kit.js";
+import { MUTANTS, type Mutant } from "./mutants.js";
 import { counts, humanReport } from "./report.js";
 import { type CaseResult, loadSuites, runSuites } from "./runner.js";
 
 /**
  * `npm run conformance:self`: the kit proves itself. It certifies province-reference (every case
- * must pass), then runs the same suites against each deliberately broken variant of it
- * (EVC_BROKEN) and requires every variant to be caught by at least one case.
+ * must pass), then runs the same suites against each deliberately broken copy of it (its
+ * build, patched in a temporary folder: see mutants.ts) and requires every one to be caught by
+ * at least one case.
  */
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..", "..");
-const VARIANTS: readonly string[] = BROKEN_VARIANTS;
+/** The reference province's build (its program is main.js, beside its entry point). */
+const PROVINCE_DIST = dirname(
+  fileURLToPath(import.meta.resolve("@evc-interop/province-reference")),
+);
 const PROVINCE = "110000";
 const NATS_URL = process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 
 async function certify(
-  variant: string | undefined,
+  mutant: Mutant | undefined,
   dir: string,
   opts: { pki?: TestPki; run?: string[]; protocol?: KitConfig["province"]["protocol"] } = {},
 ): Promise<{ results: CaseResult[]; name: string; version: string }> {
@@ -52,7 +57,9 @@ async function certify(
         }
       : {};
   // Short names: PostgreSQL truncates identifiers at 63 bytes.
-  const id = uniqueName(variant ? `conf_v${VARIANTS.indexOf(variant)}` : "conf_ref");
+  const id = uniqueName(mutant ? `conf_v${MUTANTS.indexOf(mutant)}` : "conf_ref");
+  const copy = mutant ? mutatedCopy(PROVINCE_DIST, mutant.edits, mutant.name) : undefined;
+  const program = join(copy?.dist ?? PROVINCE_DIST, "main.js");
   const [hubPort, provincePort, controlPort] = [
     await freePort(),
     await freePort(),
@@ -68,7 +75,7 @@ async function certify(
       httpVersion: "2",
       publicKeyFile: join(dir, credentialFile(`province:${PROVINCE}`)),
       controlToken,
-      startCommand: `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(root, "province-reference", "dist", "main.js"))}`,
+      startCommand: `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(program)}`,
       restartCommand: "",
       env: {
         DATABASE_URL: TEST_DATABASE_URL,
@@ -82,7 +89,6 @@ async function certify(
         EVC_RECEIPT_POLL_MS: "200",
         EVC_LOG_LEVEL: "silent",
         EVC_NATS_ANONYMOUS: "1",
-        ...(variant ? { EVC_BROKEN: variant } : {}),
         ...tlsEnv,
       },
       readyTimeoutMs: 30_000,
@@ -123,13 +129,14 @@ async function certify(
         run: opts.run ?? [],
         skip: [],
         knownFailing: [],
-        trace: variant === undefined,
+        trace: mutant === undefined,
         caseTimeoutMs: config.kit.caseTimeoutMs,
       },
     );
     return { results, name: features.implementationName, version: features.implementationVersion };
   } finally {
     await kit.stop();
+    copy?.remove();
     await dropSchema(config.kit.schema);
     await dropSchema(`${config.province.env.EVC_PROVINCE_SCHEMA_PREFIX}${PROVINCE}`);
     const nc = await connect({ servers: NATS_URL });
@@ -199,15 +206,16 @@ async function main(): Promise<number> {
       pki.remove();
     }
 
-    console.log("\nBroken variants (each must be caught by at least one case):");
+    console.log("\nBroken copies of the reference (each must be caught by at least one case):");
     const concurrency = Number(process.env.EVC_SELF_TEST_CONCURRENCY ?? 3);
     const caught = new Map<string, string[]>();
     const only = process.env.EVC_SELF_TEST_VARIANTS?.split(",").filter(Boolean);
-    const queue = VARIANTS.filter((v) => !only || only.includes(v));
+    const queue = MUTANTS.filter((m) => !only || only.includes(m.name));
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
-        for (let v = queue.shift(); v; v = queue.shift()) {
-          const { results } = await certify(v, dir);
+        for (let m = queue.shift(); m; m = queue.shift()) {
+          const v = m.name;
+          const { results } = await certify(m, dir);
           const by = results.filter((r) => r.status === "failed").map((r) => r.name);
           if (process.env.EVC_SELF_TEST_VERBOSE) {
             for (const r of results.filter((x) => x.status === "failed")) {

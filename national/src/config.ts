@@ -62,9 +62,6 @@ export interface HubConfig {
   readMaxBytes: number;
   /** `all` (default: RPCs and background workers) or `api` (RPCs only; another replica relays). */
   role: "all" | "api";
-  /** Testing only: `kill-after-publish` makes the relay SIGKILL its own process right after
-   * JetStream acknowledged a publish and before the outbox row is marked (fault drills). */
-  faultInjection: "" | "kill-after-publish";
 }
 
 export const DEV_PERSON_KEY_SECRET = "evc-dev-person-key-secret-change-me";
@@ -107,6 +104,5 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     snapshotStallMs: envInt(env, "EVC_SNAPSHOT_STALL_MS", 60_000),
     readMaxBytes: envInt(env, "EVC_READ_MAX_BYTES", 16 * 1024 * 1024),
     role: oneOf(env, "EVC_ROLE", ["all", "api"] as const, "all"),
-    faultInjection: oneOf(env, "EVC_FAULT_INJECTION", ["", "kill-after-publish"] as const, ""),
   };
 }

@@ -14,7 +14,9 @@ import {
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import {
   certificateNumber,
+  type Edit,
   FakeProvince,
+  mutatedCopy,
   newIdentity,
   startTestHub,
   type TestHubEnv,
@@ -152,9 +154,25 @@ describe("deadlines and compensation", () => {
   });
 });
 
+const DIST = resolve(import.meta.dirname, "..", "dist");
+
+/** The relay, patched in a copy of the build: SIGKILL itself after a publish, before marking it. */
+const KILL_AFTER_PUBLISH: Edit[] = [
+  {
+    file: "bus/relay.js",
+    find: "const published = [];",
+    replace: 'if (live.length > 0) process.kill(process.pid, "SIGKILL"); const published = [];',
+  },
+];
+
 /** Runs the built hub (national/dist/main.js) as a child process that a test can SIGKILL. */
-async function spawnHub(config: HubConfig, trustFile: string, extraEnv: Record<string, string>) {
-  const main = resolve(import.meta.dirname, "..", "dist", "main.js");
+async function spawnHub(
+  config: HubConfig,
+  trustFile: string,
+  extraEnv: Record<string, string>,
+  dist = DIST,
+) {
+  const main = join(dist, "main.js");
   const child = spawn(process.execPath, [main, "serve"], {
     env: {
       ...process.env,
@@ -247,10 +265,13 @@ describe("hub killed hard (SIGKILL) at the worst moments", () => {
       .client(MigrationService, `province:${DST}`)
       .requestMigration({ idempotencyKey: `kill2-${cert}`, identity });
     const id = migration?.migrationId ?? "";
-    const crashing = await spawnHub(env.config, trustFile, {
-      EVC_FAULT_INJECTION: "kill-after-publish",
-    });
-    expect(await exited(crashing.child)).toBe("SIGKILL");
+    const copy = mutatedCopy(DIST, KILL_AFTER_PUBLISH, "kill-after-publish");
+    try {
+      const crashing = await spawnHub(env.config, trustFile, {}, copy.dist);
+      expect(await exited(crashing.child)).toBe("SIGKILL");
+    } finally {
+      copy.remove();
+    }
     const [row] = await env.hub.sql<{ state: string }[]>`
       SELECT state FROM directives WHERE migration_id = ${id}`;
     expect(row?.state).toBe("PENDING"); // published, but the mark was lost with the process

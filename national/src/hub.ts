@@ -167,7 +167,6 @@ export class Hub {
           clock,
           signer,
           reprovision: provision,
-          killAfterPublish: config.faultInjection === "kill-after-publish",
         },
         log,
         metrics,

@@ -190,7 +190,7 @@ export class DirectiveAgent {
       await this.poison(m, `undecodable: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    if (d.targetProvinceCode !== this.store.code && this.store.broken !== "accept-other-province") {
+    if (d.targetProvinceCode !== this.store.code) {
       // I7: never act on another province's directive, whatever the bus delivered.
       await this.poison(
         m,
@@ -209,13 +209,7 @@ export class DirectiveAgent {
         return;
       }
     }
-    if (this.store.broken === "ack-before-commit") {
-      // The bug: acknowledge first, apply later from an in-memory queue (lost on a crash).
-      m.ack();
-      await new Promise((r) => setTimeout(r, 300));
-    }
     const outcome = await this.applyOrPark(d, m.data);
-    if (outcome === "lost") return;
     if (outcome === "applied" && this.opts.crashAfterCommit?.(d)) {
       throw new CrashAfterCommit(d.directiveId);
     }
@@ -229,14 +223,9 @@ export class DirectiveAgent {
    * Applies a directive, or parks it (durably, so the bus message can be acknowledged) while
    * an earlier directive of its record has not been applied.
    */
-  private async applyOrPark(
-    d: Directive,
-    payload: Uint8Array,
-  ): Promise<"applied" | "parked" | "lost"> {
+  private async applyOrPark(d: Directive, payload: Uint8Array): Promise<"applied" | "parked"> {
     const result = await this.store.apply(d);
     if (result.kind === "wait") {
-      // The broken variant's in-memory queue: what waits is gone once acknowledged.
-      if (this.store.broken === "ack-before-commit") return "lost";
       this.log.debug(
         {
           directiveId: d.directiveId,

@@ -10,7 +10,6 @@ import {
   type ServerTls,
   serverTlsFromEnv,
 } from "@evc-interop/runtime";
-import { type BrokenVariant, parseBroken } from "./broken.js";
 
 /** Configuration of one reference province (see province-reference/README.md). */
 export interface ProvinceConfig {
@@ -71,8 +70,6 @@ export interface ProvinceConfig {
   /** Largest request accepted on the province port (checked before decompression ends). */
   readMaxBytes: number;
   shutdownGraceMs: number;
-  /** Conformance self-test only: behave with one deliberate bug. */
-  broken?: BrokenVariant;
 }
 
 /** Province codes to run: EVC_PROVINCE_CODES (comma-separated) or EVC_PROVINCE_CODE. */
@@ -144,6 +141,5 @@ export function provinceConfigFromEnv(
       env.EVC_READER_KEYS ?? `${env.EVC_CREDENTIALS_DIR ?? ".data/credentials"}/reader-keys.json`,
     readerRatePerMinute: envInt(env, "EVC_READER_RATE_PER_MINUTE", 600),
     shutdownGraceMs: envInt(env, "EVC_SHUTDOWN_GRACE_MS", 10_000),
-    ...(env.EVC_BROKEN ? { broken: parseBroken(env.EVC_BROKEN) } : {}),
   };
 }

@@ -1,15 +1,21 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import { CloseReason, type Dose } from "@evc-interop/gen/evc/common/v1/record_pb";
-import { ReportDoseRequestSchema } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
-import { RequestMigrationRequestSchema } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import {
+  type DoseService,
+  ReportDoseRequestSchema,
+} from "@evc-interop/gen/evc/national/v1/dose_service_pb";
+import {
+  type MigrationService,
+  RequestMigrationRequestSchema,
+} from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import {
   CloseRecordRequestSchema,
+  type RecordService,
   RegisterRecordRequestSchema,
 } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import type { Logger } from "pino";
-import type { HubClients } from "./api/control-service.js";
 import { FlushLoop } from "./flush-loop.js";
 import { type Intent, IntentStore } from "./store/intents.js";
 import type { ProvinceStore } from "./store/store.js";
@@ -24,6 +30,13 @@ const FINAL = new Set([
   Code.OutOfRange,
   Code.Unimplemented,
 ]);
+
+/** The hub services a province calls. */
+export interface HubClients {
+  records: Client<typeof RecordService>;
+  migrations: Client<typeof MigrationService>;
+  doses: Client<typeof DoseService>;
+}
 
 /** The hub did not answer; the intent is kept and completed later. */
 export class HubUnanswered extends ConnectError {

@@ -159,7 +159,7 @@ export class Province {
         ...(config.natsTls ? { tls: config.natsTls } : {}),
       });
       const channel = `evc_cert_${config.schema}`;
-      const store = new ProvinceStore(sql, config.code, channel, config.broken, config.maxBatch);
+      const store = new ProvinceStore(sql, config.code, channel, config.maxBatch);
       const metrics = new ProvinceMetrics(config.code);
       const signer = new TokenSigner(credential);
       const transport = createConnectTransport({
@@ -262,7 +262,7 @@ export class Province {
             routes: (router: ConnectRouter) => {
               router.service(
                 ControlService,
-                controlService(store, hub, intents, () => p.reconcile()),
+                controlService(store, intents, () => p.reconcile()),
               );
             },
             interceptors: [controlAuth(config.controlToken), ...checks],
@@ -278,8 +278,6 @@ export class Province {
           { file: config.readerKeysFile },
           "no reader token issuer trusted (EVC_READER_KEYS): reads by identity and of full records are refused",
         );
-      if (config.broken)
-        log.warn({ broken: config.broken }, "DELIBERATELY BROKEN (conformance self-test only)");
       await changes.start();
       submitter.start();
       // Intents a crash left pending are completed first thing, then whenever woken or due.

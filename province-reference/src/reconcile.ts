@@ -288,14 +288,13 @@ async function repairExtra(
   } catch (err) {
     if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
   }
-  if (store.broken !== "reconcile-never-repairs")
-    await store.sql.begin(async (tx) => {
-      store.cache.willChange(row.certificate_number);
-      await tx`DELETE FROM certificates WHERE certificate_number = ${row.certificate_number}`;
-      await tx`INSERT INTO certificate_history (certificate_number, status, cause)
+  await store.sql.begin(async (tx) => {
+    store.cache.willChange(row.certificate_number);
+    await tx`DELETE FROM certificates WHERE certificate_number = ${row.certificate_number}`;
+    await tx`INSERT INTO certificate_history (certificate_number, status, cause)
       VALUES (${row.certificate_number}, 'REVOKED', 'reconciliation: unknown to the hub, removed')`;
-      await tx`SELECT pg_notify(${store.changes}, ${row.certificate_number})`;
-    });
+    await tx`SELECT pg_notify(${store.changes}, ${row.certificate_number})`;
+  });
   report.extra += 1;
   log.warn(
     { certificate: row.certificate_number },
@@ -385,7 +384,6 @@ class Repairs {
     const corrected = this.corrected;
     this.added = [];
     this.corrected = [];
-    if (this.store.broken === "reconcile-never-repairs") return;
     if (added.length + corrected.length === 0) return;
     const store = this.store;
     for (const r of added) store.cache.willChange(r.number);

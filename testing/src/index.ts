@@ -5,6 +5,7 @@ export * from "./directives.js";
 export * from "./fuzz.js";
 export * from "./fuzz-rpc.js";
 export * from "./harness.js";
+export * from "./mutant-copy.js";
 export * from "./nats-server.js";
 export * from "./oracle/check.js";
 export * from "./oracle/ledger.js";

@@ -28,8 +28,6 @@ export interface RelayOptions {
    * republished once the stream is back.
    */
   reprovision: () => Promise<void>;
-  /** Fault drill: SIGKILL this process after a publish, before marking it. */
-  killAfterPublish?: boolean;
 }
 
 interface DueRow {
@@ -98,7 +96,6 @@ export class Relay {
           });
         }),
       );
-      if (this.opts.killAfterPublish && live.length > 0) process.kill(process.pid, "SIGKILL");
       const published: DueRow[] = [];
       const tooLarge: DueRow[] = [];
       let noStream = false;

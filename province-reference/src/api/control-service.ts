@@ -1,6 +1,5 @@
-import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { type Client, Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import {
   CloseRecordResponseSchema,
@@ -12,19 +11,10 @@ import {
   RecordDoseResponseSchema,
   RegisterRecordResponseSchema,
 } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
-import type { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
-import type { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
-import type { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import type { HubIntents } from "../hub-intents.js";
 import type { ReconcileReport } from "../reconcile.js";
 import type { ProvinceStore } from "../store/store.js";
 import { local } from "./local-refusal.js";
-
-export interface HubClients {
-  records: Client<typeof RecordService>;
-  migrations: Client<typeof MigrationService>;
-  doses: Client<typeof DoseService>;
-}
 
 export const IMPLEMENTATION = { name: "evc-province-reference", version: "0.1.0" };
 
@@ -35,7 +25,6 @@ export const IMPLEMENTATION = { name: "evc-province-reference", version: "0.1.0"
  */
 export function controlService(
   store: ProvinceStore,
-  hub: HubClients,
   intents: HubIntents,
   reconcileNow: () => Promise<ReconcileReport>,
 ): ServiceImpl<typeof ControlService> {
@@ -58,26 +47,6 @@ export function controlService(
     async migrateIn(req) {
       if (!req.identity) throw new ConnectError("identity: is required", Code.InvalidArgument);
       const migrationId = await local(() => intents.migrateIn(req.identity as Identity));
-      if (store.broken === "issue-before-suspend-receipt" && req.identity) {
-        // The bug: issue the new certificate optimistically, before the hub says the source suspended.
-        const identity = req.identity;
-        const recordId =
-          (await hub.records.locateRecord({ identity }).catch(() => undefined))?.recordId ??
-          randomUUID();
-        await store.sql.begin(async (tx) => {
-          await tx`INSERT INTO records (record_id, id_type, id_number, identity, status)
-            VALUES (${recordId}, ${String(identity.idType)}, ${identity.idNumber},
-                    ${store.identityJson(identity) as never}, 'ACTIVE') ON CONFLICT DO NOTHING`;
-          await store.insertCertificate(tx, {
-            number: store.newCertificateNumber(),
-            recordId,
-            status: "NORMAL",
-            owner: store.code,
-            hubVersion: 0,
-            cause: "optimistic issuance",
-          });
-        });
-      }
       return create(MigrateInResponseSchema, { migrationId });
     },
 

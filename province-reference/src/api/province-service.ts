@@ -109,12 +109,6 @@ export function provinceService(
         yield create(WatchCertificateResponseSchema, {
           certificate: publicCertificate(last, reader),
         });
-        if (store.broken === "watch-never-pushes") {
-          await new Promise<void>((resolve) =>
-            ctx.signal.addEventListener("abort", () => resolve(), { once: true }),
-          );
-          return;
-        }
         while (!ctx.signal.aborted) {
           if (queue.length === 0) {
             await new Promise<void>((resolve) => {

@@ -20,7 +20,6 @@ import {
   ReceiptSchema,
 } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import type { Sql, TransactionSql } from "postgres";
-import type { BrokenVariant } from "../broken.js";
 import { CertificateCache } from "./cache.js";
 
 type CertStatus = "NORMAL" | "SUSPENDED" | "REVOKED";
@@ -191,8 +190,6 @@ export class ProvinceStore {
     readonly code: string,
     /** NOTIFY channel on which certificate numbers are published when their status changes. */
     readonly changes: string,
-    /** Conformance self-test only. */
-    readonly broken?: BrokenVariant,
     /**
      * Group commit: directives that arrive while a transaction is in flight are applied
      * together in the next one (one record at most once per transaction), up to this many.
@@ -428,7 +425,7 @@ export class ProvinceStore {
     const changes = new Changes();
     const results = ds.map((d): ApplyResult => {
       const stored = seen.get(d.directiveId);
-      if (stored && this.broken !== "no-dedupe") {
+      if (stored) {
         return { kind: "applied", receipt: fromBinary(ReceiptSchema, stored), duplicate: true };
       }
       const rec = records.get(d.recordId);
@@ -476,9 +473,7 @@ export class ProvinceStore {
       appliedAt: timestampFromDate(new Date()),
     };
     const reject = (rejection: ReceiptRejection, detail: string) =>
-      this.broken === "wrong-receipt-outcome"
-        ? create(ReceiptSchema, { ...base, outcome: ReceiptOutcome.APPLIED })
-        : create(ReceiptSchema, { ...base, outcome: ReceiptOutcome.REJECTED, rejection, detail });
+      create(ReceiptSchema, { ...base, outcome: ReceiptOutcome.REJECTED, rejection, detail });
     const ok = (already: boolean, result?: Receipt["result"]) =>
       create(ReceiptSchema, {
         ...base,
@@ -499,7 +494,7 @@ export class ProvinceStore {
           return reject(ReceiptRejection.INVALID_STATE, "record is closed");
         const cert = live[0];
         const already = rec.status === "MIGRATED_OUT";
-        if (!already && this.broken !== "suspend-ignored") {
+        if (!already) {
           changes.status(rec.record_id, "MIGRATED_OUT");
           if (cert?.status === "NORMAL") {
             changes.certificates.push({
@@ -654,8 +649,7 @@ export class ProvinceStore {
             FROM u WHERE r.record_id = u.record_id
           )
           INSERT INTO inbox (directive_id, record_id, action, receipt)
-          SELECT directive_id, record_id, action, decode(receipt, 'base64') FROM u
-          ${this.broken === "no-dedupe" ? tx`ON CONFLICT (directive_id) DO UPDATE SET receipt = EXCLUDED.receipt, submitted_at = NULL` : tx``}`.execute(),
+          SELECT directive_id, record_id, action, decode(receipt, 'base64') FROM u`.execute(),
       );
     }
     await Promise.all(writes);

@@ -1,0 +1,135 @@
+import type { Edit } from "@evc-interop/testing";
+
+/**
+ * The self-test's deliberately broken provinces: each is one realistic bug, written as edits to a
+ * temporary copy of province-reference's build (never a switch in the reference itself). The kit
+ * must catch every one with at least one case (its mutation score).
+ */
+export interface Mutant {
+  name: string;
+  /** The bug, as a vendor would write it. */
+  bug: string;
+  edits: Edit[];
+}
+
+const OPTIMISTIC_ISSUE = [
+  "if (req.identity) {",
+  "  const identity = req.identity;",
+  "  const recordId = globalThis.crypto.randomUUID();",
+  "  await store.sql.begin(async (tx) => {",
+  '    await tx.unsafe("INSERT INTO records (record_id, id_type, id_number, identity, status)" +',
+  "      \" VALUES ($1, $2, $3, $4::jsonb, 'ACTIVE') ON CONFLICT DO NOTHING\",",
+  "      [recordId, String(identity.idType), identity.idNumber,",
+  "       JSON.stringify(store.identityJson(identity))]);",
+  "    await store.insertCertificate(tx, { number: store.newCertificateNumber(), recordId,",
+  '      status: "NORMAL", owner: store.code, hubVersion: 0, cause: "optimistic issuance" });',
+  "  });",
+  "}",
+].join("\n");
+
+export const MUTANTS: readonly Mutant[] = [
+  {
+    name: "no-dedupe",
+    bug: "applies a redelivered directive again and overwrites its stored receipt",
+    edits: [
+      { file: "store/store.js", find: "if (stored) {", replace: "if (false) {" },
+      {
+        file: "store/store.js",
+        find: "SELECT directive_id, record_id, action, decode(receipt, 'base64') FROM u`",
+        replace:
+          "SELECT directive_id, record_id, action, decode(receipt, 'base64') FROM u ON CONFLICT (directive_id) DO UPDATE SET receipt = EXCLUDED.receipt, submitted_at = NULL`",
+      },
+    ],
+  },
+  {
+    name: "ack-before-commit",
+    bug: "acknowledges the bus message first and applies later from memory: what waits is lost",
+    edits: [
+      {
+        file: "agent.js",
+        find: "const outcome = await this.applyOrPark(d, m.data);",
+        replace:
+          "m.ack(); await new Promise((r) => setTimeout(r, 300)); const outcome = await this.applyOrPark(d, m.data);",
+      },
+      {
+        file: "agent.js",
+        find: 'const result = await this.store.apply(d); if (result.kind === "wait") {',
+        replace:
+          'const result = await this.store.apply(d); if (result.kind === "wait") return "parked"; if (false) {',
+      },
+    ],
+  },
+  {
+    name: "suspend-ignored",
+    bug: "answers a suspension APPLIED without suspending the certificate",
+    edits: [
+      {
+        file: "store/store.js",
+        find: 'if (!already) { changes.status(rec.record_id, "MIGRATED_OUT");',
+        replace: 'if (false) { changes.status(rec.record_id, "MIGRATED_OUT");',
+      },
+    ],
+  },
+  {
+    name: "issue-before-suspend-receipt",
+    bug: "issues the incoming child's certificate before the hub says the source suspended",
+    edits: [
+      {
+        file: "api/control-service.js",
+        find: "const migrationId = await local(() => intents.migrateIn(req.identity));",
+        replace: `const migrationId = await local(() => intents.migrateIn(req.identity));\n${OPTIMISTIC_ISSUE}`,
+      },
+    ],
+  },
+  {
+    name: "accept-other-province",
+    bug: "acts on a directive addressed to another province",
+    edits: [
+      {
+        file: "agent.js",
+        find: "if (d.targetProvinceCode !== this.store.code) {",
+        replace: "if (false) {",
+      },
+    ],
+  },
+  {
+    name: "wrong-receipt-outcome",
+    bug: "answers APPLIED where it refused the directive",
+    edits: [
+      {
+        file: "store/store.js",
+        find: "outcome: ReceiptOutcome.REJECTED, rejection, detail });",
+        replace: "outcome: ReceiptOutcome.APPLIED });",
+      },
+    ],
+  },
+  {
+    name: "reconcile-never-repairs",
+    bug: "reconciliation reports differences and repairs none",
+    edits: [
+      {
+        file: "reconcile.js",
+        find: "await store.sql.begin(async (tx) => { store.cache.willChange(row.certificate_number);",
+        replace:
+          "if (false) await store.sql.begin(async (tx) => { store.cache.willChange(row.certificate_number);",
+      },
+      {
+        file: "reconcile.js",
+        find: "if (added.length + corrected.length === 0) return;",
+        replace: "return;",
+      },
+    ],
+  },
+  {
+    name: "watch-never-pushes",
+    bug: "WatchCertificate sends the first status and never a change",
+    edits: [
+      {
+        file: "api/province-service.js",
+        find: "certificate: publicCertificate(last, reader), }); while (!ctx.signal.aborted) {",
+        replace:
+          'certificate: publicCertificate(last, reader), }); await new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true })); return; while (!ctx.signal.aborted) {',
+      },
+    ],
+  },
+];
