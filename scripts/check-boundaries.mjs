@@ -67,7 +67,7 @@ for (const { dir, pkg } of packages) {
       const where = `${dir}/${rel}: imports "${spec}"`;
       if (spec.startsWith(".")) {
         const target = resolve(dirname(file), spec);
-        if (!target.startsWith(join(root, dir) + "/"))
+        if (!target.startsWith(`${join(root, dir)}/`))
           problems.push(`${where}, which is outside ${dir}/`);
         continue;
       }
