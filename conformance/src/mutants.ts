@@ -32,9 +32,13 @@ export const MUTANTS: readonly Mutant[] = [
     name: "no-dedupe",
     bug: "applies a redelivered directive again and overwrites its stored receipt",
     edits: [
-      { file: "store/store.js", find: "if (stored) {", replace: "if (false) {" },
       {
-        file: "store/store.js",
+        file: "domain/decide.js",
+        find: "if (s.storedReceipt) return",
+        replace: "if (false) return",
+      },
+      {
+        file: "store/write-effects.js",
         find: "SELECT directive_id, record_id, action, decode(receipt, 'base64') FROM u`",
         replace:
           "SELECT directive_id, record_id, action, decode(receipt, 'base64') FROM u ON CONFLICT (directive_id) DO UPDATE SET receipt = EXCLUDED.receipt, submitted_at = NULL`",
@@ -64,9 +68,10 @@ export const MUTANTS: readonly Mutant[] = [
     bug: "answers a suspension APPLIED without suspending the certificate",
     edits: [
       {
-        file: "store/store.js",
-        find: 'if (!already) { changes.status(rec.record_id, "MIGRATED_OUT");',
-        replace: 'if (false) { changes.status(rec.record_id, "MIGRATED_OUT");',
+        file: "domain/decide.js",
+        find: 'if (!already) { effects.push({ kind: "record-status", recordId: rec.recordId, status: "MIGRATED_OUT" });',
+        replace:
+          'if (false) { effects.push({ kind: "record-status", recordId: rec.recordId, status: "MIGRATED_OUT" });',
       },
     ],
   },
@@ -86,9 +91,9 @@ export const MUTANTS: readonly Mutant[] = [
     bug: "acts on a directive addressed to another province",
     edits: [
       {
-        file: "agent.js",
-        find: "if (d.targetProvinceCode !== this.store.code) {",
-        replace: "if (false) {",
+        file: "domain/decide.js",
+        find: "return d.targetProvinceCode === code",
+        replace: "return true",
       },
     ],
   },
@@ -97,7 +102,7 @@ export const MUTANTS: readonly Mutant[] = [
     bug: "answers APPLIED where it refused the directive",
     edits: [
       {
-        file: "store/store.js",
+        file: "domain/decide.js",
         find: "outcome: ReceiptOutcome.REJECTED, rejection, detail });",
         replace: "outcome: ReceiptOutcome.APPLIED });",
       },

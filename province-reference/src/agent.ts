@@ -11,6 +11,7 @@ import {
 } from "@evc-interop/runtime";
 import { ConsumerEvents, type ConsumerMessages, type JsMsg, type NatsConnection } from "nats";
 import type { Logger } from "pino";
+import { notAddressedHere } from "./domain/decide.js";
 import type { ProvinceMetrics } from "./metrics.js";
 import { ParkedStore } from "./store/parked.js";
 import type { ApplyResult, ProvinceStore } from "./store/store.js";
@@ -190,13 +191,10 @@ export class DirectiveAgent {
       await this.poison(m, `undecodable: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    if (d.targetProvinceCode !== this.store.code) {
+    const elsewhere = notAddressedHere(d, this.store.code);
+    if (elsewhere) {
       // I7: never act on another province's directive, whatever the bus delivered.
-      await this.poison(
-        m,
-        `addressed to ${d.targetProvinceCode}, this is ${this.store.code}`,
-        d.directiveId,
-      );
+      await this.poison(m, elsewhere, d.directiveId);
       return;
     }
     const unknownAction = d.action.case === undefined && (d.$unknown?.length ?? 0) > 0;

@@ -8,7 +8,8 @@ import type {
 import type { Logger } from "pino";
 import type { ProvinceMetrics } from "./metrics.js";
 import { ContentsCheck } from "./reconcile-contents.js";
-import type { CertificateRow, ProvinceStore } from "./store/store.js";
+import type { CertificateRow } from "./store/rows.js";
+import type { ProvinceStore } from "./store/store.js";
 
 export interface ReconcileReport {
   watermark: bigint;

@@ -9,7 +9,8 @@ import {
 } from "@evc-interop/gen/evc/province/v1/province_service_pb";
 import { SCOPE_HOLDER, SCOPE_RECORDS } from "@evc-interop/runtime";
 import type { AccessLog, ReadOutcome } from "../store/access-log.js";
-import { type CertificateRow, certificateMessage, type ProvinceStore } from "../store/store.js";
+import { type CertificateRow, certificateMessage } from "../store/rows.js";
+import type { ProvinceStore } from "../store/store.js";
 import type { CertificateChanges } from "../watch.js";
 import { type Reader, readerKey } from "./reader-auth.js";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CertificateCache } from "./cache.js";
-import type { CertificateRow } from "./store.js";
+import type { CertificateRow } from "./rows.js";
 
 function row(status: CertificateRow["status"]): CertificateRow {
   return {

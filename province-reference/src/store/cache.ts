@@ -1,4 +1,4 @@
-import type { CertificateRow } from "./store.js";
+import type { CertificateRow } from "./rows.js";
 
 /**
  * Certificate status rows for the phone read path, kept honest by the store's change

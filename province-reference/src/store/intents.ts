@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import type { Dose } from "@evc-interop/gen/evc/common/v1/record_pb";
 import type { Sql, TransactionSql } from "postgres";
-import type { CertificateRow, NewCertificate, ProvinceStore } from "./store.js";
+import type { CertificateRow, NewCertificate } from "./rows.js";
+import type { ProvinceStore } from "./store.js";
 
 /** The most doses a record may hold (evc.common.v1.RecordContents.doses). */
 export const MAX_DOSES_PER_RECORD = 1000;
