@@ -28,6 +28,8 @@ import {
   provisionProvinceConsumer,
   provisionStream,
   type RunningServer,
+  readinessProblems,
+  serveOps,
   TokenVerifier,
 } from "@evc-interop/runtime";
 import type { JSONWebKeySet } from "jose";
@@ -206,7 +208,8 @@ export class Hub {
         ],
         fallback: (req, res) => {
           // Http2ServerResponse offers the same writeHead/end used here.
-          void hub.serveOps(req.url ?? "/", res as ServerResponse);
+          const ops = { readiness: () => hub.readiness(), registry: metrics.registry, log };
+          void serveOps(ops, req.url ?? "/", res as ServerResponse);
         },
       });
       if (opts.workers !== false && config.role !== "api") {
@@ -228,52 +231,9 @@ export class Hub {
     }
   }
 
-  /** /healthz, /readyz and /metrics. */
-  private async serveOps(url: string, res: ServerResponse): Promise<void> {
-    const path = url.split("?")[0];
-    try {
-      if (path === "/healthz") {
-        res.writeHead(200, { "content-type": "text/plain" });
-        res.end("ok\n");
-      } else if (path === "/readyz") {
-        const problems = await this.readiness();
-        res.writeHead(problems.length === 0 ? 200 : 503, { "content-type": "text/plain" });
-        res.end(problems.length === 0 ? "ready\n" : `${problems.join("\n")}\n`);
-      } else if (path === "/metrics") {
-        const body = await this.metrics.registry.metrics();
-        res.writeHead(200, { "content-type": this.metrics.registry.contentType });
-        res.end(body);
-      } else {
-        res.writeHead(404, { "content-type": "text/plain" });
-        res.end("not found\n");
-      }
-    } catch (err) {
-      this.log.error({ err, path }, "ops endpoint failed");
-      res.writeHead(500, { "content-type": "text/plain" });
-      res.end("internal error\n");
-    }
-  }
-
   /** What keeps the hub from serving: empty when PostgreSQL and NATS both answer. */
   async readiness(): Promise<string[]> {
-    const problems: string[] = [];
-    const timeout = <T>(p: Promise<T>) =>
-      Promise.race([
-        p,
-        new Promise<never>((_, rej) => setTimeout(() => rej(new Error("timeout")), 2000)),
-      ]);
-    try {
-      await timeout(this.sql`SELECT 1`);
-    } catch (err) {
-      problems.push(`postgresql: ${String(err)}`);
-    }
-    try {
-      if (this.nc.isClosed()) throw new Error("connection closed");
-      await timeout(this.nc.flush());
-    } catch (err) {
-      problems.push(`nats: ${String(err)}`);
-    }
-    return problems;
+    return readinessProblems(this.sql, this.nc);
   }
 
   /** Background work: relay the outbox, act on deadlines. */

@@ -85,6 +85,15 @@ async function divergence(p: Province): Promise<string[]> {
 }
 
 describe("both scenarios across three reference provinces", () => {
+  it("serves /healthz, /readyz (PostgreSQL and NATS answer) and Prometheus /metrics", async () => {
+    expect((await fetch(`${bj.url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${bj.url}/readyz`);
+    expect([ready.status, await ready.text()]).toEqual([200, "ready\n"]);
+    const metrics = await (await fetch(`${bj.url}/metrics`)).text();
+    expect(metrics).toMatch(/evc_province_directives_applied_total/);
+    expect((await fetch(`${bj.url}/nothing-here`)).status).toBe(404);
+  });
+
   it("migration A -> B: the phone watching A sees SUSPENDED pushed, B issues a NORMAL certificate", async () => {
     const identity = newIdentity();
     const reg = await control(bj).registerRecord({ identity, doses: [newDose("110000")] });

@@ -35,6 +35,8 @@ import {
   openDb,
   provinceInbox,
   type RunningServer,
+  readinessProblems,
+  serveOps,
   TokenSigner,
   transportTls,
 } from "@evc-interop/runtime";
@@ -231,8 +233,13 @@ export class Province {
       };
       const intents = new HubIntents(store, hub, log, config.intentPollMs);
       p.intents = intents;
+      const endpoints = {
+        readiness: () => readinessProblems(p.sql, p.nc),
+        registry: metrics.registry,
+        log,
+      };
       const ops = (req: { url?: string }, res: unknown) => {
-        void p.serveOps(req.url ?? "/", res as ServerResponse);
+        void serveOps(endpoints, req.url ?? "/", res as ServerResponse);
       };
       const checks = [createValidateInterceptor(), inputHygieneInterceptor()];
       const handler = nodeAdapter({
@@ -326,32 +333,6 @@ export class Province {
           if (!this.stopped) this.schedule();
         });
     }, this.config.reconcileIntervalMs);
-  }
-
-  private async serveOps(url: string, res: ServerResponse): Promise<void> {
-    const path = url.split("?")[0];
-    try {
-      if (path === "/healthz") {
-        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
-      } else if (path === "/readyz") {
-        const problems: string[] = [];
-        await this.sql`SELECT 1`.catch((err: unknown) =>
-          problems.push(`postgresql: ${String(err)}`),
-        );
-        if (this.nc.isClosed()) problems.push("nats: connection closed");
-        res
-          .writeHead(problems.length ? 503 : 200, { "content-type": "text/plain" })
-          .end(problems.length ? `${problems.join("\n")}\n` : "ready\n");
-      } else if (path === "/metrics") {
-        const body = await this.metrics.registry.metrics();
-        res.writeHead(200, { "content-type": this.metrics.registry.contentType }).end(body);
-      } else {
-        res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
-      }
-    } catch (err) {
-      this.log.error({ err, path }, "ops endpoint failed");
-      res.writeHead(500).end();
-    }
   }
 
   /** Graceful stop: the agent finishes what it holds, receipts are flushed, then close. */

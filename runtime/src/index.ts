@@ -11,6 +11,7 @@ export * from "./bus/stream.js";
 export * from "./db.js";
 export * from "./env.js";
 export * from "./log.js";
+export * from "./ops-endpoints.js";
 export * from "./resident-id.js";
 export * from "./rpc/adapter.js";
 export * from "./rpc/input-hygiene.js";
