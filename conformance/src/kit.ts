@@ -92,18 +92,35 @@ export class Kit {
   private tlsCache: ReturnType<typeof transportTls> | undefined;
   trace: Tracer = () => {};
 
-  private constructor(
-    readonly config: KitConfig,
-    readonly hub: Hub,
-    readonly nc: NatsConnection,
-    readonly layout: BusLayout,
-    private readonly signers: Map<string, TokenSigner>,
-    readonly log: Logger,
-    /** Signs what the kit publishes as the hub. */
-    readonly directiveSigner: DirectiveSigner,
-    /** Signs the phone-tier reader tokens the kit reads the province with. */
-    private readonly readerIssuer: JWK,
-  ) {}
+  readonly config: KitConfig;
+  readonly hub: Hub;
+  readonly nc: NatsConnection;
+  readonly layout: BusLayout;
+  private readonly signers: Map<string, TokenSigner>;
+  readonly log: Logger;
+  /** Signs what the kit publishes as the hub. */
+  readonly directiveSigner: DirectiveSigner;
+  /** Signs the phone-tier reader tokens the kit reads the province with. */
+  private readonly readerIssuer: JWK;
+
+  private constructor(parts: {
+    config: KitConfig;
+    hub: Hub;
+    nc: NatsConnection;
+    signers: Map<string, TokenSigner>;
+    log: Logger;
+    directiveSigner: DirectiveSigner;
+    readerIssuer: JWK;
+  }) {
+    this.config = parts.config;
+    this.hub = parts.hub;
+    this.nc = parts.nc;
+    this.layout = parts.hub.layout;
+    this.signers = parts.signers;
+    this.log = parts.log;
+    this.directiveSigner = parts.directiveSigner;
+    this.readerIssuer = parts.readerIssuer;
+  }
 
   /** The key set the province must trust for directives (written by the kit). */
   get directiveKeysFile(): string {
@@ -180,7 +197,7 @@ export class Kit {
       name: "evc-conformance",
       ...natsCredentials(config.kit),
     });
-    kit = new Kit(config, hub, nc, hub.layout, signers, log, signer, readerIssuer);
+    kit = new Kit({ config, hub, nc, signers, log, directiveSigner: signer, readerIssuer });
     await kit.playVirtualProvinces();
     return kit;
   }

@@ -47,17 +47,35 @@ const PROVINCE_TUNING = {
  * their own consumer), the hub and one process per province, each killable and restartable.
  */
 export class Cluster {
-  private constructor(
-    readonly nats: Supervised,
-    readonly hub: Supervised,
-    readonly provinces: Map<string, Supervised>,
-    readonly databaseUrl: string,
-    private readonly admin: Sql,
-    readonly database: string,
-    /** The provinces' control API token (the drills drive them through it). */
-    readonly controlToken: string,
-    private readonly controlPorts: ReadonlyMap<string, number>,
-  ) {}
+  readonly nats: Supervised;
+  readonly hub: Supervised;
+  readonly provinces: Map<string, Supervised>;
+  readonly databaseUrl: string;
+  private readonly admin: Sql;
+  readonly database: string;
+  /** The provinces' control API token (the drills drive them through it). */
+  readonly controlToken: string;
+  private readonly controlPorts: ReadonlyMap<string, number>;
+
+  private constructor(parts: {
+    nats: Supervised;
+    hub: Supervised;
+    provinces: Map<string, Supervised>;
+    databaseUrl: string;
+    admin: Sql;
+    database: string;
+    controlToken: string;
+    controlPorts: ReadonlyMap<string, number>;
+  }) {
+    this.nats = parts.nats;
+    this.hub = parts.hub;
+    this.provinces = parts.provinces;
+    this.databaseUrl = parts.databaseUrl;
+    this.admin = parts.admin;
+    this.database = parts.database;
+    this.controlToken = parts.controlToken;
+    this.controlPorts = parts.controlPorts;
+  }
 
   static async start(opts: ClusterOptions): Promise<Cluster> {
     mkdirSync(opts.dir, { recursive: true });
@@ -143,7 +161,7 @@ export class Cluster {
         ),
       );
     }
-    const cluster = new Cluster(
+    const cluster = new Cluster({
       nats,
       hub,
       provinces,
@@ -152,7 +170,7 @@ export class Cluster {
       database,
       controlToken,
       controlPorts,
-    );
+    });
     try {
       await cluster.recover();
     } catch (err) {

@@ -68,6 +68,19 @@ export interface HubOptions {
   interceptors?: Interceptor[];
 }
 
+/** What a started hub is made of. */
+interface HubParts {
+  config: HubConfig;
+  sql: Sql;
+  nc: NatsConnection;
+  store: HubStore;
+  relay: Relay;
+  metrics: HubMetrics;
+  log: Logger;
+  server: RunningServer | undefined;
+  layout: BusLayout;
+}
+
 /**
  * The reference national server: Connect API, PostgreSQL store, outbox relay to JetStream,
  * deadline monitor and chain sealer, with health, readiness and metrics on the same port.
@@ -83,17 +96,27 @@ export class Hub {
   private wakeSealer: (() => void) | undefined;
   private unlisten: (() => Promise<void>) | undefined;
 
-  private constructor(
-    readonly config: HubConfig,
-    readonly sql: Sql,
-    readonly nc: NatsConnection,
-    readonly store: HubStore,
-    readonly relay: Relay,
-    readonly metrics: HubMetrics,
-    readonly log: Logger,
-    private server: RunningServer | undefined,
-    readonly layout: BusLayout,
-  ) {}
+  readonly config: HubConfig;
+  readonly sql: Sql;
+  readonly nc: NatsConnection;
+  readonly store: HubStore;
+  readonly relay: Relay;
+  readonly metrics: HubMetrics;
+  readonly log: Logger;
+  private server: RunningServer | undefined;
+  readonly layout: BusLayout;
+
+  private constructor(parts: HubParts) {
+    this.config = parts.config;
+    this.sql = parts.sql;
+    this.nc = parts.nc;
+    this.store = parts.store;
+    this.relay = parts.relay;
+    this.metrics = parts.metrics;
+    this.log = parts.log;
+    this.server = parts.server;
+    this.layout = parts.layout;
+  }
 
   /** Base URL of the API. */
   get url(): string {
@@ -173,7 +196,17 @@ export class Hub {
         log,
         metrics,
       );
-      const hub = new Hub(config, sql, nc, store, relay, metrics, log, undefined, layout);
+      const hub = new Hub({
+        config,
+        sql,
+        nc,
+        store,
+        relay,
+        metrics,
+        log,
+        server: undefined,
+        layout,
+      });
       const deps: HubDeps = {
         sql,
         store,

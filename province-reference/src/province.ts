@@ -89,6 +89,21 @@ function controlAuth(token: string): Interceptor {
   };
 }
 
+/** What a started province is made of. */
+interface ProvinceParts {
+  config: ProvinceConfig;
+  sql: Sql;
+  nc: NatsConnection;
+  store: ProvinceStore;
+  agent: DirectiveAgent;
+  submitter: ReceiptSubmitter;
+  changes: CertificateChanges;
+  metrics: ProvinceMetrics;
+  log: Logger;
+  reconcileOnce: () => Promise<ReconcileReport>;
+  server: RunningServer | undefined;
+}
+
 /**
  * A complete reference province: store, directive agent, receipt submitter, reconciliation on
  * a schedule, and the province API (phone reads and watch, plus the control API) on one port.
@@ -101,19 +116,31 @@ export class Province {
   intents: HubIntents | undefined;
   private controlServer: RunningServer | undefined;
 
-  private constructor(
-    readonly config: ProvinceConfig,
-    readonly sql: Sql,
-    readonly nc: NatsConnection,
-    readonly store: ProvinceStore,
-    readonly agent: DirectiveAgent,
-    readonly submitter: ReceiptSubmitter,
-    readonly changes: CertificateChanges,
-    readonly metrics: ProvinceMetrics,
-    readonly log: Logger,
-    private readonly reconcileOnce: () => Promise<ReconcileReport>,
-    private server: RunningServer | undefined,
-  ) {}
+  readonly config: ProvinceConfig;
+  readonly sql: Sql;
+  readonly nc: NatsConnection;
+  readonly store: ProvinceStore;
+  readonly agent: DirectiveAgent;
+  readonly submitter: ReceiptSubmitter;
+  readonly changes: CertificateChanges;
+  readonly metrics: ProvinceMetrics;
+  readonly log: Logger;
+  private readonly reconcileOnce: () => Promise<ReconcileReport>;
+  private server: RunningServer | undefined;
+
+  private constructor(parts: ProvinceParts) {
+    this.config = parts.config;
+    this.sql = parts.sql;
+    this.nc = parts.nc;
+    this.store = parts.store;
+    this.agent = parts.agent;
+    this.submitter = parts.submitter;
+    this.changes = parts.changes;
+    this.metrics = parts.metrics;
+    this.log = parts.log;
+    this.reconcileOnce = parts.reconcileOnce;
+    this.server = parts.server;
+  }
 
   get code(): string {
     return this.config.code;
@@ -213,7 +240,7 @@ export class Province {
           log,
           metrics,
         );
-      const p = new Province(
+      const p = new Province({
         config,
         sql,
         nc,
@@ -224,8 +251,8 @@ export class Province {
         metrics,
         log,
         reconcileOnce,
-        undefined,
-      );
+        server: undefined,
+      });
       const hub = {
         records: createClient(RecordService, transport),
         migrations: createClient(MigrationService, transport),

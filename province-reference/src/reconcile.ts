@@ -190,7 +190,7 @@ export async function reconcile(
   const repairs = new Repairs(store, opts.repairBatch ?? 500);
   const contents = new ContentsCheck(store, snapshot, log);
   try {
-    await merge(local, remote, repairs, contents, store, certificates, opts, report, log);
+    await merge({ local, remote, repairs, contents, store, certificates, opts, report, log });
     await repairs.flush();
     // After the certificate repairs: a record they added now has a row to complete.
     report.contents = await contents.finish();
@@ -209,17 +209,29 @@ export async function reconcile(
 }
 
 /** The merge of both sides in certificate-number order, row by row, repairing as it goes. */
-async function merge(
-  local: Cursor<Local>,
-  remote: Cursor<SnapshotEntry>,
-  repairs: Repairs,
-  contents: ContentsCheck,
-  store: ProvinceStore,
-  certificates: Client<typeof CertificateService>,
-  opts: ReconcileOptions,
-  report: ReconcileReport,
-  log: Logger,
-): Promise<void> {
+interface MergeParts {
+  local: Cursor<Local>;
+  remote: Cursor<SnapshotEntry>;
+  repairs: Repairs;
+  contents: ContentsCheck;
+  store: ProvinceStore;
+  certificates: Client<typeof CertificateService>;
+  opts: ReconcileOptions;
+  report: ReconcileReport;
+  log: Logger;
+}
+
+async function merge({
+  local,
+  remote,
+  repairs,
+  contents,
+  store,
+  certificates,
+  opts,
+  report,
+  log,
+}: MergeParts): Promise<void> {
   await local.load();
   await remote.load();
   // Both sides are ordered byte-wise (COLLATE "C" in SQL), as these comparisons are.

@@ -84,15 +84,20 @@ function current(state: PersonState): RecordState | undefined {
   return state.currentRecordId ? state.records[state.currentRecordId] : undefined;
 }
 
+/** A directive to a province, its sequence the next of its record there. */
+interface DirectiveSpec {
+  to: string;
+  recordId: string;
+  attempt: number;
+  correlationId: string;
+  action: DirectiveAction;
+  migrationId?: string;
+}
+
 function directive(
   state: PersonState,
   ctx: DecideContext,
-  province: string,
-  recordId: string,
-  attempt: number,
-  correlationId: string,
-  action: DirectiveAction,
-  migrationId?: string,
+  { to: province, recordId, attempt, correlationId, action, migrationId }: DirectiveSpec,
 ): DirectiveIntent {
   const d: DirectiveIntent = {
     directiveId: ctx.newId(),
@@ -120,20 +125,18 @@ function restore(
   attempt: number,
 ): DirectiveIntent {
   const record = state.records[m.recordId];
-  return directive(
-    state,
-    ctx,
-    m.source,
-    m.recordId,
+  return directive(state, ctx, {
+    to: m.source,
+    recordId: m.recordId,
     attempt,
-    m.migrationId,
-    {
+    correlationId: m.migrationId,
+    action: {
       kind: "restoreRecord",
       migrationId: m.migrationId,
       doses: mergeDoses(record?.doses ?? [], m.heldDoses),
     },
-    m.migrationId,
-  );
+    migrationId: m.migrationId,
+  });
 }
 
 export function decide(state: PersonState, cmd: Command, ctx: DecideContext): HubEvent[] {
@@ -247,16 +250,14 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
             target: cmd.caller,
             identity: state.identity ?? cmd.identity,
             deadline: after(ctx, ctx.deadlines.suspendMs),
-            directive: directive(
-              state,
-              ctx,
-              r.owner,
-              r.recordId,
-              1,
+            directive: directive(state, ctx, {
+              to: r.owner,
+              recordId: r.recordId,
+              attempt: 1,
+              correlationId: migrationId,
+              action: { kind: "suspendForMigration", migrationId, targetProvince: cmd.caller },
               migrationId,
-              { kind: "suspendForMigration", migrationId, targetProvince: cmd.caller },
-              migrationId,
-            ),
+            }),
             at,
           },
         },
@@ -363,23 +364,27 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
       };
       if (open?.state === "SOURCE_SUSPENDED") {
         // The activate directive already left: the dose follows the record to the target.
-        data.directive = directive(
-          state,
-          ctx,
-          open.target,
-          r.recordId,
-          open.attempt,
-          open.migrationId,
-          {
+        data.directive = directive(state, ctx, {
+          to: open.target,
+          recordId: r.recordId,
+          attempt: open.attempt,
+          correlationId: open.migrationId,
+          action: {
             kind: "appendDose",
             dose: cmd.dose,
           },
-        );
+        });
       } else if (!open && !(r.owner === cmd.caller && cmd.heldByReporter)) {
         // A non-owner's dose, or the owner's own that it did not store: the owner appends it.
-        data.directive = directive(state, ctx, r.owner, r.recordId, 1, cmd.dose.doseId, {
-          kind: "appendDose",
-          dose: cmd.dose,
+        data.directive = directive(state, ctx, {
+          to: r.owner,
+          recordId: r.recordId,
+          attempt: 1,
+          correlationId: cmd.dose.doseId,
+          action: {
+            kind: "appendDose",
+            dose: cmd.dose,
+          },
         });
       }
       // Otherwise: held by the open migration (merged into activate or restore), or already
@@ -413,16 +418,14 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
               reason: "target did not confirm the issuance before the deadline",
               attempt,
               deadline: after(ctx, ctx.deadlines.compensateMs),
-              directive: directive(
-                state,
-                ctx,
-                m.target,
-                m.recordId,
+              directive: directive(state, ctx, {
+                to: m.target,
+                recordId: m.recordId,
                 attempt,
-                m.migrationId,
-                { kind: "revokeCertificate", reason: "MIGRATION_ABORTED" },
-                m.migrationId,
-              ),
+                correlationId: m.migrationId,
+                action: { kind: "revokeCertificate", reason: "MIGRATION_ABORTED" },
+                migrationId: m.migrationId,
+              }),
               at,
             },
           },
@@ -501,22 +504,20 @@ function decideReceipt(
             migrationId: m.migrationId,
             sourceDoses: cmd.sourceDoses ?? [],
             deadline: after(ctx, ctx.deadlines.activateMs),
-            directive: directive(
-              state,
-              ctx,
-              m.target,
-              m.recordId,
-              m.attempt,
-              m.migrationId,
-              {
+            directive: directive(state, ctx, {
+              to: m.target,
+              recordId: m.recordId,
+              attempt: m.attempt,
+              correlationId: m.migrationId,
+              action: {
                 kind: "activateMigratedRecord",
                 migrationId: m.migrationId,
                 sourceProvince: m.source,
                 identity,
                 doses,
               },
-              m.migrationId,
-            ),
+              migrationId: m.migrationId,
+            }),
             at,
           },
         },

@@ -13,7 +13,7 @@ import {
   ReceiptSchema,
 } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import type { Sql, TransactionSql } from "postgres";
-import { type CertStatus, decide, type LocalState } from "../domain/decide.js";
+import { decide, type LocalState } from "../domain/decide.js";
 import { CertificateCache } from "./cache.js";
 import { readStates } from "./read-state.js";
 import {
@@ -73,21 +73,6 @@ export class ProvinceStore {
 
   newCertificateNumber(): string {
     return `${this.code}-${randomBytes(6).toString("hex").toUpperCase()}`;
-  }
-
-  /** Changes one certificate's status (see changeCertificates). */
-  async setCertificate(
-    tx: TransactionSql,
-    number: string,
-    status: CertStatus,
-    cause: string,
-    hubVersion: number,
-    reason: string | null = null,
-    owner: string | null = null,
-  ): Promise<void> {
-    await this.changeCertificates(tx, [
-      { number, status, cause, version: hubVersion, reason, owner },
-    ]);
   }
 
   /** Issues one certificate (see issueCertificates). */
