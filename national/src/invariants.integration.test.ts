@@ -10,6 +10,7 @@ import {
   FakeProvince,
   newDose,
   newIdentity,
+  snapshotFindings,
   startTestHub,
   type TestHubEnv,
 } from "@evc-interop/testing";
@@ -35,14 +36,7 @@ afterAll(async () => {
 
 /** I1 and I2 over the whole hub snapshot: no person with two open records or two NORMAL certificates. */
 async function assertSnapshotInvariants() {
-  const [i1] = await env.hub.sql<{ n: number }[]>`
-    SELECT count(*)::int AS n FROM (SELECT person_key FROM records WHERE status <> 'CLOSED'
-      GROUP BY person_key HAVING count(*) > 1) x`;
-  const [i2] = await env.hub.sql<{ n: number }[]>`
-    SELECT count(*)::int AS n FROM (SELECT person_key FROM certificates WHERE status = 'NORMAL'
-      GROUP BY person_key HAVING count(*) > 1) x`;
-  expect(i1?.n).toBe(0);
-  expect(i2?.n).toBe(0);
+  expect(await snapshotFindings(env.hub.sql)).toEqual([]);
 }
 
 function codeOf(result: PromiseSettledResult<unknown>): Code | "ok" {

@@ -1,6 +1,6 @@
 import type { Province } from "@evc-interop/province-reference";
 import type { Ledger } from "@evc-interop/testing";
-import { checkOracle, type Rule } from "@evc-interop/testing";
+import { checkConvergence, checkOracle, type Rule } from "@evc-interop/testing";
 import type { Sql } from "postgres";
 
 /** One invariant's verdict, checked against the hub and every province store. */
@@ -9,12 +9,6 @@ export interface InvariantResult {
   name: string;
   ok: boolean;
   detail: string;
-}
-
-interface Cert {
-  certificate_number: string;
-  status: string;
-  owner_province: string;
 }
 
 /**
@@ -77,26 +71,7 @@ export async function checkInvariants(
   );
 
   // I6: after one reconciliation pass, every province cache equals the hub snapshot for it.
-  const diverged: string[] = [];
-  let repairs = 0;
-  for (const p of provinces) {
-    const r = await p.reconcile();
-    repairs += r.missing + r.extra + r.status + r.owner;
-    const hubRows = await hub<Cert[]>`
-      SELECT certificate_number, status, owner_province FROM certificates WHERE province = ${p.code}`;
-    const local = new Map(
-      (
-        await p.sql<Cert[]>`SELECT certificate_number, status, owner_province FROM certificates`
-      ).map((c) => [c.certificate_number, c]),
-    );
-    for (const h of hubRows) {
-      const l = local.get(h.certificate_number);
-      if (!l || l.status !== h.status || l.owner_province !== h.owner_province)
-        diverged.push(`${h.certificate_number}@${p.code}`);
-      local.delete(h.certificate_number);
-    }
-    for (const extra of local.keys()) diverged.push(`${extra}@${p.code} (unknown to the hub)`);
-  }
+  const { diverged, repairs } = await checkConvergence(hub, provinces);
   results.push({
     id: "I6",
     name: "caches converge",

@@ -1,6 +1,7 @@
 import type { PersonState } from "@evc-interop/national";
 import type { Sql } from "postgres";
 import type { Ledger } from "./ledger.js";
+import { snapshotFindings } from "./snapshot.js";
 
 /** A province store to check, by its own connection (search_path set to its schema). */
 export interface CheckedProvince {
@@ -195,6 +196,9 @@ export async function checkOracle(
         find("I4", `directive ${d.action} ${d.directive_id} in ${p.code}'s inbox ${n} times`);
     }
   }
+  // Beyond the ledger's persons: nobody in the whole snapshot has two open records or two
+  // NORMAL certificates.
+  findings.push(...(await snapshotFindings(hub)));
   return {
     findings,
     lost,
