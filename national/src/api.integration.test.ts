@@ -12,7 +12,10 @@ import { AuditService } from "@evc-interop/gen/evc/national/v1/audit_service_pb"
 import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate_service_pb";
 import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
-import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import {
+  MigrationService,
+  MigrationState,
+} from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import { generateCredential, TokenSigner } from "@evc-interop/runtime";
@@ -24,6 +27,7 @@ import {
   startTestHub,
   type TestHubEnv,
   transport,
+  until,
 } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { sealAll, verifyChain } from "./chain/chain.js";
@@ -705,5 +709,47 @@ describe("receipt outcomes", () => {
       .client(MigrationService, `province:${GD}`)
       .requestMigration({ idempotencyKey: `rej2-${cert}`, identity });
     expect(again.migration?.state).toBe(1);
+  });
+});
+
+describe("ListMigrations", () => {
+  it("pages the migrations projection: each entry equals GetMigration; filtered by state and by province", async () => {
+    const sc = env.client(MigrationService, `province:${SC}`);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { identity, cert } = await registered(BJ);
+      const { migration } = await sc.requestMigration({ idempotencyKey: `list-${cert}`, identity });
+      ids.push(migration?.migrationId ?? "");
+    }
+    const done = async () => {
+      for (const id of ids) {
+        const m = (await sc.getMigration({ migrationId: id })).migration;
+        if (m?.state !== MigrationState.COMPLETED) return undefined;
+      }
+      return true;
+    };
+    await until("the three migrations completed", done);
+    const listed = [];
+    let pageToken = "";
+    do {
+      const page = await sc.listMigrations({ pageSize: 2, pageToken });
+      expect(page.migrations.length).toBeLessThanOrEqual(2);
+      listed.push(...page.migrations);
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    for (const id of ids) {
+      const got = (await sc.getMigration({ migrationId: id })).migration;
+      expect(listed.find((m) => m.migrationId === id)).toEqual(got);
+    }
+    const completed = await sc.listMigrations({ state: MigrationState.COMPLETED, pageSize: 500 });
+    expect(completed.migrations.every((m) => m.state === MigrationState.COMPLETED)).toBe(true);
+    expect(ids.every((id) => completed.migrations.some((m) => m.migrationId === id))).toBe(true);
+    const requested = await sc.listMigrations({ state: MigrationState.REQUESTED, pageSize: 500 });
+    expect(requested.migrations.filter((m) => ids.includes(m.migrationId))).toEqual([]);
+    // A province uninvolved sees none of them.
+    const gd = await env
+      .client(MigrationService, `province:${GD}`)
+      .listMigrations({ pageSize: 500 });
+    expect(gd.migrations.filter((m) => ids.includes(m.migrationId))).toEqual([]);
   });
 });

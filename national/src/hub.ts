@@ -52,6 +52,7 @@ import { sealOnce } from "./chain/chain.js";
 import { DEV_PERSON_KEY_SECRET, type HubConfig } from "./config.js";
 import { HubMetrics } from "./metrics.js";
 import { HubStore } from "./store/hub-store.js";
+import { HubQueries } from "./store/queries.js";
 import { migrate } from "./store/schema.js";
 
 export interface HubOptions {
@@ -210,6 +211,7 @@ export class Hub {
       const deps: HubDeps = {
         sql,
         store,
+        queries: new HubQueries(sql),
         personKeySecret: config.personKeySecret,
         snapshotStallMs: config.snapshotStallMs,
       };

@@ -17,20 +17,9 @@ import { evolve } from "../domain/person.js";
 import { type HubEvent, initialState, type PersonState } from "../domain/types.js";
 import { PersonReads } from "../store/access-log.js";
 import { openIdentities } from "../store/identity-seal.js";
+import type { EventRow } from "../store/queries.js";
 import { certificateMessage, type HubDeps, keyOf, logRead, principalOf } from "./context.js";
 import { denied, invalid } from "./errors.js";
-
-interface EventRow {
-  position: number;
-  event_id: string;
-  stream_id: string;
-  stream_version: number;
-  type: string;
-  data: JsonObject;
-  recorded_at: Date;
-  hash: Buffer | null;
-  dek: Buffer | null;
-}
 
 /**
  * Need to know: a province reads a person's history only while it owns the current record, or
@@ -54,14 +43,8 @@ async function authorize(deps: HubDeps, ctx: HandlerContext, key: string): Promi
     throw denied(`province ${p.code} does not manage this person's record now`, "identity");
 }
 
-async function streamEvents(deps: HubDeps, key: string, asOf?: Date): Promise<EventRow[]> {
-  return deps.sql<EventRow[]>`
-    SELECT e.position, e.event_id, e.stream_id, e.stream_version, e.type, e.data, e.recorded_at, c.hash,
-           k.dek
-    FROM events e LEFT JOIN event_chain c ON c.position = e.position
-      LEFT JOIN person_keys k ON k.person_key = e.stream_id
-    WHERE e.stream_id = ${key} AND (${asOf ?? null}::timestamptz IS NULL OR e.recorded_at <= ${asOf ?? null})
-    ORDER BY e.stream_version`;
+function streamEvents(deps: HubDeps, key: string, asOf?: Date): Promise<EventRow[]> {
+  return deps.queries.events(key, asOf);
 }
 
 export function auditService(deps: HubDeps): ServiceImpl<typeof AuditService> {

@@ -11,9 +11,7 @@ export function certificateService(deps: HubDeps): ServiceImpl<typeof Certificat
   return {
     async getCertificateStatus(req, ctx) {
       principalOf(ctx);
-      const rows = await deps.sql<{ person_key: string }[]>`
-        SELECT person_key FROM certificates WHERE certificate_number = ${req.certificateNumber}`;
-      const key = rows[0]?.person_key;
+      const key = await deps.queries.personOfCertificate(req.certificateNumber);
       const state = key ? await deps.store.load(key) : undefined;
       const cert = state?.certificates[req.certificateNumber];
       if (!state || !cert) {

@@ -14,12 +14,15 @@ import { certificateStatusToProto, closeReasonToProto, personKey } from "../doma
 import type { CertificateState, MigrationStateData } from "../domain/types.js";
 import { PersonReads } from "../store/access-log.js";
 import type { HubStore } from "../store/hub-store.js";
+import type { HubQueries } from "../store/queries.js";
 import { denied, refusalError } from "./errors.js";
 
 /** What every handler needs. */
 export interface HubDeps {
   sql: Sql;
   store: HubStore;
+  /** The read queries over the projections and the log. */
+  queries: HubQueries;
   /** Secret of the person-key HMAC. */
   personKeySecret: string;
   /** See HubConfig.snapshotStallMs. */

@@ -80,26 +80,12 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
       const states = req.state
         ? [DirectiveState[req.state]]
         : ["PENDING", "DELIVERED", "FAILED", "SUPERSEDED", "REJECTED"];
-      const rows = await deps.sql<
-        {
-          directive_id: string;
-          payload: Uint8Array;
-          state: string;
-          publish_count: number;
-          last_published_at: Date | null;
-          receipt_outcome: string | null;
-          receipt: Uint8Array | null;
-          created_at: Date;
-        }[]
-      >`
-        SELECT directive_id, payload, state, publish_count, last_published_at, receipt_outcome,
-               receipt, created_at
-        FROM directives
-        WHERE (${province || null}::text IS NULL OR province = ${province || null})
-          AND state = ANY(${states})
-          AND (created_at, directive_id) > (${after.at}, ${after.id}::uuid)
-        ORDER BY created_at, directive_id
-        LIMIT ${size + 1}`;
+      const rows = await deps.queries.directives({
+        province: province || null,
+        states,
+        after,
+        limit: size + 1,
+      });
       const page = rows.slice(0, size);
       const last = page.at(-1);
       return create(ListDirectivesResponseSchema, {

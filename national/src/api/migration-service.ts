@@ -1,9 +1,12 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   CancelMigrationResponseSchema,
   GetMigrationResponseSchema,
   ListMigrationsResponseSchema,
+  type Migration,
+  MigrationSchema,
   type MigrationService,
   MigrationState,
   ReportCertificateIssuedResponseSchema,
@@ -12,6 +15,7 @@ import {
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { identityToJson } from "../domain/codec.js";
 import type { MigrationStateData, PersonState } from "../domain/types.js";
+import type { MigrationRow } from "../store/queries.js";
 import { callerProvince, type HubDeps, keyOf, migrationMessage, principalOf } from "./context.js";
 import { denied, invalid, refusalError } from "./errors.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
@@ -19,9 +23,7 @@ import { codecOf, requestHash } from "./util.js";
 
 /** The person (stream) a migration belongs to; NotFound naming migration_id if none. */
 export async function personOfMigration(deps: HubDeps, migrationId: string): Promise<string> {
-  const rows = await deps.sql<{ person_key: string }[]>`
-    SELECT person_key FROM migrations WHERE migration_id = ${migrationId}`;
-  const key = rows[0]?.person_key;
+  const key = await deps.queries.personOfMigration(migrationId);
   if (!key) {
     throw refusalError("not_found", "NOT_FOUND", `no migration ${migrationId}`, {
       field: "migration_id",
@@ -48,6 +50,24 @@ function mayRead(ctx: HandlerContext, m: MigrationStateData): void {
 }
 
 const PAGE_DEFAULT = 100;
+
+/** A migration as the projection holds it (the same fields migrationMessage gives). */
+function migrationFromRow(r: MigrationRow): Migration {
+  return create(MigrationSchema, {
+    migrationId: r.migration_id,
+    state: MigrationState[r.state as keyof typeof MigrationState],
+    recordId: r.record_id,
+    sourceProvinceCode: r.source_province,
+    targetProvinceCode: r.target_province,
+    attempt: r.attempt,
+    requestedAt: timestampFromDate(r.requested_at),
+    updatedAt: timestampFromDate(r.updated_at),
+    stepDeadline: timestampFromDate(r.deadline),
+    sourceCertificateNumber: r.source_certificate_number,
+    targetCertificateNumber: r.target_certificate_number ?? "",
+    endReason: r.end_reason ?? "",
+  });
+}
 
 export function migrationService(deps: HubDeps): ServiceImpl<typeof MigrationService> {
   return {
@@ -92,25 +112,16 @@ export function migrationService(deps: HubDeps): ServiceImpl<typeof MigrationSer
         : { at: new Date("9999-12-31T00:00:00Z"), id: "ffffffff-ffff-ffff-ffff-ffffffffffff" };
       const state = req.state ? MigrationState[req.state] : null;
       const province = p.kind === "province" ? p.code : null;
-      const rows = await deps.sql<
-        { migration_id: string; person_key: string; requested_at: Date }[]
-      >`
-        SELECT migration_id, person_key, requested_at FROM migrations
-        WHERE (${province}::text IS NULL OR source_province = ${province} OR target_province = ${province})
-          AND (${state}::text IS NULL OR state = ${state})
-          AND (requested_at, migration_id) < (${before}, ${beforeId}::uuid)
-        ORDER BY requested_at DESC, migration_id DESC
-        LIMIT ${size + 1}`;
+      const rows = await deps.queries.migrations({
+        province,
+        state,
+        before: { at: before, id: beforeId },
+        limit: size + 1,
+      });
       const page = rows.slice(0, size);
-      const migrations = [];
-      for (const r of page) {
-        const s = await deps.store.load(r.person_key);
-        const m = s.migrations[r.migration_id];
-        if (m) migrations.push(migrationMessage(m));
-      }
       const last = page.at(-1);
       return create(ListMigrationsResponseSchema, {
-        migrations,
+        migrations: page.map(migrationFromRow),
         nextPageToken:
           rows.length > size && last
             ? encodePageToken({ at: last.requested_at, id: last.migration_id })

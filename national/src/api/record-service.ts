@@ -98,9 +98,7 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
       if (req.reason === CloseReason.MERGED && !req.mergedIntoRecordId) {
         throw invalid("merged_into_record_id", "is required when reason is CLOSE_REASON_MERGED");
       }
-      const rows = await deps.sql<{ person_key: string }[]>`
-        SELECT person_key FROM records WHERE record_id = ${req.recordId}`;
-      const key = rows[0]?.person_key;
+      const key = await deps.queries.personOfRecord(req.recordId);
       if (!key) {
         throw refusalError("not_found", "RECORD_NOT_FOUND", `no record ${req.recordId}`, {
           field: "record_id",

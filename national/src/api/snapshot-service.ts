@@ -14,19 +14,9 @@ import {
 } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import { doseFromJson, identityFromJson } from "../domain/codec.js";
 import { contentsDigest } from "../domain/contents-digest.js";
+import { snapshotPage, snapshotWatermark } from "../store/queries.js";
 import { type HubDeps, logRead, principalOf } from "./context.js";
 import { denied, invalid, refusalError } from "./errors.js";
-
-interface Row {
-  certificate_number: string;
-  record_id: string;
-  owner_province: string;
-  status: keyof typeof CertificateStatus;
-  record_status: keyof typeof RecordStatus;
-  version: number;
-  position: number;
-  contents_digest: string;
-}
 
 export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotService> {
   return {
@@ -52,18 +42,10 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
       try {
         // One consistent read for the whole stream, in keyset pages of bounded size.
         await conn`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`;
-        const [w] = await conn<{ watermark: number }[]>`
-          SELECT coalesce(max(position), 0) AS watermark FROM events`;
-        const watermark = BigInt(w?.watermark ?? 0);
+        const watermark = await snapshotWatermark(conn);
         let after = req.afterCertificateNumber;
         for (;;) {
-          const rows = await conn<Row[]>`
-            SELECT certificate_number, record_id, owner_province, status, record_status, version, position,
-              contents_digest
-            FROM certificates
-            WHERE province = ${province} AND certificate_number COLLATE "C" > ${after}
-            ORDER BY certificate_number COLLATE "C"
-            LIMIT ${chunk}`;
+          const rows = await snapshotPage(conn, province, after, chunk);
           const last = rows.length < chunk;
           const page = create(StreamSnapshotResponseSchema, {
             watermark,
@@ -118,7 +100,7 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
 
     async getRecordContents(req, ctx) {
       const p = principalOf(ctx);
-      const key = await deps.store.personOfRecord(req.recordId);
+      const key = await deps.queries.personOfRecord(req.recordId);
       const state = key ? await deps.store.load(key) : undefined;
       const record = state?.records[req.recordId];
       if (!state || !record) {

@@ -162,12 +162,6 @@ export class HubStore {
   }
 
   /** The person a record belongs to, from the snapshot projection. */
-  async personOfRecord(recordId: string): Promise<string | undefined> {
-    const rows = await this.sql<{ person_key: string }[]>`
-      SELECT person_key FROM records WHERE record_id = ${recordId}`;
-    return rows[0]?.person_key;
-  }
-
   /**
    * Runs `cmd` for one person. `respond` builds the RPC response from the resulting state (it is
    * stored under the idempotency key, if any, in the same transaction).

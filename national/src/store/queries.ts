@@ -1,0 +1,158 @@
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { ReservedSql, Sql } from "postgres";
+
+/**
+ * The hub's read queries, in one place: they read the projections (`records`, `certificates`,
+ * `migrations`, `directives`) and the event log, never a person's state row by row. RPC
+ * handlers call these and hold no SQL of their own.
+ */
+
+export interface MigrationRow {
+  migration_id: string;
+  record_id: string;
+  source_province: string;
+  target_province: string;
+  state: string;
+  attempt: number;
+  requested_at: Date;
+  updated_at: Date;
+  deadline: Date;
+  source_certificate_number: string;
+  target_certificate_number: string | null;
+  end_reason: string | null;
+}
+
+export interface MigrationFilter {
+  /** Only migrations this province is source or target of (null: all). */
+  province: string | null;
+  state: string | null;
+  /** Keyset: migrations requested before (at, id), newest first. */
+  before: { at: Date; id: string };
+  limit: number;
+}
+
+export interface DirectiveRow {
+  directive_id: string;
+  payload: Uint8Array;
+  state: string;
+  publish_count: number;
+  last_published_at: Date | null;
+  receipt_outcome: string | null;
+  receipt: Uint8Array | null;
+  created_at: Date;
+}
+
+export interface DirectiveFilter {
+  province: string | null;
+  states: string[];
+  /** Keyset: directives created after (at, id), oldest first. */
+  after: { at: Date; id: string };
+  limit: number;
+}
+
+export interface EventRow {
+  position: number;
+  event_id: string;
+  stream_id: string;
+  stream_version: number;
+  type: string;
+  data: JsonObject;
+  recorded_at: Date;
+  hash: Buffer | null;
+  /** The person's data key (null once erased): what unseals the identity in `data`. */
+  dek: Buffer | null;
+}
+
+export interface SnapshotRow {
+  certificate_number: string;
+  record_id: string;
+  owner_province: string;
+  status: "NORMAL" | "SUSPENDED" | "REVOKED";
+  record_status: "ACTIVE" | "MIGRATED_OUT" | "CLOSED";
+  version: number;
+  position: number;
+  contents_digest: string;
+}
+
+export class HubQueries {
+  constructor(private readonly sql: Sql) {}
+
+  async personOfMigration(migrationId: string): Promise<string | undefined> {
+    const [row] = await this.sql<{ person_key: string }[]>`
+      SELECT person_key FROM migrations WHERE migration_id = ${migrationId}`;
+    return row?.person_key;
+  }
+
+  async personOfCertificate(number: string): Promise<string | undefined> {
+    const [row] = await this.sql<{ person_key: string }[]>`
+      SELECT person_key FROM certificates WHERE certificate_number = ${number}`;
+    return row?.person_key;
+  }
+
+  async personOfRecord(recordId: string): Promise<string | undefined> {
+    const [row] = await this.sql<{ person_key: string }[]>`
+      SELECT person_key FROM records WHERE record_id = ${recordId}`;
+    return row?.person_key;
+  }
+
+  /** A page of migrations from the projection (one row each, as the saga last left it). */
+  migrations(f: MigrationFilter): Promise<MigrationRow[]> {
+    return this.sql<MigrationRow[]>`
+      SELECT migration_id, record_id, source_province, target_province, state, attempt,
+             requested_at, updated_at, deadline, source_certificate_number,
+             target_certificate_number, end_reason
+      FROM migrations
+      WHERE (${f.province}::text IS NULL OR source_province = ${f.province} OR target_province = ${f.province})
+        AND (${f.state}::text IS NULL OR state = ${f.state})
+        AND (requested_at, migration_id) < (${f.before.at}, ${f.before.id}::uuid)
+      ORDER BY requested_at DESC, migration_id DESC
+      LIMIT ${f.limit}`;
+  }
+
+  directives(f: DirectiveFilter): Promise<DirectiveRow[]> {
+    return this.sql<DirectiveRow[]>`
+      SELECT directive_id, payload, state, publish_count, last_published_at, receipt_outcome,
+             receipt, created_at
+      FROM directives
+      WHERE (${f.province}::text IS NULL OR province = ${f.province})
+        AND state = ANY(${f.states})
+        AND (created_at, directive_id) > (${f.after.at}, ${f.after.id}::uuid)
+      ORDER BY created_at, directive_id
+      LIMIT ${f.limit}`;
+  }
+
+  /** A person's events in order, with their chain hashes, up to `asOf` if given. */
+  events(personKey: string, asOf?: Date): Promise<EventRow[]> {
+    return this.sql<EventRow[]>`
+      SELECT e.position, e.event_id, e.stream_id, e.stream_version, e.type, e.data, e.recorded_at,
+             c.hash, k.dek
+      FROM events e LEFT JOIN event_chain c ON c.position = e.position
+        LEFT JOIN person_keys k ON k.person_key = e.stream_id
+      WHERE e.stream_id = ${personKey}
+        AND (${asOf ?? null}::timestamptz IS NULL OR e.recorded_at <= ${asOf ?? null})
+      ORDER BY e.stream_version`;
+  }
+}
+
+/** The log position a snapshot read sees (inside its REPEATABLE READ transaction). */
+export async function snapshotWatermark(conn: ReservedSql): Promise<bigint> {
+  const [w] = await conn<{ watermark: number }[]>`
+    SELECT coalesce(max(position), 0) AS watermark FROM events`;
+  return BigInt(w?.watermark ?? 0);
+}
+
+/** One keyset page of a province's certificates, in byte-wise number order. */
+export function snapshotPage(
+  conn: ReservedSql,
+  province: string,
+  after: string,
+  limit: number,
+): Promise<SnapshotRow[]> {
+  return conn<SnapshotRow[]>`
+    SELECT certificate_number, record_id, owner_province, status, record_status, version, position,
+      contents_digest
+    FROM certificates
+    WHERE province = ${province} AND certificate_number COLLATE "C" > ${after}
+    ORDER BY certificate_number COLLATE "C"
+    LIMIT ${limit}`;
+}
