@@ -10,6 +10,7 @@ export * from "./bus/signing.js";
 export * from "./bus/stream.js";
 export * from "./db.js";
 export * from "./env.js";
+export * from "./group-commit.js";
 export * from "./log.js";
 export * from "./ops-endpoints.js";
 export * from "./resident-id.js";

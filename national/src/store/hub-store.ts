@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { GroupCommit } from "@evc-interop/runtime";
 import type { PendingQuery, Row, Sql, TransactionSql } from "postgres";
 import { directiveMessage, encodeDirective } from "../domain/codec.js";
 import { type Command, decide } from "../domain/decide.js";
@@ -8,6 +9,14 @@ import type { DecideContext, HubEvent, PersonState } from "../domain/types.js";
 import { initialState } from "../domain/types.js";
 import { carriesIdentity, dataKeys, sealIdentities } from "./identity-seal.js";
 import { type ProjectionRows, projectionQueries, projectionRows } from "./projection.js";
+import {
+  fence,
+  lockDispositions,
+  type Mark,
+  markReceipts,
+  type ReceiptToMark,
+  type ReceiptVerdict,
+} from "./receipt-marks.js";
 import { type Columns, unnestRows } from "./unnest.js";
 
 /** Idempotency of a request: the same (province, key) must carry the same request hash. */
@@ -22,19 +31,6 @@ export interface ExecuteOptions<R> {
   encode?: (r: R) => Uint8Array;
   decode?: (b: Uint8Array) => R;
 }
-
-/**
- * Hooks around each transaction of an `executeAll` batch; each sees the tags of that
- * transaction's commands at once, so it can use one statement for all of them.
- */
-export interface RoundHooks<R, T> {
-  /** Runs first; a response for a command short-circuits it (returned as replayed). */
-  before?: (tx: TransactionSql, tags: T[]) => Promise<(R | undefined)[]>;
-  /** Runs last, with the commands that were executed (events, projections, outbox written). */
-  after?: (tx: TransactionSql, tags: T[]) => Promise<void>;
-}
-
-type AnyHooks = RoundHooks<unknown, unknown>;
 
 export interface ExecuteResult<R> {
   state: PersonState;
@@ -97,14 +93,15 @@ const IDEMPOTENCY_COLUMNS: Columns = {
   response: "bytea",
 };
 
-/** A command waiting for its transaction. */
+/** A command (or a receipt to record, or both) waiting for its transaction. */
 interface Job {
   personKey: string;
-  cmd: Command;
+  /** Absent for a receipt no saga waits on: it is recorded, and no person changes. */
+  cmd?: Command;
   respond: (state: PersonState, events: HubEvent[]) => unknown;
   options: ExecuteOptions<unknown>;
-  /** What the round hooks know the command by. */
-  tag?: unknown;
+  /** A receipt recorded in the command's transaction (fenced first: see receipt-marks.ts). */
+  receipt?: ReceiptToMark;
   resolve: (r: ExecuteResult<unknown>) => void;
   reject: (err: unknown) => void;
 }
@@ -142,8 +139,7 @@ export class HubStore {
   readonly clock: () => Date;
   readonly newId: () => string;
   private readonly maxBatch: number;
-  private queue: Job[] = [];
-  private draining = false;
+  private readonly commit: GroupCommit<Job>;
 
   constructor(
     readonly sql: Sql,
@@ -152,6 +148,22 @@ export class HubStore {
     this.clock = opts.clock ?? (() => new Date());
     this.newId = opts.newId ?? randomUUID;
     this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
+    this.commit = new GroupCommit<Job>({
+      maxBatch: this.maxBatch,
+      keys: jobKeys,
+      // Persons in one order in every transaction, so two transactions appending for the same
+      // persons wait for each other instead of deadlocking.
+      compare: (a, b) => (a.personKey < b.personKey ? -1 : a.personKey > b.personKey ? 1 : 0),
+      runBatch: async (jobs) => {
+        const outcomes = await this.sql.begin((tx) => this.executeRound(tx, jobs));
+        outcomes.forEach((o, i) => {
+          const job = jobs[i] as Job;
+          if (o.ok) job.resolve(o.result);
+          else job.reject(o.error);
+        });
+      },
+      runAlone: (job) => this.executeAlone(job).then(job.resolve, job.reject),
+    });
   }
 
   /** Reads a person's state (strongly consistent: the primary's committed state). */
@@ -161,7 +173,6 @@ export class HubStore {
     return rows[0]?.state ?? initialState();
   }
 
-  /** The person a record belongs to, from the snapshot projection. */
   /**
    * Runs `cmd` for one person. `respond` builds the RPC response from the resulting state (it is
    * stored under the idempotency key, if any, in the same transaction).
@@ -172,125 +183,61 @@ export class HubStore {
     respond: (state: PersonState, events: HubEvent[]) => R,
     options: ExecuteOptions<R> = {},
   ): Promise<ExecuteResult<R>> {
-    if (this.maxBatch === 1) {
-      const job = toJob(personKey, cmd, respond, options, noop, noop);
-      return this.executeAlone(job) as Promise<ExecuteResult<R>>;
-    }
     return new Promise<ExecuteResult<R>>((resolve, reject) => {
-      this.queue.push(toJob(personKey, cmd, respond, options, resolve, reject));
-      if (!this.draining) {
-        this.draining = true;
-        setImmediate(() => void this.drain());
-      }
+      this.commit.submit(toJob(personKey, cmd, respond, options, resolve, reject));
     });
   }
 
   /**
-   * Runs several commands together now (not through the group-commit queue), as few
-   * transactions as their persons allow. Each settles on its own.
+   * Records receipts now (not through the group-commit queue), each in the transaction of the
+   * saga command it moves on, if any; as few transactions as their persons and directives
+   * allow. Fenced first, under the directive's row lock: a directive already answered makes the
+   * receipt DUPLICATE; another attempt than the directive's makes it REFUSED; a command refused
+   * as STALE_ATTEMPT (the saga moved past it) records it REFUSED. Any other refusal of a
+   * command fails that receipt alone. Each settles on its own, in the order given.
    */
-  executeAll<R, T>(
-    commands: {
-      personKey: string;
-      cmd: Command;
-      respond: (state: PersonState, events: HubEvent[]) => R;
-      options?: ExecuteOptions<R>;
-      tag: T;
-    }[],
-    hooks: RoundHooks<R, T> = {},
-  ): Promise<PromiseSettledResult<ExecuteResult<R>>[]> {
+  recordReceipts(
+    items: readonly { personKey: string; receipt: ReceiptToMark; cmd?: Command }[],
+  ): Promise<PromiseSettledResult<ReceiptVerdict>[]> {
     const jobs: Job[] = [];
-    const settled = commands.map(
-      (c) =>
-        new Promise<ExecuteResult<R>>((resolve, reject) => {
-          const job = toJob(c.personKey, c.cmd, c.respond, c.options ?? {}, resolve, reject);
-          job.tag = c.tag;
+    const recorded: ReceiptVerdict = { disposition: "RECORDED", detail: "" };
+    const settled = items.map(
+      (item) =>
+        new Promise<ReceiptVerdict>((resolve, reject) => {
+          const job = toJob(
+            item.personKey,
+            item.cmd,
+            () => recorded,
+            {},
+            (r) => resolve(r.response),
+            reject,
+          );
+          job.receipt = item.receipt;
           jobs.push(job);
         }),
     );
-    // Settled as they come: a command refused in an early round is not left unhandled while
-    // later rounds run.
     const all = Promise.allSettled(settled);
-    return this.runJobs(jobs, hooks as AnyHooks).then(() => all);
+    return this.commit.runNow(jobs).then(() => all);
   }
 
-  private async drain(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        const jobs = this.queue.splice(0, this.maxBatch);
-        await this.runJobs(jobs);
-      }
-    } finally {
-      this.draining = false;
-    }
-  }
-
-  /** Splits jobs into rounds (a person and an idempotency key once per round) and runs them. */
-  private async runJobs(jobs: Job[], hooks: AnyHooks = {}): Promise<void> {
-    const rounds: { jobs: Job[]; keys: Set<string> }[] = [];
-    for (const job of jobs) {
-      const keys = jobKeys(job);
-      let round = rounds.find((r) => keys.every((k) => !r.keys.has(k)));
-      if (!round) {
-        round = { jobs: [], keys: new Set() };
-        rounds.push(round);
-      }
-      round.jobs.push(job);
-      for (const k of keys) round.keys.add(k);
-    }
-    for (const round of rounds) await this.runRound(round.jobs, hooks);
-  }
-
-  private async runRound(unordered: Job[], hooks: AnyHooks): Promise<void> {
-    // Persons in one order in every transaction, so two transactions appending for the same
-    // persons wait for each other instead of deadlocking.
-    const jobs = [...unordered].sort((a, b) =>
-      a.personKey < b.personKey ? -1 : a.personKey > b.personKey ? 1 : 0,
-    );
-    if (jobs.length === 1) {
-      const [job] = jobs as [Job];
-      await this.executeAlone(job, hooks).then(job.resolve, job.reject);
-      return;
-    }
-    let outcomes: Outcome[];
-    try {
-      outcomes = await this.sql.begin((tx) => this.executeRound(tx, jobs, hooks));
-    } catch {
-      // The batch could not commit as a whole: each command again on its own, as it would
-      // have run without batching (with its own retries and its own error).
-      await Promise.all(
-        jobs.map((job) => this.executeAlone(job, hooks).then(job.resolve, job.reject)),
-      );
-      return;
-    }
-    outcomes.forEach((o, i) => {
-      const job = jobs[i] as Job;
-      if (o.ok) job.resolve(o.result);
-      else job.reject(o.error);
-    });
-  }
-
-  /** One transaction for commands of distinct persons. Throws if it cannot commit as a whole. */
-  private async executeRound(tx: TransactionSql, jobs: Job[], hooks: AnyHooks): Promise<Outcome[]> {
+  /**
+   * One transaction for commands of distinct persons (and receipts of distinct directives).
+   * Throws if it cannot commit as a whole.
+   */
+  private async executeRound(tx: TransactionSql, jobs: Job[]): Promise<Outcome[]> {
     const outcomes: (Outcome | undefined)[] = new Array(jobs.length);
     const idemJobs = jobs.filter((j) => j.options.idempotency);
-    // Without idempotency keys no command can be a replay: the hook's statements go out with
-    // the reads, one round trip instead of two (receipt batches take this path).
-    const earlyHook =
-      hooks.before && idemJobs.length === 0
-        ? hooks.before(
-            tx,
-            jobs.map((j) => j.tag),
-          )
-        : undefined;
-    // Handled here too: if the reads fail first, the hook's failure must not go unhandled.
-    void earlyHook?.catch(() => undefined);
-    const [personRows, idemRows] = await Promise.all([
-      // With each person's data key, so sealing an identity costs no round trip of its own.
-      tx<{ person_key: string; state: PersonState; dek: Buffer | null }[]>`
-        SELECT p.person_key, p.state, k.dek
-        FROM persons p LEFT JOIN person_keys k ON k.person_key = p.person_key
-        WHERE p.person_key = ANY(${jobs.map((j) => j.personKey)}::text[])`,
+    const persons = jobs.filter((j) => j.cmd).map((j) => j.personKey);
+    // Every read in one pipelined round: persons with their data keys (sealing an identity
+    // then costs no round trip), earlier answers to idempotency keys, and the dispositions of
+    // the directives receipts answer, whose rows stay locked to the end of the transaction.
+    const [personRows, idemRows, dispositions] = await Promise.all([
+      persons.length === 0
+        ? Promise.resolve([])
+        : tx<{ person_key: string; state: PersonState; dek: Buffer | null }[]>`
+            SELECT p.person_key, p.state, k.dek
+            FROM persons p LEFT JOIN person_keys k ON k.person_key = p.person_key
+            WHERE p.person_key = ANY(${persons}::text[])`,
       idemJobs.length === 0
         ? Promise.resolve([])
         : tx<
@@ -305,14 +252,30 @@ export class HubStore {
             WHERE (province, idempotency_key) IN (
               SELECT * FROM unnest(${idemJobs.map((j) => j.options.idempotency?.province ?? "")}::text[],
                                    ${idemJobs.map((j) => j.options.idempotency?.key ?? "")}::text[]))`,
+      lockDispositions(
+        tx,
+        jobs.flatMap((j) => (j.receipt ? [j.receipt.directiveId] : [])),
+      ),
     ]);
     const stateOf = new Map(personRows.map((r) => [r.person_key, r.state]));
     const prior = new Map(idemRows.map((r) => [`${r.province}\u0000${r.idempotency_key}`, r]));
+    const marks: Mark[] = [];
 
-    // Replays of earlier requests, then the hooks that may short-circuit a command.
+    // Replays of earlier requests and fenced receipts end here; the rest are decided.
     const pending: number[] = [];
     jobs.forEach((job, i) => {
       const state = stateOf.get(job.personKey) ?? initialState();
+      const replay = (response: unknown): Outcome => ({
+        ok: true,
+        result: { state, events: [], response, replayed: true },
+      });
+      if (job.receipt) {
+        const fenced = fence(job.receipt, dispositions.get(job.receipt.directiveId) ?? null);
+        if (fenced) {
+          outcomes[i] = replay(fenced);
+          return;
+        }
+      }
       const idem = job.options.idempotency;
       const row = idem ? prior.get(`${idem.province}\u0000${idem.key}`) : undefined;
       if (!idem || !row) {
@@ -324,28 +287,21 @@ export class HubStore {
         return;
       }
       if (!job.options.decode) throw new Error("idempotent execute needs decode");
-      outcomes[i] = {
-        ok: true,
-        result: { state, events: [], response: job.options.decode(row.response), replayed: true },
-      };
+      outcomes[i] = replay(job.options.decode(row.response));
     });
-    const early = earlyHook
-      ? await earlyHook
-      : hooks.before
-        ? await hooks.before(
-            tx,
-            pending.map((i) => jobs[i]?.tag),
-          )
-        : [];
     const now = this.clock();
     const planned: Planned[] = [];
-    pending.forEach((i, n) => {
+    for (const i of pending) {
       const job = jobs[i] as Job;
       const before = stateOf.get(job.personKey) ?? initialState();
-      const response = early[n];
-      if (response !== undefined) {
-        outcomes[i] = { ok: true, result: { state: before, events: [], response, replayed: true } };
-        return;
+      if (!job.cmd) {
+        // A receipt no saga waits on: recorded, nothing else changes.
+        if (job.receipt) marks.push({ receipt: job.receipt, disposition: "RECORDED" });
+        outcomes[i] = {
+          ok: true,
+          result: { state: before, events: [], response: job.respond(before, []), replayed: false },
+        };
+        continue;
       }
       let events: HubEvent[];
       try {
@@ -356,8 +312,17 @@ export class HubStore {
         });
       } catch (err) {
         if (!(err instanceof Refusal)) throw err;
-        outcomes[i] = { ok: false, error: err };
-        return;
+        if (job.receipt && err.reason === "STALE_ATTEMPT") {
+          // The saga moved past this attempt: the receipt is kept as the directive's delivery
+          // record, and changes nothing else.
+          marks.push({ receipt: job.receipt, disposition: "REFUSED" });
+          const verdict: ReceiptVerdict = { disposition: "REFUSED", detail: err.message };
+          outcomes[i] = {
+            ok: true,
+            result: { state: before, events: [], response: verdict, replayed: false },
+          };
+        } else outcomes[i] = { ok: false, error: err };
+        continue;
       }
       planned.push({
         job,
@@ -365,7 +330,7 @@ export class HubStore {
         events,
         rows: eventRows(this.newId, job.personKey, before, events, now),
       });
-    });
+    }
 
     // Append every planned event in one statement; the UNIQUE (stream_id, stream_version)
     // constraint is the expected-version check of each.
@@ -422,13 +387,12 @@ export class HubStore {
     if (idemWrites.length > 0) {
       writes.push(tx`INSERT INTO idempotency ${unnestRows(tx, IDEMPOTENCY_COLUMNS, idemWrites)}`);
     }
-    await Promise.all([
-      Promise.all(writes),
-      hooks.after?.(
-        tx,
-        changes.map((c) => c.plan.job.tag),
-      ),
-    ]);
+    for (const c of changes) {
+      const r = c.plan.job.receipt;
+      if (r) marks.push({ receipt: r, disposition: "RECORDED" });
+    }
+    if (marks.length > 0) writes.push(markReceipts(tx, marks, now));
+    await Promise.all(writes);
     changes.forEach((c, n) => {
       const i = jobs.indexOf(c.plan.job);
       outcomes[i] = {
@@ -440,11 +404,11 @@ export class HubStore {
   }
 
   /** One command in its own transaction, retried on concurrent appends to the same stream. */
-  private async executeAlone(job: Job, hooks: AnyHooks = {}): Promise<ExecuteResult<unknown>> {
+  private async executeAlone(job: Job): Promise<ExecuteResult<unknown>> {
     for (let attempt = 1; ; attempt++) {
       let outcome: Outcome | undefined;
       try {
-        [outcome] = await this.sql.begin((tx) => this.executeRound(tx, [job], hooks));
+        [outcome] = await this.sql.begin((tx) => this.executeRound(tx, [job]));
       } catch (err) {
         const e = pgError(err);
         if (e.code !== "23505") throw err;
@@ -523,7 +487,7 @@ export class HubStore {
 
 function toJob<R>(
   personKey: string,
-  cmd: Command,
+  cmd: Command | undefined,
   respond: (state: PersonState, events: HubEvent[]) => R,
   options: ExecuteOptions<R>,
   resolve: (r: ExecuteResult<R>) => void,
@@ -531,7 +495,7 @@ function toJob<R>(
 ): Job {
   return {
     personKey,
-    cmd,
+    ...(cmd ? { cmd } : {}),
     respond,
     options: options as ExecuteOptions<unknown>,
     resolve: resolve as (r: ExecuteResult<unknown>) => void,
@@ -539,12 +503,17 @@ function toJob<R>(
   };
 }
 
-/** What a job occupies in a transaction: its person and its idempotency key. */
+/**
+ * What a job occupies in a transaction: its person (if it has a command), its idempotency key,
+ * the directive its receipt answers.
+ */
 function jobKeys(job: Job): string[] {
   const idem = job.options.idempotency;
-  return idem
-    ? [`p:${job.personKey}`, `i:${idem.province}\u0000${idem.key}`]
-    : [`p:${job.personKey}`];
+  return [
+    ...(job.cmd ? [`p:${job.personKey}`] : []),
+    ...(idem ? [`i:${idem.province}\u0000${idem.key}`] : []),
+    ...(job.receipt ? [`d:${job.receipt.directiveId}`] : []),
+  ];
 }
 
 function keyReused(key: string): Refusal {
@@ -622,5 +591,3 @@ function personsUpdate(tx: TransactionSql, changes: Change[]): PendingQuery<Row[
       ${changes.map((c) => JSON.stringify(c.state))}::text[]) AS u(k, v, s)
     WHERE p.person_key = u.k`;
 }
-
-function noop(): void {}

@@ -12,6 +12,7 @@ import {
   type Receipt,
   ReceiptSchema,
 } from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import { GroupCommit } from "@evc-interop/runtime";
 import type { Sql, TransactionSql } from "postgres";
 import { decide, type LocalState } from "../domain/decide.js";
 import { CertificateCache } from "./cache.js";
@@ -44,13 +45,15 @@ function recordContents(rec: RecordRow, doses: Dose[]) {
   });
 }
 
+/** A directive waiting for its transaction. */
+interface ApplyJob {
+  d: Directive;
+  resolve: (r: ApplyResult) => void;
+  reject: (err: unknown) => void;
+}
+
 export class ProvinceStore {
-  private queue: {
-    d: Directive;
-    resolve: (r: ApplyResult) => void;
-    reject: (err: unknown) => void;
-  }[] = [];
-  private draining = false;
+  private readonly commit: GroupCommit<ApplyJob>;
   /** Certificate rows for the phone read path (see CertificateCache). */
   readonly cache = new CertificateCache();
 
@@ -65,7 +68,34 @@ export class ProvinceStore {
      * 1 applies each directive in its own transaction.
      */
     readonly maxBatch = 64,
-  ) {}
+  ) {
+    const alone = (job: ApplyJob) =>
+      this.sql
+        .begin((tx) => this.applyAll(tx, [job.d]))
+        .then((r) => r[0] as ApplyResult)
+        .then(job.resolve, job.reject);
+    this.commit = new GroupCommit<ApplyJob>({
+      maxBatch,
+      // One directive per record in a transaction: the record lock is per session, so two of
+      // one record in the same transaction would not be ordered by it.
+      keys: (job) => [job.d.recordId],
+      // Records locked in one order by every transaction (several processes may consume for
+      // one province): they wait for each other instead of deadlocking.
+      compare: (a, b) => (a.d.recordId < b.d.recordId ? -1 : a.d.recordId > b.d.recordId ? 1 : 0),
+      runBatch: async (jobs) => {
+        const results = await this.sql.begin((tx) =>
+          this.applyAll(
+            tx,
+            jobs.map((job) => job.d),
+          ),
+        );
+        jobs.forEach((job, i) => {
+          job.resolve(results[i] as ApplyResult);
+        });
+      },
+      runAlone: alone,
+    });
+  }
 
   identityJson(identity: Identity): JsonValue {
     return toJson(IdentitySchema, identity);
@@ -159,70 +189,7 @@ export class ProvinceStore {
    * its directives is applied again on its own, so a caller sees what it would have alone.
    */
   apply(d: Directive): Promise<ApplyResult> {
-    if (this.maxBatch <= 1) {
-      return this.sql.begin((tx) => this.applyAll(tx, [d])).then((r) => r[0] as ApplyResult);
-    }
-    return new Promise((resolve, reject) => {
-      this.queue.push({ d, resolve, reject });
-      if (!this.draining) {
-        this.draining = true;
-        setImmediate(() => void this.drain());
-      }
-    });
-  }
-
-  private async drain(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        // One directive per record in a transaction: the record lock is per session, so two
-        // of one record in the same transaction would not be ordered by it.
-        const records = new Set<string>();
-        const batch: typeof this.queue = [];
-        const rest: typeof this.queue = [];
-        for (const job of this.queue) {
-          if (batch.length < this.maxBatch && !records.has(job.d.recordId)) {
-            records.add(job.d.recordId);
-            batch.push(job);
-          } else rest.push(job);
-        }
-        this.queue = rest;
-        // Records locked in one order by every transaction (several processes may consume
-        // for one province): they wait for each other instead of deadlocking.
-        batch.sort((a, b) =>
-          a.d.recordId < b.d.recordId ? -1 : a.d.recordId > b.d.recordId ? 1 : 0,
-        );
-        await this.applyBatch(batch);
-      }
-    } finally {
-      this.draining = false;
-    }
-  }
-
-  private async applyBatch(batch: typeof this.queue): Promise<void> {
-    let results: ApplyResult[];
-    try {
-      results = await this.sql.begin((tx) =>
-        this.applyAll(
-          tx,
-          batch.map((job) => job.d),
-        ),
-      );
-    } catch {
-      // The batch could not commit as a whole: each directive again on its own, so a caller
-      // sees what it would have seen without batching.
-      await Promise.all(
-        batch.map((job) =>
-          this.sql
-            .begin((tx) => this.applyAll(tx, [job.d]))
-            .then((r) => r[0] as ApplyResult)
-            .then(job.resolve, job.reject),
-        ),
-      );
-      return;
-    }
-    batch.forEach((job, i) => {
-      job.resolve(results[i] as ApplyResult);
-    });
+    return new Promise((resolve, reject) => this.commit.submit({ d, resolve, reject }));
   }
 
   /**
