@@ -48,8 +48,9 @@ import {
   TokenSigner,
   transportTls,
 } from "@evc-interop/runtime";
+import { type ConsumerMessages, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import type { JSONWebKeySet, JWK } from "jose";
-import { type ConsumerMessages, connect, headers, type NatsConnection } from "nats";
 import type { Logger } from "pino";
 import type { KitConfig } from "./config.js";
 
@@ -234,7 +235,7 @@ export class Kit {
 
   /** Consumes the virtual provinces' consumers so the kit sees what the hub sends them. */
   private async playVirtualProvinces(): Promise<void> {
-    const js = this.nc.jetstream();
+    const js = jetstream(this.nc);
     for (const code of VIRTUAL_PROVINCES) {
       const consumer = await js.consumers.get(this.layout.stream, provinceConsumer(code));
       const messages = await consumer.consume();
@@ -380,9 +381,10 @@ export class Kit {
     const h = headers();
     h.set("Content-Type", "application/x-protobuf; proto=evc.directive.v1.Directive");
     if (signature !== null) h.set(SIGNATURE_HEADER, signature);
-    const ack = await this.nc
-      .jetstream()
-      .publish(provinceSubject(this.layout, province), bytes, { msgID: msgId, headers: h });
+    const ack = await jetstream(this.nc).publish(provinceSubject(this.layout, province), bytes, {
+      msgID: msgId,
+      headers: h,
+    });
     return ack.seq;
   }
 
@@ -391,7 +393,7 @@ export class Kit {
    * `acked`, until the ack floor passed it (every earlier message acknowledged too).
    */
   async waitConsumed(streamSeq: number, acked: boolean, timeoutMs = 10_000): Promise<void> {
-    const jsm = await this.nc.jetstreamManager();
+    const jsm = await jetstreamManager(this.nc);
     const end = Date.now() + timeoutMs;
     for (;;) {
       const info = await jsm.consumers.info(
@@ -525,7 +527,7 @@ export class Kit {
     // This run's own stream and schema: nothing of it is left for the next run.
     const own = this.config.kit.ownNames;
     if (own.stream) {
-      const jsm = await this.nc.jetstreamManager().catch(() => undefined);
+      const jsm = await jetstreamManager(this.nc).catch(() => undefined);
       await jsm?.streams.delete(this.config.kit.stream).catch(() => undefined);
     }
     if (own.schema) {

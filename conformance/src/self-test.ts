@@ -12,7 +12,8 @@ import {
   type TestPki,
   uniqueName,
 } from "@evc-interop/testing";
-import { connect } from "nats";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import type { KitConfig } from "./config.js";
 import { Kit } from "./kit.js";
@@ -140,7 +141,7 @@ async function certify(
     await dropSchema(config.kit.schema);
     await dropSchema(`${config.province.env.EVC_PROVINCE_SCHEMA_PREFIX}${PROVINCE}`);
     const nc = await connect({ servers: NATS_URL });
-    await (await nc.jetstreamManager()).streams.delete(config.kit.stream).catch(() => undefined);
+    await (await jetstreamManager(nc)).streams.delete(config.kit.stream).catch(() => undefined);
     await nc.close();
   }
 }

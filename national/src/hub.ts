@@ -32,8 +32,9 @@ import {
   serveOps,
   TokenVerifier,
 } from "@evc-interop/runtime";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { JSONWebKeySet } from "jose";
-import { connect, type NatsConnection } from "nats";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import { auditService } from "./api/audit-service.js";
@@ -158,7 +159,7 @@ export class Hub {
         subjectPrefix: config.subjectPrefix,
         duplicateWindowMs: config.duplicateWindowMs,
       };
-      const jsm = await nc.jetstreamManager();
+      const jsm = await jetstreamManager(nc);
       const provision = async () => {
         await provisionStream(jsm, layout);
         for (const code of Object.keys(PROVINCES)) {
@@ -183,7 +184,7 @@ export class Hub {
       const metrics = new HubMetrics(sql);
       const relay = new Relay(
         sql,
-        nc.jetstream(),
+        jetstream(nc),
         {
           layout,
           redeliverAfterMs: config.redeliverAfterMs,

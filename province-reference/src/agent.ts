@@ -5,11 +5,19 @@ import { type Directive, DirectiveSchema } from "@evc-interop/gen/evc/directive/
 import {
   type BusLayout,
   type DirectiveVerifier,
+  isApiError,
   provinceConsumer,
   provisionProvinceConsumer,
   SIGNATURE_HEADER,
 } from "@evc-interop/runtime";
-import { ConsumerEvents, type ConsumerMessages, type JsMsg, type NatsConnection } from "nats";
+import {
+  type ConsumerMessages,
+  JetStreamApiCodes,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { notAddressedHere } from "./domain/decide.js";
 import type { ProvinceMetrics } from "./metrics.js";
@@ -84,7 +92,7 @@ export class DirectiveAgent {
     const name = provinceConsumer(this.store.code);
     if (this.opts.provisionConsumer) {
       await provisionProvinceConsumer(
-        await this.nc.jetstreamManager(),
+        await jetstreamManager(this.nc),
         this.opts.layout,
         this.store.code,
       );
@@ -96,7 +104,7 @@ export class DirectiveAgent {
   }
 
   private async consume(name: string): Promise<ConsumerMessages> {
-    const consumer = await this.nc.jetstream().consumers.get(this.opts.layout.stream, name);
+    const consumer = await jetstream(this.nc).consumers.get(this.opts.layout.stream, name);
     const messages = await consumer.consume({
       max_messages: Math.max(this.opts.concurrency * 2, 16),
     });
@@ -109,9 +117,9 @@ export class DirectiveAgent {
     void (async () => {
       for await (const s of await messages.status()) {
         if (
-          s.type === ConsumerEvents.ConsumerDeleted ||
-          s.type === ConsumerEvents.ConsumerNotFound ||
-          s.type === ConsumerEvents.StreamNotFound
+          s.type === "consumer_deleted" ||
+          s.type === "consumer_not_found" ||
+          s.type === "stream_not_found"
         ) {
           gone(s.type);
           return;
@@ -129,7 +137,11 @@ export class DirectiveAgent {
           if (info.created !== created) gone("consumer created anew");
         },
         (err: unknown) => {
-          if (/not found/i.test(String(err))) gone(String(err));
+          if (
+            isApiError(err, JetStreamApiCodes.ConsumerNotFound) ||
+            isApiError(err, JetStreamApiCodes.StreamNotFound)
+          )
+            gone(String(err));
         },
       );
     }, CONSUMER_PROBE_MS);
@@ -156,7 +168,7 @@ export class DirectiveAgent {
             // A simulated crash neither acks nor naks: JetStream redelivers after ack_wait.
             if (err instanceof CrashAfterCommit) return;
             this.log.error({ err, seq: m.seq }, "directive handling failed; will be redelivered");
-            m.nak(backoffMs(m.info.redeliveryCount));
+            m.nak(backoffMs(m.info.deliveryCount));
           });
           this.inFlight.add(task);
           void task.finally(() => this.inFlight.delete(task));

@@ -26,8 +26,9 @@ import {
   testReaderIssuer,
   transport,
 } from "@evc-interop/testing";
+import { jetstream } from "@nats-io/jetstream";
+import { connect, headers } from "@nats-io/transport-node";
 import { importJWK, SignJWT } from "jose";
-import { connect, headers } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 
@@ -189,7 +190,7 @@ describe("bad actors at the province", () => {
   it("forged directives on the bus are dead-lettered and alarmed, never applied", async () => {
     const nc = await connect({ servers: env.config.natsUrl });
     try {
-      const js = nc.jetstream();
+      const js = jetstream(nc);
       const subject = provinceSubject(
         { ...env.config, duplicateWindowMs: env.config.duplicateWindowMs },
         BJ,

@@ -21,7 +21,8 @@ import {
   type TestHubEnv,
   uniqueName,
 } from "@evc-interop/testing";
-import { AckPolicy, connect } from "nats";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 
@@ -136,11 +137,11 @@ describe("a province on the bus acts only for itself (I7)", () => {
   it("cannot read another province's consumer, subscribe to its subject, or create a consumer", async () => {
     const nc = await connect({ servers: nats.url, ...as(keys.gd) });
     try {
-      const js = nc.jetstream();
+      const js = jetstream(nc);
       await expect(js.consumers.get(layout.stream, provinceConsumer("110000"))).rejects.toThrow(
         /permission|timeout/i,
       );
-      const jsm = await nc.jetstreamManager({ checkAPI: false });
+      const jsm = await jetstreamManager(nc, { checkAPI: false });
       await expect(
         jsm.consumers.add(layout.stream, {
           durable_name: "sneaky",

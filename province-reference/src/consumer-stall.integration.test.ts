@@ -21,7 +21,8 @@ import {
   type TestHubEnv,
   until,
 } from "@evc-interop/testing";
-import { connect, headers, type MsgHdrs, type NatsConnection } from "nats";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 
@@ -90,7 +91,7 @@ async function poisonCount(like: string): Promise<number> {
 describe("a directive consumer that cannot be stalled", () => {
   it("records poison once, even on a server that ignores term(), and goes on", async () => {
     const garbage = new TextEncoder().encode(`not a directive ${randomUUID()}`);
-    await nc.jetstream().publish(subject(), garbage);
+    await jetstream(nc).publish(subject(), garbage);
     await until("the poison recorded", async () =>
       (await bj.sql`SELECT 1 FROM poison WHERE payload = ${garbage}`).length ? true : undefined,
     );
@@ -104,7 +105,7 @@ describe("a directive consumer that cannot be stalled", () => {
 
   it("a thousand directives with a sequence gap block nothing, and are dead-lettered after the hold", async () => {
     const before = await poisonCount("sequence gap%");
-    const js = nc.jetstream();
+    const js = jetstream(nc);
     const gaps = Array.from({ length: 1000 }, () => {
       const base = activateDirective(BJ);
       return nextDirective(base, 5n, {
@@ -133,7 +134,7 @@ describe("a directive consumer that cannot be stalled", () => {
       case: "appendDose",
       value: { dose: create(DoseSchema, newDose(GD)) },
     });
-    const js = nc.jetstream();
+    const js = jetstream(nc);
     await js.publish(subject(), ...signed(toBinary(DirectiveSchema, second)));
     await until("the second parked", async () =>
       (await bj.sql`SELECT 1 FROM parked WHERE directive_id = ${second.directiveId}`).length
@@ -205,7 +206,7 @@ describe("a directive consumer that cannot be stalled", () => {
   });
   // Last: it takes the stream (and every consumer on it) away from the tests after it.
   it("after the bus lost its stream, the hub provisions it again and delivery resumes", async () => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await jetstreamManager(nc);
     await jsm.streams.delete(env.config.stream);
     const { recordId, dose } = await doseRoutedToBeijing();
     await arrives(recordId, dose, 30_000);

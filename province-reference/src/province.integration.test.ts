@@ -23,7 +23,8 @@ import {
   transport,
   until,
 } from "@evc-interop/testing";
-import { connect, headers } from "nats";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, headers } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PhoneClient } from "./phone-client.js";
 import type { Province } from "./province.js";
@@ -210,7 +211,7 @@ describe("exactly-once effect (I4)", () => {
     expect(rows.length).toBe(3); // activate + two doses
     const nc = await connect({ servers: env.config.natsUrl });
     try {
-      const js = nc.jetstream();
+      const js = jetstream(nc);
       for (let round = 0; round < 2; round++) {
         for (const r of rows) {
           const d = fromBinary(DirectiveSchema, r.payload);
@@ -222,7 +223,7 @@ describe("exactly-once effect (I4)", () => {
           });
         }
       }
-      const jsm = await nc.jetstreamManager();
+      const jsm = await jetstreamManager(nc);
       await until("replays consumed", async () => {
         const [m] = await sh.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM inbox`;
         const info = await jsm.consumers.info(env.config.stream, `province-${code}`);

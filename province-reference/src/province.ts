@@ -40,8 +40,8 @@ import {
   TokenSigner,
   transportTls,
 } from "@evc-interop/runtime";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { JSONWebKeySet } from "jose";
-import { connect, type NatsConnection } from "nats";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import { type AgentOptions, DirectiveAgent } from "./agent.js";

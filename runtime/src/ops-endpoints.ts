@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import type { NatsConnection } from "nats";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import type { Registry } from "prom-client";

@@ -44,14 +44,15 @@ import {
   TokenSigner,
   transportTls,
 } from "@evc-interop/runtime";
-import type { JSONWebKeySet } from "jose";
 import {
   AckPolicy,
   type ConsumerMessages,
-  connect,
   DeliverPolicy,
-  type NatsConnection,
-} from "nats";
+  jetstream,
+  jetstreamManager,
+} from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { JSONWebKeySet } from "jose";
 import { pino } from "pino";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "./pg.js";
 
@@ -230,7 +231,7 @@ export async function startTestHub(
       }).catch(() => undefined);
       if (nc) {
         try {
-          const jsm = await nc.jetstreamManager();
+          const jsm = await jetstreamManager(nc);
           await jsm.streams.delete(config.stream).catch(() => undefined);
         } finally {
           await nc.close();
@@ -272,7 +273,7 @@ export class FakeProvince {
   static async start(env: TestHubEnv, code: string): Promise<FakeProvince> {
     const nc = await connect({ servers: env.config.natsUrl });
     const p = new FakeProvince(code, nc, env);
-    const jsm = await nc.jetstreamManager();
+    const jsm = await jetstreamManager(nc);
     const name = `fake-${code}-${Math.random().toString(36).slice(2, 8)}`;
     await jsm.consumers.add(env.config.stream, {
       durable_name: name,
@@ -281,7 +282,7 @@ export class FakeProvince {
       filter_subject: provinceSubject({ ...env.hub.layout }, code),
       ack_wait: 2_000_000_000,
     });
-    const consumer = await nc.jetstream().consumers.get(env.config.stream, name);
+    const consumer = await jetstream(nc).consumers.get(env.config.stream, name);
     p.messages = await consumer.consume();
     p.loop = (async () => {
       for await (const m of p.messages ?? []) {

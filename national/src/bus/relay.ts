@@ -4,7 +4,8 @@ import {
   provinceSubject,
   SIGNATURE_HEADER,
 } from "@evc-interop/runtime";
-import { ErrorCode, headers, type JetStreamClient, NatsError } from "nats";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { headers, InvalidArgumentError, RequestError } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import type { HubMetrics } from "../metrics.js";
@@ -103,13 +104,9 @@ export class Relay {
         const row = live[i];
         if (!row) return;
         if (res.status === "fulfilled") published.push(row);
-        else if (isError(res.reason, ErrorCode.MaxPayloadExceeded)) tooLarge.push(row);
+        else if (isTooLarge(res.reason)) tooLarge.push(row);
         else {
-          if (
-            isError(res.reason, ErrorCode.NoResponders) ||
-            isError(res.reason, ErrorCode.JetStream404NoMessages)
-          )
-            noStream = true;
+          if (isNoStream(res.reason)) noStream = true;
           this.log.warn(
             { directiveId: row.directive_id, err: String(res.reason) },
             "publish failed; will retry",
@@ -173,6 +170,16 @@ export class Relay {
   }
 }
 
-function isError(err: unknown, code: string): boolean {
-  return err instanceof NatsError && err.code === code;
+/** The bus refused the message as larger than its max_payload: it never will fit. */
+function isTooLarge(err: unknown): boolean {
+  return err instanceof InvalidArgumentError && /max_payload/.test(err.message);
+}
+
+/** Nothing answered the publish: no stream listens on the subject (the bus lost its store). */
+function isNoStream(err: unknown): boolean {
+  const cause = err instanceof Error ? err.cause : undefined;
+  return (
+    (err instanceof RequestError && err.isNoResponders()) ||
+    (cause instanceof RequestError && cause.isNoResponders())
+  );
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { type ConnectionOptions, nkeyAuthenticator, nkeys } from "nats";
+import { type ConnectionOptions, nkeyAuthenticator, nkeys } from "@nats-io/transport-node";
 import { ConfigError } from "../env.js";
 import { type BusLayout, provinceConsumer, provinceSubject } from "./stream.js";
 

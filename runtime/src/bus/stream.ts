@@ -1,11 +1,13 @@
 import {
   AckPolicy,
   DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
   type JetStreamManager,
-  nanos,
   RetentionPolicy,
   StorageType,
-} from "nats";
+} from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
 
 /** Where directives travel on NATS JetStream (see proto/evc/directive/v1/directive.proto). */
 export interface BusLayout {
@@ -49,7 +51,7 @@ export async function provisionStream(jsm: JetStreamManager, layout: BusLayout):
     await jsm.streams.info(layout.stream);
     await jsm.streams.update(layout.stream, config);
   } catch (err) {
-    if (err instanceof Error && /stream not found/i.test(err.message)) {
+    if (isApiError(err, JetStreamApiCodes.StreamNotFound)) {
       await jsm.streams.add(config);
       return;
     }
@@ -80,10 +82,15 @@ export async function provisionProvinceConsumer(
   try {
     await jsm.consumers.info(layout.stream, name);
   } catch (err) {
-    if (err instanceof Error && /consumer not found/i.test(err.message)) {
+    if (isApiError(err, JetStreamApiCodes.ConsumerNotFound)) {
       await jsm.consumers.add(layout.stream, config);
       return;
     }
     throw err;
   }
+}
+
+/** A JetStream API error with this code (e.g. JetStreamApiCodes.ConsumerNotFound). */
+export function isApiError(err: unknown, code: number): boolean {
+  return err instanceof JetStreamApiError && err.code === code;
 }
