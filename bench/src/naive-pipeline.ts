@@ -24,7 +24,8 @@ import {
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { listen } from "@evc-interop/runtime";
 import { dropSchema, TEST_DATABASE_URL, transport, uniqueName } from "@evc-interop/testing";
-import { AckPolicy, connect, type JetStreamClient } from "nats";
+import { AckPolicy, type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import postgres from "postgres";
 import {
   cpuPerOp,
@@ -117,8 +118,8 @@ export async function startNaivePipeline(o: NaiveOptions): Promise<NaivePipeline
     connection: { search_path: schema },
   });
   const nc = await connect({ servers: o.natsUrl });
-  const jsm = await nc.jetstreamManager();
-  const js = nc.jetstream();
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
   let completed = 0;
   let lastCompletion = 0;
 

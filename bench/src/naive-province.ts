@@ -3,7 +3,8 @@ import { createClient } from "@connectrpc/connect";
 import { ReceiptOutcome } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { transport } from "@evc-interop/testing";
-import { connect, type JsMsg } from "nats";
+import { type JsMsg, jetstream } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import postgres from "postgres";
 import { asProvince, type NaiveDirective } from "./naive-pipeline.js";
 
@@ -27,7 +28,7 @@ const sql = postgres(env("NAIVE_DATABASE_URL"), {
   connection: { search_path: env("NAIVE_SCHEMA") },
 });
 const nc = await connect({ servers: env("NAIVE_NATS_URL") });
-const js = nc.jetstream();
+const js = jetstream(nc);
 const loops: Promise<void>[] = [];
 const stops: (() => void)[] = [];
 
