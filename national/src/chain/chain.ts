@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { canClone, connectionOf, workerScript } from "@evc-interop/runtime";
+import { canClone, connectionOf, workerScript } from "@evc-interop/runtime/db";
 import type { Sql } from "postgres";
 
 /**

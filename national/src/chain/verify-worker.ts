@@ -1,5 +1,5 @@
 import { parentPort, workerData } from "node:worker_threads";
-import { type ConnectionOptions, openConnection } from "@evc-interop/runtime";
+import { type ConnectionOptions, openConnection } from "@evc-interop/runtime/db";
 import { checkPage, fetchPage } from "./chain.js";
 
 /**
