@@ -1,7 +1,6 @@
 import {
   AckPolicy,
   DeliverPolicy,
-  JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
   RetentionPolicy,
@@ -47,17 +46,19 @@ export async function provisionStream(jsm: JetStreamManager, layout: BusLayout):
     duplicate_window: nanos(layout.duplicateWindowMs),
     max_age: nanos(30 * 24 * 3600 * 1000),
   };
+  // JetStream's own create-or-update: creating a stream that exists with this very config is
+  // a no-op; one that exists with another (an older duplicate window, say) is updated.
   try {
-    await jsm.streams.info(layout.stream);
-    await jsm.streams.update(layout.stream, config);
+    await jsm.streams.add(config);
   } catch (err) {
-    if (isApiError(err, JetStreamApiCodes.StreamNotFound)) {
-      await jsm.streams.add(config);
-      return;
-    }
-    throw err;
+    if (!isApiError(err, STREAM_NAME_IN_USE)) throw err;
+    await jsm.streams.update(layout.stream, config);
   }
 }
+
+/** JetStream API error codes the provisioning handles (see nats-server's errors.json). */
+const STREAM_NAME_IN_USE = 10058;
+const CONSUMER_ALREADY_EXISTS = 10148;
 
 /**
  * Creates (or updates) the durable pull consumer of one province: explicit ack, filtered on
@@ -79,14 +80,16 @@ export async function provisionProvinceConsumer(
     ack_wait: nanos(ackWaitMs),
     max_ack_pending: 1000,
   };
+  // Creating a consumer that exists with this very config is a no-op; one made with other
+  // settings (an older ack_wait) has those that may change updated.
   try {
-    await jsm.consumers.info(layout.stream, name);
+    await jsm.consumers.add(layout.stream, config);
   } catch (err) {
-    if (isApiError(err, JetStreamApiCodes.ConsumerNotFound)) {
-      await jsm.consumers.add(layout.stream, config);
-      return;
-    }
-    throw err;
+    if (!isApiError(err, CONSUMER_ALREADY_EXISTS)) throw err;
+    await jsm.consumers.update(layout.stream, name, {
+      ack_wait: config.ack_wait,
+      max_ack_pending: config.max_ack_pending,
+    });
   }
 }
 
