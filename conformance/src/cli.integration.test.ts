@@ -1,10 +1,19 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateCredential } from "@evc-interop/runtime";
+import { create } from "@bufbuild/protobuf";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  ControlService,
+  GetFeaturesResponseSchema,
+} from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { generateCredential, provinceConsumer } from "@evc-interop/runtime";
 import { dropSchema, TEST_DATABASE_URL, uniqueName } from "@evc-interop/testing";
+import { jetstream } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "./cli.js";
 import { loadConfig, parseConfig } from "./config.js";
@@ -14,6 +23,7 @@ import { loadConfig, parseConfig } from "./config.js";
  * answers, one that speaks something else, or a province process that dies, it fails within
  * ready_timeout_ms with one line saying what it tried, what it saw and what to check.
  */
+const NATS_URL = process.env.EVC_TEST_NATS_URL ?? "nats://127.0.0.1:4222";
 let dir: string;
 const schemas: string[] = [];
 
@@ -123,6 +133,88 @@ describe("the kit never hangs, and says why", () => {
     expect(sleeps.message).toMatch(/no answer to GetFeatures/);
     const alive = spawnSync("sh", ["-c", `kill -0 $(cat ${pidFile})`]).status === 0;
     expect(alive).toBe(false);
+  });
+});
+
+/**
+ * A province that answers GetFeatures over Connect (HTTP/1.1) and does nothing else on its
+ * control port; with `consume`, it also takes every directive off its consumer and acks it,
+ * and never sends a receipt.
+ */
+async function halfProvince(consume?: { stream: string }) {
+  let nc: NatsConnection | undefined;
+  let taken = 0;
+  const handler = connectNodeAdapter({
+    routes: (router) =>
+      router.service(ControlService, {
+        async getFeatures() {
+          if (consume && !nc) {
+            nc = await connect({ servers: NATS_URL });
+            const consumer = await jetstream(nc).consumers.get(
+              consume.stream,
+              provinceConsumer("110000"),
+            );
+            const messages = await consumer.consume();
+            void (async () => {
+              for await (const m of messages) {
+                taken += 1;
+                m.ack();
+              }
+            })();
+          }
+          return create(GetFeaturesResponseSchema, {
+            implementationName: "half-province",
+            provinceCode: "110000",
+          });
+        },
+      }),
+  });
+  const server = createHttpServer(handler);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    taken: () => taken,
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await nc?.close();
+    },
+  };
+}
+
+describe("the kit says which half of the bus is missing", () => {
+  const asConnect = { protocol: "connect", http_version: "1.1" };
+
+  it("a province that answers but takes no directive: no directive taken, naming the consumer", async () => {
+    const p = await halfProvince();
+    try {
+      const { message, ms } = await failure(config(p.url, asConnect));
+      expect(message).toMatch(
+        /^no directive taken: .*pulled nothing from its durable consumer province-110000 on stream KITCLI_/,
+      );
+      expect(ms).toBeLessThan(15_000);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it("a province that takes directives and never answers: no receipt, naming the hub to call", async () => {
+    const file = config("http://127.0.0.1:1", asConnect);
+    const { stream } = loadConfig(file).kit;
+    const p = await halfProvince({ stream });
+    try {
+      const cfg = JSON.parse(readFileSync(file, "utf8"));
+      cfg.province.url = p.url;
+      writeFileSync(file, JSON.stringify(cfg));
+      const { message, ms } = await failure(file);
+      expect(message).toMatch(/^no receipt: the province took directive [0-9a-f-]{36} off the bus/);
+      expect(message).toMatch(/SubmitReceipts at EVC_HUB_URL/);
+      expect(p.taken()).toBe(1);
+      expect(ms).toBeLessThan(15_000);
+    } finally {
+      await p.close();
+    }
   });
 });
 

@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { loadConfig } from "./config.js";
 import { Kit } from "./kit.js";
+import { probeBus } from "./probe.js";
 import { counts, humanReport, jsonReport, junitReport, type ReportHeader } from "./report.js";
 import { loadSuites, runSuites } from "./runner.js";
 
@@ -77,6 +78,7 @@ export async function main(argv: string[]): Promise<number> {
       `kit hub at ${kit.hub.url}, bus ${config.kit.natsUrl} stream ${config.kit.stream}\n`,
     );
     await kit.startProvince();
+    await probeBus(kit, config.province.readyTimeoutMs);
     const features = await kit.control.getFeatures({});
     const results = await runSuites(kit, suites, features.profiles, {
       run: values.run ?? [],

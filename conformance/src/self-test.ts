@@ -18,6 +18,7 @@ import { pino } from "pino";
 import type { KitConfig } from "./config.js";
 import { Kit } from "./kit.js";
 import { MUTANTS, type Mutant } from "./mutants.js";
+import { probeBus } from "./probe.js";
 import { counts, humanReport } from "./report.js";
 import { type CaseResult, loadSuites, runSuites } from "./runner.js";
 
@@ -121,6 +122,7 @@ async function certify(
   const kit = await Kit.start(config, pino({ level: "silent" }));
   try {
     await kit.startProvince();
+    await probeBus(kit, config.province.readyTimeoutMs);
     const features = await kit.control.getFeatures({});
     const results = await runSuites(
       kit,

@@ -123,7 +123,8 @@ export type ProvinceUnderTest = Message<"evc.conformance.v1.ProvinceUnderTest"> 
   env: { [key: string]: string };
 
   /**
-   * How long the province may take to answer GetFeatures after starting (default 30000).
+   * How long the province may take to answer GetFeatures after starting, and again to take the
+   * kit's probe directive off its consumer and answer it with a receipt (default 30000).
    *
    * @generated from field: uint32 ready_timeout_ms = 11;
    */
