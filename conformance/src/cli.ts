@@ -17,7 +17,9 @@ only. The kit serves the hub API and drives the directive bus itself.
   --config FILE         kit configuration (YAML or JSON; see conformance/README.md)
   --run PATTERN         run only matching cases (repeatable; "directive/*", "status/by-number")
   --skip PATTERN        skip matching cases (repeatable)
-  --known-failing FILE  cases (one pattern a line) expected to fail; one that passes fails the run
+  --known-failing FILE  cases (one pattern a line) expected to fail: reported XFAIL; one that
+                        passes fails the run
+  --known-flaky FILE    cases (one pattern a line) that may fail: a failure is reported FLAKY
   --trace               show the messages exchanged for every case
   --junit FILE          write a JUnit XML report
   --json FILE           write a JSON report
@@ -40,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
       run: { type: "string", multiple: true, default: [] },
       skip: { type: "string", multiple: true, default: [] },
       "known-failing": { type: "string" },
+      "known-flaky": { type: "string" },
       trace: { type: "boolean", default: false },
       junit: { type: "string" },
       json: { type: "string" },
@@ -53,12 +56,15 @@ export async function main(argv: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   const config = loadConfig(values.config);
-  const knownFailing = values["known-failing"]
-    ? readFileSync(values["known-failing"], "utf8")
-        .split("\n")
-        .map((l) => l.trim())
-        .filter((l) => l && !l.startsWith("#"))
-    : [];
+  const patterns = (file: string | undefined) =>
+    file
+      ? readFileSync(file, "utf8")
+          .split("\n")
+          .map((l) => l.trim())
+          .filter((l) => l && !l.startsWith("#"))
+      : [];
+  const knownFailing = patterns(values["known-failing"]);
+  const knownFlaky = patterns(values["known-flaky"]);
   const suites = loadSuites(values.suites ?? join(packageRoot, "suites"));
   const logger = pino(
     { level: "info" },
@@ -84,6 +90,7 @@ export async function main(argv: string[]): Promise<number> {
       run: values.run ?? [],
       skip: values.skip ?? [],
       knownFailing,
+      knownFlaky,
       trace: values.trace ?? false,
       caseTimeoutMs: config.kit.caseTimeoutMs,
       onProgress: (done, total, last) => {

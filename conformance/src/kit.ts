@@ -71,7 +71,14 @@ function hint(err: unknown): string {
 }
 
 /** Provinces the kit itself plays (sources of migrations, owners of records). */
-export const VIRTUAL_PROVINCES = ["650000", "640000"];
+/** Provinces the kit plays itself, beside the vendor's, when a case needs a source or a target. */
+const VIRTUAL_CANDIDATES = ["650000", "640000", "630000"] as const;
+
+/** The two provinces the kit plays: never the vendor's own code. */
+export function virtualProvinces(vendor: string): [string, string] {
+  const [a, b] = VIRTUAL_CANDIDATES.filter((c) => c !== vendor);
+  return [a ?? "650000", b ?? "640000"];
+}
 
 export type Tracer = (line: string) => void;
 
@@ -97,6 +104,8 @@ export class Kit {
   readonly hub: Hub;
   readonly nc: NatsConnection;
   readonly layout: BusLayout;
+  /** The two provinces the kit plays itself (never the vendor's code). */
+  readonly virtual: [string, string];
   private readonly signers: Map<string, TokenSigner>;
   readonly log: Logger;
   /** Signs what the kit publishes as the hub. */
@@ -117,6 +126,7 @@ export class Kit {
     this.hub = parts.hub;
     this.nc = parts.nc;
     this.layout = parts.hub.layout;
+    this.virtual = virtualProvinces(parts.config.province.code);
     this.signers = parts.signers;
     this.log = parts.log;
     this.directiveSigner = parts.directiveSigner;
@@ -145,7 +155,7 @@ export class Kit {
     const trust: JSONWebKeySet = { keys: [publicOnly] };
     const signers = new Map<string, TokenSigner>();
     const virtualCreds: Credential[] = [];
-    for (const code of VIRTUAL_PROVINCES) {
+    for (const code of virtualProvinces(config.province.code)) {
       const { credential, publicJwk: pub } = await generateCredential(`province:${code}`);
       trust.keys.push(pub);
       virtualCreds.push(credential);
@@ -236,7 +246,7 @@ export class Kit {
   /** Consumes the virtual provinces' consumers so the kit sees what the hub sends them. */
   private async playVirtualProvinces(): Promise<void> {
     const js = jetstream(this.nc);
-    for (const code of VIRTUAL_PROVINCES) {
+    for (const code of this.virtual) {
       const consumer = await js.consumers.get(this.layout.stream, provinceConsumer(code));
       const messages = await consumer.consume();
       this.virtualMessages.push(messages);

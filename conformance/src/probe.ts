@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DoseSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { provinceConsumer } from "@evc-interop/runtime";
-import { type Kit, VIRTUAL_PROVINCES } from "./kit.js";
+import type { Kit } from "./kit.js";
 
 /**
  * The bus half of readiness, after the province answers on its control port: one directive the
@@ -24,7 +24,7 @@ export async function probeBus(kit: Kit, timeoutMs: number): Promise<void> {
           vaccineCode: "MMR",
           doseNumber: 1,
           administeredAt: timestampFromDate(new Date("2022-01-01T00:00:00Z")),
-          administeredProvinceCode: VIRTUAL_PROVINCES[0] ?? "650000",
+          administeredProvinceCode: kit.virtual[0],
         }),
       },
     },

@@ -12,35 +12,53 @@ export interface ReportHeader {
 }
 
 export function counts(results: CaseResult[]) {
+  const n = (status: CaseResult["status"]) => results.filter((r) => r.status === status).length;
   return {
-    passed: results.filter((r) => r.status === "passed").length,
-    failed: results.filter((r) => r.status === "failed").length,
-    skipped: results.filter((r) => r.status === "skipped").length,
+    passed: n("passed"),
+    failed: n("failed"),
+    xfail: n("xfail"),
+    flaky: n("flaky"),
+    skipped: n("skipped"),
   };
+}
+
+const MARK: Record<CaseResult["status"], string> = {
+  passed: "PASS ",
+  failed: "FAIL ",
+  xfail: "XFAIL",
+  flaky: "FLAKY",
+  skipped: "SKIP ",
+};
+
+/** The closing line: every count that is not zero (passed and failed always). */
+export function summaryLine(results: CaseResult[]): string {
+  const c = counts(results);
+  return [
+    `${c.passed} passed`,
+    `${c.failed} failed`,
+    ...(c.xfail ? [`${c.xfail} expected failures (known failing)`] : []),
+    ...(c.flaky ? [`${c.flaky} flaky (known flaky)`] : []),
+    ...(c.skipped ? [`${c.skipped} skipped`] : []),
+  ].join(", ");
 }
 
 /** The human summary: a line per failure with what was expected and seen; the closing line last. */
 export function humanReport(h: ReportHeader, results: CaseResult[]): string {
-  const c = counts(results);
   const lines = [
     `evc-conformance ${h.kitVersion} · contract ${h.contractVersion}`,
     `implementation: ${h.implementationName} ${h.implementationVersion} (province ${h.provinceCode})`,
     "",
   ];
   for (const r of results) {
-    const mark = r.status === "passed" ? "PASS" : r.status === "failed" ? "FAIL" : "SKIP";
-    lines.push(`${mark}  ${r.name}${r.status === "skipped" ? ` (${r.error})` : ""}`);
-    if (r.status === "failed") {
+    lines.push(`${MARK[r.status]} ${r.name}${r.status === "skipped" ? ` (${r.error})` : ""}`);
+    if (r.status === "failed" || r.status === "xfail" || r.status === "flaky") {
       if (r.expected) lines.push(`      expected: ${r.expected}`, `      seen:     ${r.seen}`);
       if (r.error) lines.push(`      ${r.error}`);
       lines.push(`      rule: ${r.description}`);
     }
     for (const t of r.trace) lines.push(`      | ${t}`);
   }
-  lines.push(
-    "",
-    `${c.passed} passed, ${c.failed} failed${c.skipped ? `, ${c.skipped} skipped` : ""}`,
-  );
+  lines.push("", summaryLine(results));
   return lines.join("\n");
 }
 
@@ -60,12 +78,12 @@ export function junitReport(h: ReportHeader, results: CaseResult[]): string {
   }
   const out = [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="evc-conformance ${xml(h.implementationName)} ${xml(h.implementationVersion)}" tests="${results.length}" failures="${c.failed}" skipped="${c.skipped}" time="${h.seconds.toFixed(3)}">`,
+    `<testsuites name="evc-conformance ${xml(h.implementationName)} ${xml(h.implementationVersion)}" tests="${results.length}" failures="${c.failed}" skipped="${c.skipped + c.xfail + c.flaky}" time="${h.seconds.toFixed(3)}">`,
   ];
   for (const [suite, rs] of suites) {
     const sc = counts(rs);
     out.push(
-      `  <testsuite name="${xml(suite)}" tests="${rs.length}" failures="${sc.failed}" skipped="${sc.skipped}">`,
+      `  <testsuite name="${xml(suite)}" tests="${rs.length}" failures="${sc.failed}" skipped="${sc.skipped + sc.xfail + sc.flaky}">`,
     );
     out.push(
       "    <properties>",
@@ -85,6 +103,12 @@ export function junitReport(h: ReportHeader, results: CaseResult[]): string {
         );
       } else if (r.status === "skipped") {
         out.push(`      <skipped message="${xml(r.error ?? "")}"/>`);
+      } else if (r.status === "xfail" || r.status === "flaky") {
+        // JUnit has no expected failure: a skip that says what it is, with what was seen.
+        const msg = r.expected ? `expected ${r.expected}; saw ${r.seen}` : (r.error ?? "failed");
+        const what =
+          r.status === "xfail" ? "expected failure (known failing)" : "flaky (known flaky)";
+        out.push(`      <skipped type="${r.status}" message="${xml(`${what}: ${msg}`)}"/>`);
       }
       out.push("    </testcase>");
     }

@@ -2,11 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { Profile } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
-import {
-  type TestCase,
-  type TestSuite,
-  TestSuiteSchema,
-} from "@evc-interop/gen/evc/conformance/v1/suite_pb";
+import { type TestSuite, TestSuiteSchema } from "@evc-interop/gen/evc/conformance/v1/suite_pb";
 import { parse } from "yaml";
 import type { Kit } from "./kit.js";
 import { CaseFailure, SCENARIOS } from "./scenarios.js";
@@ -16,7 +12,11 @@ export interface CaseResult {
   name: string;
   description: string;
   profile: string;
-  status: "passed" | "failed" | "skipped";
+  /**
+   * `xfail`: listed with --known-failing and failed, as expected; `flaky`: listed with
+   * --known-flaky and failed this time. Neither fails the run; neither is a pass.
+   */
+  status: "passed" | "failed" | "skipped" | "xfail" | "flaky";
   expected?: string;
   seen?: string;
   error?: string;
@@ -57,24 +57,31 @@ export function matches(pattern: string, name: string): boolean {
 }
 
 /**
- * A case listed as known failing that fails is accepted; one that passes fails the run, so the
- * list cannot go stale (the connectrpc/conformance rule).
+ * A case listed as known failing that fails is an expected failure (XFAIL, never a pass); one
+ * that passes fails the run, so the list cannot go stale (the connectrpc/conformance rule).
  */
 export function applyKnownFailing(result: CaseResult, patterns: string[]): CaseResult {
   if (!patterns.some((p) => matches(p, result.name))) return result;
-  return result.status === "failed"
-    ? { ...result, status: "passed", error: "known failing (listed with --known-failing)" }
-    : {
-        ...result,
-        status: "failed",
-        error: "listed as known failing but passed: remove it from the list",
-      };
+  if (result.status === "failed") return { ...result, status: "xfail" };
+  if (result.status !== "passed") return result;
+  return {
+    ...result,
+    status: "failed",
+    error: "listed as known failing but passed: remove it from the list",
+  };
+}
+
+/** A case listed as known flaky that fails this time is reported FLAKY and does not fail the run. */
+export function applyKnownFlaky(result: CaseResult, patterns: string[]): CaseResult {
+  if (result.status !== "failed" || !patterns.some((p) => matches(p, result.name))) return result;
+  return { ...result, status: "flaky" };
 }
 
 export interface RunOptions {
   run: string[];
   skip: string[];
   knownFailing: string[];
+  knownFlaky: string[];
   trace: boolean;
   caseTimeoutMs: number;
   onProgress?: (done: number, total: number, last: CaseResult) => void;
@@ -104,35 +111,34 @@ export async function runSuites(
   profiles: Profile[],
   opts: RunOptions,
 ): Promise<CaseResult[]> {
-  const selected: { suite: TestSuite; tc: TestCase; name: string }[] = [];
-  for (const suite of suites) {
-    for (const tc of suite.cases) {
-      const name = `${suite.name}/${tc.name}`;
-      if (opts.run.length > 0 && !opts.run.some((p) => matches(p, name))) continue;
-      if (opts.skip.some((p) => matches(p, name))) continue;
-      selected.push({ suite, tc, name });
-    }
-  }
+  const all = suites.flatMap((suite) =>
+    suite.cases.map((tc) => ({ suite, tc, name: `${suite.name}/${tc.name}` })),
+  );
   const results: CaseResult[] = [];
-  for (const { suite, tc, name } of selected) {
+  for (const { suite, tc, name } of all) {
     const profile = Profile[suite.profile] ?? "UNSPECIFIED";
     const base = { name, description: tc.description, profile, trace: [] as string[] };
+    // Cases left out are listed, with why: a report says what was not checked.
+    const skipped = (why: string) => {
+      const r: CaseResult = { ...base, status: "skipped", error: why, ms: 0 };
+      results.push(r);
+      opts.onProgress?.(results.length, all.length, r);
+    };
+    if (opts.run.length > 0 && !opts.run.some((p) => matches(p, name))) {
+      skipped(`not selected by --run ${opts.run.join(" ")}`);
+      continue;
+    }
+    const by = opts.skip.find((p) => matches(p, name));
+    if (by) {
+      skipped(`left out by --skip ${by}`);
+      continue;
+    }
     if (!profiles.includes(suite.profile)) {
-      results.push({
-        ...base,
-        status: "skipped",
-        error: `profile ${profile} not declared by the implementation`,
-        ms: 0,
-      });
+      skipped(`profile ${profile} not declared by the implementation (GetFeatures)`);
       continue;
     }
     if (suite.profile === Profile.RESILIENCE && !kit.canRestart) {
-      results.push({
-        ...base,
-        status: "skipped",
-        error: "no start_command or restart_command in the config",
-        ms: 0,
-      });
+      skipped("no start_command or restart_command in the config");
       continue;
     }
     const scenario = SCENARIOS[tc.scenario];
@@ -162,10 +168,10 @@ export async function runSuites(
             };
     }
     kit.trace = () => {};
-    result = applyKnownFailing(result, opts.knownFailing);
+    result = applyKnownFlaky(applyKnownFailing(result, opts.knownFailing), opts.knownFlaky);
     if (!opts.trace) result.trace = [];
     results.push(result);
-    opts.onProgress?.(results.length, selected.length, result);
+    opts.onProgress?.(results.length, all.length, result);
   }
   return results;
 }

@@ -26,7 +26,7 @@ import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_p
 import { identityToJson, personKey } from "@evc-interop/national";
 import { generateSigningKey } from "@evc-interop/runtime";
 import { newIdentity } from "@evc-interop/testing";
-import { type Kit, VIRTUAL_PROVINCES } from "./kit.js";
+import type { Kit } from "./kit.js";
 
 /** A failed expectation: what the rule wants and what the province did. */
 export class CaseFailure extends Error {
@@ -90,7 +90,7 @@ function activateDirective(
       value: {
         $typeName: "evc.directive.v1.ActivateMigratedRecord",
         migrationId: crypto.randomUUID(),
-        sourceProvinceCode: "650000",
+        sourceProvinceCode: kit.virtual[0],
         record: create(RecordContentsSchema, { recordId, identity: who, doses }),
       },
     },
@@ -101,7 +101,7 @@ function activateDirective(
 async function activated(kit: Kit, doses = 2) {
   const who = identity();
   const recordId = crypto.randomUUID();
-  const list = Array.from({ length: doses }, (_, i) => dose("650000", i + 1));
+  const list = Array.from({ length: doses }, (_, i) => dose(kit.virtual[0], i + 1));
   const d = activateDirective(kit, recordId, who, list);
   await kit.deliver(d);
   const r = await receiptFor(kit, d);
@@ -124,12 +124,12 @@ function next(kit: Kit, prev: Directive, action: Directive["action"], seq?: bigi
   });
 }
 
-const suspendAction = (): Directive["action"] => ({
+const suspendAction = (kit: Kit): Directive["action"] => ({
   case: "suspendForMigration",
   value: {
     $typeName: "evc.directive.v1.SuspendForMigration",
     migrationId: crypto.randomUUID(),
-    targetProvinceCode: "640000",
+    targetProvinceCode: kit.virtual[1],
   },
 });
 
@@ -176,13 +176,13 @@ function sameReceipts(rs: Receipt[]): boolean {
 
 async function migrationState(kit: Kit, id: string): Promise<MigrationState> {
   const { migration } = await kit
-    .asVirtual(MigrationService, "650000")
+    .asVirtual(MigrationService, kit.virtual[0])
     .getMigration({ migrationId: id });
   return migration?.state ?? MigrationState.UNSPECIFIED;
 }
 
 /** Registers a person at the kit's hub as owned by a virtual province. */
-async function ownedByVirtual(kit: Kit, code = "650000") {
+async function ownedByVirtual(kit: Kit, code = kit.virtual[0]) {
   const who = identity();
   const cert = `${code}-KIT${crypto.randomUUID().slice(0, 8).toUpperCase()}`;
   const doses = [dose(code)];
@@ -205,7 +205,7 @@ export const SCENARIOS: Record<string, Scenario> = {
 
   async suspend({ kit }) {
     const a = await activated(kit);
-    const d = next(kit, a.directive, suspendAction());
+    const d = next(kit, a.directive, suspendAction(kit));
     await kit.deliver(d);
     const r = await receiptFor(kit, d);
     expect(r.outcome === ReceiptOutcome.APPLIED, "suspend answered APPLIED", show(r));
@@ -226,7 +226,7 @@ export const SCENARIOS: Record<string, Scenario> = {
 
   async "append-dose"({ kit }) {
     const a = await activated(kit);
-    const extra = dose("640000", 3);
+    const extra = dose(kit.virtual[1], 3);
     const d = next(kit, a.directive, appendAction(extra));
     await kit.deliver(d);
     const r = await receiptFor(kit, d);
@@ -244,7 +244,7 @@ export const SCENARIOS: Record<string, Scenario> = {
 
   async "append-dose-same-id"({ kit }) {
     const a = await activated(kit);
-    const extra = dose("640000", 3);
+    const extra = dose(kit.virtual[1], 3);
     const d1 = next(kit, a.directive, appendAction(extra));
     const d2 = next(kit, d1, appendAction(extra));
     await kit.deliver(d1);
@@ -262,7 +262,7 @@ export const SCENARIOS: Record<string, Scenario> = {
   },
 
   async "append-dose-unknown-record"({ kit }) {
-    const d = kit.directive({ action: appendAction(dose("640000")) });
+    const d = kit.directive({ action: appendAction(dose(kit.virtual[1])) });
     await kit.deliver(d);
     const r = await receiptFor(kit, d);
     expect(
@@ -274,10 +274,10 @@ export const SCENARIOS: Record<string, Scenario> = {
 
   async restore({ kit }) {
     const a = await activated(kit);
-    const s = next(kit, a.directive, suspendAction());
+    const s = next(kit, a.directive, suspendAction(kit));
     await kit.deliver(s);
     await receiptFor(kit, s);
-    const late = dose("640000", 4);
+    const late = dose(kit.virtual[1], 4);
     const d = next(kit, s, {
       case: "restoreRecord",
       value: {
@@ -320,7 +320,7 @@ export const SCENARIOS: Record<string, Scenario> = {
     const times = tc.deliveries || 3;
     const who = identity();
     const recordId = crypto.randomUUID();
-    const d = activateDirective(kit, recordId, who, [dose("650000")]);
+    const d = activateDirective(kit, recordId, who, [dose(kit.virtual[0])]);
     await kit.deliver(d, times);
     const rs = await kit.waitReceipts(d.directiveId, times, 8000);
     expect(rs.length >= 1, "a receipt", "none");
@@ -341,7 +341,7 @@ export const SCENARIOS: Record<string, Scenario> = {
 
   async redelivery({ kit }) {
     const a = await activated(kit, 1);
-    const d = next(kit, a.directive, appendAction(dose("640000")));
+    const d = next(kit, a.directive, appendAction(dose(kit.virtual[1])));
     await kit.deliver(d);
     const first = await receiptFor(kit, d);
     await new Promise((r) => setTimeout(r, 1500));
@@ -362,9 +362,9 @@ export const SCENARIOS: Record<string, Scenario> = {
 
   async reorder({ kit }) {
     const a = await activated(kit, 1);
-    const later = dose("640000", 2);
+    const later = dose(kit.virtual[1], 2);
     const append = next(kit, a.directive, appendAction(later));
-    const suspend = next(kit, append, suspendAction());
+    const suspend = next(kit, append, suspendAction(kit));
     // The bus hands the province the later directive first.
     await kit.deliver(suspend);
     await new Promise((r) => setTimeout(r, 300));
@@ -384,7 +384,9 @@ export const SCENARIOS: Record<string, Scenario> = {
   async "wrong-province"({ kit }) {
     const who = identity();
     const recordId = crypto.randomUUID();
-    const foreign = activateDirective(kit, recordId, who, [], { targetProvinceCode: "640000" });
+    const foreign = activateDirective(kit, recordId, who, [], {
+      targetProvinceCode: kit.virtual[1],
+    });
     await kit.deliver(foreign); // on this province's subject, addressed to another (I7)
     await noReceipt(kit, foreign, 1500);
     const code = await codeOf(kit.api.getRecord({ recordId }));
@@ -426,7 +428,10 @@ export const SCENARIOS: Record<string, Scenario> = {
 
   async malformed({ kit }) {
     await kit.publish(new Uint8Array([0xff, 0xff, 0xff, 0x01, 0x02]));
-    const bad = kit.directive({ directiveId: "not-a-uuid", action: appendAction(dose("640000")) });
+    const bad = kit.directive({
+      directiveId: "not-a-uuid",
+      action: appendAction(dose(kit.virtual[1])),
+    });
     await kit.deliver(bad);
     await noReceipt(kit, bad, 1000);
     await activated(kit, 0); // the province survived and goes on
@@ -470,7 +475,7 @@ export const SCENARIOS: Record<string, Scenario> = {
       "anyone reads status by number, with no record id",
       `status ${CertificateStatus[open.certificate?.status ?? 0]}, record id "${open.certificate?.recordId ?? ""}"`,
     );
-    const elsewhere = await kit.readerToken({ province: VIRTUAL_PROVINCES[0] ?? "650000" });
+    const elsewhere = await kit.readerToken({ province: kit.virtual[0] });
     const anonymous: [string, () => Promise<unknown>][] = [
       ["GetRecord", () => kit.phone().getRecord({ recordId: a.recordId })],
       [
@@ -574,7 +579,7 @@ export const SCENARIOS: Record<string, Scenario> = {
       "the watch to start with the current status NORMAL",
       seen.join(",") || "nothing",
     );
-    const d = next(kit, a.directive, suspendAction());
+    const d = next(kit, a.directive, suspendAction(kit));
     await kit.deliver(d);
     await receiptFor(kit, d);
     suspendedAt = Date.now();
@@ -596,7 +601,9 @@ export const SCENARIOS: Record<string, Scenario> = {
       identity: who,
       doses: [dose(kit.config.province.code)],
     });
-    const located = await kit.asVirtual(RecordService, "650000").locateRecord({ identity: who });
+    const located = await kit
+      .asVirtual(RecordService, kit.virtual[0])
+      .locateRecord({ identity: who });
     expect(
       located.ownerProvinceCode === kit.config.province.code,
       `the hub naming ${kit.config.province.code} the owner`,
@@ -643,7 +650,7 @@ export const SCENARIOS: Record<string, Scenario> = {
       );
       await new Promise((r) => setTimeout(r, 100));
     }
-    await kit.answerAs("650000", [
+    await kit.answerAs(kit.virtual[0], [
       create(ReceiptSchema, {
         directiveId: suspend.directiveId,
         attempt: suspend.attempt,
@@ -675,7 +682,7 @@ export const SCENARIOS: Record<string, Scenario> = {
       MigrationState[state] ?? "?",
     );
     const { migration } = await kit
-      .asVirtual(MigrationService, "650000")
+      .asVirtual(MigrationService, kit.virtual[0])
       .getMigration({ migrationId });
     const st = await statusOf(kit, migration?.targetCertificateNumber ?? "");
     expect(
@@ -729,7 +736,9 @@ export const SCENARIOS: Record<string, Scenario> = {
     const st = await statusOf(kit, cert).catch(() => "missing");
     expect(st === "NORMAL", "reconciliation to add the missing certificate, NORMAL (I6)", st);
     // Then the hub closes it without telling the province: statuses differ until reconciliation.
-    const located = await kit.asVirtual(RecordService, "650000").locateRecord({ identity: who });
+    const located = await kit
+      .asVirtual(RecordService, kit.virtual[0])
+      .locateRecord({ identity: who });
     await kit.hub.store.execute(
       key,
       { kind: "close", caller: code, recordId: located.recordId, reason: "DELETED" },
@@ -743,7 +752,7 @@ export const SCENARIOS: Record<string, Scenario> = {
   async "restart-after-delivery"({ kit }) {
     const who = identity();
     const recordId = crypto.randomUUID();
-    const d = activateDirective(kit, recordId, who, [dose("650000")]);
+    const d = activateDirective(kit, recordId, who, [dose(kit.virtual[0])]);
     // The worst moment: the province has fetched the directive and is applying it (or has just
     // answered). A province that acks only after its commit either has the effect stored or gets
     // the message again; one that acks first and applies later loses it.
@@ -766,7 +775,7 @@ export const SCENARIOS: Record<string, Scenario> = {
 
   async "restart-duplicate"({ kit }) {
     const a = await activated(kit, 1);
-    const d = next(kit, a.directive, appendAction(dose("640000")));
+    const d = next(kit, a.directive, appendAction(dose(kit.virtual[1])));
     await kit.deliver(d);
     const first = await receiptFor(kit, d);
     await kit.restartProvince();
