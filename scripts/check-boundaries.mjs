@@ -18,7 +18,7 @@ const rootPkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 /** What a package's production code may import, beyond what it declares (a policy, not a fact). */
 const ONLY = {
   "@evc-interop/province-reference": ["@evc-interop/gen", "@evc-interop/runtime"],
-  "@evc-interop/runtime": [],
+  "@evc-interop/runtime": ["@evc-interop/gen"],
   "@evc-interop/gen": [],
 };
 

@@ -24,8 +24,7 @@ import {
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { identityToJson, personKey } from "@evc-interop/national";
-import { generateSigningKey } from "@evc-interop/runtime";
-import { newIdentity } from "@evc-interop/testing";
+import { generateSigningKey, syntheticIdentity } from "@evc-interop/runtime";
 import type { Kit } from "./kit.js";
 
 /** A failed expectation: what the rule wants and what the province did. */
@@ -50,7 +49,7 @@ function expect(ok: boolean, expected: string, seen: string): asserts ok {
 }
 
 function identity(): Identity {
-  return newIdentity("Conformance Child");
+  return syntheticIdentity("Conformance Child");
 }
 
 function dose(province: string, n = 1): Dose {

@@ -19,4 +19,5 @@ export * from "./rpc/input-hygiene.js";
 export * from "./rpc/purpose.js";
 export * from "./schema-migrations.js";
 export * from "./server.js";
+export * from "./synthetic-identity.js";
 export * from "./tls.js";

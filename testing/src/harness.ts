@@ -2,12 +2,7 @@ import { create, type DescService, fromBinary, type MessageInitShape } from "@bu
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import {
-  type Identity,
-  IdentitySchema,
-  IdType,
-  Sex,
-} from "@evc-interop/gen/evc/common/v1/identity_pb";
+import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import {
   type Dose,
   DoseSchema,
@@ -41,6 +36,7 @@ import {
   natsCredentials,
   provinceSubject,
   residentId,
+  syntheticIdentity,
   TokenSigner,
   transportTls,
 } from "@evc-interop/runtime";
@@ -79,16 +75,9 @@ export const TEST_NATS_URL =
   process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 
 /** A new, valid identity (random resident ID with a correct check character). */
+/** A made-up child with a valid, random resident ID. */
 export function newIdentity(name = "Test Child"): Identity {
-  let digits = "1";
-  for (let i = 0; i < 16; i++) digits += Math.floor(Math.random() * 10).toString();
-  return create(IdentitySchema, {
-    idType: IdType.RESIDENT_ID,
-    idNumber: residentId(digits),
-    name,
-    birthDate: timestampFromDate(new Date("2020-01-15T00:00:00Z")),
-    sex: Sex.FEMALE,
-  });
+  return syntheticIdentity(name);
 }
 
 let doseCounter = 0;
