@@ -34,6 +34,9 @@ const KIT_VERSION = (
 ).version;
 export const CONTRACT_VERSION = "evc.*.v1";
 
+/** The kit's own case files (suites/ in its package). */
+export const BUNDLED_SUITES = join(packageRoot, "suites");
+
 export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -65,7 +68,7 @@ export async function main(argv: string[]): Promise<number> {
       : [];
   const knownFailing = patterns(values["known-failing"]);
   const knownFlaky = patterns(values["known-flaky"]);
-  const suites = loadSuites(values.suites ?? join(packageRoot, "suites"));
+  const suites = loadSuites(values.suites ?? BUNDLED_SUITES);
   const logger = pino(
     { level: "info" },
     pino.destination({ dest: values.log ?? "evc-conformance.log", sync: false }),

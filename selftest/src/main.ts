@@ -1,8 +1,19 @@
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+  BUNDLED_SUITES,
+  type CaseResult,
+  counts,
+  humanReport,
+  Kit,
+  type KitConfig,
+  loadSuites,
+  probeBus,
+  runSuites,
+} from "@evc-interop/conformance";
 import { credentialFile, freePort, generateCredential } from "@evc-interop/runtime";
 import {
   dropSchema,
@@ -15,12 +26,7 @@ import {
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
-import type { KitConfig } from "./config.js";
-import { Kit } from "./kit.js";
 import { MUTANTS, type Mutant } from "./mutants.js";
-import { probeBus } from "./probe.js";
-import { counts, humanReport } from "./report.js";
-import { type CaseResult, loadSuites, runSuites } from "./runner.js";
 
 /**
  * `npm run conformance:self`: the kit proves itself. It certifies province-reference (every case
@@ -28,8 +34,6 @@ import { type CaseResult, loadSuites, runSuites } from "./runner.js";
  * build, patched in a temporary folder: see mutants.ts) and requires every one to be caught by
  * at least one case.
  */
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, "..", "..");
 /** The reference province's build (its program is main.js, beside its entry point). */
 const PROVINCE_DIST = dirname(
   fileURLToPath(import.meta.resolve("@evc-interop/province-reference")),
@@ -133,19 +137,14 @@ async function certify(
     await kit.startProvince();
     await probeBus(kit, config.province.readyTimeoutMs);
     const features = await kit.control.getFeatures({});
-    const results = await runSuites(
-      kit,
-      loadSuites(join(root, "conformance", "suites")),
-      features.profiles,
-      {
-        run: opts.run ?? [],
-        skip: [],
-        knownFailing: [],
-        knownFlaky: [],
-        trace: mutant === undefined,
-        caseTimeoutMs: config.kit.caseTimeoutMs,
-      },
-    );
+    const results = await runSuites(kit, loadSuites(BUNDLED_SUITES), features.profiles, {
+      run: opts.run ?? [],
+      skip: [],
+      knownFailing: [],
+      knownFlaky: [],
+      trace: mutant === undefined,
+      caseTimeoutMs: config.kit.caseTimeoutMs,
+    });
     return { results, name: features.implementationName, version: features.implementationVersion };
   } finally {
     await kit.stop();
