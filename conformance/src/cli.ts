@@ -7,7 +7,7 @@ import { loadConfig } from "./config.js";
 import { Kit } from "./kit.js";
 import { probeBus } from "./probe.js";
 import { counts, humanReport, jsonReport, junitReport, type ReportHeader } from "./report.js";
-import { loadSuites, runSuites } from "./runner.js";
+import { type CaseResult, loadSuites, runSuites } from "./runner.js";
 
 const USAGE = `usage: evc-conformance --config FILE [options]
 
@@ -33,6 +33,15 @@ const KIT_VERSION = (
   JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")) as { version: string }
 ).version;
 export const CONTRACT_VERSION = "evc.*.v1";
+
+/** How a case's end is shown while the run goes on. */
+const PROGRESS: Record<CaseResult["status"], string> = {
+  passed: "ok   ",
+  failed: "FAIL ",
+  xfail: "XFAIL",
+  flaky: "FLAKY",
+  skipped: "skip ",
+};
 
 /** The kit's own case files (suites/ in its package). */
 export const BUNDLED_SUITES = join(packageRoot, "suites");
@@ -97,15 +106,8 @@ export async function main(argv: string[]): Promise<number> {
       trace: values.trace ?? false,
       caseTimeoutMs: config.kit.caseTimeoutMs,
       onProgress: (done, total, last) => {
-        if (process.stderr.isTTY) {
-          process.stderr.write(
-            `\r\x1b[K[${done}/${total}] ${last.status === "passed" ? "ok  " : "FAIL"} ${last.name}`,
-          );
-        } else {
-          process.stderr.write(
-            `[${done}/${total}] ${last.status === "passed" ? "ok  " : "FAIL"} ${last.name}\n`,
-          );
-        }
+        const line = `[${done}/${total}] ${PROGRESS[last.status]} ${last.name}`;
+        process.stderr.write(process.stderr.isTTY ? `\r\x1b[K${line}` : `${line}\n`);
       },
     });
     if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
