@@ -45,4 +45,11 @@ describe("mutatedCopy", () => {
       mutatedCopy(dist, [{ file: "store/store.js", find: "if (other) {", replace: "" }], "t"),
     ).toThrow(/occurs 2 times/);
   });
+
+  it("refuses a package with a node_modules of its own, which a copy would not see", () => {
+    mkdirSync(join(ws, "pkg", "node_modules"));
+    expect(() =>
+      mutatedCopy(dist, [{ file: "store/store.js", find: "if (stored) {", replace: "" }], "t"),
+    ).toThrow(/has a node_modules of its own/);
+  });
 });

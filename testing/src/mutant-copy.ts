@@ -1,4 +1,12 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
@@ -38,6 +46,13 @@ function pattern(find: string): RegExp {
 export function mutatedCopy(dist: string, edits: readonly Edit[], label: string): MutantCopy {
   const pkgDir = dirname(dist);
   const root = resolve(pkgDir, "..");
+  // The copy resolves its imports from the workspace root's node_modules only; a package with
+  // modules of its own (npm nests a version when two are wanted) would run with the wrong ones.
+  if (existsSync(join(pkgDir, "node_modules"))) {
+    throw new Error(
+      `${label}: ${pkgDir} has a node_modules of its own; a copy of its build would not see it (run \`npm dedupe\`, or make the versions agree)`,
+    );
+  }
   const dir = mkdtempSync(join(tmpdir(), `evc-mutant-${label}-`));
   try {
     cpSync(dist, join(dir, "dist"), { recursive: true });
