@@ -43,16 +43,34 @@ const PROVINCE = "110000";
 const XINJIANG = "650000";
 const NATS_URL = process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 
-async function certify(
+type CertifyOptions = {
+  pki?: TestPki;
+  run?: string[];
+  protocol?: KitConfig["province"]["protocol"];
+  /** The province code to certify as (default 110000). */
+  code?: string;
+};
+
+/**
+ * Certifies once more, with other ports, a province that could not be started: the ports are
+ * chosen free here and bound by the province a moment later, and on a busy machine another
+ * process can take one in between (EADDRINUSE). A second failure is the answer.
+ */
+async function certify(mutant: Mutant | undefined, dir: string, opts: CertifyOptions = {}) {
+  try {
+    return await certifyOnce(mutant, dir, opts);
+  } catch (err) {
+    console.log(
+      `  (${mutant?.name ?? "reference"}: could not start (${err instanceof Error ? err.message.split("\n")[0] : String(err)}); once more, on other ports)`,
+    );
+    return await certifyOnce(mutant, dir, opts);
+  }
+}
+
+async function certifyOnce(
   mutant: Mutant | undefined,
   dir: string,
-  opts: {
-    pki?: TestPki;
-    run?: string[];
-    protocol?: KitConfig["province"]["protocol"];
-    /** The province code to certify as (default 110000). */
-    code?: string;
-  } = {},
+  opts: CertifyOptions = {},
 ): Promise<{ results: CaseResult[]; name: string; version: string }> {
   const { pki } = opts;
   const code = opts.code ?? PROVINCE;
@@ -232,13 +250,23 @@ async function main(): Promise<number> {
     console.log("\nBroken copies of the reference (each must be caught by at least one case):");
     const concurrency = Number(process.env.EVC_SELF_TEST_CONCURRENCY ?? 3);
     const caught = new Map<string, string[]>();
+    const errors: string[] = [];
     const only = process.env.EVC_SELF_TEST_VARIANTS?.split(",").filter(Boolean);
     const queue = MUTANTS.filter((m) => !only || only.includes(m.name));
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
         for (let m = queue.shift(); m; m = queue.shift()) {
           const v = m.name;
-          const { results } = await certify(m, dir);
+          let results: CaseResult[];
+          try {
+            ({ results } = await certify(m, dir));
+          } catch (err) {
+            // Not a verdict either way: the run fails, the other copies go on.
+            const why = err instanceof Error ? err.message.split("\n")[0] : String(err);
+            errors.push(v);
+            console.log(`  ERROR    ${v}: could not be run: ${why}`);
+            continue;
+          }
           const by = results.filter((r) => r.status === "failed").map((r) => r.name);
           if (process.env.EVC_SELF_TEST_VERBOSE) {
             for (const r of results.filter((x) => x.status === "failed")) {
@@ -255,10 +283,17 @@ async function main(): Promise<number> {
       }),
     );
     const score = [...caught.values()].filter((by) => by.length > 0).length;
-    console.log(`\nmutation score: caught ${score}/${caught.size}`);
+    console.log(
+      `\nmutation score: caught ${score}/${caught.size + errors.length}${errors.length > 0 ? ` (${errors.length} could not be run: ${errors.join(", ")})` : ""}`,
+    );
     console.log(`reference: ${ref.passed} passed, ${ref.failed} failed`);
     const tlsOk = overTls.failed === 0 && overTls.passed > 0;
-    return ref.failed === 0 && ref.skipped === 0 && score === caught.size && tlsOk && protocolsOk
+    return ref.failed === 0 &&
+      ref.skipped === 0 &&
+      errors.length === 0 &&
+      score === caught.size &&
+      tlsOk &&
+      protocolsOk
       ? 0
       : 1;
   } finally {
