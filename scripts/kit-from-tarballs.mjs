@@ -2,11 +2,21 @@
 // The kit as a vendor gets it (#17 part 3, first step): packs the kit and the packages it needs
 // (gen, runtime, national, conformance) with `npm pack`, installs the tarballs into an empty
 // folder outside the workspace, and certifies the reference province (core profile: status and
-// directive suites) with `npx evc-conformance` run from that folder. Exit 0 only if it passes.
+// directive suites) with `npx evc-conformance` run from that folder, after taking the contract
+// out of the installed kit (`evc-conformance contract --out`): the report must name the image
+// that command wrote, by its SHA-256. Exit 0 only if all of it holds.
 // Needs the workspace built (`tsc -b`), PostgreSQL and NATS as the tests do.
 import { execFileSync, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -52,6 +62,26 @@ try {
     cwd: vendor,
     stdio: ["ignore", "ignore", "inherit"],
   });
+
+  // The contract, as a vendor gets it from the kit.
+  const contract = spawnSync("npx", ["evc-conformance", "contract", "--out", "contract"], {
+    cwd: vendor,
+    encoding: "utf8",
+  });
+  const sha256 = /sha256:([0-9a-f]{64})/.exec(contract.stdout)?.[1];
+  const written = createHash("sha256")
+    .update(readFileSync(join(vendor, "contract", "evc.binpb")))
+    .digest("hex");
+  if (contract.status !== 0 || sha256 !== written) {
+    throw new Error(`contract --out: ${contract.stdout}${contract.stderr}`);
+  }
+  if (
+    !existsSync(
+      join(vendor, "contract", "proto", "evc", "province", "v1", "province_service.proto"),
+    )
+  ) {
+    throw new Error("contract --out wrote no .proto files");
+  }
 
   // The reference province, from the workspace's build, started by the kit.
   const code = "110000";
@@ -106,7 +136,9 @@ try {
   console.log(`kit installed from ${tarballs.length} tarballs in ${vendor}: ${last}`);
   // The kit drops the schema and stream it made; the province's schema is ours to drop.
   spawnSync("psql", [DATABASE_URL, "-qc", `DROP SCHEMA IF EXISTS "${id}_p${code}" CASCADE`]);
-  if (run.status !== 0 || !/\b[1-9]\d* passed, 0 failed\b/.test(last)) {
+  const namesImage = run.stdout.includes(`(image sha256:${sha256})`);
+  if (!namesImage) console.log(`the report does not name the image sha256:${sha256}`);
+  if (run.status !== 0 || !namesImage || !/\b[1-9]\d* passed, 0 failed\b/.test(last)) {
     console.log(run.stdout);
     process.exitCode = 1;
   }

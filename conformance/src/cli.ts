@@ -4,12 +4,14 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { loadConfig } from "./config.js";
+import { contractSha256, writeContract } from "./contract.js";
 import { Kit } from "./kit.js";
 import { probeBus } from "./probe.js";
 import { counts, humanReport, jsonReport, junitReport, type ReportHeader } from "./report.js";
 import { type CaseResult, loadSuites, runSuites } from "./runner.js";
 
 const USAGE = `usage: evc-conformance --config FILE [options]
+       evc-conformance contract --out DIR
 
 Certifies a province system against the evc-interop contract (evc.*.v1), through the protocol
 only. The kit serves the hub API and drives the directive bus itself.
@@ -25,7 +27,11 @@ only. The kit serves the hub API and drives the directive bus itself.
   --json FILE           write a JSON report
   --suites DIR          test-case files (default: the kit's own suites/)
   --log FILE            kit hub log (default: evc-conformance.log)
-  --help                this text`;
+  --help                this text
+
+contract --out DIR      write the contract this kit checks against: DIR/evc.binpb (the image,
+                        with every import, for protoc --descriptor_set_in or buf generate) and
+                        DIR/proto (the .proto files, with their comments)`;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const packageRoot = resolve(here, "..");
@@ -47,10 +53,12 @@ const PROGRESS: Record<CaseResult["status"], string> = {
 export const BUNDLED_SUITES = join(packageRoot, "suites");
 
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: argv,
+    allowPositionals: true,
     options: {
       config: { type: "string" },
+      out: { type: "string" },
       run: { type: "string", multiple: true, default: [] },
       skip: { type: "string", multiple: true, default: [] },
       "known-failing": { type: "string" },
@@ -63,7 +71,12 @@ export async function main(argv: string[]): Promise<number> {
       help: { type: "boolean", default: false },
     },
   });
-  if (values.help || !values.config) {
+  if (positionals[0] === "contract" && positionals.length === 1 && values.out) {
+    const { image, protoDir, sha256 } = writeContract(values.out);
+    console.log(`contract ${CONTRACT_VERSION} sha256:${sha256}\n${image}\n${protoDir}`);
+    return 0;
+  }
+  if (values.help || !values.config || positionals.length > 0) {
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
@@ -117,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
       provinceCode: features.provinceCode,
       contractVersion: CONTRACT_VERSION,
       kitVersion: KIT_VERSION,
+      contractSha256: contractSha256(),
       startedAt: new Date(started).toISOString(),
       seconds: (Date.now() - started) / 1000,
     };

@@ -4,6 +4,7 @@
  */
 export { BUNDLED_SUITES, main, run } from "./cli.js";
 export { type KitConfig, loadConfig, parseConfig } from "./config.js";
+export { contractImage, contractSha256, writeContract } from "./contract.js";
 export { Kit } from "./kit.js";
 export { probeBus } from "./probe.js";
 export { counts, humanReport } from "./report.js";

@@ -7,6 +7,8 @@ export interface ReportHeader {
   provinceCode: string;
   contractVersion: string;
   kitVersion: string;
+  /** SHA-256 of the contract image the kit was built with (`evc-conformance contract`). */
+  contractSha256: string;
   startedAt: string;
   seconds: number;
 }
@@ -45,7 +47,7 @@ export function summaryLine(results: CaseResult[]): string {
 /** The human summary: a line per failure with what was expected and seen; the closing line last. */
 export function humanReport(h: ReportHeader, results: CaseResult[]): string {
   const lines = [
-    `evc-conformance ${h.kitVersion} · contract ${h.contractVersion}`,
+    `evc-conformance ${h.kitVersion} · contract ${h.contractVersion} (image sha256:${h.contractSha256})`,
     `implementation: ${h.implementationName} ${h.implementationVersion} (province ${h.provinceCode})`,
     "",
   ];
@@ -90,6 +92,7 @@ export function junitReport(h: ReportHeader, results: CaseResult[]): string {
       `      <property name="province" value="${xml(h.provinceCode)}"/>`,
       `      <property name="contract" value="${xml(h.contractVersion)}"/>`,
       `      <property name="kit" value="${xml(h.kitVersion)}"/>`,
+      `      <property name="contract_sha256" value="${xml(h.contractSha256)}"/>`,
       "    </properties>",
     );
     for (const r of rs) {

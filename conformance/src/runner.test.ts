@@ -17,6 +17,7 @@ const header: ReportHeader = {
   provinceCode: "440000",
   contractVersion: "evc.*.v1",
   kitVersion: "0.1.0",
+  contractSha256: "9f".repeat(32),
   startedAt: "2026-11-27T00:00:00.000Z",
   seconds: 1.5,
 };
@@ -97,6 +98,7 @@ describe("reports", () => {
   it("the human summary names each failure with what was expected and seen, and closes with the counts", () => {
     const text = humanReport(header, results);
     expect(text).toContain("implementation: acme-province 2.1.0 (province 440000)");
+    expect(text).toContain(`contract evc.*.v1 (image sha256:${"9f".repeat(32)})`);
     expect(text).toContain("FAIL  directive/wrong-province");
     expect(text).toContain("expected: no receipt for directive <x>");
     expect(text.trim().split("\n").at(-1)).toBe("1 passed, 1 failed, 1 skipped");
@@ -127,16 +129,21 @@ describe("reports", () => {
     expect(xml).toContain('tests="3" failures="1" skipped="1"');
     expect(xml).toContain("a receipt &amp; &quot;APPLIED&quot;");
     expect(xml).toContain('<property name="kit" value="0.1.0"/>');
+    expect(xml).toContain(`<property name="contract_sha256" value="${"9f".repeat(32)}"/>`);
     expect(xml).not.toContain('& "APPLIED"');
   });
 
   it("JSON carries the versions and every case", () => {
     const json = JSON.parse(jsonReport(header, results)) as {
       contractVersion: string;
+      contractSha256: string;
+      kitVersion: string;
       summary: unknown;
       cases: unknown[];
     };
     expect(json.contractVersion).toBe("evc.*.v1");
+    expect(json.contractSha256).toBe("9f".repeat(32));
+    expect(json.kitVersion).toBe("0.1.0");
     expect(json.summary).toEqual({ passed: 1, failed: 1, xfail: 0, flaky: 0, skipped: 1 });
     expect(json.cases).toHaveLength(3);
   });

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import {
   BUNDLED_SUITES,
   type CaseResult,
+  contractSha256,
   counts,
   humanReport,
   Kit,
@@ -196,6 +197,7 @@ async function main(): Promise<number> {
           provinceCode: PROVINCE,
           contractVersion: "evc.*.v1",
           kitVersion: "self-test",
+          contractSha256: contractSha256(),
           startedAt: new Date(started).toISOString(),
           seconds: (Date.now() - started) / 1000,
         },
