@@ -1,14 +1,17 @@
 #!/usr/bin/env node
-// The kit as a vendor gets it (#17 part 3, first step): packs the kit and the packages it needs
-// (gen, runtime, national, conformance) with `npm pack`, installs the tarballs into an empty
-// folder outside the workspace, and certifies the reference province (core profile: status and
-// directive suites) with `npx evc-conformance` run from that folder, after taking the contract
-// out of the installed kit (`evc-conformance contract --out`): the report must name the image
-// that command wrote, by its SHA-256. Exit 0 only if all of it holds.
-// Needs the workspace built (`tsc -b`), PostgreSQL and NATS as the tests do.
+// The kit as a vendor gets it (#17 parts 3 and 4): packs the kit and the packages it needs (gen,
+// runtime, national, conformance) with `npm pack` and installs the tarballs into an empty folder
+// outside the workspace. From that folder, as a vendor would:
+// 1. `npx evc-conformance contract --out contract`: the contract, out of the installed kit;
+// 2. the reference province (the workspace's build) certified on the core profile;
+// 3. the Go example province (conformance/examples/province-go, shipped in the kit) built from
+//    that contract with Debian's Go packages only, and certified on every profile it declares.
+// Each report must name the image `contract` wrote, by its SHA-256. Exit 0 only if all holds.
+// Needs the workspace built (`tsc -b`), PostgreSQL and NATS as the tests do, protoc and Go.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -32,6 +35,8 @@ const DATABASE_URL =
   "postgres://postgres@127.0.0.1:5432/test";
 const NATS_URL = process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 const PACKAGES = ["gen", "runtime", "national", "conformance"];
+const GO_PACKAGES =
+  "golang-go golang-goprotobuf-dev golang-google-grpc-dev golang-github-nats-io-go-nats-dev golang-github-golang-jwt-jwt-dev golang-github-lib-pq-dev";
 
 function freePort() {
   return new Promise((res) => {
@@ -43,47 +48,41 @@ function freePort() {
   });
 }
 
-const work = mkdtempSync(join(tmpdir(), "evc-kit-packed-"));
-try {
-  const packs = join(work, "tarballs");
-  mkdirSync(packs);
-  execFileSync(
-    "npm",
-    ["pack", ...PACKAGES.flatMap((p) => ["-w", p]), "--pack-destination", packs, "--silent"],
-    { cwd: root, stdio: ["ignore", "ignore", "inherit"] },
-  );
-  const tarballs = readdirSync(packs).map((f) => join(packs, f));
-  if (tarballs.length !== PACKAGES.length) throw new Error(`packed ${tarballs.length} tarballs`);
-
-  const vendor = join(work, "vendor");
-  mkdirSync(vendor);
-  writeFileSync(join(vendor, "package.json"), '{ "name": "vendor-ci", "private": true }\n');
-  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--silent", ...tarballs], {
+/** Runs the installed kit in `vendor`; returns its stdout, or throws with it. */
+function kit(vendor, args, what) {
+  const run = spawnSync("npx", ["evc-conformance", ...args], {
     cwd: vendor,
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-
-  // The contract, as a vendor gets it from the kit.
-  const contract = spawnSync("npx", ["evc-conformance", "contract", "--out", "contract"], {
-    cwd: vendor,
+    stdio: ["ignore", "pipe", "inherit"],
     encoding: "utf8",
+    timeout: 300_000,
   });
-  const sha256 = /sha256:([0-9a-f]{64})/.exec(contract.stdout)?.[1];
-  const written = createHash("sha256")
-    .update(readFileSync(join(vendor, "contract", "evc.binpb")))
-    .digest("hex");
-  if (contract.status !== 0 || sha256 !== written) {
-    throw new Error(`contract --out: ${contract.stdout}${contract.stderr}`);
-  }
-  if (
-    !existsSync(
-      join(vendor, "contract", "proto", "evc", "province", "v1", "province_service.proto"),
-    )
-  ) {
-    throw new Error("contract --out wrote no .proto files");
-  }
+  const last = run.stdout.trim().split("\n").at(-1) ?? "";
+  console.log(`${what}: ${last}`);
+  if (run.status !== 0) throw new Error(`${what} failed (exit ${run.status}):\n${run.stdout}`);
+  return run.stdout;
+}
 
-  // The reference province, from the workspace's build, started by the kit.
+/** The kit's part of a config: its own stream, schema and hub port for this run. */
+const kitSection = (work) => ({
+  hub_listen: "127.0.0.1:0",
+  nats_url: NATS_URL,
+  nats_anonymous: true,
+  database_url: DATABASE_URL,
+  directive_keys_dir: join(work, "kit-directive-keys"),
+});
+
+function certified(stdout, sha256, what) {
+  const last = stdout.trim().split("\n").at(-1) ?? "";
+  if (!stdout.includes(`(image sha256:${sha256})`)) {
+    throw new Error(`${what}: the report does not name the image sha256:${sha256}`);
+  }
+  if (!/\b[1-9]\d* passed, 0 failed\b/.test(last)) throw new Error(`${what}: ${last}`);
+}
+
+const dropSchema = (schema) =>
+  spawnSync("psql", [DATABASE_URL, "-qc", `DROP SCHEMA IF EXISTS "${schema}" CASCADE`]);
+
+async function certifyReference(vendor, work, sha256) {
   const code = "110000";
   const keys = join(work, "keys");
   mkdirSync(keys);
@@ -118,30 +117,126 @@ try {
         EVC_NATS_ANONYMOUS: "1",
       },
     },
-    kit: {
-      hub_listen: "127.0.0.1:0",
-      nats_url: NATS_URL,
-      nats_anonymous: true,
-      database_url: DATABASE_URL,
-      directive_keys_dir: join(work, "kit-directive-keys"),
-    },
+    kit: kitSection(work),
   };
-  writeFileSync(join(vendor, "kit.json"), JSON.stringify(config, null, 2));
-  const run = spawnSync(
-    "npx",
-    ["evc-conformance", "--config", "kit.json", "--run", "status", "--run", "directive"],
-    { cwd: vendor, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8", timeout: 300_000 },
-  );
-  const last = run.stdout.trim().split("\n").at(-1) ?? "";
-  console.log(`kit installed from ${tarballs.length} tarballs in ${vendor}: ${last}`);
-  // The kit drops the schema and stream it made; the province's schema is ours to drop.
-  spawnSync("psql", [DATABASE_URL, "-qc", `DROP SCHEMA IF EXISTS "${id}_p${code}" CASCADE`]);
-  const namesImage = run.stdout.includes(`(image sha256:${sha256})`);
-  if (!namesImage) console.log(`the report does not name the image sha256:${sha256}`);
-  if (run.status !== 0 || !namesImage || !/\b[1-9]\d* passed, 0 failed\b/.test(last)) {
-    console.log(run.stdout);
-    process.exitCode = 1;
+  writeFileSync(join(vendor, "reference.json"), JSON.stringify(config, null, 2));
+  try {
+    const out = kit(
+      vendor,
+      ["--config", "reference.json", "--run", "status", "--run", "directive"],
+      "reference province (core profile)",
+    );
+    certified(out, sha256, "reference province");
+  } finally {
+    dropSchema(`${id}_p${code}`); // the kit drops its own schema and stream
   }
+}
+
+/** The Go example, as conformance/examples/province-go/README.md walks a vendor through it. */
+async function certifyGoExample(vendor, work, sha256) {
+  const go = spawnSync("go", ["version"], { encoding: "utf8" });
+  if (go.status !== 0) {
+    throw new Error(`Go is not installed: apt-get install ${GO_PACKAGES} (.ci/run does)`);
+  }
+  const example = join(vendor, "province-go");
+  cpSync(
+    join(vendor, "node_modules", "@evc-interop", "conformance", "examples", "province-go"),
+    example,
+    {
+      recursive: true,
+    },
+  );
+  const unformatted = execFileSync("gofmt", ["-l", "."], { cwd: example, encoding: "utf8" });
+  if (unformatted.trim()) throw new Error(`gofmt: not formatted:\n${unformatted}`);
+  execFileSync(join(example, "build.sh"), ["contract"], {
+    cwd: vendor,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  execFileSync("go", ["vet", "."], {
+    cwd: example,
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, GO111MODULE: "off", GOPATH: `/usr/share/gocode:${example}/.gopath` },
+  });
+  execFileSync(join(example, "province-go"), ["keygen", "120000", "province-go/province.jwk"], {
+    cwd: vendor,
+  });
+  // The example's kit.yaml, with this run's port and schema (as JSON, which the kit also reads).
+  const port = await freePort();
+  const schema = `packed_go_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
+  const token = randomBytes(18).toString("base64url");
+  const sep = DATABASE_URL.includes("?") ? "&" : "?";
+  const config = {
+    province: {
+      code: "120000",
+      url: `http://127.0.0.1:${port}`,
+      protocol: "grpc",
+      public_key: "province.jwk.pub",
+      control_token: token,
+      start_command: "exec province-go/province-go",
+      env: {
+        EVC_PROVINCE_KEY: "province-go/province.jwk",
+        EVC_LISTEN: `127.0.0.1:${port}`,
+        EVC_CONTROL_TOKEN: token,
+        DATABASE_URL: `${DATABASE_URL}${sep}sslmode=disable`,
+        EVC_SCHEMA: schema,
+      },
+    },
+    kit: kitSection(work),
+  };
+  writeFileSync(join(example, "kit.json"), JSON.stringify(config, null, 2));
+  try {
+    const out = kit(
+      vendor,
+      ["--config", "province-go/kit.json", "--json", "go-report.json"],
+      "Go example province (every declared profile)",
+    );
+    certified(out, sha256, "Go example province");
+  } finally {
+    dropSchema(schema);
+  }
+}
+
+const work = mkdtempSync(join(tmpdir(), "evc-kit-packed-"));
+try {
+  const packs = join(work, "tarballs");
+  mkdirSync(packs);
+  execFileSync(
+    "npm",
+    ["pack", ...PACKAGES.flatMap((p) => ["-w", p]), "--pack-destination", packs, "--silent"],
+    { cwd: root, stdio: ["ignore", "ignore", "inherit"] },
+  );
+  const tarballs = readdirSync(packs).map((f) => join(packs, f));
+  if (tarballs.length !== PACKAGES.length) throw new Error(`packed ${tarballs.length} tarballs`);
+
+  const vendor = join(work, "vendor");
+  mkdirSync(vendor);
+  writeFileSync(join(vendor, "package.json"), '{ "name": "vendor-ci", "private": true }\n');
+  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--silent", ...tarballs], {
+    cwd: vendor,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  console.log(`kit installed from ${tarballs.length} tarballs in ${vendor}`);
+
+  // The contract, as a vendor gets it from the kit.
+  const contract = kit(vendor, ["contract", "--out", "contract"], "contract");
+  const sha256 = /sha256:([0-9a-f]{64})/.exec(contract)?.[1];
+  const written = createHash("sha256")
+    .update(readFileSync(join(vendor, "contract", "evc.binpb")))
+    .digest("hex");
+  if (sha256 !== written) throw new Error(`contract --out printed ${sha256}, wrote ${written}`);
+  if (
+    !existsSync(
+      join(vendor, "contract", "proto", "evc", "province", "v1", "province_service.proto"),
+    )
+  ) {
+    throw new Error("contract --out wrote no .proto files");
+  }
+
+  await certifyReference(vendor, work, sha256);
+  await certifyGoExample(vendor, work, sha256);
+} catch (err) {
+  console.error(`kit from tarballs: ${err instanceof Error ? err.message : err}`);
+  process.exitCode = 1;
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
