@@ -187,7 +187,7 @@ async function certifyGoExample(vendor, work, sha256) {
   try {
     const out = kit(
       vendor,
-      ["--config", "province-go/kit.json", "--json", "go-report.json"],
+      ["--config", "province-go/kit.json", "--json", "go-report.json", "--seed", "7"],
       "Go example province (every declared profile)",
     );
     certified(out, sha256, "Go example province");

@@ -22,6 +22,8 @@ only. The kit serves the hub API and drives the directive bus itself.
   --known-failing FILE  cases (one pattern a line) expected to fail: reported XFAIL; one that
                         passes fails the run
   --known-flaky FILE    cases (one pattern a line) that may fail: a failure is reported FLAKY
+  --seed N              seed of the generated histories (default: a new one, printed in the
+                        report): the same seed replays the same histories
   --trace               show the messages exchanged for every case
   --junit FILE          write a JUnit XML report
   --json FILE           write a JSON report
@@ -49,6 +51,8 @@ const PROGRESS: Record<CaseResult["status"], string> = {
   skipped: "skip ",
 };
 
+const newSeed = () => Math.floor(Math.random() * 2 ** 31);
+
 /** The kit's own case files (suites/ in its package). */
 export const BUNDLED_SUITES = join(packageRoot, "suites");
 
@@ -64,6 +68,7 @@ export async function main(argv: string[]): Promise<number> {
       "known-failing": { type: "string" },
       "known-flaky": { type: "string" },
       trace: { type: "boolean", default: false },
+      seed: { type: "string" },
       junit: { type: "string" },
       json: { type: "string" },
       suites: { type: "string" },
@@ -81,6 +86,8 @@ export async function main(argv: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   const config = loadConfig(values.config);
+  const seed = values.seed === undefined ? newSeed() : Number(values.seed);
+  if (!Number.isSafeInteger(seed)) throw new Error(`--seed ${values.seed}: not an integer`);
   const patterns = (file: string | undefined) =>
     file
       ? readFileSync(file, "utf8")
@@ -118,6 +125,7 @@ export async function main(argv: string[]): Promise<number> {
       knownFlaky,
       trace: values.trace ?? false,
       caseTimeoutMs: config.kit.caseTimeoutMs,
+      seed,
       onProgress: (done, total, last) => {
         const line = `[${done}/${total}] ${PROGRESS[last.status]} ${last.name}`;
         process.stderr.write(process.stderr.isTTY ? `\r\x1b[K${line}` : `${line}\n`);
@@ -131,6 +139,7 @@ export async function main(argv: string[]): Promise<number> {
       contractVersion: CONTRACT_VERSION,
       kitVersion: KIT_VERSION,
       contractSha256: contractSha256(),
+      seed,
       startedAt: new Date(started).toISOString(),
       seconds: (Date.now() - started) / 1000,
     };

@@ -9,6 +9,8 @@ export interface ReportHeader {
   kitVersion: string;
   /** SHA-256 of the contract image the kit was built with (`evc-conformance contract`). */
   contractSha256: string;
+  /** The seed of the generated histories (`--seed` replays them). */
+  seed: number;
   startedAt: string;
   seconds: number;
 }
@@ -49,6 +51,7 @@ export function humanReport(h: ReportHeader, results: CaseResult[]): string {
   const lines = [
     `evc-conformance ${h.kitVersion} · contract ${h.contractVersion} (image sha256:${h.contractSha256})`,
     `implementation: ${h.implementationName} ${h.implementationVersion} (province ${h.provinceCode})`,
+    `seed: ${h.seed} (--seed ${h.seed} replays the generated histories)`,
     "",
   ];
   for (const r of results) {
@@ -93,6 +96,7 @@ export function junitReport(h: ReportHeader, results: CaseResult[]): string {
       `      <property name="contract" value="${xml(h.contractVersion)}"/>`,
       `      <property name="kit" value="${xml(h.kitVersion)}"/>`,
       `      <property name="contract_sha256" value="${xml(h.contractSha256)}"/>`,
+      `      <property name="seed" value="${h.seed}"/>`,
       "    </properties>",
     );
     for (const r of rs) {

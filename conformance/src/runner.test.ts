@@ -18,6 +18,7 @@ const header: ReportHeader = {
   contractVersion: "evc.*.v1",
   kitVersion: "0.1.0",
   contractSha256: "9f".repeat(32),
+  seed: 4242,
   startedAt: "2026-11-27T00:00:00.000Z",
   seconds: 1.5,
 };
@@ -99,6 +100,7 @@ describe("reports", () => {
     const text = humanReport(header, results);
     expect(text).toContain("implementation: acme-province 2.1.0 (province 440000)");
     expect(text).toContain(`contract evc.*.v1 (image sha256:${"9f".repeat(32)})`);
+    expect(text).toContain("seed: 4242 (--seed 4242 replays the generated histories)");
     expect(text).toContain("FAIL  directive/wrong-province");
     expect(text).toContain("expected: no receipt for directive <x>");
     expect(text.trim().split("\n").at(-1)).toBe("1 passed, 1 failed, 1 skipped");

@@ -4,8 +4,9 @@ import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { Profile } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import { type TestSuite, TestSuiteSchema } from "@evc-interop/gen/evc/conformance/v1/suite_pb";
 import { parse } from "yaml";
+import { CaseFailure } from "./case.js";
 import type { Kit } from "./kit.js";
-import { CaseFailure, SCENARIOS } from "./scenarios.js";
+import { SCENARIOS } from "./scenarios.js";
 
 export interface CaseResult {
   /** `<suite>/<case>`. */
@@ -84,6 +85,8 @@ export interface RunOptions {
   knownFlaky: string[];
   trace: boolean;
   caseTimeoutMs: number;
+  /** Seed of the generated scenarios (`--seed`). */
+  seed: number;
   onProgress?: (done: number, total: number, last: CaseResult) => void;
 }
 
@@ -148,7 +151,10 @@ export async function runSuites(
     try {
       if (!scenario)
         throw new Error(`unknown scenario "${tc.scenario}" (suite file and kit version disagree)`);
-      await withTimeout(scenario({ kit, tc }), opts.caseTimeoutMs);
+      await withTimeout(
+        scenario({ kit, tc, name, seed: opts.seed }),
+        tc.timeoutMs || opts.caseTimeoutMs,
+      );
       result = { ...base, status: "passed", ms: Date.now() - started };
     } catch (err) {
       result =

@@ -9,7 +9,6 @@ import {
   DoseSchema,
   RecordContentsSchema,
 } from "@evc-interop/gen/evc/common/v1/record_pb";
-import type { TestCase } from "@evc-interop/gen/evc/conformance/v1/suite_pb";
 import {
   type Directive,
   DirectiveSchema,
@@ -25,24 +24,9 @@ import {
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { identityToJson, personKey } from "@evc-interop/national";
 import { generateSigningKey, syntheticIdentity } from "@evc-interop/runtime";
+import { CaseFailure, type Scenario } from "./case.js";
+import { generatedHistories } from "./generated/histories.js";
 import type { Kit } from "./kit.js";
-
-/** A failed expectation: what the rule wants and what the province did. */
-export class CaseFailure extends Error {
-  constructor(
-    readonly expected: string,
-    readonly seen: string,
-  ) {
-    super(`expected ${expected}; saw ${seen}`);
-  }
-}
-
-export interface CaseContext {
-  kit: Kit;
-  tc: TestCase;
-}
-
-export type Scenario = (ctx: CaseContext) => Promise<void>;
 
 function expect(ok: boolean, expected: string, seen: string): asserts ok {
   if (!ok) throw new CaseFailure(expected, seen);
@@ -195,6 +179,7 @@ async function ownedByVirtual(kit: Kit, code = kit.virtual[0]) {
 }
 
 export const SCENARIOS: Record<string, Scenario> = {
+  generated: generatedHistories,
   async activate({ kit }) {
     const a = await activated(kit);
     const status = await statusOf(kit, a.certificate);

@@ -40,6 +40,11 @@ const PROVINCE_DIST = dirname(
   fileURLToPath(import.meta.resolve("@evc-interop/province-reference")),
 );
 const PROVINCE = "110000";
+/**
+ * The generated histories' seed: fixed, so every CI run checks the same histories and a
+ * mutant caught once is caught again (EVC_SELFTEST_SEED tries another).
+ */
+const SEED = Number(process.env.EVC_SELFTEST_SEED ?? 20261129);
 /** A code the kit once played itself: a vendor there must be able to certify too. */
 const XINJIANG = "650000";
 const NATS_URL = process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
@@ -163,6 +168,7 @@ async function certifyOnce(
       knownFlaky: [],
       trace: mutant === undefined,
       caseTimeoutMs: config.kit.caseTimeoutMs,
+      seed: SEED,
     });
     return { results, name: features.implementationName, version: features.implementationVersion };
   } finally {
@@ -198,6 +204,7 @@ async function main(): Promise<number> {
           contractVersion: "evc.*.v1",
           kitVersion: "self-test",
           contractSha256: contractSha256(),
+          seed: SEED,
           startedAt: new Date(started).toISOString(),
           seconds: (Date.now() - started) / 1000,
         },

@@ -137,4 +137,52 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  // The variants below break rules no named case exercised: only the generated histories
+  // (generated/directive-histories) catch them.
+  {
+    name: "revoke-skips-suspended",
+    bug: "revokes only NORMAL certificates: a record revoked while migrating out keeps a SUSPENDED one",
+    edits: [
+      {
+        file: "domain/decide.js",
+        find: "for (const c of live) {",
+        replace: 'for (const c of live.filter((x) => x.status === "NORMAL")) {',
+      },
+    ],
+  },
+  {
+    name: "suspend-closed-record",
+    bug: "forgets the closed check: a suspend of a CLOSED record is APPLIED and reopens it as migrating",
+    edits: [
+      {
+        file: "domain/decide.js",
+        find: 'return reject(ReceiptRejection.INVALID_STATE, "record is closed");',
+        replace: "{ }",
+      },
+    ],
+  },
+  {
+    name: "dose-fields-dropped",
+    bug: "stores the fields of a dose its own schema has: site and lot number are lost",
+    edits: [
+      {
+        file: "store/rows.js",
+        find: "dose: JSON.stringify(toJson(DoseSchema, d)),",
+        replace:
+          "dose: JSON.stringify({ ...toJson(DoseSchema, d), siteCode: undefined, lotNumber: undefined }),",
+      },
+    ],
+  },
+  {
+    name: "old-redelivery-reapplied",
+    bug: "dedupes only a record's latest directive: an older one redelivered after newer ones is applied again",
+    edits: [
+      {
+        file: "domain/decide.js",
+        find: "if (s.storedReceipt)",
+        replace:
+          "if (s.storedReceipt && Number(d.recordSequence) >= (s.record?.lastSequence ?? 0))",
+      },
+    ],
+  },
 ];

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evc/conformance/v1/suite.proto.
  */
 export const file_evc_conformance_v1_suite: GenFile = /*@__PURE__*/
-  fileDesc("Ch5ldmMvY29uZm9ybWFuY2UvdjEvc3VpdGUucHJvdG8SEmV2Yy5jb25mb3JtYW5jZS52MSJ0CglUZXN0U3VpdGUSDAoEbmFtZRgBIAEoCRIsCgdwcm9maWxlGAIgASgOMhsuZXZjLmNvbmZvcm1hbmNlLnYxLlByb2ZpbGUSKwoFY2FzZXMYAyADKAsyHC5ldmMuY29uZm9ybWFuY2UudjEuVGVzdENhc2UipQEKCFRlc3RDYXNlEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEAoIc2NlbmFyaW8YAyABKAkSEgoKZGVsaXZlcmllcxgEIAEoDRIPCgdyZW9yZGVyGAUgASgIEhIKCnJlc3RhcnRfYXQYBiABKAkSFgoOZXhwZWN0X291dGNvbWUYByABKAkSEwoLZXhwZWN0X2NvZGUYCCABKAliBnByb3RvMw", [file_evc_conformance_v1_control_service]);
+  fileDesc("Ch5ldmMvY29uZm9ybWFuY2UvdjEvc3VpdGUucHJvdG8SEmV2Yy5jb25mb3JtYW5jZS52MSJ0CglUZXN0U3VpdGUSDAoEbmFtZRgBIAEoCRIsCgdwcm9maWxlGAIgASgOMhsuZXZjLmNvbmZvcm1hbmNlLnYxLlByb2ZpbGUSKwoFY2FzZXMYAyADKAsyHC5ldmMuY29uZm9ybWFuY2UudjEuVGVzdENhc2Ui3wEKCFRlc3RDYXNlEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEAoIc2NlbmFyaW8YAyABKAkSEgoKZGVsaXZlcmllcxgEIAEoDRIPCgdyZW9yZGVyGAUgASgIEhIKCnJlc3RhcnRfYXQYBiABKAkSFgoOZXhwZWN0X291dGNvbWUYByABKAkSEwoLZXhwZWN0X2NvZGUYCCABKAkSEQoJaGlzdG9yaWVzGAkgASgNEhEKCW1heF9zdGVwcxgKIAEoDRISCgp0aW1lb3V0X21zGAsgASgNYgZwcm90bzM", [file_evc_conformance_v1_control_service]);
 
 /**
  * A file of test cases, written in YAML in the protojson form of this message.
@@ -110,6 +110,27 @@ export type TestCase = Message<"evc.conformance.v1.TestCase"> & {
    * @generated from field: string expect_code = 8;
    */
   expectCode: string;
+
+  /**
+   * For a generated scenario: how many random histories to run (the kit's default if 0).
+   *
+   * @generated from field: uint32 histories = 9;
+   */
+  histories: number;
+
+  /**
+   * For a generated scenario: the most steps in one history (the kit's default if 0).
+   *
+   * @generated from field: uint32 max_steps = 10;
+   */
+  maxSteps: number;
+
+  /**
+   * The time this case may take, when it needs more than the kit's case_timeout_ms.
+   *
+   * @generated from field: uint32 timeout_ms = 11;
+   */
+  timeoutMs: number;
 };
 
 /**
