@@ -19,6 +19,8 @@ export interface CaseContext {
   name: string;
   /** The run's seed (`--seed`): generated scenarios draw their histories from it. */
   seed: number;
+  /** Stop at the first failure: a generated scenario reports its failing history unshrunk. */
+  bail: boolean;
 }
 
 export type Scenario = (ctx: CaseContext) => Promise<void>;

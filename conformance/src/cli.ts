@@ -24,6 +24,8 @@ only. The kit serves the hub API and drives the directive bus itself.
   --known-flaky FILE    cases (one pattern a line) that may fail: a failure is reported FLAKY
   --seed N              seed of the generated histories (default: a new one, printed in the
                         report): the same seed replays the same histories
+  --bail                stop at the first failure (the rest listed as skipped; a failing
+                        generated history reported as found, not shrunk)
   --trace               show the messages exchanged for every case
   --junit FILE          write a JUnit XML report
   --json FILE           write a JSON report
@@ -68,6 +70,7 @@ export async function main(argv: string[]): Promise<number> {
       "known-failing": { type: "string" },
       "known-flaky": { type: "string" },
       trace: { type: "boolean", default: false },
+      bail: { type: "boolean", default: false },
       seed: { type: "string" },
       junit: { type: "string" },
       json: { type: "string" },
@@ -126,6 +129,7 @@ export async function main(argv: string[]): Promise<number> {
       trace: values.trace ?? false,
       caseTimeoutMs: config.kit.caseTimeoutMs,
       seed,
+      bail: values.bail ?? false,
       onProgress: (done, total, last) => {
         const line = `[${done}/${total}] ${PROGRESS[last.status]} ${last.name}`;
         process.stderr.write(process.stderr.isTTY ? `\r\x1b[K${line}` : `${line}\n`);

@@ -87,6 +87,11 @@ export interface RunOptions {
   caseTimeoutMs: number;
   /** Seed of the generated scenarios (`--seed`). */
   seed: number;
+  /**
+   * Stop at the first failure (`--bail`): the cases after it are listed as skipped, and a
+   * failing generated history is reported as found, not shrunk.
+   */
+  bail?: boolean;
   onProgress?: (done: number, total: number, last: CaseResult) => void;
 }
 
@@ -127,6 +132,10 @@ export async function runSuites(
       results.push(r);
       opts.onProgress?.(results.length, all.length, r);
     };
+    if (opts.bail && results.some((r) => r.status === "failed")) {
+      skipped("not run: an earlier case failed (--bail)");
+      continue;
+    }
     if (opts.run.length > 0 && !opts.run.some((p) => matches(p, name))) {
       skipped(`not selected by --run ${opts.run.join(" ")}`);
       continue;
@@ -152,7 +161,7 @@ export async function runSuites(
       if (!scenario)
         throw new Error(`unknown scenario "${tc.scenario}" (suite file and kit version disagree)`);
       await withTimeout(
-        scenario({ kit, tc, name, seed: opts.seed }),
+        scenario({ kit, tc, name, seed: opts.seed, bail: opts.bail ?? false }),
         tc.timeoutMs || opts.caseTimeoutMs,
       );
       result = { ...base, status: "passed", ms: Date.now() - started };

@@ -15,7 +15,13 @@ export const DEFAULT_MAX_STEPS = 10;
  * each run against the province with every observable compared to the model after every step.
  * A failing history is shrunk to a minimal one and reported with the seed that replays it.
  */
-export async function generatedHistories({ kit, tc, name, seed }: CaseContext): Promise<void> {
+export async function generatedHistories({
+  kit,
+  tc,
+  name,
+  seed,
+  bail,
+}: CaseContext): Promise<void> {
   const { profiles } = await kit.control.getFeatures({});
   const restarts = kit.canRestart && profiles.includes(Profile.RESILIENCE);
   const histories = tc.histories || DEFAULT_HISTORIES;
@@ -48,6 +54,7 @@ export async function generatedHistories({ kit, tc, name, seed }: CaseContext): 
   const details = await fc.check(property, {
     seed,
     numRuns: histories,
+    endOnFailure: bail,
     ...(budget ? { interruptAfterTimeLimit: budget } : {}),
   });
   if (!details.failed) return;
