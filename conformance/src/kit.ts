@@ -201,7 +201,8 @@ export class Kit {
       trust,
       signer,
       logger: log.child({ component: "kit-hub" }),
-      interceptors: [recorder],
+      // Before validation: a receipt the hub refuses (for a malformed directive) was still sent.
+      inspect: [recorder],
     });
     const nc = await connect({
       servers: config.kit.natsUrl,

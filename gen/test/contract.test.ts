@@ -143,8 +143,8 @@ describe("receipt", () => {
       directiveId: DIRECTIVE_ID,
       attempt: 1,
       outcome: ReceiptOutcome.REJECTED,
-      rejection: ReceiptRejection.WRONG_PROVINCE,
-      detail: "directive addressed to 440000, this is 110000",
+      rejection: ReceiptRejection.INVALID_STATE,
+      detail: "record is closed",
     }),
   ];
   it.each(receipts.map((r) => [ReceiptOutcome[r.outcome], r] as const))(

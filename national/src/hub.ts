@@ -66,8 +66,13 @@ export interface HubOptions {
   logger?: Logger;
   /** Run the background workers (relay, deadline monitor, sealer). Default true. */
   workers?: boolean;
-  /** Extra interceptors, run after authentication and validation (e.g. the conformance kit's recorder). */
+  /** Extra interceptors, run after authentication and validation. */
   interceptors?: Interceptor[];
+  /**
+   * Interceptors that see every request of an authenticated caller before validation, valid or
+   * not (the conformance kit's recorder: a receipt the contract refuses was still sent).
+   */
+  inspect?: Interceptor[];
 }
 
 /** What a started hub is made of. */
@@ -238,6 +243,7 @@ export class Hub {
         interceptors: [
           observeInterceptor(log, metrics),
           authInterceptor(verifier, config.tls?.clientCa !== undefined),
+          ...(opts.inspect ?? []),
           createValidateInterceptor(),
           inputHygieneInterceptor(),
           ...(opts.interceptors ?? []),
