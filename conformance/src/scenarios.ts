@@ -541,42 +541,80 @@ export const SCENARIOS: Record<string, Scenario> = {
   async watch({ kit }) {
     const a = await activated(kit, 0);
     const abort = new AbortController();
-    const seen: string[] = [];
-    let suspendedAt = 0;
-    let pushedAt = 0;
+    const pushes: { status: string; at: number }[] = [];
     const watching = (async () => {
       for await (const m of kit.api.watchCertificate(
         { certificateNumber: a.certificate },
         { signal: abort.signal },
       )) {
-        seen.push(CertificateStatus[m.certificate?.status ?? 0] ?? "?");
-        if (m.certificate?.status === CertificateStatus.SUSPENDED) {
-          pushedAt = Date.now();
-          return;
-        }
+        pushes.push({
+          status: CertificateStatus[m.certificate?.status ?? 0] ?? "?",
+          at: Date.now(),
+        });
       }
     })().catch(() => undefined);
-    const t0 = Date.now();
-    while (seen.length === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
-    expect(
-      seen[0] === "NORMAL",
-      "the watch to start with the current status NORMAL",
-      seen.join(",") || "nothing",
-    );
-    const d = next(kit, a.directive, suspendAction(kit));
-    await kit.deliver(d);
-    await receiptFor(kit, d);
-    suspendedAt = Date.now();
-    const end = Date.now() + 3000;
-    while (!pushedAt && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    abort.abort();
-    await watching;
-    expect(pushedAt > 0, "SUSPENDED pushed on the watch stream", seen.join(","));
-    expect(
-      pushedAt - suspendedAt <= 1000,
-      "the push within a second of the province's receipt",
-      `${pushedAt - suspendedAt} ms`,
-    );
+    const seen = () => pushes.map((p) => p.status).join(",") || "nothing";
+    const waitFor = async (n: number, ms: number) => {
+      const end = Date.now() + ms;
+      while (pushes.length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    };
+    try {
+      await waitFor(1, 5000);
+      expect(
+        pushes[0]?.status === "NORMAL",
+        "the watch to start with the current status NORMAL",
+        seen(),
+      );
+      // Three successive changes: each pushed, in order, within a second, never a stale value.
+      let prev = a.directive;
+      const changes: [Directive["action"], string][] = [
+        [suspendAction(kit), "SUSPENDED"],
+        [
+          {
+            case: "restoreRecord",
+            value: {
+              $typeName: "evc.directive.v1.RestoreRecord",
+              migrationId: crypto.randomUUID(),
+              doses: [],
+            },
+          },
+          "NORMAL",
+        ],
+        [
+          {
+            case: "revokeCertificate",
+            value: {
+              $typeName: "evc.directive.v1.RevokeCertificate",
+              reason: CloseReason.DECEASED,
+              mergedIntoRecordId: "",
+            },
+          },
+          "REVOKED",
+        ],
+      ];
+      for (const [i, [action, status]] of changes.entries()) {
+        const d = next(kit, prev, action);
+        prev = d;
+        await kit.deliver(d);
+        await receiptFor(kit, d);
+        const answeredAt = Date.now();
+        await waitFor(i + 2, 3000);
+        const pushed = pushes[i + 1];
+        expect(
+          pushed?.status === status && pushes.length === i + 2,
+          `${status} pushed on the watch stream after change ${i + 1} of 3, and nothing else`,
+          seen(),
+        );
+        expect(
+          pushed.at - answeredAt <= 1000,
+          `the push of ${status} within a second of the province's receipt`,
+          `${pushed.at - answeredAt} ms`,
+        );
+      }
+    } finally {
+      abort.abort();
+      await watching;
+    }
   },
 
   async register({ kit }) {

@@ -137,6 +137,17 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  {
+    name: "watch-stale-after-first-change",
+    bug: "the watch compares each change with the first status it sent: a change back to it is never pushed",
+    edits: [
+      {
+        file: "api/province-service.js",
+        find: "last = now; yield create(WatchCertificateResponseSchema, {",
+        replace: "yield create(WatchCertificateResponseSchema, {",
+      },
+    ],
+  },
   // The variants below break rules no named case exercised: only the generated histories
   // (generated/directive-histories) catch them.
   {
