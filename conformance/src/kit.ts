@@ -5,7 +5,13 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { create, type DescService, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  type Interceptor,
+} from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -53,6 +59,7 @@ import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import type { JSONWebKeySet, JWK } from "jose";
 import type { Logger } from "pino";
 import type { KitConfig } from "./config.js";
+import { HubOutage } from "./outage.js";
 
 /** What to check, for the error a call to the province last ended with. */
 function hint(err: unknown): string {
@@ -92,6 +99,8 @@ export class Kit {
   private readonly receiptLog = new Map<string, Receipt[]>();
   private readonly receiptWaiters = new Set<() => void>();
   readonly virtualDirectives: Directive[] = [];
+  /** The hub refusing receipts for a while (directive/receipts-retried). */
+  readonly outage = new HubOutage();
   private virtualMessages: ConsumerMessages[] = [];
   private child: ChildProcess | undefined;
   private childExited: Promise<void> = Promise.resolve();
@@ -188,6 +197,10 @@ export class Kit {
     let kit: Kit | undefined;
     const recorder: Interceptor = (next) => async (req) => {
       if (req.method.name === "SubmitReceipts" && !req.stream) {
+        if (kit?.outage.refuses()) {
+          kit.trace("✗ receipts refused: the kit's hub plays unreachable");
+          throw new ConnectError("the hub is unavailable (a conformance case)", Code.Unavailable);
+        }
         for (const r of (req.message as SubmitReceiptsRequest).receipts) kit?.record(r);
       }
       return next(req);

@@ -344,6 +344,27 @@ export const SCENARIOS: Record<string, Scenario> = {
     await expectDoseCount(kit, a.recordId, 2, "the dose appended once");
   },
 
+  async "receipts-retried"({ kit }) {
+    const a = await activated(kit, 1);
+    const extra = dose(kit.virtual[1], 2);
+    const d = next(kit, a.directive, appendAction(extra));
+    kit.outage.start();
+    await kit.deliver(d);
+    const refused = await kit.outage.over();
+    expect(
+      refused > 0,
+      "the province to send the receipt while the hub was unreachable (within 10 s of the directive)",
+      "no SubmitReceipts call",
+    );
+    const r = await receiptFor(kit, d, 15_000);
+    expect(
+      r.outcome === ReceiptOutcome.APPLIED,
+      "the receipt sent again once the hub answers, APPLIED",
+      show(r),
+    );
+    await expectDoseCount(kit, a.recordId, 2, "the dose appended once");
+  },
+
   async reorder({ kit }) {
     const a = await activated(kit, 1);
     const later = dose(kit.virtual[1], 2);

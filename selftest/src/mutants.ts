@@ -148,6 +148,18 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  {
+    name: "receipts-not-retried",
+    bug: "marks receipts submitted before sending them: one the hub could not take is never sent again",
+    edits: [
+      {
+        file: "receipt-submitter.js",
+        find: "const res = await this.hub.submitReceipts({ receipts: part }); await this.store.markSubmitted(part.map((r) => r.directiveId));",
+        replace:
+          "await this.store.markSubmitted(part.map((r) => r.directiveId)); const res = await this.hub.submitReceipts({ receipts: part });",
+      },
+    ],
+  },
   // The variants below break rules no named case exercised: only the generated histories
   // (generated/directive-histories) catch them.
   {

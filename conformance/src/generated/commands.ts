@@ -40,6 +40,7 @@ type Kind = Action["kind"];
 
 const MAX_RECORDS = 3;
 const VACCINES = ["MMR", "DTaP", "HepB", "BCG", "IPV"];
+const REASONS = [CloseReason.DECEASED, CloseReason.DELETED, CloseReason.MIGRATION_ABORTED];
 
 function newDose(kit: Kit, n: number): Dose {
   return create(DoseSchema, {
@@ -57,8 +58,9 @@ function newDose(kit: Kit, n: number): Dose {
 function actionOf(kit: Kit, kind: Kind, rec: ModelRecord, repeat: boolean, n: number): Action {
   switch (kind) {
     case "suspend":
-    case "revoke":
       return { kind };
+    case "revoke":
+      return { kind, reason: REASONS[n % REASONS.length] ?? CloseReason.DECEASED };
     case "append": {
       const held = rec.doses[n % Math.max(1, rec.doses.length)];
       return { kind, dose: repeat && held ? held : newDose(kit, n) };
@@ -100,7 +102,7 @@ function directiveFor(kit: Kit, rec: ModelRecord, a: Action, init: Partial<Direc
               case: "revokeCertificate",
               value: {
                 $typeName: "evc.directive.v1.RevokeCertificate",
-                reason: CloseReason.DECEASED,
+                reason: a.reason,
                 mergedIntoRecordId: "",
               },
             }
@@ -167,6 +169,8 @@ class Activate implements Cmd {
       status: "ACTIVE",
       certificate,
       certificateStatus: "NORMAL",
+      revocationReason: CloseReason.UNSPECIFIED,
+      statusChanges: 0,
       doses: [...doses],
       issued: [d],
       answered: new Map([[d.directiveId, first]]),
@@ -292,7 +296,12 @@ class Foreign implements Cmd {
     const rec = m.records[this.pick % m.records.length];
     if (!rec) return;
     this.done = `foreign(a revoke of record #${m.records.indexOf(rec)} addressed to another province)`;
-    const d = directiveFor(kit, rec, { kind: "revoke" }, { targetProvinceCode: kit.virtual[1] });
+    const d = directiveFor(
+      kit,
+      rec,
+      { kind: "revoke", reason: CloseReason.DELETED },
+      { targetProvinceCode: kit.virtual[1] },
+    );
     await kit.deliver(d);
     await checkNoReceipt(
       kit,
@@ -315,6 +324,8 @@ class UnknownRecord implements Cmd {
       status: "ACTIVE",
       certificate: "",
       certificateStatus: "NORMAL",
+      revocationReason: CloseReason.UNSPECIFIED,
+      statusChanges: 0,
       doses: [],
       issued: [],
       answered: new Map(),

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { DoseSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
+import { CloseReason, DoseSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ReceiptOutcome, ReceiptRejection } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import { syntheticIdentity } from "@evc-interop/runtime";
 import { describe, expect, it } from "vitest";
@@ -14,6 +14,8 @@ function record(): ModelRecord {
     status: "ACTIVE",
     certificate: "110000-ABCD1234",
     certificateStatus: "NORMAL",
+    revocationReason: CloseReason.UNSPECIFIED,
+    statusChanges: 0,
     doses: [dose("a")],
     issued: [],
     answered: new Map(),
@@ -51,13 +53,14 @@ describe("the model of a correct province", () => {
 
   it("refuses to suspend a closed record: REJECTED, INVALID_STATE, nothing changes", () => {
     const r = record();
-    step(r, { kind: "revoke" });
+    step(r, { kind: "revoke", reason: CloseReason.DECEASED });
     const want = step(r, { kind: "suspend" });
     expect([want.outcome, want.rejection]).toEqual([
       ReceiptOutcome.REJECTED,
       ReceiptRejection.INVALID_STATE,
     ]);
     expect([r.status, r.certificateStatus]).toEqual(["CLOSED", "REVOKED"]);
+    expect([r.revocationReason, r.statusChanges]).toEqual([CloseReason.DECEASED, 1]);
   });
 
   it("never models a transition the contract leaves open", () => {

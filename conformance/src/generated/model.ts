@@ -1,5 +1,5 @@
 import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
-import type { Dose } from "@evc-interop/gen/evc/common/v1/record_pb";
+import { CloseReason, type Dose } from "@evc-interop/gen/evc/common/v1/record_pb";
 import {
   type Directive,
   type Receipt,
@@ -27,6 +27,12 @@ export interface ModelRecord {
   /** The number the activation's receipt gave. */
   certificate: string;
   certificateStatus: CertificateStatus;
+  /** Why it was revoked (UNSPECIFIED until it is). */
+  revocationReason: CloseReason;
+  /** How many times the certificate's status changed (its status_changed_at must follow). */
+  statusChanges: number;
+  /** status_changed_at (ns) and statusChanges when the province API was last read. */
+  seen?: { changedAt: bigint; changes: number };
   /** Every dose the record holds, one per dose id. */
   doses: Dose[];
   /** The directives issued for the record, in record sequence; index i has sequence i + 1. */
@@ -43,7 +49,7 @@ export interface Model {
 export type Action =
   | { kind: "suspend" }
   | { kind: "restore"; doses: Dose[] }
-  | { kind: "revoke" }
+  | { kind: "revoke"; reason: CloseReason }
   | { kind: "append"; dose: Dose };
 
 /** What a correct province answers to an action; the suspend result is checked in full. */
@@ -113,6 +119,7 @@ export function step(r: ModelRecord, a: Action): Expected {
       }
       r.status = "MIGRATED_OUT";
       r.certificateStatus = "SUSPENDED";
+      r.statusChanges++;
       return {
         ...applied(),
         suspended: { doses: [...r.doses], certificate: r.certificate },
@@ -121,10 +128,13 @@ export function step(r: ModelRecord, a: Action): Expected {
       addDoses(r, a.doses);
       r.status = "ACTIVE";
       r.certificateStatus = "NORMAL";
+      r.statusChanges++;
       return applied();
     case "revoke":
       r.status = "CLOSED";
       r.certificateStatus = "REVOKED";
+      r.revocationReason = a.reason;
+      r.statusChanges++;
       return applied();
     case "append":
       return applied(
@@ -140,6 +150,8 @@ export function describe(a: Action): string {
       return `restore(+${a.doses.length} doses)`;
     case "append":
       return `append(${a.dose.doseId})`;
+    case "revoke":
+      return `revoke(${CloseReason[a.reason]})`;
     default:
       return a.kind;
   }

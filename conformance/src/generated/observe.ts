@@ -2,6 +2,7 @@ import { toBinary, toJsonString } from "@bufbuild/protobuf";
 import { IdentitySchema } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import {
   CertificateStatus,
+  CloseReason,
   type Dose,
   DoseSchema,
   RecordStatus,
@@ -123,6 +124,24 @@ export async function checkRecord(kit: Kit, rec: ModelRecord): Promise<void> {
     `certificate ${rec.certificate} of record ${rec.recordId} ${rec.certificateStatus}`,
     `${cert} (record "${certificate?.recordId ?? ""}")`,
   );
+  expect(
+    certificate.provinceCode === kit.config.province.code &&
+      certificate.revocationReason === rec.revocationReason,
+    `certificate ${rec.certificate} issued by ${kit.config.province.code}, revocation reason ${CloseReason[rec.revocationReason]}`,
+    `issued by ${certificate.provinceCode || "nobody"}, reason ${CloseReason[certificate.revocationReason]}`,
+  );
+  const at = certificate.statusChangedAt;
+  const changedAt = at ? at.seconds * 1_000_000_000n + BigInt(at.nanos) : -1n;
+  const before = rec.seen;
+  if (before) {
+    const moved = rec.statusChanges > before.changes;
+    expect(
+      moved ? changedAt > before.changedAt : changedAt === before.changedAt,
+      `status_changed_at of ${rec.certificate} ${moved ? "later than before its status changed" : "unchanged while its status is"}`,
+      `${changedAt} ns, before ${before.changedAt} ns`,
+    );
+  }
+  rec.seen = { changedAt, changes: rec.statusChanges };
 }
 
 /** No receipt for the directive arrives within `ms`. */
