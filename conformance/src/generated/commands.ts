@@ -314,8 +314,12 @@ class Foreign implements Cmd {
   toString = () => this.done || `foreign(#${this.pick})`;
 }
 
-/** A dose for a record this province never held: REJECTED, RECORD_NOT_FOUND. */
+/** Any action for a record this province never held: REJECTED, RECORD_NOT_FOUND. */
 class UnknownRecord implements Cmd {
+  constructor(
+    readonly kind: Kind,
+    readonly n: number,
+  ) {}
   check = () => true;
   async run(_m: Model, { kit }: Real) {
     const ghost: ModelRecord = {
@@ -330,7 +334,7 @@ class UnknownRecord implements Cmd {
       issued: [],
       answered: new Map(),
     };
-    const d = directiveFor(kit, ghost, { kind: "append", dose: newDose(kit, 0) });
+    const d = directiveFor(kit, ghost, actionOf(kit, this.kind, ghost, false, this.n));
     await kit.deliver(d);
     const [r] = await receiptOf(kit, d);
     if (!r) return;
@@ -341,7 +345,7 @@ class UnknownRecord implements Cmd {
       ghost,
     );
   }
-  toString = () => "unknown-record(append)";
+  toString = () => `${this.kind} of a record never held here`;
 }
 
 /** The province killed and started again: everything acknowledged is still there. */
@@ -397,7 +401,12 @@ export function commandArbitraries(restarts: boolean): fc.Arbitrary<Cmd>[] {
       arbitrary: fc.tuple(fc.nat({ max: 3 }), copiesArb).map(([d, c]) => new Activate(d, c)),
     },
     { weight: 1, arbitrary: pick.map((p) => new Foreign(p)) },
-    { weight: 1, arbitrary: fc.constant(new UnknownRecord()) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.constantFrom<Kind>("suspend", "restore", "revoke", "append"), fc.nat({ max: 50 }))
+        .map(([k, n]) => new UnknownRecord(k, n)),
+    },
   ];
   if (restarts) weighted.push({ weight: 1, arbitrary: fc.constant(new Restart()) });
   return [fc.oneof(...weighted).map(traced)];
