@@ -63,11 +63,30 @@ describe("the model of a correct province", () => {
     expect([r.revocationReason, r.statusChanges]).toEqual([CloseReason.DECEASED, 1]);
   });
 
+  it("answers repeats of a state ALREADY_APPLIED and changes nothing", () => {
+    const r = record();
+    expect(step(r, { kind: "restore", doses: [dose("a")] }).outcome).toBe(
+      ReceiptOutcome.ALREADY_APPLIED,
+    );
+    expect(step(r, { kind: "restore", doses: [dose("d")] }).outcome).toBe(ReceiptOutcome.APPLIED);
+    step(r, { kind: "suspend" });
+    const again = step(r, { kind: "suspend" });
+    expect(again.outcome).toBe(ReceiptOutcome.ALREADY_APPLIED);
+    expect(again.suspended?.doses.map((d) => d.doseId)).toEqual(["a", "d"]);
+    step(r, { kind: "revoke", reason: CloseReason.DECEASED });
+    expect(step(r, { kind: "revoke", reason: CloseReason.DELETED }).outcome).toBe(
+      ReceiptOutcome.ALREADY_APPLIED,
+    );
+    expect([r.revocationReason, r.statusChanges]).toEqual([CloseReason.DECEASED, 2]);
+  });
+
   it("never models a transition the contract leaves open", () => {
     expect(allowed("append", "CLOSED")).toBe(false);
-    expect(allowed("restore", "ACTIVE")).toBe(false);
-    expect(allowed("suspend", "MIGRATED_OUT")).toBe(false);
-    expect(() => step(record(), { kind: "restore", doses: [] })).toThrow(/restore to ACTIVE/);
+    expect(allowed("append", "MIGRATED_OUT")).toBe(false);
+    expect(allowed("restore", "CLOSED")).toBe(false);
+    const closed = record();
+    step(closed, { kind: "revoke", reason: CloseReason.DECEASED });
+    expect(() => step(closed, { kind: "restore", doses: [] })).toThrow(/restore to CLOSED/);
     expect(after("suspend", "CLOSED")).toBe("CLOSED");
   });
 });

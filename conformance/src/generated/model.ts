@@ -15,6 +15,10 @@ import {
  *   ACTIVE ──suspend──▶ MIGRATED_OUT ──restore──▶ ACTIVE
  *   ACTIVE, MIGRATED_OUT ──revoke──▶ CLOSED ──suspend──▶ REJECTED (INVALID_STATE)
  *   ACTIVE ──append──▶ ACTIVE (a dose id held already: ALREADY_APPLIED, nothing added)
+ *   repeats answered ALREADY_APPLIED, nothing changed (the contract's ReceiptOutcome): a suspend
+ *   of MIGRATED_OUT (its receipt still carries the contents), a restore of ACTIVE with no dose
+ *   to add (with doses: APPLIED, the doses added), a revoke of CLOSED (the first reason stays).
+ * Left out, as the contract does not say: an append to a record not ACTIVE, a restore of CLOSED.
  */
 
 export type RecordStatus = "ACTIVE" | "MIGRATED_OUT" | "CLOSED";
@@ -64,10 +68,9 @@ export interface Expected {
 export function allowed(kind: Action["kind"], status: RecordStatus): boolean {
   switch (kind) {
     case "suspend":
-      return status !== "MIGRATED_OUT";
-    case "restore":
-      return status === "MIGRATED_OUT";
     case "revoke":
+      return true;
+    case "restore":
       return status !== "CLOSED";
     case "append":
       return status === "ACTIVE";
@@ -117,20 +120,29 @@ export function step(r: ModelRecord, a: Action): Expected {
       if (r.status === "CLOSED") {
         return { outcome: ReceiptOutcome.REJECTED, rejection: ReceiptRejection.INVALID_STATE };
       }
-      r.status = "MIGRATED_OUT";
-      r.certificateStatus = "SUSPENDED";
-      r.statusChanges++;
+      if (r.status === "ACTIVE") {
+        r.status = "MIGRATED_OUT";
+        r.certificateStatus = "SUSPENDED";
+        r.statusChanges++;
+        return { ...applied(), suspended: { doses: [...r.doses], certificate: r.certificate } };
+      }
       return {
-        ...applied(),
+        ...applied(ReceiptOutcome.ALREADY_APPLIED),
         suspended: { doses: [...r.doses], certificate: r.certificate },
       };
     case "restore":
+      if (r.status === "ACTIVE") {
+        return applied(
+          addDoses(r, a.doses) > 0 ? ReceiptOutcome.APPLIED : ReceiptOutcome.ALREADY_APPLIED,
+        );
+      }
       addDoses(r, a.doses);
       r.status = "ACTIVE";
       r.certificateStatus = "NORMAL";
       r.statusChanges++;
       return applied();
     case "revoke":
+      if (r.status === "CLOSED") return applied(ReceiptOutcome.ALREADY_APPLIED);
       r.status = "CLOSED";
       r.certificateStatus = "REVOKED";
       r.revocationReason = a.reason;

@@ -474,8 +474,11 @@ export enum ReceiptOutcome {
   APPLIED = 1,
 
   /**
-   * The directive had been applied before (duplicate delivery); nothing changed. The receipt
-   * carries the same result as the first one.
+   * Nothing changed because nothing had to: the directive had been applied before (a duplicate
+   * delivery: the receipt is the stored one, byte for byte), or the record already is as the
+   * directive asks (a dose id it holds; a suspend of a record already migrating out, whose
+   * receipt still carries its contents; a restore of an active record with no dose to add; a
+   * revoke of a closed record, whose revocation reason stays the first one).
    *
    * @generated from enum value: RECEIPT_OUTCOME_ALREADY_APPLIED = 2;
    */
