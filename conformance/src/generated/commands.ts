@@ -195,6 +195,7 @@ class Act implements Cmd {
   ) {}
   check = (m: Readonly<Model>) => m.records.length > 0;
   async run(m: Model, { kit }: Real) {
+    this.done = ""; // described by this run only (the same command runs again while shrinking)
     const { rec, kind } = chosen(m, this.pick, this.choice);
     if (!rec || !kind) return;
     const a = actionOf(kit, kind, rec, this.repeat, this.n);
@@ -228,6 +229,7 @@ class Reordered implements Cmd {
   ) {}
   check = (m: Readonly<Model>) => m.records.length > 0;
   async run(m: Model, { kit }: Real) {
+    this.done = ""; // described by this run only (the same command runs again while shrinking)
     const { rec, kind: k1 } = chosen(m, this.pick, this.first);
     if (!rec || !k1) return;
     const kinds2 = allowedKinds(after(k1, rec.status));
@@ -273,6 +275,7 @@ class Redeliver implements Cmd {
   ) {}
   check = (m: Readonly<Model>) => m.records.length > 0;
   async run(m: Model, { kit }: Real) {
+    this.done = ""; // described by this run only (the same command runs again while shrinking)
     const rec = m.records[this.pick % m.records.length];
     const d = rec?.issued[this.which % rec.issued.length];
     const first = d && rec.answered.get(d.directiveId);
@@ -293,6 +296,7 @@ class Foreign implements Cmd {
   constructor(readonly pick: number) {}
   check = (m: Readonly<Model>) => m.records.length > 0;
   async run(m: Model, { kit }: Real) {
+    this.done = ""; // described by this run only (the same command runs again while shrinking)
     const rec = m.records[this.pick % m.records.length];
     if (!rec) return;
     this.done = `foreign(a revoke of record #${m.records.indexOf(rec)} addressed to another province)`;
