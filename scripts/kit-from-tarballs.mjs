@@ -29,6 +29,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { credentialFile, generateCredential } = await import(
   join(root, "runtime", "dist", "index.js")
 );
+const { referenceProvinceEnv } = await import(join(root, "selftest", "dist", "index.js"));
 const DATABASE_URL =
   process.env.EVC_TEST_DATABASE_URL ??
   process.env.DATABASE_URL ??
@@ -103,19 +104,14 @@ async function certifyReference(vendor, work, sha256) {
       public_key: join(keys, credentialFile(`province:${code}`)),
       control_token: controlToken,
       start_command: `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(program)}`,
-      env: {
-        DATABASE_URL,
-        EVC_PROVINCE_SCHEMA_PREFIX: `${id}_p`,
-        EVC_CREDENTIALS_DIR: keys,
-        EVC_PROVINCE_LISTEN: `127.0.0.1:${provincePort}`,
-        EVC_CONTROL_LISTEN: `127.0.0.1:${controlPort}`,
-        EVC_CONTROL_TOKEN: controlToken,
-        EVC_RECONCILE_EXTRA_GRACE_MS: "0",
-        EVC_PROVISION_CONSUMER: "0",
-        EVC_RECEIPT_POLL_MS: "200",
-        EVC_LOG_LEVEL: "silent",
-        EVC_NATS_ANONYMOUS: "1",
-      },
+      env: referenceProvinceEnv({
+        databaseUrl: DATABASE_URL,
+        schemaPrefix: `${id}_p`,
+        credentialsDir: keys,
+        provincePort,
+        controlPort,
+        controlToken,
+      }),
     },
     kit: kitSection(work),
   };

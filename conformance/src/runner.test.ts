@@ -1,6 +1,9 @@
 import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { Profile } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { TestSuiteSchema } from "@evc-interop/gen/evc/conformance/v1/suite_pb";
 import { describe, expect, it } from "vitest";
-import { virtualProvinces } from "./kit.js";
+import { type Kit, virtualProvinces } from "./kit.js";
 import { humanReport, jsonReport, junitReport, type ReportHeader } from "./report.js";
 import {
   applyKnownFailing,
@@ -8,6 +11,7 @@ import {
   type CaseResult,
   loadSuites,
   matches,
+  runSuites,
 } from "./runner.js";
 import { SCENARIOS } from "./scenarios.js";
 
@@ -156,5 +160,40 @@ describe("the kit's own provinces", () => {
     expect(virtualProvinces("110000")).toEqual(["650000", "640000"]);
     expect(virtualProvinces("650000")).toEqual(["640000", "630000"]);
     expect(virtualProvinces("640000")).toEqual(["650000", "630000"]);
+  });
+});
+
+describe("--bail", () => {
+  const suite = create(TestSuiteSchema, {
+    name: "directive",
+    profile: Profile.CORE,
+    cases: [
+      { name: "first", scenario: "no-such-scenario" },
+      { name: "second", scenario: "no-such-scenario" },
+    ],
+  });
+  // The runner touches only these of the kit when no scenario runs.
+  const kit = { trace: () => {}, canRestart: false } as unknown as Kit;
+  const run = (bail: boolean) =>
+    runSuites(kit, [suite], [Profile.CORE], {
+      run: [],
+      skip: [],
+      knownFailing: [],
+      knownFlaky: [],
+      trace: false,
+      caseTimeoutMs: 1000,
+      seed: 1,
+      bail,
+    });
+
+  it("stops at the first failure and lists the rest as skipped, with why", async () => {
+    const [first, second] = await run(true);
+    expect(first?.status).toBe("failed");
+    expect(second?.status).toBe("skipped");
+    expect(second?.error).toBe("not run: an earlier case failed (--bail)");
+  });
+
+  it("runs every case without it", async () => {
+    expect((await run(false)).map((r) => r.status)).toEqual(["failed", "failed"]);
   });
 });

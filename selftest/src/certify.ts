@@ -114,17 +114,14 @@ async function certifyOnce(
       startCommand: `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(program)}`,
       restartCommand: "",
       env: {
-        DATABASE_URL: TEST_DATABASE_URL,
-        EVC_PROVINCE_SCHEMA_PREFIX: `${id}_p`,
-        EVC_CREDENTIALS_DIR: dir,
-        EVC_PROVINCE_LISTEN: `127.0.0.1:${provincePort}`,
-        EVC_CONTROL_LISTEN: `127.0.0.1:${controlPort}`,
-        EVC_CONTROL_TOKEN: controlToken,
-        EVC_RECONCILE_EXTRA_GRACE_MS: "0",
-        EVC_PROVISION_CONSUMER: "0",
-        EVC_RECEIPT_POLL_MS: "200",
-        EVC_LOG_LEVEL: "silent",
-        EVC_NATS_ANONYMOUS: "1",
+        ...referenceProvinceEnv({
+          databaseUrl: TEST_DATABASE_URL,
+          schemaPrefix: `${id}_p`,
+          credentialsDir: dir,
+          provincePort,
+          controlPort,
+          controlToken,
+        }),
         ...tlsEnv,
       },
       readyTimeoutMs: 30_000,
@@ -189,4 +186,31 @@ export async function writeCredentials(dir: string, codes: string[]): Promise<vo
       JSON.stringify(credential.privateJwk),
     );
   }
+}
+
+/**
+ * The environment of a reference province the kit starts for a test run: its store, keys and
+ * ports, the kit's hub provisioning its consumer, fast receipts, quiet logs, the open test bus.
+ */
+export function referenceProvinceEnv(o: {
+  databaseUrl: string;
+  schemaPrefix: string;
+  credentialsDir: string;
+  provincePort: number;
+  controlPort: number;
+  controlToken: string;
+}): Record<string, string> {
+  return {
+    DATABASE_URL: o.databaseUrl,
+    EVC_PROVINCE_SCHEMA_PREFIX: o.schemaPrefix,
+    EVC_CREDENTIALS_DIR: o.credentialsDir,
+    EVC_PROVINCE_LISTEN: `127.0.0.1:${o.provincePort}`,
+    EVC_CONTROL_LISTEN: `127.0.0.1:${o.controlPort}`,
+    EVC_CONTROL_TOKEN: o.controlToken,
+    EVC_RECONCILE_EXTRA_GRACE_MS: "0",
+    EVC_PROVISION_CONSUMER: "0",
+    EVC_RECEIPT_POLL_MS: "200",
+    EVC_LOG_LEVEL: "silent",
+    EVC_NATS_ANONYMOUS: "1",
+  };
 }
