@@ -2,6 +2,12 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
+import {
+  ensureNats,
+  ensurePostgres,
+  MissingNatsServer,
+  type Service,
+} from "@evc-interop/local-services";
 import { Hub, hubConfigFromEnv } from "@evc-interop/national";
 import { Province, provinceConfigFromEnv } from "@evc-interop/province-reference";
 import {
@@ -15,14 +21,8 @@ import {
   provinceName,
 } from "@evc-interop/runtime";
 import { pino } from "pino";
+import { busUsers } from "./bus-users.js";
 import { runDemo } from "./demo.js";
-import {
-  busUsers,
-  ensureNats,
-  ensurePostgres,
-  MissingNatsServer,
-  type Service,
-} from "./environment.js";
 
 /**
  * `npm start`: the hub and three reference provinces (Beijing, Guangdong, Sichuan) with a demo

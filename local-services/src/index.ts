@@ -1,0 +1,8 @@
+/** PostgreSQL and NATS for a run on one machine: the configured ones, or ones started here. */
+export {
+  EmbeddedPostgresUnreachable,
+  ensureNats,
+  ensurePostgres,
+  MissingNatsServer,
+  type Service,
+} from "./services.js";
