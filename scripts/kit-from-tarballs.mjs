@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 // The kit as a vendor gets it (#17 parts 3 and 4): packs the kit and the packages it needs (gen,
-// runtime, national, conformance) with `npm pack` and installs the tarballs into an empty folder
-// outside the workspace. From that folder, as a vendor would:
+// runtime, local-services, national, conformance) with `npm pack` and installs the tarballs into
+// an empty folder outside the workspace. From that folder, as a vendor would:
 // 1. `npx evc-conformance contract --out contract`: the contract, out of the installed kit;
-// 2. the reference province (the workspace's build) certified on the core profile;
+// 2. the reference province (the workspace's build) certified on the core profile, with nothing
+//    but the kit: its own nats-server and an embedded PostgreSQL for the kit and the province;
 // 3. the Go example province (conformance/examples/province-go, shipped in the kit) built from
-//    that contract with Debian's Go packages only, and certified on every profile it declares.
+//    that contract with Debian's Go packages only, and certified on every profile it declares,
+//    on the kit's own bus (NKey) and the machine's PostgreSQL.
 // Each report must name the image `contract` wrote, by its SHA-256. Exit 0 only if all holds.
-// Needs the workspace built (`tsc -b`), PostgreSQL and NATS as the tests do, protoc and Go.
+// Needs the workspace built (`tsc -b`), PostgreSQL and nats-server as the tests do, protoc and Go.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
+  chmodSync,
   cpSync,
   existsSync,
   mkdirSync,
@@ -34,8 +37,7 @@ const DATABASE_URL =
   process.env.EVC_TEST_DATABASE_URL ??
   process.env.DATABASE_URL ??
   "postgres://postgres@127.0.0.1:5432/test";
-const NATS_URL = process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
-const PACKAGES = ["gen", "runtime", "national", "conformance"];
+const PACKAGES = ["gen", "runtime", "local-services", "national", "conformance"];
 const GO_PACKAGES =
   "golang-go golang-goprotobuf-dev golang-google-grpc-dev golang-github-nats-io-go-nats-dev golang-github-golang-jwt-jwt-dev golang-github-lib-pq-dev";
 
@@ -49,28 +51,39 @@ function freePort() {
   });
 }
 
-/** Runs the installed kit in `vendor`; returns its stdout, or throws with it. */
+/**
+ * Runs the installed kit in `vendor`; returns what it wrote (its stderr, then its stdout: the
+ * last line is the verdict), or throws with it.
+ */
 function kit(vendor, args, what) {
   const run = spawnSync("npx", ["evc-conformance", ...args], {
     cwd: vendor,
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "pipe"],
     encoding: "utf8",
     timeout: 300_000,
   });
+  process.stderr.write(run.stderr);
   const last = run.stdout.trim().split("\n").at(-1) ?? "";
   console.log(`${what}: ${last}`);
   if (run.status !== 0) throw new Error(`${what} failed (exit ${run.status}):\n${run.stdout}`);
-  return run.stdout;
+  return `${run.stderr}\n${run.stdout}`;
 }
 
-/** The kit's part of a config: its own stream, schema and hub port for this run. */
-const kitSection = (work) => ({
-  hub_listen: "127.0.0.1:0",
-  nats_url: NATS_URL,
-  nats_anonymous: true,
-  database_url: DATABASE_URL,
-  directive_keys_dir: join(work, "kit-directive-keys"),
-});
+/**
+ * The kit's part of a config: its own stream, schema and hub port for this run. No bus named:
+ * the kit starts a nats-server of its own, every user authenticated (the province by the NKey
+ * seed the kit gives it). `ownDatabase`: a database URL where nothing answers, so the kit starts
+ * an embedded PostgreSQL (and gives the province its DATABASE_URL); else the machine's.
+ */
+async function kitSection(work, { ownDatabase }) {
+  return {
+    hub_listen: "127.0.0.1:0",
+    directive_keys_dir: join(work, "kit-directive-keys"),
+    database_url: ownDatabase
+      ? `postgres://postgres@127.0.0.1:${await freePort()}/postgres`
+      : DATABASE_URL,
+  };
+}
 
 function certified(stdout, sha256, what) {
   const last = stdout.trim().split("\n").at(-1) ?? "";
@@ -105,7 +118,7 @@ async function certifyReference(vendor, work, sha256) {
       control_token: controlToken,
       start_command: `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(program)}`,
       env: referenceProvinceEnv({
-        databaseUrl: DATABASE_URL,
+        kitBus: true,
         schemaPrefix: `${id}_p`,
         credentialsDir: keys,
         provincePort,
@@ -113,19 +126,19 @@ async function certifyReference(vendor, work, sha256) {
         controlToken,
       }),
     },
-    kit: kitSection(work),
+    kit: await kitSection(work, { ownDatabase: true }),
   };
   writeFileSync(join(vendor, "reference.json"), JSON.stringify(config, null, 2));
-  try {
-    const out = kit(
-      vendor,
-      ["--config", "reference.json", "--run", "status", "--run", "directive"],
-      "reference province (core profile)",
-    );
-    certified(out, sha256, "reference province");
-  } finally {
-    dropSchema(`${id}_p${code}`); // the kit drops its own schema and stream
+  // The province's schema lives in the kit's embedded PostgreSQL: nothing to drop after.
+  const out = kit(
+    vendor,
+    ["--config", "reference.json", "--run", "status", "--run", "directive"],
+    "reference province (core profile)",
+  );
+  for (const started of ["started an embedded PostgreSQL", "started nats-server"]) {
+    if (!out.includes(started)) throw new Error(`reference province: the kit never ${started}`);
   }
+  certified(out, sha256, "reference province");
 }
 
 /** The Go example, as conformance/examples/province-go/README.md walks a vendor through it. */
@@ -177,7 +190,7 @@ async function certifyGoExample(vendor, work, sha256) {
         EVC_SCHEMA: schema,
       },
     },
-    kit: kitSection(work),
+    kit: await kitSection(work, { ownDatabase: false }),
   };
   writeFileSync(join(example, "kit.json"), JSON.stringify(config, null, 2));
   try {
@@ -193,6 +206,9 @@ async function certifyGoExample(vendor, work, sha256) {
 }
 
 const work = mkdtempSync(join(tmpdir(), "evc-kit-packed-"));
+// A vendor's folder as usual (mkdtemp's is closed to others): run as root, the kit's embedded
+// PostgreSQL runs as the user postgres, which must reach the installed programs.
+chmodSync(work, 0o755);
 try {
   const packs = join(work, "tarballs");
   mkdirSync(packs);

@@ -59,6 +59,7 @@ function config(url: string, extra: Record<string, unknown> = {}): string {
         stream: id.toUpperCase(),
         subject_prefix: `t.${id}`,
         call_timeout_ms: 500,
+        nats_url: NATS_URL,
         nats_anonymous: true,
         directive_keys_dir: join(dir, "keys"),
       },

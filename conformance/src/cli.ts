@@ -9,6 +9,7 @@ import { Kit } from "./kit.js";
 import { probeBus } from "./probe.js";
 import { counts, humanReport, jsonReport, junitReport, type ReportHeader } from "./report.js";
 import { type CaseResult, loadSuites, runSuites } from "./runner.js";
+import { startServices } from "./services.js";
 
 const USAGE = `usage: evc-conformance --config FILE [options]
        evc-conformance contract --out DIR
@@ -88,7 +89,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
-  const config = loadConfig(values.config);
+  const loaded = loadConfig(values.config);
   const seed = values.seed === undefined ? newSeed() : Number(values.seed);
   if (!Number.isSafeInteger(seed)) throw new Error(`--seed ${values.seed}: not an integer`);
   const patterns = (file: string | undefined) =>
@@ -106,11 +107,23 @@ export async function main(argv: string[]): Promise<number> {
     pino.destination({ dest: values.log ?? "evc-conformance.log", sync: false }),
   );
   const started = Date.now();
-  const kit = await Kit.start(config, logger);
+  const services = await startServices(loaded);
+  const config = services.config;
+  for (const note of services.notes) process.stderr.write(`${note}\n`);
+  let kit: Kit;
+  try {
+    kit = await Kit.start(config, logger, services.provinceEnv);
+  } catch (err) {
+    await services.stop();
+    throw err;
+  }
   // Ctrl-C (or a CI's SIGTERM) stops the province the kit started, then the kit.
   const interrupted = () => {
     process.stderr.write("\nevc-conformance: stopping\n");
-    void kit.stop().finally(() => process.exit(130));
+    void kit
+      .stop()
+      .then(services.stop)
+      .finally(() => process.exit(130));
   };
   process.once("SIGINT", interrupted);
   process.once("SIGTERM", interrupted);
@@ -155,6 +168,7 @@ export async function main(argv: string[]): Promise<number> {
     process.off("SIGINT", interrupted);
     process.off("SIGTERM", interrupted);
     await kit.stop();
+    await services.stop();
     logger.flush();
   }
 }

@@ -42,6 +42,7 @@ export interface KitConfig {
   kit: {
     /** host:port where the kit serves the hub API; point the province's hub URL here. */
     hubListen: string;
+    /** The bus; empty: a nats-server the kit starts, every user authenticated (services.ts). */
     natsUrl: string;
     natsUser: string;
     natsPassword: string;
@@ -51,7 +52,7 @@ export interface KitConfig {
     natsAnonymous: boolean;
     stream: string;
     subjectPrefix: string;
-    /** PostgreSQL the kit's own hub uses. */
+    /** PostgreSQL the kit's own hub uses (not answering: an embedded one, services.ts). */
     databaseUrl: string;
     schema: string;
     /** Per-case timeout. */
@@ -166,7 +167,8 @@ export function loadConfig(file: string): KitConfig {
     kit: {
       // Unset: a free port (printed), so two runs never collide.
       hubListen: k?.hubListen || "127.0.0.1:0",
-      natsUrl: k?.natsUrl || "nats://127.0.0.1:4222",
+      // Unset: the kit starts its own nats-server (services.ts).
+      natsUrl: k?.natsUrl ?? "",
       natsUser: k?.natsUser ?? "",
       natsPassword: k?.natsPassword ?? "",
       natsNkeySeed: nkeySeedFromEnv({ EVC_NATS_NKEY_SEED: path(base, k?.natsNkeySeed ?? "") }),

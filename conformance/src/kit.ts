@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -59,25 +58,11 @@ import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import type { JSONWebKeySet, JWK } from "jose";
 import type { Logger } from "pino";
 import type { KitConfig } from "./config.js";
+import { hint } from "./diagnosis.js";
 import { HubOutage } from "./outage.js";
+import { ProvinceProcess, runRestartCommand } from "./province-process.js";
+import type { KitServices } from "./services.js";
 
-/** What to check, for the error a call to the province last ended with. */
-function hint(err: unknown): string {
-  const text = String(err);
-  if (/ECONNREFUSED/.test(text))
-    return "nothing listens there: check province.url / control_url and that the province started";
-  if (/NGHTTP2|protocol error|HPE_|wrong version number|Stream closed|unexpected/i.test(text))
-    return "the server speaks another protocol: set province.protocol (grpc, connect, grpc-web) and http_version to what it serves, and https:// for TLS";
-  if (/certificate|self[- ]signed|SSL|TLS/i.test(text))
-    return "TLS failed: check province.ca_file, client_cert and client_key";
-  if (/deadline|timed? ?out/i.test(text))
-    return "it accepted the connection but never answered: check that it serves evc.conformance.v1.ControlService";
-  if (/unimplemented|404/i.test(text))
-    return "it does not serve evc.conformance.v1.ControlService at that URL (control_url?)";
-  return "check province.url, control_url, protocol and control_token";
-}
-
-/** Provinces the kit itself plays (sources of migrations, owners of records). */
 /** Provinces the kit plays itself, beside the vendor's, when a case needs a source or a target. */
 const VIRTUAL_CANDIDATES = ["650000", "640000", "630000"] as const;
 
@@ -102,10 +87,8 @@ export class Kit {
   /** The hub refusing receipts for a while (directive/receipts-retried). */
   readonly outage = new HubOutage();
   private virtualMessages: ConsumerMessages[] = [];
-  private child: ChildProcess | undefined;
-  private childExited: Promise<void> = Promise.resolve();
-  /** How the process the kit started ended, once it has. */
-  private childEnd: string | undefined;
+  /** The province's process, when the kit started it. */
+  private child: ProvinceProcess | undefined;
   private tlsCache: ReturnType<typeof transportTls> | undefined;
   trace: Tracer = () => {};
 
@@ -121,6 +104,8 @@ export class Kit {
   readonly directiveSigner: DirectiveSigner;
   /** Signs the phone-tier reader tokens the kit reads the province with. */
   private readonly readerIssuer: JWK;
+  /** Environment for the province the kit starts, about services the kit started. */
+  private readonly servicesEnv: KitServices["provinceEnv"];
 
   private constructor(parts: {
     config: KitConfig;
@@ -130,6 +115,7 @@ export class Kit {
     log: Logger;
     directiveSigner: DirectiveSigner;
     readerIssuer: JWK;
+    servicesEnv: KitServices["provinceEnv"];
   }) {
     this.config = parts.config;
     this.hub = parts.hub;
@@ -140,6 +126,7 @@ export class Kit {
     this.log = parts.log;
     this.directiveSigner = parts.directiveSigner;
     this.readerIssuer = parts.readerIssuer;
+    this.servicesEnv = parts.servicesEnv;
   }
 
   /** The key set the province must trust for directives (written by the kit). */
@@ -152,7 +139,11 @@ export class Kit {
     return join(this.config.kit.directiveKeysDir, READER_KEYS_FILE);
   }
 
-  static async start(config: KitConfig, log: Logger): Promise<Kit> {
+  static async start(
+    config: KitConfig,
+    log: Logger,
+    servicesEnv: KitServices["provinceEnv"] = { fallback: {}, imposed: {} },
+  ): Promise<Kit> {
     const publicJwk = JSON.parse(readFileSync(config.province.publicKeyFile, "utf8")) as JWK;
     const kid = `province:${config.province.code}`;
     if (publicJwk.kid !== kid) {
@@ -222,7 +213,16 @@ export class Kit {
       name: "evc-conformance",
       ...natsCredentials(config.kit),
     });
-    kit = new Kit({ config, hub, nc, signers, log, directiveSigner: signer, readerIssuer });
+    kit = new Kit({
+      config,
+      hub,
+      nc,
+      signers,
+      log,
+      directiveSigner: signer,
+      readerIssuer,
+      servicesEnv,
+    });
     await kit.playVirtualProvinces();
     return kit;
   }
@@ -434,44 +434,25 @@ export class Kit {
   /** Starts the province with its start command, if the config has one, and waits until it answers. */
   async startProvince(): Promise<void> {
     const cmd = this.config.province.startCommand;
-    if (cmd) {
-      this.child = spawn("sh", ["-c", cmd], {
-        env: {
-          ...process.env,
-          ...this.config.province.env,
-          EVC_HUB_URL: this.hub.url,
-          NATS_URL: this.config.kit.natsUrl,
-          EVC_STREAM: this.layout.stream,
-          EVC_SUBJECT_PREFIX: this.layout.subjectPrefix,
-          EVC_PROVINCE_CODE: this.config.province.code,
-          EVC_DIRECTIVE_KEYS: this.directiveKeysFile,
-          EVC_READER_KEYS: this.readerKeysFile,
-        },
-        stdio: ["ignore", "ignore", "inherit"],
-        detached: true,
-      });
-      // However the process ends (an exit code, or a signal's default action: exitCode null).
-      const child = this.child;
-      this.childEnd = undefined;
-      this.childExited = new Promise((resolve) =>
-        child.once("exit", (code, signal) => {
-          this.childEnd = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-          resolve();
-        }),
-      );
-    }
+    if (cmd) this.child = new ProvinceProcess(cmd, this.provinceEnv());
     await this.waitReady();
   }
 
-  /** Signals the process group the kit started; one that is already gone is not an error. */
-  private signalProvince(signal: NodeJS.Signals): void {
-    const pid = this.child?.pid;
-    if (!pid) return;
-    try {
-      process.kill(-pid, signal);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
-    }
+  /** What a province the kit starts (or restarts with restart_command) gets in its environment. */
+  private provinceEnv(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      ...this.servicesEnv.fallback,
+      ...this.config.province.env,
+      ...this.servicesEnv.imposed,
+      EVC_HUB_URL: this.hub.url,
+      NATS_URL: this.config.kit.natsUrl,
+      EVC_STREAM: this.layout.stream,
+      EVC_SUBJECT_PREFIX: this.layout.subjectPrefix,
+      EVC_PROVINCE_CODE: this.config.province.code,
+      EVC_DIRECTIVE_KEYS: this.directiveKeysFile,
+      EVC_READER_KEYS: this.readerKeysFile,
+    };
   }
 
   /**
@@ -484,8 +465,8 @@ export class Kit {
     const end = Date.now() + p.readyTimeoutMs;
     let last: unknown;
     for (;;) {
-      if (this.child && this.childEnd)
-        throw new Error(`the province process (start_command) ${this.childEnd} before answering`);
+      if (this.child?.end)
+        throw new Error(`the province process (start_command) ${this.child.end} before answering`);
       const left = end - Date.now();
       if (left <= 0) break;
       try {
@@ -512,40 +493,21 @@ export class Kit {
   /** Restarts the province abruptly (SIGKILL of the process group it started, or the restart command). */
   async restartProvince(): Promise<void> {
     this.trace("! restarting the province");
-    if (this.child?.pid) {
-      this.signalProvince("SIGKILL");
-      await this.childExited;
+    if (this.child) {
+      await this.child.kill();
       this.child = undefined;
       await this.startProvince();
       return;
     }
     const cmd = this.config.province.restartCommand;
     if (!cmd) throw new Error("no start_command or restart_command in the config");
-    await new Promise<void>((resolve, reject) => {
-      const p = spawn("sh", ["-c", cmd], {
-        stdio: "inherit",
-        env: { ...process.env, ...this.config.province.env },
-      });
-      p.once("exit", (code) =>
-        code === 0 ? resolve() : reject(new Error(`restart_command exited with ${code}`)),
-      );
-    });
+    await runRestartCommand(cmd, this.provinceEnv());
     await this.waitReady();
   }
 
   async stop(): Promise<void> {
-    if (this.child?.pid) {
-      this.signalProvince("SIGTERM");
-      const gone = await Promise.race([
-        this.childExited.then(() => true),
-        new Promise<boolean>((r) => setTimeout(() => r(false), 5000)),
-      ]);
-      if (!gone) {
-        this.signalProvince("SIGKILL");
-        await this.childExited;
-      }
-      this.child = undefined;
-    }
+    await this.child?.stop();
+    this.child = undefined;
     for (const m of this.virtualMessages) m.stop();
     await this.hub.stop();
     // This run's own stream and schema: nothing of it is left for the next run.

@@ -193,7 +193,10 @@ export async function writeCredentials(dir: string, codes: string[]): Promise<vo
  * ports, the kit's hub provisioning its consumer, fast receipts, quiet logs, the open test bus.
  */
 export function referenceProvinceEnv(o: {
-  databaseUrl: string;
+  /** Unset: the province takes the DATABASE_URL the kit gives it (its own PostgreSQL). */
+  databaseUrl?: string;
+  /** The kit's own bus: the kit gives the province its NKey seed, never anonymity. */
+  kitBus?: boolean;
   schemaPrefix: string;
   credentialsDir: string;
   provincePort: number;
@@ -201,7 +204,7 @@ export function referenceProvinceEnv(o: {
   controlToken: string;
 }): Record<string, string> {
   return {
-    DATABASE_URL: o.databaseUrl,
+    ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : {}),
     EVC_PROVINCE_SCHEMA_PREFIX: o.schemaPrefix,
     EVC_CREDENTIALS_DIR: o.credentialsDir,
     EVC_PROVINCE_LISTEN: `127.0.0.1:${o.provincePort}`,
@@ -211,6 +214,6 @@ export function referenceProvinceEnv(o: {
     EVC_PROVISION_CONSUMER: "0",
     EVC_RECEIPT_POLL_MS: "200",
     EVC_LOG_LEVEL: "silent",
-    EVC_NATS_ANONYMOUS: "1",
+    ...(o.kitBus ? {} : { EVC_NATS_ANONYMOUS: "1" }),
   };
 }

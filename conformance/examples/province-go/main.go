@@ -8,7 +8,8 @@
 // `province-go keygen <code> <file>` makes the province's key pair: <file>, the private JWK
 // (EVC_PROVINCE_KEY), and <file>.pub, the public JWK the kit's config names (province.public_key).
 //
-// Configuration, all by environment (the kit sets the first seven when it starts the program):
+// Configuration, all by environment (the kit sets the first seven, and the eighth when it runs its
+// own bus, when it starts the program):
 //
 //	EVC_HUB_URL          the hub, http://host:port (gRPC over cleartext HTTP/2)
 //	NATS_URL             the bus, nats://host:port
@@ -17,6 +18,8 @@
 //	EVC_PROVINCE_CODE    this province's GB/T 2260 code
 //	EVC_DIRECTIVE_KEYS   JWKS file of the hub's directive signing keys
 //	EVC_READER_KEYS      JWKS file of the reader token issuers this province trusts
+//	EVC_NATS_NKEY_SEED   file holding this province's NATS NKey seed (SU…); the kit sets it when
+//	                     it runs its own bus; empty: connect without a credential (an open test bus)
 //	EVC_PROVINCE_KEY     this province's private key, a JWK file (OKP, Ed25519; kid province:<code>)
 //	EVC_LISTEN           host:port of the gRPC server (127.0.0.1:9000)
 //	DATABASE_URL         PostgreSQL (postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
@@ -44,6 +47,7 @@ import (
 type config struct {
 	hubURL, natsURL, stream, subjectPrefix, code string
 	directiveKeys, readerKeys, provinceKey       string
+	natsSeedFile                                 string
 	listen, databaseURL, schema, controlToken    string
 }
 
@@ -81,6 +85,7 @@ func main() {
 		directiveKeys: required("EVC_DIRECTIVE_KEYS"),
 		readerKeys:    required("EVC_READER_KEYS"),
 		provinceKey:   required("EVC_PROVINCE_KEY"),
+		natsSeedFile:  os.Getenv("EVC_NATS_NKEY_SEED"),
 		listen:        env("EVC_LISTEN", "127.0.0.1:9000"),
 		databaseURL:   env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
 		schema:        env("EVC_SCHEMA", "province_go_"+code),
@@ -120,7 +125,20 @@ func run(cfg config) error {
 	}
 	defer sender.close()
 
-	nc, err := nats.Connect(cfg.natsURL, nats.Name("province-go "+cfg.code), nats.MaxReconnects(-1))
+	// Replies (pulled directives, API answers) come to this province's own inbox: on an
+	// authenticated bus a province may subscribe there and nowhere else.
+	opts := []nats.Option{
+		nats.Name("province-go " + cfg.code), nats.MaxReconnects(-1),
+		nats.CustomInboxPrefix("_INBOX_" + cfg.code),
+	}
+	if cfg.natsSeedFile != "" {
+		nkey, err := nats.NkeyOptionFromSeed(cfg.natsSeedFile)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, nkey)
+	}
+	nc, err := nats.Connect(cfg.natsURL, opts...)
 	if err != nil {
 		return err
 	}

@@ -166,15 +166,18 @@ export const ProvinceUnderTestSchema: GenMessage<ProvinceUnderTest> = /*@__PURE_
  */
 export type KitSettings = Message<"evc.conformance.v1.KitSettings"> & {
   /**
-   * host:port where the kit serves the hub API; point the province's hub URL here
-   * (default 127.0.0.1:8090; port 0 picks a free one).
+   * host:port where the kit serves the hub API; a province the kit starts gets its URL as
+   * EVC_HUB_URL (default 127.0.0.1:0: a free port, printed).
    *
    * @generated from field: string hub_listen = 1;
    */
   hubListen: string;
 
   /**
-   * NATS with JetStream the kit publishes on (default nats://127.0.0.1:4222).
+   * NATS with JetStream the kit publishes on. Unset: the kit starts a nats-server of its own
+   * (from PATH) on a free port, every user authenticated by NKey; the province connects as its
+   * own user with the seed the kit writes to directive_keys_dir/nats-province-<code>.nk (a
+   * province the kit starts gets it as EVC_NATS_NKEY_SEED) and the reply inbox _INBOX_<code>.
    *
    * @generated from field: string nats_url = 2;
    */
@@ -202,28 +205,31 @@ export type KitSettings = Message<"evc.conformance.v1.KitSettings"> & {
   natsNkeySeed: string;
 
   /**
-   * Stream name (default EVC_CONFORMANCE).
+   * Stream name (default: one of this run's own, removed when it ends).
    *
    * @generated from field: string stream = 6;
    */
   stream: string;
 
   /**
-   * Subject prefix (default evc.conformance).
+   * Subject prefix (default: one of this run's own).
    *
    * @generated from field: string subject_prefix = 7;
    */
   subjectPrefix: string;
 
   /**
-   * PostgreSQL the kit's hub keeps its store in (default postgres://postgres@127.0.0.1:5432/postgres).
+   * PostgreSQL the kit's hub keeps its store in (default
+   * postgres://postgres@127.0.0.1:5432/postgres). Where it does not answer, the kit starts an
+   * embedded PostgreSQL, removed when it ends; a province the kit starts then gets its address
+   * as DATABASE_URL, unless province.env sets one.
    *
    * @generated from field: string database_url = 8;
    */
   databaseUrl: string;
 
   /**
-   * Schema of the kit's hub (default evc_conformance).
+   * Schema of the kit's hub (default: one of this run's own, dropped when it ends).
    *
    * @generated from field: string schema = 9;
    */
