@@ -4,7 +4,7 @@
  */
 export { sealAll, verifyChain } from "./chain/chain.js";
 export { DEV_PERSON_KEY_SECRET, type HubConfig, hubConfigFromEnv } from "./config.js";
-export { identityToJson, personKey } from "./domain/codec.js";
+export { doseToJson, identityToJson, personKey } from "./domain/codec.js";
 export type { PersonState } from "./domain/types.js";
 export { Hub, type HubOptions } from "./hub.js";
 export { rebuildSnapshot } from "./store/rebuild.js";

@@ -208,4 +208,26 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  {
+    name: "reconcile-keeps-unknown",
+    bug: "reconciliation adds and corrects, but never removes a certificate the hub does not know",
+    edits: [
+      {
+        file: "reconcile.js",
+        find: "DELETE FROM certificates WHERE certificate_number",
+        replace: "SELECT 1 FROM certificates WHERE certificate_number",
+      },
+    ],
+  },
+  {
+    name: "reconcile-status-only",
+    bug: "reconciliation compares certificates only: a record's identity and doses are never repaired",
+    edits: [
+      {
+        file: "reconcile-contents.js",
+        find: "for (const recordId of this.differing)",
+        replace: "for (const recordId of [])",
+      },
+    ],
+  },
 ];

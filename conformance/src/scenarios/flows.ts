@@ -11,7 +11,6 @@ import {
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
-import { identityToJson, personKey } from "@evc-interop/national";
 import type { Scenario } from "../case.js";
 import {
   activateDirective,
@@ -31,7 +30,7 @@ import {
   statusOf,
 } from "./support.js";
 
-/** Flows the province starts, reconciliation and restarts (profiles initiator, reconciliation, resilience). */
+/** Flows the province starts, and restarts (profiles initiator, resilience). */
 export const FLOW_SCENARIOS: Record<string, Scenario> = {
   async register({ kit }) {
     const who = identity();
@@ -148,43 +147,6 @@ export const FLOW_SCENARIOS: Record<string, Scenario> = {
       await new Promise((r) => setTimeout(r, 25));
     }
     expect(routed !== undefined, "the hub routing the dose to the owner", "nothing routed");
-  },
-
-  async reconcile({ kit }) {
-    // The hub learns of a record the province never heard about (a lost directive, say).
-    const code = kit.config.province.code;
-    const who = identity();
-    const cert = `${code}-KITREC${crypto.randomUUID().slice(0, 6).toUpperCase()}`;
-    // Playing the hub: write to the kit hub's own store, as a lost directive would leave it.
-    const key = personKey(kit.hub.config.personKeySecret, who);
-    await kit.hub.store.execute(
-      key,
-      {
-        kind: "register",
-        caller: code,
-        identity: identityToJson(who),
-        certificateNumber: cert,
-        doses: [],
-      },
-      () => null,
-    );
-    const missing = await codeOf(kit.api.getCertificateStatus({ certificateNumber: cert }));
-    expect(missing === "NotFound", "the province not to know the certificate yet", missing);
-    await kit.control.reconcile({});
-    const st = await statusOf(kit, cert).catch(() => "missing");
-    expect(st === "NORMAL", "reconciliation to add the missing certificate, NORMAL (I6)", st);
-    // Then the hub closes it without telling the province: statuses differ until reconciliation.
-    const located = await kit
-      .asVirtual(RecordService, kit.virtual[0])
-      .locateRecord({ identity: who });
-    await kit.hub.store.execute(
-      key,
-      { kind: "close", caller: code, recordId: located.recordId, reason: "DELETED" },
-      () => null,
-    );
-    await kit.control.reconcile({});
-    const after = await statusOf(kit, cert);
-    expect(after === "REVOKED", "reconciliation to correct the status to REVOKED (I6)", after);
   },
 
   async "restart-after-delivery"({ kit }) {

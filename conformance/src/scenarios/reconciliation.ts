@@ -1,0 +1,151 @@
+import { equals } from "@bufbuild/protobuf";
+import {
+  CertificateStatus,
+  type Dose,
+  DoseSchema,
+  RecordStatus,
+} from "@evc-interop/gen/evc/common/v1/record_pb";
+import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
+import { doseToJson, identityToJson, personKey } from "@evc-interop/national";
+import type { Scenario } from "../case.js";
+import type { Kit } from "../kit.js";
+import { activated, codeOf, dose, expect, identity, statusOf } from "./support.js";
+
+/**
+ * Plays the hub: records a person the province owns in the kit hub's own store, as a directive
+ * lost on its way would leave it (the province never hears of it but through reconciliation).
+ */
+async function knownOnlyToHub(kit: Kit, doses: Dose[]) {
+  const code = kit.config.province.code;
+  const who = identity();
+  const certificate = `${code}-KITREC${crypto.randomUUID().slice(0, 6).toUpperCase()}`;
+  const key = personKey(kit.hub.config.personKeySecret, who);
+  await kit.hub.store.execute(
+    key,
+    {
+      kind: "register",
+      caller: code,
+      identity: identityToJson(who),
+      certificateNumber: certificate,
+      doses: doses.map(doseToJson),
+    },
+    () => null,
+  );
+  const { recordId } = await kit
+    .asVirtual(RecordService, kit.virtual[0])
+    .locateRecord({ identity: who });
+  return { identity: who, key, certificate, recordId };
+}
+
+/** The record as the province shows it: every dose the kit expects, field by field. */
+async function expectRecord(kit: Kit, recordId: string, doses: Dose[], rule: string) {
+  const got = await kit.api.getRecord({ recordId });
+  const held = new Map((got.record?.doses ?? []).map((d) => [d.doseId, d]));
+  const wrong = doses.filter((d) => {
+    const h = held.get(d.doseId);
+    return !h || !equals(DoseSchema, h, d);
+  });
+  expect(
+    wrong.length === 0 && held.size === doses.length,
+    `${rule}: the record holding exactly ${doses.map((d) => d.doseId).join(", ")}, every field as the hub has it`,
+    `${held.size} doses; ${wrong.length ? `missing or different: ${wrong.map((d) => d.doseId).join(", ")}` : "others"}`,
+  );
+  return got;
+}
+
+/** Reconciliation against the hub snapshot (profile reconciliation, I6). */
+export const RECONCILIATION_SCENARIOS: Record<string, Scenario> = {
+  async reconcile({ kit }) {
+    const code = kit.config.province.code;
+    const { key, certificate, recordId } = await knownOnlyToHub(kit, []);
+    const missing = await codeOf(kit.api.getCertificateStatus({ certificateNumber: certificate }));
+    expect(missing === "NotFound", "the province not to know the certificate yet", missing);
+    const first = await kit.control.reconcile({});
+    expect(
+      first.missingRepaired >= 1n,
+      "the pass to report a certificate added",
+      `${first.missingRepaired}`,
+    );
+    const st = await statusOf(kit, certificate).catch(() => "missing");
+    expect(st === "NORMAL", "reconciliation to add the missing certificate, NORMAL (I6)", st);
+    // Then the hub closes it without telling the province: statuses differ until reconciliation.
+    await kit.hub.store.execute(
+      key,
+      { kind: "close", caller: code, recordId, reason: "DELETED" },
+      () => null,
+    );
+    await kit.control.reconcile({});
+    const after = await statusOf(kit, certificate);
+    expect(after === "REVOKED", "reconciliation to correct the status to REVOKED (I6)", after);
+    const rec = await kit.api.getRecord({ recordId });
+    expect(
+      rec.status === RecordStatus.CLOSED,
+      "reconciliation to correct the record's status to CLOSED (I6)",
+      RecordStatus[rec.status] ?? String(rec.status),
+    );
+  },
+
+  async "reconcile-removes-unknown"({ kit }) {
+    // A certificate the hub never issued (the kit published the activation as the hub, and the
+    // hub's own store knows nothing of it): the snapshot is the truth, the row must go.
+    const { certificate } = await activated(kit, 1);
+    const before = await statusOf(kit, certificate);
+    expect(before === "NORMAL", "the activated certificate NORMAL before reconciliation", before);
+    const pass = await kit.control.reconcile({});
+    expect(
+      pass.extraRepaired >= 1n,
+      "the pass to report a certificate removed",
+      `${pass.extraRepaired}`,
+    );
+    const gone = await codeOf(kit.api.getCertificateStatus({ certificateNumber: certificate }));
+    expect(
+      gone === "NotFound",
+      "reconciliation to remove a certificate the hub does not know (I6)",
+      gone === "ok" ? "still served" : gone,
+    );
+  },
+
+  async "reconcile-repairs-contents"({ kit }) {
+    const code = kit.config.province.code;
+    const first = dose(code, 1);
+    const { identity: who, certificate, recordId } = await knownOnlyToHub(kit, [first]);
+    await kit.control.reconcile({});
+    const added = await expectRecord(kit, recordId, [first], "a record added by reconciliation");
+    expect(
+      added.record?.identity?.idNumber === who.idNumber,
+      "the added record carrying the person's identity as the hub has it",
+      added.record?.identity?.idNumber ? "another identity" : "no identity",
+    );
+    expect(
+      added.certificate?.certificateNumber === certificate &&
+        added.certificate.status === CertificateStatus.NORMAL,
+      `the added record's certificate ${certificate}, NORMAL`,
+      `${added.certificate?.certificateNumber ?? "none"} ${CertificateStatus[added.certificate?.status ?? 0]}`,
+    );
+    // The hub learns of a second dose the province never received (its directive lost).
+    const second = dose(kit.virtual[0], 2);
+    await kit.hub.store.execute(
+      personKey(kit.hub.config.personKeySecret, who),
+      {
+        kind: "reportDose",
+        caller: code,
+        identity: identityToJson(who),
+        dose: doseToJson(second),
+        heldByReporter: true,
+      },
+      () => null,
+    );
+    const pass = await kit.control.reconcile({});
+    expect(
+      pass.contentsRepaired >= 1n,
+      "the pass to report a record's contents repaired",
+      `${pass.contentsRepaired}`,
+    );
+    await expectRecord(
+      kit,
+      recordId,
+      [first, second],
+      "reconciliation adding the dose only the hub held (I3, I6)",
+    );
+  },
+};
