@@ -1,6 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { create, type DescService, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -21,27 +19,20 @@ import {
   type Directive,
   DirectiveSchema,
   type Receipt,
-  ReceiptSchema,
 } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import {
   DirectiveService,
   type SubmitReceiptsRequest,
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import { Hub, hubConfigFromEnv } from "@evc-interop/national";
+import type { Hub } from "@evc-interop/national";
 import {
   type BusLayout,
   bearer,
-  type Credential,
   clientTlsFromEnv,
   DIRECTIVE_KEYS_FILE,
   type DirectiveSigner,
-  ensureReaderIssuer,
-  ensureSigningKey,
-  generateCredential,
   issueReaderToken,
-  loadReaderIssuer,
-  loadSigner,
   natsCredentials,
   openDb,
   provinceConsumer,
@@ -49,28 +40,20 @@ import {
   READER_KEYS_FILE,
   type ReaderClaims,
   SIGNATURE_HEADER,
-  SIGNING_KEY_FILE,
-  TokenSigner,
+  type TokenSigner,
   transportTls,
 } from "@evc-interop/runtime";
 import { type ConsumerMessages, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
-import type { JSONWebKeySet, JWK } from "jose";
+import type { JWK } from "jose";
 import type { Logger } from "pino";
 import type { KitConfig } from "./config.js";
 import { hint } from "./diagnosis.js";
+import { startKitHub, virtualProvinces } from "./kit-hub.js";
 import { HubOutage } from "./outage.js";
 import { ProvinceProcess, runRestartCommand } from "./province-process.js";
+import { ReceiptLog } from "./receipt-log.js";
 import type { KitServices } from "./services.js";
-
-/** Provinces the kit plays itself, beside the vendor's, when a case needs a source or a target. */
-const VIRTUAL_CANDIDATES = ["650000", "640000", "630000"] as const;
-
-/** The two provinces the kit plays: never the vendor's own code. */
-export function virtualProvinces(vendor: string): [string, string] {
-  const [a, b] = VIRTUAL_CANDIDATES.filter((c) => c !== vendor);
-  return [a ?? "650000", b ?? "640000"];
-}
 
 export type Tracer = (line: string) => void;
 
@@ -81,8 +64,7 @@ export type Tracer = (line: string) => void;
  * kit plays. It talks to the province under test only through the protocol.
  */
 export class Kit {
-  private readonly receiptLog = new Map<string, Receipt[]>();
-  private readonly receiptWaiters = new Set<() => void>();
+  private readonly receiptLog = new ReceiptLog((line) => this.trace(line));
   readonly virtualDirectives: Directive[] = [];
   /** The hub refusing receipts for a while (directive/receipts-retried). */
   readonly outage = new HubOutage();
@@ -144,47 +126,6 @@ export class Kit {
     log: Logger,
     servicesEnv: KitServices["provinceEnv"] = { fallback: {}, imposed: {} },
   ): Promise<Kit> {
-    const publicJwk = JSON.parse(readFileSync(config.province.publicKeyFile, "utf8")) as JWK;
-    const kid = `province:${config.province.code}`;
-    if (publicJwk.kid !== kid) {
-      throw new Error(
-        `${config.province.publicKeyFile}: the key's kid must be "${kid}", it is "${publicJwk.kid ?? ""}"`,
-      );
-    }
-    const { d: _private, ...publicOnly } = publicJwk;
-    const trust: JSONWebKeySet = { keys: [publicOnly] };
-    const signers = new Map<string, TokenSigner>();
-    const virtualCreds: Credential[] = [];
-    for (const code of virtualProvinces(config.province.code)) {
-      const { credential, publicJwk: pub } = await generateCredential(`province:${code}`);
-      trust.keys.push(pub);
-      virtualCreds.push(credential);
-      signers.set(code, new TokenSigner(credential));
-    }
-    const m = /^(.*):(\d+)$/.exec(config.kit.hubListen);
-    if (!m?.[1] || !m[2])
-      throw new Error(`config: kit.hub_listen must be host:port, got ${config.kit.hubListen}`);
-    const hubConfig = {
-      ...hubConfigFromEnv({
-        EVC_TLS_CERT: config.kit.tlsCertFile,
-        EVC_TLS_KEY: config.kit.tlsKeyFile,
-      }),
-      databaseUrl: config.kit.databaseUrl,
-      schema: config.kit.schema,
-      natsUrl: config.kit.natsUrl,
-      natsUser: config.kit.natsUser,
-      natsPassword: config.kit.natsPassword,
-      natsNkeySeed: config.kit.natsNkeySeed,
-      natsAnonymous: config.kit.natsAnonymous,
-      host: m[1],
-      port: Number(m[2]),
-      stream: config.kit.stream,
-      subjectPrefix: config.kit.subjectPrefix,
-      consumerAckWaitMs: 2000,
-      redeliverAfterMs: 60_000,
-      pollMs: 50,
-      personKeySecret: randomBytes(16).toString("hex"),
-    };
     let kit: Kit | undefined;
     const recorder: Interceptor = (next) => async (req) => {
       if (req.method.name === "SubmitReceipts" && !req.stream) {
@@ -192,22 +133,11 @@ export class Kit {
           kit.trace("✗ receipts refused: the kit's hub plays unreachable");
           throw new ConnectError("the hub is unavailable (a conformance case)", Code.Unavailable);
         }
-        for (const r of (req.message as SubmitReceiptsRequest).receipts) kit?.record(r);
+        for (const r of (req.message as SubmitReceiptsRequest).receipts) kit?.receiptLog.record(r);
       }
       return next(req);
     };
-    await mkdir(config.kit.directiveKeysDir, { recursive: true, mode: 0o700 });
-    await ensureSigningKey(config.kit.directiveKeysDir);
-    const signer = await loadSigner(join(config.kit.directiveKeysDir, SIGNING_KEY_FILE));
-    await ensureReaderIssuer(config.kit.directiveKeysDir, "evc-conformance-reader-issuer");
-    const readerIssuer = await loadReaderIssuer(config.kit.directiveKeysDir);
-    const hub = await Hub.start(hubConfig, {
-      trust,
-      signer,
-      logger: log.child({ component: "kit-hub" }),
-      // Before validation: a receipt the hub refuses (for a malformed directive) was still sent.
-      inspect: [recorder],
-    });
+    const { hub, signers, signer, readerIssuer } = await startKitHub(config, log, recorder);
     const nc = await connect({
       servers: config.kit.natsUrl,
       name: "evc-conformance",
@@ -227,34 +157,14 @@ export class Kit {
     return kit;
   }
 
-  private record(r: Receipt): void {
-    const list = this.receiptLog.get(r.directiveId) ?? [];
-    list.push(r);
-    this.receiptLog.set(r.directiveId, list);
-    this.trace(`← receipt ${toJsonString(ReceiptSchema, r)}`);
-    for (const w of this.receiptWaiters) w();
-  }
-
   /** Receipts the province sent for a directive, in arrival order. */
   receipts(directiveId: string): Receipt[] {
-    return this.receiptLog.get(directiveId) ?? [];
+    return this.receiptLog.of(directiveId);
   }
 
   /** Waits until `count` receipts for the directive arrived (or the timeout passes). */
-  async waitReceipts(directiveId: string, count = 1, timeoutMs = 10_000): Promise<Receipt[]> {
-    const end = Date.now() + timeoutMs;
-    while (this.receipts(directiveId).length < count && Date.now() < end) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, Math.max(1, Math.min(200, end - Date.now())));
-        function done() {
-          clearTimeout(t);
-          resolve();
-        }
-        this.receiptWaiters.add(done);
-      });
-      this.receiptWaiters.clear();
-    }
-    return this.receipts(directiveId);
+  waitReceipts(directiveId: string, count = 1, timeoutMs = 10_000): Promise<Receipt[]> {
+    return this.receiptLog.wait(directiveId, count, timeoutMs);
   }
 
   /** Consumes the virtual provinces' consumers so the kit sees what the hub sends them. */
