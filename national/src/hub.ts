@@ -220,6 +220,7 @@ export class Hub {
         queries: new HubQueries(sql),
         personKeySecret: config.personKeySecret,
         snapshotStallMs: config.snapshotStallMs,
+        metrics,
       };
       const verifier = new TokenVerifier(trust);
       if (!opts.trust) hub.watchTrust(verifier);

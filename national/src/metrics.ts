@@ -37,81 +37,78 @@ export class HubMetrics {
     registers: [this.registry],
   });
 
+  readonly receiptLatency = new Histogram({
+    name: "evc_hub_receipt_latency_seconds",
+    help: "Time from a directive's commit to its first receipt recorded, by the province it was addressed to",
+    labelNames: ["province"] as const,
+    buckets: [0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 3600],
+    registers: [this.registry],
+  });
+
   constructor(sql: Sql) {
-    new Gauge({
-      name: "evc_hub_open_migrations",
-      help: "Migrations holding a person's lock",
-      registers: [this.registry],
-      async collect() {
-        const [r] = await sql<{ n: number }[]>`
-          SELECT count(*)::int AS n FROM migrations
-          WHERE state IN ('REQUESTED', 'SOURCE_SUSPENDED', 'COMPENSATING', 'NEEDS_OPERATOR')`;
-        this.set(r?.n ?? 0);
-      },
-    });
-    new Gauge({
-      name: "evc_hub_directives_rejected",
-      help: "Directives no saga waits on (dose appends, restores) that their province REJECTED: nothing applied there, a dose may be missing at its owner",
-      registers: [this.registry],
-      async collect() {
-        const [r] = await sql<{ n: number }[]>`
-          SELECT count(*)::int AS n FROM directives WHERE state = 'REJECTED'`;
-        this.set(r?.n ?? 0);
-      },
-    });
-    new Gauge({
-      name: "evc_hub_migrations_needing_operator",
-      help: "Migrations the hub gave up compensating (NEEDS_OPERATOR): each holds a person's lock",
-      registers: [this.registry],
-      async collect() {
-        const [r] = await sql<{ n: number }[]>`
-          SELECT count(*)::int AS n FROM migrations WHERE state = 'NEEDS_OPERATOR'`;
-        this.set(r?.n ?? 0);
-      },
-    });
-    new Gauge({
-      name: "evc_hub_outbox_backlog",
-      help: "Directives written but not yet published",
-      registers: [this.registry],
-      async collect() {
-        const [r] = await sql<
-          { n: number }[]
-        >`SELECT count(*)::int AS n FROM directives WHERE state = 'PENDING'`;
-        this.set(r?.n ?? 0);
-      },
-    });
-    new Gauge({
-      name: "evc_hub_directives_awaiting_receipt",
-      help: "Directives published and not yet answered",
-      registers: [this.registry],
-      async collect() {
-        const [r] = await sql<
-          { n: number }[]
-        >`SELECT count(*)::int AS n FROM directives WHERE state = 'DELIVERED'`;
-        this.set(r?.n ?? 0);
-      },
-    });
-    new Gauge({
-      name: "evc_hub_oldest_unanswered_directive_seconds",
-      help: "Age of the oldest directive without receipt",
-      registers: [this.registry],
-      async collect() {
-        const [r] = await sql<{ age: number | null }[]>`
-          SELECT extract(epoch FROM now() - min(created_at))::float8 AS age
-          FROM directives WHERE state IN ('PENDING', 'DELIVERED')`;
-        this.set(r?.age ?? 0);
-      },
-    });
-    new Gauge({
-      name: "evc_hub_dead_lettered_directives",
-      help: "Directives in state FAILED (dead-lettered), awaiting an operator",
-      registers: [this.registry],
-      async collect() {
-        const [r] = await sql<
-          { n: number }[]
-        >`SELECT count(*)::int AS n FROM directives WHERE state = 'FAILED'`;
-        this.set(r?.n ?? 0);
-      },
-    });
+    const registry = this.registry;
+    /** A gauge with a series per province, read at each scrape (a province with none has none). */
+    const perProvince = (
+      name: string,
+      help: string,
+      query: () => Promise<{ province: string; n: number }[]>,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["province"] as const,
+        registers: [registry],
+        async collect() {
+          const rows = await query();
+          this.reset();
+          for (const r of rows) this.set({ province: r.province }, r.n);
+        },
+      });
+    perProvince(
+      "evc_hub_open_migrations",
+      "Migrations holding a person's lock, by target province",
+      () => sql`
+        SELECT target_province AS province, count(*)::int AS n FROM migrations
+        WHERE state IN ('REQUESTED', 'SOURCE_SUSPENDED', 'COMPENSATING', 'NEEDS_OPERATOR')
+        GROUP BY 1`,
+    );
+    perProvince(
+      "evc_hub_directives_rejected",
+      "Directives no saga waits on (dose appends, restores) that their province REJECTED: nothing applied there, a dose may be missing at its owner",
+      () => sql`
+        SELECT province, count(*)::int AS n FROM directives WHERE state = 'REJECTED' GROUP BY 1`,
+    );
+    perProvince(
+      "evc_hub_migrations_needing_operator",
+      "Migrations the hub gave up compensating (NEEDS_OPERATOR), by the target that never answered: each holds a person's lock",
+      () => sql`
+        SELECT target_province AS province, count(*)::int AS n FROM migrations
+        WHERE state = 'NEEDS_OPERATOR' GROUP BY 1`,
+    );
+    perProvince(
+      "evc_hub_outbox_backlog",
+      "Directives written but not yet published, by province",
+      () => sql`
+        SELECT province, count(*)::int AS n FROM directives WHERE state = 'PENDING' GROUP BY 1`,
+    );
+    perProvince(
+      "evc_hub_directives_awaiting_receipt",
+      "Directives published and not yet answered, by province",
+      () => sql`
+        SELECT province, count(*)::int AS n FROM directives WHERE state = 'DELIVERED' GROUP BY 1`,
+    );
+    perProvince(
+      "evc_hub_oldest_unanswered_directive_seconds",
+      "Age of the oldest directive without receipt, by province",
+      () => sql`
+        SELECT province, extract(epoch FROM now() - min(created_at))::float8 AS n
+        FROM directives WHERE state IN ('PENDING', 'DELIVERED') GROUP BY 1`,
+    );
+    perProvince(
+      "evc_hub_dead_lettered_directives",
+      "Directives in state FAILED (dead-lettered), awaiting an operator, by province",
+      () => sql`
+        SELECT province, count(*)::int AS n FROM directives WHERE state = 'FAILED' GROUP BY 1`,
+    );
   }
 }

@@ -64,6 +64,6 @@ describe("a rejected dose append", () => {
     expect(listed?.receipt?.rejection).toBe(ReceiptRejection.INVALID_STATE);
     expect(listed?.receipt?.detail).toBe("the record is closed here");
     const metrics = await (await fetch(`${env.hub.url}/metrics`)).text();
-    expect(metrics).toMatch(/^evc_hub_directives_rejected 1$/m);
+    expect(metrics).toMatch(/^evc_hub_directives_rejected\{province="110000"\} 1$/m);
   });
 });

@@ -12,6 +12,7 @@ import { type Principal, principalKey, purposeOf } from "@evc-interop/runtime";
 import type { Sql } from "postgres";
 import { certificateStatusToProto, closeReasonToProto, personKey } from "../domain/codec.js";
 import type { CertificateState, MigrationStateData } from "../domain/types.js";
+import type { HubMetrics } from "../metrics.js";
 import { PersonReads } from "../store/access-log.js";
 import type { HubStore } from "../store/hub-store.js";
 import type { HubQueries } from "../store/queries.js";
@@ -27,6 +28,7 @@ export interface HubDeps {
   personKeySecret: string;
   /** See HubConfig.snapshotStallMs. */
   snapshotStallMs: number;
+  metrics: HubMetrics;
 }
 
 /**

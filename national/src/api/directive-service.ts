@@ -54,8 +54,16 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
         }
       });
       const recorded = await recordReceipts(deps.store, batch, caller);
+      const now = Date.now();
       recorded.forEach((d, n) => {
-        results[(batch[n] as ReceiptOfBatch).index] = create(ReceiptResultSchema, {
+        const { row, index } = batch[n] as ReceiptOfBatch;
+        if (d.disposition === "RECORDED") {
+          deps.metrics.receiptLatency.observe(
+            { province: row.province },
+            Math.max(0, now - row.created_ms) / 1000,
+          );
+        }
+        results[index] = create(ReceiptResultSchema, {
           directiveId: d.directiveId,
           disposition: ReceiptDisposition[d.disposition],
           detail: d.detail,

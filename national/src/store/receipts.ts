@@ -25,6 +25,8 @@ interface DirectiveRow {
   action: string;
   attempt: number;
   disposition: string | null;
+  /** When the directive was committed, in epoch milliseconds. */
+  created_ms: number;
 }
 
 const SAGA_ACTIONS = new Set([
@@ -45,7 +47,8 @@ export async function directiveRows(
   ids: string[],
 ): Promise<Map<string, DirectiveRow>> {
   const rows = await store.sql<DirectiveRow[]>`
-    SELECT directive_id, province, person_key, migration_id, action, attempt, disposition
+    SELECT directive_id, province, person_key, migration_id, action, attempt, disposition,
+      (extract(epoch FROM created_at) * 1000)::float8 AS created_ms
     FROM directives WHERE directive_id = ANY(${ids}::uuid[])`;
   return new Map(rows.map((r) => [r.directive_id, r]));
 }
