@@ -1,3 +1,5 @@
+import { fileURLToPath } from "node:url";
+
 /**
  * The reference hub's public surface: what other packages (the quick start, the kit, tests and
  * bench) may use. Everything else in national/src is internal.
@@ -8,3 +10,6 @@ export { doseToJson, identityToJson, personKey } from "./domain/codec.js";
 export type { PersonState } from "./domain/types.js";
 export { Hub, type HubOptions } from "./hub.js";
 export { rebuildSnapshot } from "./store/rebuild.js";
+
+/** The hub's Prometheus alerting rules (ops/alerts.yml, shipped with the package). */
+export const ALERT_RULES_FILE = fileURLToPath(new URL("../ops/alerts.yml", import.meta.url));

@@ -11,10 +11,12 @@ import {
   certificateNumber,
   newDose,
   newIdentity,
+  promtoolJudges,
   startTestHub,
   type TestHubEnv,
 } from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ALERT_RULES_FILE } from "./index.js";
 
 /**
  * #18 part 1: a dose append its owner REJECTED was stored as acknowledged and hidden from the
@@ -65,5 +67,14 @@ describe("a rejected dose append", () => {
     expect(listed?.receipt?.detail).toBe("the record is closed here");
     const metrics = await (await fetch(`${env.hub.url}/metrics`)).text();
     expect(metrics).toMatch(/^evc_hub_directives_rejected\{province="110000"\} 1$/m);
+    // And Prometheus, given what the hub exposes, raises EvcDirectivesRejected for Beijing.
+    const judged = promtoolJudges(
+      ALERT_RULES_FILE,
+      [{ text: metrics, minutes: 3 }],
+      "EvcDirectivesRejected",
+      [{ province: "110000" }],
+      1,
+    );
+    expect(judged.ok, judged.output).toBe(true);
   });
 });

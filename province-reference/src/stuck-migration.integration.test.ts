@@ -8,10 +8,12 @@ import {
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
+import { ALERT_RULES_FILE } from "@evc-interop/national";
 import {
   closeTestProvince,
   controlTransport,
   newIdentity,
+  promtoolJudges,
   startTestHub,
   startTestProvince,
   type TestHubEnv,
@@ -88,6 +90,14 @@ describe("a migration the target never answers", () => {
     const metrics = await (await fetch(`${env.hub.url}/metrics`)).text();
     // By the target that never answered, the province whose system is not running.
     expect(metrics).toMatch(/^evc_hub_migrations_needing_operator\{province="510000"\} 105$/m);
+    const judged = promtoolJudges(
+      ALERT_RULES_FILE,
+      [{ text: metrics, minutes: 3 }],
+      "EvcMigrationsNeedOperator",
+      [{ province: "510000" }],
+      1,
+    );
+    expect(judged.ok, judged.output).toBe(true);
 
     // Meanwhile other migrations' deadlines are handled and real ones complete.
     const other = newIdentity("Free Child");

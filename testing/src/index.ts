@@ -12,5 +12,6 @@ export * from "./oracle/convergence.js";
 export * from "./oracle/ledger.js";
 export * from "./oracle/snapshot.js";
 export * from "./pg.js";
+export * from "./promtool.js";
 export * from "./provinces.js";
 export * from "./until.js";
