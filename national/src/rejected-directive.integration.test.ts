@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { ReceiptOutcome, ReceiptRejection } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import {
   DirectiveService,
@@ -65,6 +65,17 @@ describe("a rejected dose append", () => {
     expect(listed?.state).toBe(DirectiveState.REJECTED);
     expect(listed?.receipt?.rejection).toBe(ReceiptRejection.INVALID_STATE);
     expect(listed?.receipt?.detail).toBe("the record is closed here");
+    // An operator filters rejections by state and age.
+    const ops = env.client(DirectiveService, "operator:ops");
+    const rejected = (createdBefore: Date) =>
+      ops.listDirectives({
+        provinceCode: "110000",
+        state: DirectiveState.REJECTED,
+        createdBefore: timestampFromDate(createdBefore),
+      });
+    const now = await rejected(new Date(Date.now() + 1000));
+    expect(now.directives.map((x) => x.directive?.directiveId)).toEqual([d?.directive_id]);
+    expect((await rejected(new Date(Date.now() - 3_600_000))).directives).toEqual([]);
     const metrics = await (await fetch(`${env.hub.url}/metrics`)).text();
     expect(metrics).toMatch(/^evc_hub_directives_rejected\{province="110000"\} 1$/m);
     // And Prometheus, given what the hub exposes, raises EvcDirectivesRejected for Beijing.

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { CertificateStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
@@ -114,6 +115,40 @@ describe("a migration the target never answers", () => {
       SELECT status FROM certificates WHERE certificate_number = ${done.targetCertificateNumber}`;
     expect(cert?.status).toBe(CertificateStatus[CertificateStatus.NORMAL]);
   }, 120_000);
+
+  it("an operator finds them by state, province and age; a province sees only its own", async () => {
+    const ops = env.client(MigrationService, "operator:ops");
+    const listAll = async (req: Parameters<typeof ops.listMigrations>[0]) => {
+      const found: string[] = [];
+      let pageToken = "";
+      do {
+        const page = await ops.listMigrations({ ...req, pageSize: 40, pageToken });
+        found.push(...page.migrations.map((m) => m.migrationId));
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      return found;
+    };
+    const stuckFor = timestampFromDate(new Date(Date.now() + 1000));
+    const needing = await listAll({
+      state: MigrationState.NEEDS_OPERATOR,
+      provinceCode: "510000",
+      updatedBefore: stuckFor,
+    });
+    expect(new Set(needing)).toEqual(new Set(stuck.ids));
+    // Unchanged for an hour: none yet. Another province's: none of these.
+    const hourAgo = timestampFromDate(new Date(Date.now() - 3_600_000));
+    expect(await listAll({ state: MigrationState.NEEDS_OPERATOR, updatedBefore: hourAgo })).toEqual(
+      [],
+    );
+    expect(await listAll({ state: MigrationState.NEEDS_OPERATOR, provinceCode: "310000" })).toEqual(
+      [],
+    );
+    const other = await env
+      .client(MigrationService, "province:440000")
+      .listMigrations({ provinceCode: "510000" })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(other instanceof ConnectError && other.code).toBe(Code.PermissionDenied);
+  });
 
   it("an operator force-aborts one: an event naming them, the source restored, the lock released", async () => {
     const id = stuck.ids[0] ?? "";

@@ -1,5 +1,5 @@
 import { create, fromBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   DirectiveSchema,
@@ -91,6 +91,7 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
       const rows = await deps.queries.directives({
         province: province || null,
         states,
+        createdBefore: req.createdBefore ? timestampDate(req.createdBefore) : null,
         after,
         limit: size + 1,
       });

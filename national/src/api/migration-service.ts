@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   CancelMigrationResponseSchema,
@@ -111,10 +111,14 @@ export function migrationService(deps: HubDeps): ServiceImpl<typeof MigrationSer
         ? decodePageToken(req.pageToken)
         : { at: new Date("9999-12-31T00:00:00Z"), id: "ffffffff-ffff-ffff-ffff-ffffffffffff" };
       const state = req.state ? MigrationState[req.state] : null;
-      const province = p.kind === "province" ? p.code : null;
+      if (p.kind === "province" && req.provinceCode && req.provinceCode !== p.code) {
+        throw denied(`province ${p.code} may only list its own migrations`, "province_code");
+      }
+      const province = p.kind === "province" ? p.code : req.provinceCode || null;
       const rows = await deps.queries.migrations({
         province,
         state,
+        updatedBefore: req.updatedBefore ? timestampDate(req.updatedBefore) : null,
         before: { at: before, id: beforeId },
         limit: size + 1,
       });

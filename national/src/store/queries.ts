@@ -26,6 +26,8 @@ export interface MigrationFilter {
   /** Only migrations this province is source or target of (null: all). */
   province: string | null;
   state: string | null;
+  /** Only migrations unchanged since this time (null: any). */
+  updatedBefore: Date | null;
   /** Keyset: migrations requested before (at, id), newest first. */
   before: { at: Date; id: string };
   limit: number;
@@ -45,6 +47,8 @@ export interface DirectiveRow {
 export interface DirectiveFilter {
   province: string | null;
   states: string[];
+  /** Only directives written before this time (null: any). */
+  createdBefore: Date | null;
   /** Keyset: directives created after (at, id), oldest first. */
   after: { at: Date; id: string };
   limit: number;
@@ -104,6 +108,7 @@ export class HubQueries {
       FROM migrations
       WHERE (${f.province}::text IS NULL OR source_province = ${f.province} OR target_province = ${f.province})
         AND (${f.state}::text IS NULL OR state = ${f.state})
+        AND (${f.updatedBefore}::timestamptz IS NULL OR updated_at < ${f.updatedBefore})
         AND (requested_at, migration_id) < (${f.before.at}, ${f.before.id}::uuid)
       ORDER BY requested_at DESC, migration_id DESC
       LIMIT ${f.limit}`;
@@ -116,6 +121,7 @@ export class HubQueries {
       FROM directives
       WHERE (${f.province}::text IS NULL OR province = ${f.province})
         AND state = ANY(${f.states})
+        AND (${f.createdBefore}::timestamptz IS NULL OR created_at < ${f.createdBefore})
         AND (created_at, directive_id) > (${f.after.at}, ${f.after.id}::uuid)
       ORDER BY created_at, directive_id
       LIMIT ${f.limit}`;
