@@ -9,6 +9,7 @@ export { DEV_PERSON_KEY_SECRET, type HubConfig, hubConfigFromEnv } from "./confi
 export { doseToJson, identityToJson, personKey } from "./domain/codec.js";
 export type { PersonState } from "./domain/types.js";
 export { Hub, type HubOptions } from "./hub.js";
+export { OPERATOR_USAGE, operatorCli } from "./ops/operator-cli.js";
 export { rebuildSnapshot } from "./store/rebuild.js";
 
 /** The hub's Prometheus alerting rules (ops/alerts.yml, shipped with the package). */

@@ -1,4 +1,7 @@
 import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { CertificateStatus } from "@evc-interop/gen/evc/common/v1/record_pb";
@@ -9,7 +12,7 @@ import {
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
-import { ALERT_RULES_FILE } from "@evc-interop/national";
+import { ALERT_RULES_FILE, operatorCli } from "@evc-interop/national";
 import {
   closeTestProvince,
   controlTransport,
@@ -148,6 +151,58 @@ describe("a migration the target never answers", () => {
       .listMigrations({ provinceCode: "510000" })
       .catch((e: unknown) => ConnectError.from(e));
     expect(other instanceof ConnectError && other.code).toBe(Code.PermissionDenied);
+  });
+
+  it("evc-operator lists them and force-aborts one; misuse and refusals say why", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "evc-operator-"));
+    try {
+      const key = join(dir, "operator.jwk");
+      writeFileSync(key, JSON.stringify(env.creds.credential("operator:ops").privateJwk));
+      const cli = async (...argv: string[]) => {
+        const lines: string[] = [];
+        const code = await operatorCli([...argv, "--hub", env.hub.url, "--key", key], {}, (l) =>
+          lines.push(l),
+        );
+        return { code, lines };
+      };
+      const listed = await cli("migrations", "--state", "needs_operator", "--province", "510000");
+      expect(listed.code).toBe(0);
+      expect(listed.lines.map((l) => l.split("\t")[0]).sort()).toEqual([...stuck.ids].sort());
+      expect(listed.lines[0]).toMatch(/\tNEEDS_OPERATOR\t110000->510000\tupdated 20/);
+      expect(
+        (await cli("migrations", "--state", "needs_operator", "--stuck-minutes", "60")).lines,
+      ).toEqual([]);
+      const revokes = await cli("directives", "--province", "510000", "--state", "delivered");
+      expect(revokes.lines.length).toBeGreaterThan(0);
+      expect(revokes.lines.every((l) => /\tDELIVERED\t510000\t/.test(l))).toBe(true);
+      // The revokes the hub keeps re-driving, and the activations before them, unanswered.
+      expect(revokes.lines.some((l) => /\trevokeCertificate\tissued 20/.test(l))).toBe(true);
+
+      const id = stuck.ids.at(-1) ?? "";
+      expect((await cli("force-abort", id)).code).toBe(2); // no reason
+      expect((await cli("migrations", "--state", "stuck")).lines[0]).toMatch(
+        /unknown state "stuck"/,
+      );
+      const notStuck = await cli("force-abort", stuck.live ?? "", "--reason", "x");
+      expect(notStuck.code).toBe(1);
+      expect(notStuck.lines[0]).toMatch(/^evc-operator: the hub refused: \[FailedPrecondition\]/);
+      const done = await cli("force-abort", id, "--reason", "ticket 8: 510000 confirms");
+      expect(done).toEqual({ code: 0, lines: [`${id}\tCOMPENSATED`] });
+
+      const provinceKey = join(dir, "province.jwk");
+      writeFileSync(
+        provinceKey,
+        JSON.stringify(env.creds.credential("province:110000").privateJwk),
+      );
+      const asProvince = await operatorCli(
+        ["migrations", "--hub", env.hub.url, "--key", provinceKey],
+        {},
+        () => {},
+      );
+      expect(asProvince).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("an operator force-aborts one: an event naming them, the source restored, the lock released", async () => {

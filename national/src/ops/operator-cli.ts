@@ -1,0 +1,191 @@
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import {
+  DirectiveService,
+  DirectiveState,
+} from "@evc-interop/gen/evc/national/v1/directive_service_pb";
+import {
+  MigrationService,
+  MigrationState,
+} from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
+import { bearer, clientTlsFromEnv, TokenSigner, transportTls } from "@evc-interop/runtime";
+import type { JWK } from "jose";
+
+export const OPERATOR_USAGE = `usage: evc-operator [--hub URL] [--key FILE] COMMAND
+
+  migrations [--state STATE] [--province CODE] [--stuck-minutes N]
+      migrations, newest first: STATE one of ${Object.keys(MigrationState)
+        .filter((k) => Number.isNaN(Number(k)) && k !== "UNSPECIFIED")
+        .join(", ")};
+      --stuck-minutes: unchanged for at least N minutes
+  directives [--state STATE] [--province CODE] [--older-minutes N]
+      directives, oldest first (default: every state but ACKNOWLEDGED): STATE one of
+      ${Object.keys(DirectiveState)
+        .filter((k) => Number.isNaN(Number(k)) && k !== "UNSPECIFIED")
+        .join(", ")}
+  force-abort MIGRATION_ID --reason TEXT
+      ends a migration stuck on its target's revoke (NEEDS_OPERATOR, COMPENSATING): the source
+      is restored and the lock released; only after the target confirmed it holds no NORMAL
+      certificate for the person. The reason is kept in the person's log with your name.
+
+  --hub URL   the hub (default EVC_HUB_URL, else http://127.0.0.1:8080); over https, EVC_TLS_CA
+              (and EVC_TLS_CLIENT_CERT, EVC_TLS_CLIENT_KEY) as for a province
+  --key FILE  your private JWK, kid operator:<name> (default EVC_OPERATOR_KEY)`;
+
+/** A line of output, and the process's exit code: 0 done, 1 refused by the hub, 2 misused. */
+export type Print = (line: string) => void;
+
+class Usage extends Error {}
+
+function enumValue<E extends Record<string, string | number>>(
+  e: E,
+  name: string | undefined,
+  flag: string,
+): number {
+  if (!name) return 0;
+  const v = e[name.toUpperCase() as keyof E];
+  if (typeof v !== "number" || v === 0) throw new Usage(`${flag}: unknown state "${name}"`);
+  return v;
+}
+
+function minutesAgo(text: string | undefined, flag: string) {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0) throw new Usage(`${flag}: not a number of minutes: ${text}`);
+  return timestampFromDate(new Date(Date.now() - n * 60_000));
+}
+
+const iso = (t: Parameters<typeof timestampDate>[0] | undefined) =>
+  t ? timestampDate(t).toISOString() : "-";
+
+/** `evc-operator …`: the operator's commands against a running hub (docs/operations.md). */
+export async function operatorCli(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  print: Print,
+): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    print(`evc-operator: ${err instanceof Error ? err.message : String(err)}\n${OPERATOR_USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  try {
+    const keyFile = values.key ?? env.EVC_OPERATOR_KEY;
+    if (!command) throw new Usage("no command");
+    if (!keyFile) throw new Usage("no operator key: --key FILE or EVC_OPERATOR_KEY");
+    const jwk = JSON.parse(await readFile(keyFile, "utf8")) as JWK;
+    const subject = (jwk.kid ?? "").split("#")[0] ?? "";
+    if (!subject.startsWith("operator:") || !jwk.d)
+      throw new Usage(`${keyFile}: not an operator's private JWK (kid operator:<name>)`);
+    const transport = createConnectTransport({
+      baseUrl: values.hub ?? env.EVC_HUB_URL ?? "http://127.0.0.1:8080",
+      httpVersion: "2",
+      defaultTimeoutMs: 30_000,
+      interceptors: [bearer(() => new TokenSigner({ subject, privateJwk: jwk }).token())],
+      nodeOptions: transportTls(clientTlsFromEnv(env)),
+    });
+    if (command === "migrations" && rest.length === 0) {
+      const client = createClient(MigrationService, transport);
+      let pageToken = "";
+      do {
+        const page = await client.listMigrations({
+          state: enumValue(MigrationState, values.state, "--state"),
+          provinceCode: values.province ?? "",
+          updatedBefore: minutesAgo(values["stuck-minutes"], "--stuck-minutes"),
+          pageSize: 500,
+          pageToken,
+        });
+        for (const m of page.migrations) {
+          print(
+            [
+              m.migrationId,
+              MigrationState[m.state],
+              `${m.sourceProvinceCode}->${m.targetProvinceCode}`,
+              `updated ${iso(m.updatedAt)}`,
+              m.endReason,
+            ]
+              .join("\t")
+              .trimEnd(),
+          );
+        }
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      return 0;
+    }
+    if (command === "directives" && rest.length === 0) {
+      const client = createClient(DirectiveService, transport);
+      let pageToken = "";
+      do {
+        const page = await client.listDirectives({
+          state: enumValue(DirectiveState, values.state, "--state"),
+          provinceCode: values.province ?? "",
+          createdBefore: minutesAgo(values["older-minutes"], "--older-minutes"),
+          pageSize: 1000,
+          pageToken,
+        });
+        for (const s of page.directives) {
+          const d = s.directive;
+          print(
+            [
+              d?.directiveId ?? "",
+              DirectiveState[s.state],
+              d?.targetProvinceCode ?? "",
+              d?.action.case ?? "",
+              `issued ${iso(d?.issuedAt)}`,
+              `publishes ${s.publishCount}`,
+              s.receipt?.detail ?? "",
+            ]
+              .join("\t")
+              .trimEnd(),
+          );
+        }
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      return 0;
+    }
+    if (command === "force-abort" && rest.length === 1) {
+      if (!values.reason) throw new Usage("force-abort: --reason TEXT is required");
+      const { migration } = await createClient(OperatorService, transport).forceAbortMigration({
+        migrationId: rest[0] ?? "",
+        reason: values.reason,
+      });
+      print(`${migration?.migrationId ?? ""}\t${MigrationState[migration?.state ?? 0]}`);
+      return 0;
+    }
+    throw new Usage(`unknown command: ${positionals.join(" ")}`);
+  } catch (err) {
+    if (err instanceof Usage) {
+      print(`evc-operator: ${err.message}\n${OPERATOR_USAGE}`);
+      return 2;
+    }
+    if (err instanceof ConnectError) {
+      print(`evc-operator: the hub refused: [${Code[err.code]}] ${err.rawMessage}`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      hub: { type: "string" },
+      key: { type: "string" },
+      state: { type: "string" },
+      province: { type: "string" },
+      "stuck-minutes": { type: "string" },
+      "older-minutes": { type: "string" },
+      reason: { type: "string" },
+    },
+  });
+}
