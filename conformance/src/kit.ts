@@ -395,6 +395,21 @@ export class Kit {
     );
   }
 
+  /**
+   * Stops the province the kit started, for a case that needs it away for a while
+   * (startProvince brings it back). Only with province.start_command.
+   */
+  async stopProvince(): Promise<void> {
+    if (!this.child) {
+      throw new Error(
+        "this case stops the province for a while and starts it again: it needs province.start_command",
+      );
+    }
+    this.trace("! stopping the province");
+    await this.child.stop();
+    this.child = undefined;
+  }
+
   /** Whether the kit can restart the province (resilience profile). */
   get canRestart(): boolean {
     return Boolean(this.config.province.startCommand || this.config.province.restartCommand);

@@ -220,6 +220,17 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
+    name: "reconcile-ignores-owner",
+    bug: "reconciliation keeps a record ACTIVE here when the hub says another province owns it now",
+    edits: [
+      {
+        file: "reconcile.js",
+        find: 'e.ownerProvinceCode === store.code && hubStatus === "ACTIVE"',
+        replace: 'hubStatus === "ACTIVE"',
+      },
+    ],
+  },
+  {
     name: "reconcile-status-only",
     bug: "reconciliation compares certificates only: a record's identity and doses are never repaired",
     edits: [

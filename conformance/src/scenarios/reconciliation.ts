@@ -1,15 +1,27 @@
-import { equals } from "@bufbuild/protobuf";
+import { create, equals, fromBinary } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import {
   CertificateStatus,
   type Dose,
   DoseSchema,
   RecordStatus,
 } from "@evc-interop/gen/evc/common/v1/record_pb";
+import {
+  DirectiveSchema,
+  ReceiptOutcome,
+  ReceiptSchema,
+} from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import {
+  MigrationService,
+  MigrationState,
+} from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { doseToJson, identityToJson, personKey } from "@evc-interop/national";
+import { provinceSubject } from "@evc-interop/runtime";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { Scenario } from "../case.js";
 import type { Kit } from "../kit.js";
-import { activated, codeOf, dose, expect, identity, statusOf } from "./support.js";
+import { activated, codeOf, dose, expect, identity, migrationState, statusOf } from "./support.js";
 
 /**
  * Plays the hub: records a person the province owns in the kit hub's own store, as a directive
@@ -35,6 +47,43 @@ async function knownOnlyToHub(kit: Kit, doses: Dose[]) {
     .asVirtual(RecordService, kit.virtual[0])
     .locateRecord({ identity: who });
   return { identity: who, key, certificate, recordId };
+}
+
+/** Polls `f` every 50 ms until it gives a value (at most 10 s). */
+async function poll<T>(what: string, f: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    expect(Date.now() < end, what, "not within 10 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The suspend directive of a migration, once the kit's hub has published it. */
+function suspendOf(kit: Kit, migrationId: string) {
+  return poll("the hub publishing the suspend", async () => {
+    const [row] = await kit.hub.sql<{ directive_id: string }[]>`
+      SELECT directive_id::text FROM directives
+      WHERE migration_id = ${migrationId} AND action = 'suspendForMigration' AND state = 'DELIVERED'`;
+    return row;
+  });
+}
+
+/** Removes a migration's suspend from the bus before the (stopped) province can take it. */
+async function lose(kit: Kit, migrationId: string): Promise<void> {
+  const { directive_id: id } = await suspendOf(kit, migrationId);
+  const jsm = await jetstreamManager(kit.nc);
+  const subject = provinceSubject(kit.layout, kit.config.province.code);
+  const last = await jsm.streams.getMessage(kit.layout.stream, { last_by_subj: subject });
+  const d = last ? fromBinary(DirectiveSchema, last.data) : undefined;
+  expect(
+    d?.directiveId === id,
+    `the suspend ${id} the last message on ${subject}`,
+    d?.directiveId ?? "none",
+  );
+  await jsm.streams.deleteMessage(kit.layout.stream, last?.seq ?? 0);
+  kit.trace(`! the suspend ${id} removed from the bus while the province is away`);
 }
 
 /** The record as the province shows it: every dose the kit expects, field by field. */
@@ -102,6 +151,84 @@ export const RECONCILIATION_SCENARIOS: Record<string, Scenario> = {
       gone === "NotFound",
       "reconciliation to remove a certificate the hub does not know (I6)",
       gone === "ok" ? "still served" : gone,
+    );
+  },
+
+  async "reconcile-repairs-owner"({ kit }) {
+    const code = kit.config.province.code;
+    const held = dose(code, 1);
+    const { identity: who, key, certificate, recordId } = await knownOnlyToHub(kit, [held]);
+    await kit.control.reconcile({});
+    const before = await statusOf(kit, certificate).catch(() => "missing");
+    expect(
+      before === "NORMAL",
+      "the record added by reconciliation, its certificate NORMAL",
+      before,
+    );
+    // The province is away while the person migrates to another province, and the suspend the
+    // hub sent it is lost: when it comes back, only the snapshot can tell it who owns the record.
+    await kit.stopProvince();
+    const target = kit.virtual[0];
+    const { migration } = await kit
+      .asVirtual(MigrationService, target)
+      .requestMigration({ identity: who, idempotencyKey: crypto.randomUUID() });
+    const migrationId = migration?.migrationId ?? "";
+    await lose(kit, migrationId);
+    await kit.hub.store.execute(
+      key,
+      {
+        kind: "receipt",
+        caller: code,
+        migrationId,
+        directiveId: (await suspendOf(kit, migrationId)).directive_id,
+        attempt: 1,
+        outcome: "APPLIED",
+        detail: "",
+        sourceDoses: [doseToJson(held)],
+      },
+      () => null,
+    );
+    const activate = await poll("the hub activating the record at the kit's province", () =>
+      kit.virtualDirectives.find(
+        (d) =>
+          d.action.case === "activateMigratedRecord" && d.action.value.migrationId === migrationId,
+      ),
+    );
+    await kit.answerAs(target, [
+      create(ReceiptSchema, {
+        directiveId: activate.directiveId,
+        attempt: activate.attempt,
+        outcome: ReceiptOutcome.APPLIED,
+        appliedAt: timestampNow(),
+        result: {
+          case: "activated",
+          value: {
+            certificateNumber: `${target}-KITOWN${crypto.randomUUID().slice(0, 6).toUpperCase()}`,
+          },
+        },
+      }),
+    ]);
+    await poll("the migration completed at the hub", async () =>
+      (await migrationState(kit, migrationId)) === MigrationState.COMPLETED ? true : undefined,
+    );
+    await kit.startProvince();
+    const pass = await kit.control.reconcile({});
+    expect(
+      pass.ownerRepaired >= 1n,
+      "the pass to report an owner corrected",
+      `${pass.ownerRepaired}`,
+    );
+    const after = await statusOf(kit, certificate);
+    expect(
+      after === "SUSPENDED",
+      "reconciliation to suspend the certificate of a record that moved away (I1, I6)",
+      after,
+    );
+    const rec = await kit.api.getRecord({ recordId });
+    expect(
+      rec.status === RecordStatus.MIGRATED_OUT,
+      "reconciliation to mark the record MIGRATED_OUT: another province owns it now (I1, I6)",
+      RecordStatus[rec.status] ?? String(rec.status),
     );
   },
 
