@@ -191,6 +191,7 @@ export async function startTestHub(
   const creds = await TestCredentials.create([
     ...TEST_PROVINCES.map((p) => `province:${p}`),
     "operator:ops",
+    "viewer:watch",
   ]);
   const logger = pino({ level: process.env.EVC_TEST_LOG_LEVEL ?? "silent" });
   const signer = generateSigningKey("test-hub");

@@ -18,7 +18,14 @@ import { type HubEvent, initialState, type PersonState } from "../domain/types.j
 import { PersonReads } from "../store/access-log.js";
 import { openIdentities } from "../store/identity-seal.js";
 import type { EventRow } from "../store/queries.js";
-import { certificateMessage, type HubDeps, keyOf, logRead, principalOf } from "./context.js";
+import {
+  certificateMessage,
+  type HubDeps,
+  keyOf,
+  logRead,
+  notViewer,
+  principalOf,
+} from "./context.js";
 import { denied, invalid } from "./errors.js";
 
 /**
@@ -36,7 +43,7 @@ function mayRead(state: PersonState, province: string): boolean {
 
 /** Operators audit anyone; a province only what it needs to know (mayRead). */
 async function authorize(deps: HubDeps, ctx: HandlerContext, key: string): Promise<void> {
-  const p = principalOf(ctx);
+  const p = notViewer(ctx, "a person's history");
   if (p.kind === "operator") return;
   const state = await deps.store.load(key);
   if (!mayRead(state, p.code))

@@ -54,6 +54,20 @@ export function principalOf(ctx: HandlerContext): Principal {
   return p;
 }
 
+/**
+ * The caller, refused if a viewer: viewers watch migrations and directives and read no person's
+ * data (identities, records, histories, snapshots) and take no action.
+ */
+export function notViewer(
+  ctx: HandlerContext,
+  what: string,
+): Exclude<Principal, { kind: "viewer" }> {
+  const p = principalOf(ctx);
+  if (p.kind === "viewer")
+    throw denied(`${what} is not for viewers (${p.subject}): it needs an operator`);
+  return p;
+}
+
 /** The calling province (operators are refused: the RPC acts for a province). */
 export function callerProvince(ctx: HandlerContext): string {
   const p = principalOf(ctx);

@@ -2,7 +2,9 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
+  type Directive,
   DirectiveSchema,
+  type Receipt,
   ReceiptOutcome,
   ReceiptSchema,
 } from "@evc-interop/gen/evc/directive/v1/directive_pb";
@@ -20,6 +22,20 @@ import { directiveRows, type ReceiptOfBatch, recordReceipts } from "../store/rec
 import { callerProvince, type HubDeps, principalOf } from "./context.js";
 import { denied } from "./errors.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
+
+/** The directive or receipt without the identity of the person whose record it carries. */
+function withoutIdentity<T extends Directive | Receipt>(m: T): T {
+  const record =
+    m.$typeName === "evc.directive.v1.Directive"
+      ? m.action.case === "activateMigratedRecord"
+        ? m.action.value.record
+        : undefined
+      : m.result.case === "suspended"
+        ? m.result.value.record
+        : undefined;
+  if (record) record.identity = undefined;
+  return m;
+}
 
 export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveService> {
   return {
@@ -97,10 +113,13 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
       });
       const page = rows.slice(0, size);
       const last = page.at(-1);
+      // A viewer sees what moves, not whom: the identity a record's contents carry is left out.
+      const forViewer = <T extends Directive | Receipt>(m: T): T =>
+        p.kind === "viewer" ? withoutIdentity(m) : m;
       return create(ListDirectivesResponseSchema, {
         directives: page.map((r) =>
           create(DirectiveStatusSchema, {
-            directive: fromBinary(DirectiveSchema, r.payload),
+            directive: forViewer(fromBinary(DirectiveSchema, r.payload)),
             state: DirectiveState[r.state as keyof typeof DirectiveState],
             publishCount: r.publish_count,
             lastPublishedAt: r.last_published_at
@@ -109,7 +128,7 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
             receiptOutcome: r.receipt_outcome
               ? ReceiptOutcome[r.receipt_outcome as keyof typeof ReceiptOutcome]
               : ReceiptOutcome.UNSPECIFIED,
-            receipt: r.receipt ? fromBinary(ReceiptSchema, r.receipt) : undefined,
+            receipt: r.receipt ? forViewer(fromBinary(ReceiptSchema, r.receipt)) : undefined,
           }),
         ),
         nextPageToken:

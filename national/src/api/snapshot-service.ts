@@ -15,13 +15,13 @@ import {
 import { doseFromJson, identityFromJson } from "../domain/codec.js";
 import { contentsDigest } from "../domain/contents-digest.js";
 import { snapshotPage, snapshotWatermark } from "../store/queries.js";
-import { type HubDeps, logRead, principalOf } from "./context.js";
+import { type HubDeps, logRead, notViewer } from "./context.js";
 import { denied, invalid, refusalError } from "./errors.js";
 
 export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotService> {
   return {
     async *streamSnapshot(req, ctx) {
-      const p = principalOf(ctx);
+      const p = notViewer(ctx, "the snapshot");
       let province = req.provinceCode;
       if (p.kind === "province") {
         if (province && province !== p.code) {
@@ -99,7 +99,7 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
     },
 
     async getRecordContents(req, ctx) {
-      const p = principalOf(ctx);
+      const p = notViewer(ctx, "a record's contents");
       const key = await deps.queries.personOfRecord(req.recordId);
       const state = key ? await deps.store.load(key) : undefined;
       const record = state?.records[req.recordId];

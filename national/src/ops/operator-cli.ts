@@ -34,7 +34,8 @@ export const OPERATOR_USAGE = `usage: evc-operator [--hub URL] [--key FILE] COMM
 
   --hub URL   the hub (default EVC_HUB_URL, else http://127.0.0.1:8080); over https, EVC_TLS_CA
               (and EVC_TLS_CLIENT_CERT, EVC_TLS_CLIENT_KEY) as for a province
-  --key FILE  your private JWK, kid operator:<name> (default EVC_OPERATOR_KEY)`;
+  --key FILE  your private JWK, kid operator:<name> (default EVC_OPERATOR_KEY); a viewer's
+              (viewer:<name>) lists, and sees no person's identity, but cannot act`;
 
 /** A line of output, and the process's exit code: 0 done, 1 refused by the hub, 2 misused. */
 export type Print = (line: string) => void;
@@ -83,8 +84,10 @@ export async function operatorCli(
     if (!keyFile) throw new Usage("no operator key: --key FILE or EVC_OPERATOR_KEY");
     const jwk = JSON.parse(await readFile(keyFile, "utf8")) as JWK;
     const subject = (jwk.kid ?? "").split("#")[0] ?? "";
-    if (!subject.startsWith("operator:") || !jwk.d)
-      throw new Usage(`${keyFile}: not an operator's private JWK (kid operator:<name>)`);
+    if (!/^(operator|viewer):/.test(subject) || !jwk.d)
+      throw new Usage(
+        `${keyFile}: not an operator's or a viewer's private JWK (kid operator:<name> or viewer:<name>)`,
+      );
     const transport = createConnectTransport({
       baseUrl: values.hub ?? env.EVC_HUB_URL ?? "http://127.0.0.1:8080",
       httpVersion: "2",

@@ -73,6 +73,8 @@ export function parseSubject(subject: string): Principal | undefined {
   if (province?.[1]) return { kind: "province", code: province[1], subject };
   const operator = /^operator:([a-z0-9][a-z0-9._-]{0,63})$/.exec(subject);
   if (operator?.[1]) return { kind: "operator", name: operator[1], subject };
+  const viewer = /^viewer:([a-z0-9][a-z0-9._-]{0,63})$/.exec(subject);
+  if (viewer?.[1]) return { kind: "viewer", name: viewer[1], subject };
   return undefined;
 }
 

@@ -6,7 +6,8 @@
 // operations RPCs). Served with Connect, gRPC and gRPC-Web on one port.
 //
 // Authentication: every call carries `Authorization: Bearer <token>`, a short-lived EdDSA-signed
-// JWT whose `sub` is `province:<GB/T 2260 code>` (or `operator:<name>` for national operators).
+// JWT whose `sub` is `province:<GB/T 2260 code>` (or `operator:<name>` for national operators,
+// `viewer:<name>` for those who only watch migrations and directives).
 // The hub derives the calling province from the credential only, never from the request body
 // (invariant I7). No or bad token -> Unauthenticated; acting for another province ->
 // PermissionDenied.
