@@ -11,6 +11,7 @@ import {
 import {
   type DirectiveService,
   DirectiveState,
+  type DirectiveStatus,
   DirectiveStatusSchema,
   ListDirectivesResponseSchema,
   ReceiptDisposition,
@@ -18,6 +19,7 @@ import {
   ReceiptResultSchema,
   SubmitReceiptsResponseSchema,
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
+import type { DirectiveRow } from "../store/queries.js";
 import { directiveRows, type ReceiptOfBatch, recordReceipts } from "../store/receipts.js";
 import { callerProvince, type HubDeps, principalOf } from "./context.js";
 import { denied } from "./errors.js";
@@ -35,6 +37,24 @@ function withoutIdentity<T extends Directive | Receipt>(m: T): T {
         : undefined;
   if (record) record.identity = undefined;
   return m;
+}
+
+/**
+ * A directive's outbox row as the contract shows it. A viewer sees what moves, not whom: the
+ * identity a record's contents carry is left out.
+ */
+export function directiveStatus(r: DirectiveRow, viewer: boolean): DirectiveStatus {
+  const shown = <T extends Directive | Receipt>(m: T): T => (viewer ? withoutIdentity(m) : m);
+  return create(DirectiveStatusSchema, {
+    directive: shown(fromBinary(DirectiveSchema, r.payload)),
+    state: DirectiveState[r.state as keyof typeof DirectiveState],
+    publishCount: r.publish_count,
+    lastPublishedAt: r.last_published_at ? timestampFromDate(r.last_published_at) : undefined,
+    receiptOutcome: r.receipt_outcome
+      ? ReceiptOutcome[r.receipt_outcome as keyof typeof ReceiptOutcome]
+      : ReceiptOutcome.UNSPECIFIED,
+    receipt: r.receipt ? shown(fromBinary(ReceiptSchema, r.receipt)) : undefined,
+  });
 }
 
 export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveService> {
@@ -113,24 +133,8 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
       });
       const page = rows.slice(0, size);
       const last = page.at(-1);
-      // A viewer sees what moves, not whom: the identity a record's contents carry is left out.
-      const forViewer = <T extends Directive | Receipt>(m: T): T =>
-        p.kind === "viewer" ? withoutIdentity(m) : m;
       return create(ListDirectivesResponseSchema, {
-        directives: page.map((r) =>
-          create(DirectiveStatusSchema, {
-            directive: forViewer(fromBinary(DirectiveSchema, r.payload)),
-            state: DirectiveState[r.state as keyof typeof DirectiveState],
-            publishCount: r.publish_count,
-            lastPublishedAt: r.last_published_at
-              ? timestampFromDate(r.last_published_at)
-              : undefined,
-            receiptOutcome: r.receipt_outcome
-              ? ReceiptOutcome[r.receipt_outcome as keyof typeof ReceiptOutcome]
-              : ReceiptOutcome.UNSPECIFIED,
-            receipt: r.receipt ? forViewer(fromBinary(ReceiptSchema, r.receipt)) : undefined,
-          }),
-        ),
+        directives: page.map((r) => directiveStatus(r, p.kind === "viewer")),
         nextPageToken:
           rows.length > size && last
             ? encodePageToken({ at: last.created_at, id: last.directive_id })

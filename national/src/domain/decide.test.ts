@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type Command, decide, MAX_DOSES_PER_RECORD } from "./decide.js";
 import { Refusal } from "./errors.js";
-import { evolve } from "./person.js";
+import { evolve, sequenceKey } from "./person.js";
 import {
   type DecideContext,
   type DoseJson,
@@ -391,6 +391,47 @@ describe("migration saga", () => {
     s = evolve(s, e as HubEvent, { version: s.version + 1, position: 12 });
     expect(s.openMigrationId).toBeUndefined();
     expect(s.certificates["110000-C1"]?.status).toBe("NORMAL");
+  });
+
+  it("an operator re-drives only the latest directive, and a migration's only while it waits for it", () => {
+    let s = given([register], [migrateToGD, "2026-01-01T00:00:00Z"]);
+    const id = s.openMigrationId ?? "";
+    const m = s.migrations[id];
+    const suspend = {
+      directiveId: m?.awaitingDirectiveId ?? "",
+      province: "110000",
+      recordId: m?.recordId ?? "",
+      recordSequence: s.sequences[sequenceKey(m?.recordId ?? "", "110000")] ?? 0,
+      migrationId: id,
+      action: "suspendForMigration",
+    };
+    const redrive = (directive: typeof suspend): Command => ({
+      kind: "redriveDirective",
+      operator: "operator:ops",
+      reason: "t2: 110000 fixed its consumer",
+      directive,
+    });
+    const [e] = when(s, redrive(suspend));
+    expect(e).toMatchObject({
+      type: "DirectiveRedriven",
+      data: {
+        directiveId: suspend.directiveId,
+        by: "operator:ops",
+        reason: "t2: 110000 fixed its consumer",
+      },
+    });
+    // An older directive to the province for the record: sent again, it would undo the later one.
+    expect(
+      refused(() => when(s, redrive({ ...suspend, recordSequence: suspend.recordSequence - 1 })))
+        .code,
+    ).toBe("failed_precondition");
+    // Once the source answered, the migration waits for the activation, not the suspend.
+    s = evolve(s, when(s, receipt(s, "110000"))[0] as HubEvent, {
+      version: s.version + 1,
+      position: 10,
+    });
+    expect(s.migrations[id]?.state).toBe("SOURCE_SUSPENDED");
+    expect(refused(() => when(s, redrive(suspend))).message).toMatch(/no longer waits for it/);
   });
 
   it("cancel is for the target, and only before the source suspended", () => {

@@ -12,6 +12,7 @@ import type {
   PersonState,
   RecordState,
 } from "./types.js";
+import { OPEN_MIGRATION_STATES } from "./types.js";
 
 /**
  * The most doses a record may hold (evc.common.v1.RecordContents): with every dose at its
@@ -23,6 +24,9 @@ export const MAX_DOSES_PER_RECORD = 1000;
  * Business rules of the hub as pure deciders: given a person's state and a command, return
  * the events to append (possibly none) or throw a Refusal. No I/O; clock and ids come from ctx.
  */
+
+/** The directives a migration's saga waits on (dose appends and restores are not steps). */
+const SAGA_STEPS = new Set(["suspendForMigration", "activateMigratedRecord", "revokeCertificate"]);
 
 export type Command =
   | {
@@ -42,6 +46,20 @@ export type Command =
   | { kind: "requestMigration"; caller: string; identity: IdentityJson }
   | { kind: "cancelMigration"; caller: string; migrationId: string; reason: string }
   | { kind: "forceAbort"; operator: string; migrationId: string; reason: string }
+  | {
+      kind: "redriveDirective";
+      operator: string;
+      reason: string;
+      /** The dead-lettered directive, as its outbox row has it. */
+      directive: {
+        directiveId: string;
+        province: string;
+        recordId: string;
+        recordSequence: number;
+        migrationId: string | null;
+        action: string;
+      };
+    }
   | {
       kind: "receipt";
       caller: string;
@@ -281,6 +299,43 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
             reason: `force-aborted by ${cmd.operator}: ${cmd.reason}`,
             by: cmd.operator,
             directive: restore(state, ctx, m, m.attempt + 1),
+            at,
+          },
+        },
+      ];
+    }
+
+    case "redriveDirective": {
+      const d = cmd.directive;
+      const refuse = (why: string) =>
+        new Refusal("failed_precondition", "INVALID_STATE", `directive ${d.directiveId} ${why}`, {
+          field: "directive_id",
+        });
+      const latest = state.sequences[sequenceKey(d.recordId, d.province)] ?? 0;
+      if (d.recordSequence !== latest)
+        throw refuse(
+          `is no longer the latest to ${d.province} for its record (sequence ${d.recordSequence}, latest ${latest}): sent again, it would undo what came after it`,
+        );
+      const m = d.migrationId ? state.migrations[d.migrationId] : undefined;
+      if (m && SAGA_STEPS.has(d.action)) {
+        // A step of a migration goes again only while the migration waits for it; a revoke also
+        // after the migration ended (compensated: the target must hold no NORMAL certificate).
+        const waits =
+          m.awaitingDirectiveId === d.directiveId &&
+          (OPEN_MIGRATION_STATES.includes(m.state) || d.action === "revokeCertificate");
+        if (!waits)
+          throw refuse(
+            `belongs to migration ${m.migrationId}, which no longer waits for it (${m.state})`,
+          );
+      }
+      return [
+        {
+          type: "DirectiveRedriven",
+          data: {
+            directiveId: d.directiveId,
+            province: d.province,
+            by: cmd.operator,
+            reason: cmd.reason,
             at,
           },
         },

@@ -144,6 +144,9 @@ export function evolve(state: PersonState, event: HubEvent, meta: EventMeta): Pe
       const { identity: _erased, ...rest } = s;
       return rest;
     }
+    case "DirectiveRedriven":
+      // The outbox row is re-armed by the store; the person's state moves on by a version.
+      return s;
     case "RecordRegistered": {
       const d = event.data;
       s.identity = d.identity;

@@ -164,6 +164,11 @@ export type HubEvent =
       };
     }
   | {
+      /** An operator sent a dead-lettered directive again (OperatorService.RedriveDirective). */
+      type: "DirectiveRedriven";
+      data: { directiveId: string; province: string; by: string; reason: string; at: string };
+    }
+  | {
       /** The person's identity was crypto-shredded (their data key deleted) by an operator. */
       type: "IdentityErased";
       data: { by: string; reason: string; at: string };

@@ -32,6 +32,11 @@ export const OPERATOR_USAGE = `usage: evc-operator [--hub URL] [--key FILE] COMM
       is restored and the lock released; only after the target confirmed it holds no NORMAL
       certificate for the person. The reason is kept in the person's log with your name.
 
+  redrive DIRECTIVE_ID --reason TEXT
+      publishes a dead-lettered (FAILED) directive again, once its province can take it; refused
+      if a later directive to that province for the record supersedes it, or its migration no
+      longer waits for it
+
   --hub URL   the hub (default EVC_HUB_URL, else http://127.0.0.1:8080); over https, EVC_TLS_CA
               (and EVC_TLS_CLIENT_CERT, EVC_TLS_CLIENT_KEY) as for a province
   --key FILE  your private JWK, kid operator:<name> (default EVC_OPERATOR_KEY); a viewer's
@@ -161,6 +166,15 @@ export async function operatorCli(
         reason: values.reason,
       });
       print(`${migration?.migrationId ?? ""}\t${MigrationState[migration?.state ?? 0]}`);
+      return 0;
+    }
+    if (command === "redrive" && rest.length === 1) {
+      if (!values.reason) throw new Usage("redrive: --reason TEXT is required");
+      const { directive } = await createClient(OperatorService, transport).redriveDirective({
+        directiveId: rest[0] ?? "",
+        reason: values.reason,
+      });
+      print(`${directive?.directive?.directiveId ?? ""}\t${DirectiveState[directive?.state ?? 0]}`);
       return 0;
     }
     throw new Usage(`unknown command: ${positionals.join(" ")}`);

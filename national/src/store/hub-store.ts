@@ -460,6 +460,8 @@ export class HubStore {
         const awaited = state.migrations[event.data.migrationId]?.awaitingDirectiveId;
         if (awaited) rearm.push(awaited);
       }
+      // An operator's re-drive of a dead-lettered directive: the same.
+      if (event.type === "DirectiveRedriven") rearm.push(event.data.directiveId);
       for (const intent of directivesOf(event)) {
         const message = directiveMessage(intent, {
           eventId: row?.event_id ?? "",

@@ -44,6 +44,16 @@ export interface DirectiveRow {
   created_at: Date;
 }
 
+/** Where a directive belongs: its province, person, record, place in the record's sequence. */
+export interface DirectiveKeys {
+  province: string;
+  person_key: string;
+  record_id: string;
+  record_sequence: number;
+  migration_id: string | null;
+  action: string;
+}
+
 export interface DirectiveFilter {
   province: string | null;
   states: string[];
@@ -125,6 +135,16 @@ export class HubQueries {
         AND (created_at, directive_id) > (${f.after.at}, ${f.after.id}::uuid)
       ORDER BY created_at, directive_id
       LIMIT ${f.limit}`;
+  }
+
+  /** One directive with what an operator action on it needs (its person, record, migration). */
+  async directive(id: string): Promise<(DirectiveRow & DirectiveKeys) | undefined> {
+    const [row] = await this.sql<(DirectiveRow & DirectiveKeys)[]>`
+      SELECT directive_id::text, payload, state, publish_count, last_published_at, receipt_outcome,
+             receipt, created_at, province, person_key, record_id, record_sequence::int,
+             migration_id::text, action
+      FROM directives WHERE directive_id = ${id}::uuid`;
+    return row;
   }
 
   /** A person's events in order, with their chain hashes, up to `asOf` if given. */

@@ -7,6 +7,8 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import type { DirectiveStatus } from "./directive_service_pb.js";
+import { file_evc_national_v1_directive_service } from "./directive_service_pb.js";
 import type { Migration } from "./migration_service_pb.js";
 import { file_evc_national_v1_migration_service } from "./migration_service_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -15,7 +17,56 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evc/national/v1/operator_service.proto.
  */
 export const file_evc_national_v1_operator_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZldmMvbmF0aW9uYWwvdjEvb3BlcmF0b3Jfc2VydmljZS5wcm90bxIPZXZjLm5hdGlvbmFsLnYxIlgKGkZvcmNlQWJvcnRNaWdyYXRpb25SZXF1ZXN0Eh4KDG1pZ3JhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESGgoGcmVhc29uGAIgASgJQgq6SAdyBRABGIACIkwKG0ZvcmNlQWJvcnRNaWdyYXRpb25SZXNwb25zZRItCgltaWdyYXRpb24YASABKAsyGi5ldmMubmF0aW9uYWwudjEuTWlncmF0aW9uMoMBCg9PcGVyYXRvclNlcnZpY2UScAoTRm9yY2VBYm9ydE1pZ3JhdGlvbhIrLmV2Yy5uYXRpb25hbC52MS5Gb3JjZUFib3J0TWlncmF0aW9uUmVxdWVzdBosLmV2Yy5uYXRpb25hbC52MS5Gb3JjZUFib3J0TWlncmF0aW9uUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_evc_national_v1_migration_service]);
+  fileDesc("CiZldmMvbmF0aW9uYWwvdjEvb3BlcmF0b3Jfc2VydmljZS5wcm90bxIPZXZjLm5hdGlvbmFsLnYxIlUKF1JlZHJpdmVEaXJlY3RpdmVSZXF1ZXN0Eh4KDGRpcmVjdGl2ZV9pZBgBIAEoCUIIukgFcgOwAQESGgoGcmVhc29uGAIgASgJQgq6SAdyBRABGIACIk8KGFJlZHJpdmVEaXJlY3RpdmVSZXNwb25zZRIzCglkaXJlY3RpdmUYASABKAsyIC5ldmMubmF0aW9uYWwudjEuRGlyZWN0aXZlU3RhdHVzIlgKGkZvcmNlQWJvcnRNaWdyYXRpb25SZXF1ZXN0Eh4KDG1pZ3JhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESGgoGcmVhc29uGAIgASgJQgq6SAdyBRABGIACIkwKG0ZvcmNlQWJvcnRNaWdyYXRpb25SZXNwb25zZRItCgltaWdyYXRpb24YASABKAsyGi5ldmMubmF0aW9uYWwudjEuTWlncmF0aW9uMuwBCg9PcGVyYXRvclNlcnZpY2UScAoTRm9yY2VBYm9ydE1pZ3JhdGlvbhIrLmV2Yy5uYXRpb25hbC52MS5Gb3JjZUFib3J0TWlncmF0aW9uUmVxdWVzdBosLmV2Yy5uYXRpb25hbC52MS5Gb3JjZUFib3J0TWlncmF0aW9uUmVzcG9uc2USZwoQUmVkcml2ZURpcmVjdGl2ZRIoLmV2Yy5uYXRpb25hbC52MS5SZWRyaXZlRGlyZWN0aXZlUmVxdWVzdBopLmV2Yy5uYXRpb25hbC52MS5SZWRyaXZlRGlyZWN0aXZlUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_evc_national_v1_directive_service, file_evc_national_v1_migration_service]);
+
+/**
+ * Request of OperatorService.RedriveDirective.
+ *
+ * @generated from message evc.national.v1.RedriveDirectiveRequest
+ */
+export type RedriveDirectiveRequest = Message<"evc.national.v1.RedriveDirectiveRequest"> & {
+  /**
+   * The directive. Required.
+   *
+   * @generated from field: string directive_id = 1;
+   */
+  directiveId: string;
+
+  /**
+   * Why, kept in the log (e.g. the ticket and what was fixed at the province). Required.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message evc.national.v1.RedriveDirectiveRequest.
+ * Use `create(RedriveDirectiveRequestSchema)` to create a new message.
+ */
+export const RedriveDirectiveRequestSchema: GenMessage<RedriveDirectiveRequest> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_operator_service, 0);
+
+/**
+ * Response of OperatorService.RedriveDirective.
+ *
+ * @generated from message evc.national.v1.RedriveDirectiveResponse
+ */
+export type RedriveDirectiveResponse = Message<"evc.national.v1.RedriveDirectiveResponse"> & {
+  /**
+   * The directive after the action (PENDING: waiting for the relay).
+   *
+   * @generated from field: evc.national.v1.DirectiveStatus directive = 1;
+   */
+  directive?: DirectiveStatus | undefined;
+};
+
+/**
+ * Describes the message evc.national.v1.RedriveDirectiveResponse.
+ * Use `create(RedriveDirectiveResponseSchema)` to create a new message.
+ */
+export const RedriveDirectiveResponseSchema: GenMessage<RedriveDirectiveResponse> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_operator_service, 1);
 
 /**
  * Request of OperatorService.ForceAbortMigration.
@@ -43,7 +94,7 @@ export type ForceAbortMigrationRequest = Message<"evc.national.v1.ForceAbortMigr
  * Use `create(ForceAbortMigrationRequestSchema)` to create a new message.
  */
 export const ForceAbortMigrationRequestSchema: GenMessage<ForceAbortMigrationRequest> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_operator_service, 0);
+  messageDesc(file_evc_national_v1_operator_service, 2);
 
 /**
  * Response of OperatorService.ForceAbortMigration.
@@ -64,7 +115,7 @@ export type ForceAbortMigrationResponse = Message<"evc.national.v1.ForceAbortMig
  * Use `create(ForceAbortMigrationResponseSchema)` to create a new message.
  */
 export const ForceAbortMigrationResponseSchema: GenMessage<ForceAbortMigrationResponse> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_operator_service, 1);
+  messageDesc(file_evc_national_v1_operator_service, 3);
 
 /**
  * Operator actions. Each is an event in the person's log carrying the operator and the reason.
@@ -85,6 +136,21 @@ export const OperatorService: GenService<{
     methodKind: "unary";
     input: typeof ForceAbortMigrationRequestSchema;
     output: typeof ForceAbortMigrationResponseSchema;
+  },
+  /**
+   * Publishes a dead-lettered (FAILED) directive again, its publishes reset, as the relay sends
+   * a new one; a DirectiveRedriven event in the person's log names the operator and the reason.
+   * A province applies each directive id once (I4), so a re-drive never applies anything twice.
+   * Refused (FailedPrecondition) unless the directive is FAILED, is the latest the hub issued to
+   * its province for that record (an older one would undo what a later one did), and, for a
+   * migration's step, the migration still waits for it; NotFound for an unknown directive.
+   *
+   * @generated from rpc evc.national.v1.OperatorService.RedriveDirective
+   */
+  redriveDirective: {
+    methodKind: "unary";
+    input: typeof RedriveDirectiveRequestSchema;
+    output: typeof RedriveDirectiveResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_evc_national_v1_operator_service, 0);
