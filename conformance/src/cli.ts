@@ -122,6 +122,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write("\nevc-conformance: stopping\n");
     void kit
       .stop()
+      .catch(() => undefined)
       .then(services.stop)
       .finally(() => process.exit(130));
   };
@@ -167,9 +168,13 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     process.off("SIGINT", interrupted);
     process.off("SIGTERM", interrupted);
-    await kit.stop();
-    await services.stop();
-    logger.flush();
+    try {
+      await kit.stop();
+    } finally {
+      // The nats-server and PostgreSQL the kit started, whatever happened to the rest.
+      await services.stop();
+      logger.flush();
+    }
   }
 }
 

@@ -38,8 +38,9 @@ export function provinceSeedFile(config: KitConfig): string {
  */
 export async function startServices(config: KitConfig): Promise<KitServices> {
   const started: Service[] = [];
+  /** Stops what was started, last first, once (a second call finds nothing left). */
   const stop = async () => {
-    for (const s of started.reverse()) await s.stop();
+    for (let s = started.pop(); s; s = started.pop()) await s.stop();
   };
   try {
     let kit = config.kit;

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import {
   DirectiveService,
@@ -68,6 +68,101 @@ function minutesAgo(text: string | undefined, flag: string) {
 const iso = (t: Parameters<typeof timestampDate>[0] | undefined) =>
   t ? timestampDate(t).toISOString() : "-";
 
+/** One output line: tab-separated fields, no trailing empty ones. */
+const line = (...fields: string[]) => fields.join("\t").trimEnd();
+
+interface Call {
+  transport: Transport;
+  values: ReturnType<typeof parse>["values"];
+  /** The command's positional arguments (an id, for an action). */
+  ids: string[];
+  print: Print;
+}
+
+function reasonOf(c: Call, command: string): string {
+  if (!c.values.reason) throw new Usage(`${command}: --reason TEXT is required`);
+  return c.values.reason;
+}
+
+/** The commands, by name: how many ids each takes, and what it does. */
+const COMMANDS: Record<string, { args: number; action: (c: Call) => Promise<void> }> = {
+  migrations: {
+    args: 0,
+    async action({ transport, values, print }) {
+      const client = createClient(MigrationService, transport);
+      const filter = {
+        state: enumValue(MigrationState, values.state, "--state"),
+        provinceCode: values.province ?? "",
+        updatedBefore: minutesAgo(values["stuck-minutes"], "--stuck-minutes"),
+      };
+      let pageToken = "";
+      do {
+        const page = await client.listMigrations({ ...filter, pageSize: 500, pageToken });
+        for (const m of page.migrations) {
+          const route = `${m.sourceProvinceCode}->${m.targetProvinceCode}`;
+          const updated = `updated ${iso(m.updatedAt)}`;
+          print(line(m.migrationId, MigrationState[m.state], route, updated, m.endReason));
+        }
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+    },
+  },
+  directives: {
+    args: 0,
+    async action({ transport, values, print }) {
+      const client = createClient(DirectiveService, transport);
+      const filter = {
+        state: enumValue(DirectiveState, values.state, "--state"),
+        provinceCode: values.province ?? "",
+        createdBefore: minutesAgo(values["older-minutes"], "--older-minutes"),
+      };
+      let pageToken = "";
+      do {
+        const page = await client.listDirectives({ ...filter, pageSize: 1000, pageToken });
+        for (const s of page.directives) {
+          const d = s.directive;
+          print(
+            line(
+              d?.directiveId ?? "",
+              DirectiveState[s.state],
+              d?.targetProvinceCode ?? "",
+              d?.action.case ?? "",
+              `issued ${iso(d?.issuedAt)}`,
+              `publishes ${s.publishCount}`,
+              s.receipt?.detail ?? "",
+            ),
+          );
+        }
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+    },
+  },
+  "force-abort": {
+    args: 1,
+    async action(c) {
+      const reason = reasonOf(c, "force-abort");
+      const { migration } = await createClient(OperatorService, c.transport).forceAbortMigration({
+        migrationId: c.ids[0] ?? "",
+        reason,
+      });
+      const state = migration?.state ?? MigrationState.UNSPECIFIED;
+      c.print(line(migration?.migrationId ?? "", MigrationState[state]));
+    },
+  },
+  redrive: {
+    args: 1,
+    async action(c) {
+      const reason = reasonOf(c, "redrive");
+      const { directive } = await createClient(OperatorService, c.transport).redriveDirective({
+        directiveId: c.ids[0] ?? "",
+        reason,
+      });
+      const state = directive?.state ?? DirectiveState.UNSPECIFIED;
+      c.print(line(directive?.directive?.directiveId ?? "", DirectiveState[state]));
+    },
+  },
+};
+
 /** `evc-operator …`: the operator's commands against a running hub (docs/operations.md). */
 export async function operatorCli(
   argv: string[],
@@ -100,81 +195,9 @@ export async function operatorCli(
       interceptors: [bearer(() => new TokenSigner({ subject, privateJwk: jwk }).token())],
       nodeOptions: transportTls(clientTlsFromEnv(env)),
     });
-    if (command === "migrations" && rest.length === 0) {
-      const client = createClient(MigrationService, transport);
-      let pageToken = "";
-      do {
-        const page = await client.listMigrations({
-          state: enumValue(MigrationState, values.state, "--state"),
-          provinceCode: values.province ?? "",
-          updatedBefore: minutesAgo(values["stuck-minutes"], "--stuck-minutes"),
-          pageSize: 500,
-          pageToken,
-        });
-        for (const m of page.migrations) {
-          print(
-            [
-              m.migrationId,
-              MigrationState[m.state],
-              `${m.sourceProvinceCode}->${m.targetProvinceCode}`,
-              `updated ${iso(m.updatedAt)}`,
-              m.endReason,
-            ]
-              .join("\t")
-              .trimEnd(),
-          );
-        }
-        pageToken = page.nextPageToken;
-      } while (pageToken);
-      return 0;
-    }
-    if (command === "directives" && rest.length === 0) {
-      const client = createClient(DirectiveService, transport);
-      let pageToken = "";
-      do {
-        const page = await client.listDirectives({
-          state: enumValue(DirectiveState, values.state, "--state"),
-          provinceCode: values.province ?? "",
-          createdBefore: minutesAgo(values["older-minutes"], "--older-minutes"),
-          pageSize: 1000,
-          pageToken,
-        });
-        for (const s of page.directives) {
-          const d = s.directive;
-          print(
-            [
-              d?.directiveId ?? "",
-              DirectiveState[s.state],
-              d?.targetProvinceCode ?? "",
-              d?.action.case ?? "",
-              `issued ${iso(d?.issuedAt)}`,
-              `publishes ${s.publishCount}`,
-              s.receipt?.detail ?? "",
-            ]
-              .join("\t")
-              .trimEnd(),
-          );
-        }
-        pageToken = page.nextPageToken;
-      } while (pageToken);
-      return 0;
-    }
-    if (command === "force-abort" && rest.length === 1) {
-      if (!values.reason) throw new Usage("force-abort: --reason TEXT is required");
-      const { migration } = await createClient(OperatorService, transport).forceAbortMigration({
-        migrationId: rest[0] ?? "",
-        reason: values.reason,
-      });
-      print(`${migration?.migrationId ?? ""}\t${MigrationState[migration?.state ?? 0]}`);
-      return 0;
-    }
-    if (command === "redrive" && rest.length === 1) {
-      if (!values.reason) throw new Usage("redrive: --reason TEXT is required");
-      const { directive } = await createClient(OperatorService, transport).redriveDirective({
-        directiveId: rest[0] ?? "",
-        reason: values.reason,
-      });
-      print(`${directive?.directive?.directiveId ?? ""}\t${DirectiveState[directive?.state ?? 0]}`);
+    const run = COMMANDS[command];
+    if (run && run.args === rest.length) {
+      await run.action({ transport, values, ids: rest, print });
       return 0;
     }
     throw new Usage(`unknown command: ${positionals.join(" ")}`);
