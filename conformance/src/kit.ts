@@ -34,6 +34,7 @@ import {
   type DirectiveSigner,
   issueReaderToken,
   natsCredentials,
+  natsServers,
   openDb,
   provinceConsumer,
   provinceSubject,
@@ -139,7 +140,7 @@ export class Kit {
     };
     const { hub, signers, signer, readerIssuer } = await startKitHub(config, log, recorder);
     const nc = await connect({
-      servers: config.kit.natsUrl,
+      servers: natsServers(config.kit.natsUrl),
       name: "evc-conformance",
       ...natsCredentials(config.kit),
     });

@@ -38,6 +38,8 @@ export interface HubConfig {
   stream: string;
   subjectPrefix: string;
   duplicateWindowMs: number;
+  /** Replicas of the directive stream (EVC_STREAM_REPLICAS; 3 on a three-node NATS cluster). */
+  streamReplicas: number;
   suspendDeadlineMs: number;
   activateDeadlineMs: number;
   compensateDeadlineMs: number;
@@ -90,6 +92,7 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     stream: env.EVC_STREAM ?? "EVC_DIRECTIVES",
     subjectPrefix: env.EVC_SUBJECT_PREFIX ?? "evc.directives",
     duplicateWindowMs: envInt(env, "EVC_DUPLICATE_WINDOW_MS", 120_000),
+    streamReplicas: envInt(env, "EVC_STREAM_REPLICAS", 1),
     suspendDeadlineMs: envInt(env, "EVC_SUSPEND_DEADLINE_MS", 60_000),
     activateDeadlineMs: envInt(env, "EVC_ACTIVATE_DEADLINE_MS", 60_000),
     compensateDeadlineMs: envInt(env, "EVC_COMPENSATE_DEADLINE_MS", 300_000),

@@ -22,6 +22,7 @@ import {
   loadSigner,
   loadTrust,
   natsCredentials,
+  natsServers,
   nodeAdapter,
   openDb,
   PROVINCES,
@@ -153,7 +154,7 @@ export class Hub {
       if (applied.length > 0)
         log.info({ schema: config.schema, applied }, "schema migrations applied");
       nc = await connect({
-        servers: config.natsUrl,
+        servers: natsServers(config.natsUrl),
         name: "evc-hub",
         maxReconnectAttempts: -1,
         ...natsCredentials(config),
@@ -166,7 +167,7 @@ export class Hub {
       };
       const jsm = await jetstreamManager(nc);
       const provision = async () => {
-        await provisionStream(jsm, layout);
+        await provisionStream(jsm, layout, config.streamReplicas);
         for (const code of Object.keys(PROVINCES)) {
           await provisionProvinceConsumer(jsm, layout, code, config.consumerAckWaitMs);
         }

@@ -31,6 +31,7 @@ import {
   loadCredential,
   loadVerifier,
   natsCredentials,
+  natsServers,
   nodeAdapter,
   openDb,
   provinceInbox,
@@ -179,7 +180,7 @@ export class Province {
     try {
       await migrate(sql, config.schema);
       nc = await connect({
-        servers: config.natsUrl,
+        servers: natsServers(config.natsUrl),
         name: `evc-province-${config.code}`,
         maxReconnectAttempts: -1,
         // Its own reply subjects: the bus lets a province subscribe to nothing else.

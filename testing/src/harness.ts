@@ -34,6 +34,7 @@ import {
   generateCredential,
   generateSigningKey,
   natsCredentials,
+  natsServers,
   provinceSubject,
   residentId,
   syntheticIdentity,
@@ -215,7 +216,7 @@ export async function startTestHub(
     async close() {
       for (const h of hubs) await h.stop().catch(() => undefined);
       const nc = await connect({
-        servers: config.natsUrl,
+        servers: natsServers(config.natsUrl),
         ...natsCredentials(config),
         ...(config.natsTls ? { tls: config.natsTls } : {}),
       }).catch(() => undefined);

@@ -53,3 +53,42 @@ export async function startNatsServer(extraConfig = ""): Promise<PrivateNats> {
     },
   };
 }
+
+/**
+ * A cluster of `size` private nats-servers with JetStream (named n1…), routed to each other;
+ * `url` names every node. Returns once JetStream answers (its meta leader elected).
+ */
+export async function startNatsCluster(size = 3): Promise<PrivateNats> {
+  const routes = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const urls = routes.map((r) => `nats-route://127.0.0.1:${r}`).join(", ");
+  const nodes = await Promise.all(
+    routes.map((route, i) =>
+      startNatsServer(
+        `server_name: n${i + 1}\ncluster { name: evc-test, listen: 127.0.0.1:${route}, routes: [${urls}] }\n`,
+      ),
+    ),
+  );
+  const url = nodes.map((n) => n.url).join(",");
+  const stop = async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+  };
+  const { connect } = await import("@nats-io/transport-node");
+  const { jetstreamManager } = await import("@nats-io/jetstream");
+  const end = Date.now() + 30_000;
+  for (;;) {
+    const nc = await connect({ servers: url.split(",") });
+    try {
+      await (await jetstreamManager(nc, { timeout: 2000 })).getAccountInfo();
+      break;
+    } catch (err) {
+      if (Date.now() > end) {
+        await stop();
+        throw new Error(`the NATS cluster's JetStream did not come up: ${String(err)}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    } finally {
+      await nc.close();
+    }
+  }
+  return { url, stop };
+}

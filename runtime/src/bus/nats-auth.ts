@@ -46,6 +46,17 @@ export function natsCredentials(
   );
 }
 
+/**
+ * The servers of a NATS URL setting: one URL, or several separated by commas (the nodes of a
+ * cluster), as the NATS client wants them (it would take a comma-separated string for one host).
+ */
+export function natsServers(url: string): string[] {
+  return url
+    .split(",")
+    .map((u) => u.trim())
+    .filter(Boolean);
+}
+
 /** The NKey seed in the file EVC_NATS_NKEY_SEED names ("" if unset). */
 export function nkeySeedFromEnv(env: NodeJS.ProcessEnv): string {
   const file = env.EVC_NATS_NKEY_SEED;

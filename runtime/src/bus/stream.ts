@@ -34,12 +34,19 @@ export function provinceConsumer(province: string): string {
 }
 
 /**
- * Creates (or updates) the file-backed directive stream. Provisioning is separate from
+ * Creates (or updates) the file-backed directive stream, with `replicas` copies (3 on a
+ * three-node cluster: losing a node then loses nothing). Provisioning is separate from
  * publishing and consuming: workers only look the stream up.
  */
-export async function provisionStream(jsm: JetStreamManager, layout: BusLayout): Promise<void> {
+export async function provisionStream(
+  jsm: JetStreamManager,
+  layout: BusLayout,
+  replicas = 1,
+): Promise<void> {
   const config = {
     name: layout.stream,
+    // Said on every start, so a restart keeps what the operator configured (EVC_STREAM_REPLICAS).
+    num_replicas: replicas,
     subjects: [`${layout.subjectPrefix}.>`],
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
