@@ -30,6 +30,12 @@ rmSync(out, { recursive: true, force: true });
 rmSync(`${out}.tar.gz`, { force: true });
 mkdirSync(out, { recursive: true });
 
+/** The release's package.json: what it is, no dependencies (they are in node_modules). */
+function writeManifest() {
+  const manifest = { name: "evc-hub-release", version, private: true, type: "module" };
+  writeFileSync(join(out, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
 // The hub and its libraries, as npm installs them from the packed packages.
 const packs = mkdtempSync(join(tmpdir(), "evc-release-"));
 try {
@@ -50,10 +56,7 @@ try {
     { cwd: root, stdio: ["ignore", "ignore", "inherit"] },
   );
   const tarballs = readdirSync(packs).map((f) => join(packs, f));
-  writeFileSync(
-    join(out, "package.json"),
-    `${JSON.stringify({ name: "evc-hub-release", version, private: true, type: "module" }, null, 2)}\n`,
-  );
+  writeManifest();
   execFileSync(
     "npm",
     [
@@ -70,11 +73,8 @@ try {
 } finally {
   rmSync(packs, { recursive: true, force: true });
 }
-// What npm wrote about the tarballs' paths is of no use once they are gone.
-writeFileSync(
-  join(out, "package.json"),
-  `${JSON.stringify({ name: "evc-hub-release", version, private: true, type: "module" }, null, 2)}\n`,
-);
+// What npm added about the tarballs' paths is of no use once they are gone.
+writeManifest();
 
 const national = "node_modules/@evc-interop/national";
 const bins = {

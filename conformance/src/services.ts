@@ -26,7 +26,7 @@ export interface KitServices {
 }
 
 /** The file, in kit.directive_keys_dir, holding the province's NKey seed for the kit's own bus. */
-export function provinceSeedFile(config: KitConfig): string {
+function provinceSeedFile(config: KitConfig): string {
   return join(config.kit.directiveKeysDir, `nats-province-${config.province.code}.nk`);
 }
 

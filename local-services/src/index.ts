@@ -1,5 +1,6 @@
 /** PostgreSQL and NATS for a run on one machine: the configured ones, or ones started here. */
 export {
+  CannotStartService,
   EmbeddedPostgresUnreachable,
   ensureNats,
   ensurePostgres,

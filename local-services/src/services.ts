@@ -87,13 +87,16 @@ function refuseWhatPostgresCannotReach(dataDir: string): void {
   }
 }
 
-export class EmbeddedPostgresUnreachable extends Error {}
+/** A service a local run needs could not be started; the message says why and what to do. */
+export class CannotStartService extends Error {}
+
+export class EmbeddedPostgresUnreachable extends CannotStartService {}
 
 function redact(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@]*@/, "//$1:***@");
 }
 
-export class MissingNatsServer extends Error {}
+export class MissingNatsServer extends CannotStartService {}
 
 /**
  * The bus of a local run: NATS at `url` when the user named one (through `setting`, which the

@@ -3,9 +3,9 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
+  CannotStartService,
   ensureNats,
   ensurePostgres,
-  MissingNatsServer,
   type Service,
 } from "@evc-interop/local-services";
 import { Hub, hubConfigFromEnv } from "@evc-interop/national";
@@ -173,7 +173,7 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof ConfigError) console.error(`configuration error: ${err.message}`);
-    else if (err instanceof MissingNatsServer) console.error(`cannot start: ${err.message}`);
+    else if (err instanceof CannotStartService) console.error(`cannot start: ${err.message}`);
     else console.error(err);
     process.exitCode = 1;
   },

@@ -84,6 +84,18 @@ function reasonOf(c: Call, command: string): string {
   return c.values.reason;
 }
 
+/** Every page of a listing, following next_page_token to the end. */
+async function* pages<P extends { nextPageToken: string }>(
+  list: (pageToken: string) => Promise<P>,
+): AsyncGenerator<P> {
+  let pageToken = "";
+  do {
+    const page = await list(pageToken);
+    yield page;
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+}
+
 /** The commands, by name: how many ids each takes, and what it does. */
 const COMMANDS: Record<string, { args: number; action: (c: Call) => Promise<void> }> = {
   migrations: {
@@ -95,16 +107,15 @@ const COMMANDS: Record<string, { args: number; action: (c: Call) => Promise<void
         provinceCode: values.province ?? "",
         updatedBefore: minutesAgo(values["stuck-minutes"], "--stuck-minutes"),
       };
-      let pageToken = "";
-      do {
-        const page = await client.listMigrations({ ...filter, pageSize: 500, pageToken });
+      const list = (pageToken: string) =>
+        client.listMigrations({ ...filter, pageSize: 500, pageToken });
+      for await (const page of pages(list)) {
         for (const m of page.migrations) {
           const route = `${m.sourceProvinceCode}->${m.targetProvinceCode}`;
           const updated = `updated ${iso(m.updatedAt)}`;
           print(line(m.migrationId, MigrationState[m.state], route, updated, m.endReason));
         }
-        pageToken = page.nextPageToken;
-      } while (pageToken);
+      }
     },
   },
   directives: {
@@ -116,9 +127,9 @@ const COMMANDS: Record<string, { args: number; action: (c: Call) => Promise<void
         provinceCode: values.province ?? "",
         createdBefore: minutesAgo(values["older-minutes"], "--older-minutes"),
       };
-      let pageToken = "";
-      do {
-        const page = await client.listDirectives({ ...filter, pageSize: 1000, pageToken });
+      const list = (pageToken: string) =>
+        client.listDirectives({ ...filter, pageSize: 1000, pageToken });
+      for await (const page of pages(list)) {
         for (const s of page.directives) {
           const d = s.directive;
           print(
@@ -133,8 +144,7 @@ const COMMANDS: Record<string, { args: number; action: (c: Call) => Promise<void
             ),
           );
         }
-        pageToken = page.nextPageToken;
-      } while (pageToken);
+      }
     },
   },
   "force-abort": {
