@@ -152,6 +152,14 @@ try {
         .find((l) => l.startsWith(`${migrationId}\t`)),
   );
   console.log(`release check: ${line}`);
+  // The console ships built: the page, its script, and a token for it from the released CLI.
+  for (const file of ["", "console.js", "console.css"]) {
+    const res = await fetch(`${hubUrl}/console/${file}`);
+    if (res.status !== 200) throw new Error(`/console/${file}: ${res.status} ${await res.text()}`);
+  }
+  const token = inRelease("evc-operator", ["token", ...operator]).trim();
+  if (token.split(".").length !== 3) throw new Error(`evc-operator token printed: ${token}`);
+  console.log("release check: /console served, evc-operator token prints a token for it");
   // Exit 0: the chain is intact (execFileSync throws otherwise); its log line says how much.
   const verified = inRelease("evc-hub", ["verify-log"], { ...hubEnv, EVC_LOG_LEVEL: "info" });
   const r = JSON.parse(verified.trim().split("\n").at(-1) ?? "{}");

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // `npm run release`: a self-contained release of the national hub, release/evc-hub-<version>/
 // and release/evc-hub-<version>.tar.gz: the hub packed from this workspace (gen, runtime,
-// national, with `npm pack`) and installed with its production dependencies only into the
-// release's node_modules, so it runs with Node.js and nothing else; bin/ wrappers; the systemd
-// unit, the example environment and the release's README (national/release/); the alert rules
-// and the dashboard (national/ops/). Schema migrations are the hub's own (`evc-hub migrate`).
-// Needs the workspace built (`tsc -b`; the npm script does it).
+// console with its built browser app, national, with `npm pack`) and installed with its
+// production dependencies only into the release's node_modules, so it runs with Node.js and
+// nothing else; bin/ wrappers; the systemd unit, the example environment and the release's
+// README (national/release/); the alert rules and the dashboard (national/ops/). Schema
+// migrations are the hub's own (`evc-hub migrate`). Needs the workspace built (`npm run build`,
+// which the npm script runs).
 import { execFileSync } from "node:child_process";
 import {
   chmodSync,
@@ -47,6 +48,8 @@ try {
       "gen",
       "-w",
       "runtime",
+      "-w",
+      "console",
       "-w",
       "national",
       "--pack-destination",

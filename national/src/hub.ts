@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
+import { serveConsole } from "@evc-interop/console";
 import { AuditService } from "@evc-interop/gen/evc/national/v1/audit_service_pb";
 import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate_service_pb";
 import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
@@ -253,7 +254,11 @@ export class Hub {
         fallback: (req, res) => {
           // Http2ServerResponse offers the same writeHead/end used here.
           const ops = { readiness: () => hub.readiness(), registry: metrics.registry, log };
-          void serveOps(ops, req.url ?? "/", res as ServerResponse);
+          const url = req.url ?? "/";
+          void serveConsole(url, res as ServerResponse).then(
+            (served) => (served ? undefined : serveOps(ops, url, res as ServerResponse)),
+            (err: unknown) => log.error({ err }, "serving the console failed"),
+          );
         },
       });
       if (opts.workers !== false && config.role !== "api") {

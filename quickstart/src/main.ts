@@ -14,6 +14,7 @@ import {
   ConfigError,
   createBusUsers,
   createDevCredentials,
+  credentialFile,
   DEFAULT_LAYOUT,
   ensureReaderIssuer,
   ensureSigningKey,
@@ -145,6 +146,9 @@ async function main(argv: string[]): Promise<number> {
       `  hub API (Connect, gRPC, gRPC-Web)  ${hub.url}   e.g. evc.national.v1.CertificateService`,
     );
     print(`  hub health and metrics             ${hub.url}/readyz   ${hub.url}/metrics`);
+    print(
+      `  operator console                   ${hub.url}/console/   sign in with the token of: npm run -s operator -- --hub ${hub.url} --key ${join(credentialsDir, credentialFile("operator:ops"))} token`,
+    );
     for (const p of provinces)
       print(`  province ${p.code} API and metrics     ${p.url}   ${p.url}/metrics`);
     print(

@@ -37,6 +37,10 @@ export const OPERATOR_USAGE = `usage: evc-operator [--hub URL] [--key FILE] COMM
       if a later directive to that province for the record supersedes it, or its migration no
       longer waits for it
 
+  token
+      prints a bearer token for the operator console (the hub's /console): paste it into the
+      sign-in form; it lasts 15 minutes (the most the hub accepts), then make another
+
   --hub URL   the hub (default EVC_HUB_URL, else http://127.0.0.1:8080); over https, EVC_TLS_CA
               (and EVC_TLS_CLIENT_CERT, EVC_TLS_CLIENT_KEY) as for a province
   --key FILE  your private JWK, kid operator:<name> (default EVC_OPERATOR_KEY); a viewer's
@@ -77,6 +81,8 @@ interface Call {
   /** The command's positional arguments (an id, for an action). */
   ids: string[];
   print: Print;
+  /** Signs the bearer tokens of the calls (and `token`'s). */
+  signer: TokenSigner;
 }
 
 function reasonOf(c: Call, command: string): string {
@@ -147,6 +153,13 @@ const COMMANDS: Record<string, { args: number; action: (c: Call) => Promise<void
       }
     },
   },
+  token: {
+    args: 0,
+    async action({ signer, print }) {
+      // As long as the hub accepts one: a console session is signed in again every 15 minutes.
+      print(await new TokenSigner(signer.credential, 900).token());
+    },
+  },
   "force-abort": {
     args: 1,
     async action(c) {
@@ -198,16 +211,17 @@ export async function operatorCli(
       throw new Usage(
         `${keyFile}: not an operator's or a viewer's private JWK (kid operator:<name> or viewer:<name>)`,
       );
+    const signer = new TokenSigner({ subject, privateJwk: jwk });
     const transport = createConnectTransport({
       baseUrl: values.hub ?? env.EVC_HUB_URL ?? "http://127.0.0.1:8080",
       httpVersion: "2",
       defaultTimeoutMs: 30_000,
-      interceptors: [bearer(() => new TokenSigner({ subject, privateJwk: jwk }).token())],
+      interceptors: [bearer(() => signer.token())],
       nodeOptions: transportTls(clientTlsFromEnv(env)),
     });
     const run = COMMANDS[command];
     if (run && run.args === rest.length) {
-      await run.action({ transport, values, ids: rest, print });
+      await run.action({ transport, values, ids: rest, print, signer });
       return 0;
     }
     throw new Usage(`unknown command: ${positionals.join(" ")}`);

@@ -44,7 +44,17 @@ export class TokenSigner {
   private cached: { token: string; refreshAt: number } | undefined;
   private key: ReturnType<typeof importJWK> | undefined;
 
-  constructor(readonly credential: Credential) {}
+  /**
+   * @param lifetimeS how long each token lasts (default 5 minutes); the hub refuses a token
+   * older than 15 minutes whatever its expiry, so more than 900 is refused here.
+   */
+  constructor(
+    readonly credential: Credential,
+    private readonly lifetimeS = TOKEN_LIFETIME_S,
+  ) {
+    if (!(lifetimeS > 60 && lifetimeS <= MAX_TOKEN_AGE_MS / 1000))
+      throw new RangeError(`a token lasts 61 to ${MAX_TOKEN_AGE_MS / 1000} s, not ${lifetimeS}`);
+  }
 
   async token(): Promise<string> {
     const now = Date.now();
@@ -61,9 +71,9 @@ export class TokenSigner {
       .setIssuer(this.credential.subject)
       .setAudience(AUDIENCE)
       .setIssuedAt(iat)
-      .setExpirationTime(iat + TOKEN_LIFETIME_S)
+      .setExpirationTime(iat + this.lifetimeS)
       .sign(await this.key);
-    this.cached = { token, refreshAt: now + (TOKEN_LIFETIME_S - 60) * 1000 };
+    this.cached = { token, refreshAt: now + (this.lifetimeS - 60) * 1000 };
     return token;
   }
 }

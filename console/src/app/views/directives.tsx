@@ -1,0 +1,121 @@
+import {
+  DirectiveState,
+  type DirectiveStatus,
+} from "@evc-interop/gen/evc/national/v1/directive_service_pb";
+import { useState } from "preact/hooks";
+import { age, enumName, when } from "../format.js";
+import type { Hub } from "../hub.js";
+import { usePoll } from "../use-poll.js";
+import { Action } from "./action.js";
+
+const STATES = Object.values(DirectiveState).filter(
+  (v): v is DirectiveState => typeof v === "number" && v !== DirectiveState.UNSPECIFIED,
+);
+
+/** Dead letters (FAILED) and rejections first; any state on demand; re-drive a dead letter. */
+export function Directives(props: { hub: Hub; canAct: boolean }) {
+  const [state, setState] = useState(DirectiveState.FAILED);
+  const [province, setProvince] = useState("");
+  const polled = usePoll(
+    async () =>
+      (
+        await props.hub.directives.listDirectives({
+          state,
+          provinceCode: /^\d{6}$/.test(province) ? province : "",
+          pageSize: 200,
+        })
+      ).directives,
+    3000,
+    `${state}|${province}`,
+  );
+  return (
+    <section>
+      <div class="filters">
+        <label>
+          State{" "}
+          <select
+            name="directive-state"
+            value={String(state)}
+            onChange={(e) => setState(Number(e.currentTarget.value))}
+          >
+            <option value="0">any but ACKNOWLEDGED</option>
+            {STATES.map((s) => (
+              <option value={String(s)}>{enumName(DirectiveState, s)}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Province{" "}
+          <input
+            name="province"
+            placeholder="e.g. 110000"
+            size={8}
+            value={province}
+            onInput={(e) => setProvince(e.currentTarget.value.trim())}
+          />
+        </label>
+      </div>
+      {polled.error && <p class="error">{polled.error}</p>}
+      <table>
+        <thead>
+          <tr>
+            <th>Directive</th>
+            <th>Province</th>
+            <th>Action</th>
+            <th>Sequence</th>
+            <th>State</th>
+            <th>Publishes</th>
+            <th>Last published</th>
+            <th>Province said</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {(polled.data ?? []).map((d) => (
+            <DirectiveRow d={d} hub={props.hub} canAct={props.canAct} refresh={polled.refresh} />
+          ))}
+        </tbody>
+      </table>
+      {polled.data?.length === 0 && <p class="empty">No directive matches.</p>}
+    </section>
+  );
+}
+
+function DirectiveRow(props: {
+  d: DirectiveStatus;
+  hub: Hub;
+  canAct: boolean;
+  refresh: () => Promise<void>;
+}) {
+  const { d } = props;
+  const dir = d.directive;
+  const id = dir?.directiveId ?? "";
+  return (
+    <tr data-directive={id} data-state={enumName(DirectiveState, d.state)}>
+      <td class="id">{id}</td>
+      <td>{dir?.targetProvinceCode}</td>
+      <td>{dir?.action.case}</td>
+      <td>{String(dir?.recordSequence ?? "")}</td>
+      <td class={`state s-${enumName(DirectiveState, d.state)}`}>
+        {enumName(DirectiveState, d.state)}
+      </td>
+      <td>{d.publishCount}</td>
+      <td title={when(d.lastPublishedAt)}>
+        {d.lastPublishedAt ? `${age(d.lastPublishedAt)} ago` : "-"}
+      </td>
+      <td>{d.receipt?.detail}</td>
+      <td>
+        {d.state === DirectiveState.FAILED && props.canAct && (
+          <Action
+            label="Re-drive"
+            warning={`Publishes it to ${dir?.targetProvinceCode} again: do it once the province can take it. The hub refuses if a later directive supersedes it.`}
+            run={async (reason) => {
+              await props.hub.operator.redriveDirective({ directiveId: id, reason });
+              await props.refresh();
+            }}
+          />
+        )}
+      </td>
+    </tr>
+  );
+}

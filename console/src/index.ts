@@ -1,0 +1,1 @@
+export { CONSOLE_PATH, consoleAssetsDir, serveConsole } from "./serve.js";
