@@ -188,6 +188,35 @@ describe("a migration the target never answers", () => {
       expect(notStuck.lines[0]).toMatch(/^evc-operator: the hub refused: \[FailedPrecondition\]/);
       const done = await cli("force-abort", id, "--reason", "ticket 8: 510000 confirms");
       expect(done).toEqual({ code: 0, lines: [`${id}\tCOMPENSATED`] });
+      // Its activation and revoke to 510000 are superseded: no longer republished nor alarmed.
+      const settled = await cli("directives", "--province", "510000", "--state", "superseded");
+      expect(settled.lines.map((l) => l.split("\t")[3])).toEqual([
+        "activateMigratedRecord",
+        "revokeCertificate",
+      ]);
+      const again = settled.lines[0]?.split("\t")[0] ?? "";
+      expect(await cli("supersede", again, "--reason", "ticket 9")).toEqual({
+        code: 0,
+        lines: [`${again}\tSUPERSEDED`],
+      });
+      // The revoke a stuck migration still waits for cannot be superseded; nor completed.
+      const settledIds = new Set(settled.lines.map((l) => l.split("\t")[0]));
+      const awaited = revokes.lines
+        .map((l) => l.split("\t"))
+        .find((f) => f[3] === "revokeCertificate" && !settledIds.has(f[0]))?.[0];
+      const refusedSupersede = await cli("supersede", awaited ?? "", "--reason", "x");
+      expect(refusedSupersede.code).toBe(1);
+      expect(refusedSupersede.lines[0]).toMatch(/\[FailedPrecondition\].*awaited by migration/);
+      expect((await cli("force-complete", id, "--reason", "x")).code).toBe(2); // no certificate
+      const notWaiting = await cli(
+        "force-complete",
+        stuck.ids.at(-2) ?? "",
+        "--certificate",
+        "510000-ABCDE1",
+        "--reason",
+        "x",
+      );
+      expect(notWaiting.lines[0]).toMatch(/\[FailedPrecondition\].*force-abort it instead/);
 
       const provinceKey = join(dir, "province.jwk");
       writeFileSync(

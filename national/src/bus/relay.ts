@@ -8,6 +8,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers, InvalidArgumentError, RequestError } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
+import { ENDED_MIGRATION_STATES, SAGA_STEP_ACTIONS } from "../domain/types.js";
 import type { HubMetrics } from "../metrics.js";
 
 export interface RelayOptions {
@@ -148,8 +149,16 @@ export class Relay {
                 ),
             ),
         );
+        // A step of a migration that ended while it waited here is published once (the
+        // province orders its record's directives by sequence), then superseded.
         await tx`UPDATE directives d SET
-            state = CASE WHEN d.state = 'PENDING' THEN 'DELIVERED' ELSE d.state END,
+            state = CASE
+              WHEN d.state <> 'PENDING' THEN d.state
+              WHEN d.migration_id IS NOT NULL AND d.action = ANY(${SAGA_STEP_ACTIONS}::text[])
+                AND EXISTS (SELECT 1 FROM migrations m WHERE m.migration_id = d.migration_id
+                            AND m.state = ANY(${ENDED_MIGRATION_STATES}::text[]))
+                THEN 'SUPERSEDED'
+              ELSE 'DELIVERED' END,
             publish_count = d.publish_count + 1,
             last_published_at = ${now},
             next_publish_at = u.next

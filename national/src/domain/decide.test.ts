@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type Command, decide, MAX_DOSES_PER_RECORD } from "./decide.js";
+import { type Command, decide, MAX_DOSES_PER_RECORD, type OutboxDirective } from "./decide.js";
 import { Refusal } from "./errors.js";
 import { evolve, sequenceKey } from "./person.js";
 import {
@@ -391,6 +391,94 @@ describe("migration saga", () => {
     s = evolve(s, e as HubEvent, { version: s.version + 1, position: 12 });
     expect(s.openMigrationId).toBeUndefined();
     expect(s.certificates["110000-C1"]?.status).toBe("NORMAL");
+  });
+
+  it("an operator force-completes only a migration waiting for its target's activation; a late receipt is stale", () => {
+    let s = given([register], [migrateToGD, "2026-01-01T00:00:00Z"]);
+    const id = s.openMigrationId ?? "";
+    const force = (certificateNumber: string): Command => ({
+      kind: "forceComplete",
+      operator: "operator:ops",
+      migrationId: id,
+      certificateNumber,
+      reason: "t3: Guangdong confirmed",
+    });
+    const step = (e: HubEvent | undefined) => {
+      s = evolve(s, e as HubEvent, { version: s.version + 1, position: s.version + 1 });
+    };
+    // REQUESTED: the source has not suspended, nothing to complete.
+    expect(refused(() => when(s, force("440000-G1"))).message).toMatch(/REQUESTED/);
+    const awaitingSuspend = receipt(s, "110000");
+    step(when(s, awaitingSuspend)[0]);
+    expect(s.migrations[id]?.state).toBe("SOURCE_SUSPENDED");
+    const lateActivation = receipt(s, "440000", { certificateNumber: "440000-G2" });
+    // The certificate must be one the target issues, and not the person's already.
+    expect(refused(() => when(s, force("310000-X1"))).detail.field).toBe("certificate_number");
+    expect(refused(() => when(s, force("110000-C1"))).code).toBe("already_exists");
+    const [e] = when(s, force("440000-G1"));
+    expect(e).toMatchObject({
+      type: "MigrationCompleted",
+      data: { by: "operator:ops", certificateNumber: "440000-G1" },
+    });
+    step(e);
+    expect(s.openMigrationId).toBeUndefined();
+    expect(s.records[s.currentRecordId ?? ""]?.owner).toBe("440000");
+    // I2: the target's certificate is the one NORMAL, the source's stays SUSPENDED.
+    expect(
+      Object.values(s.certificates)
+        .filter((c) => c.status === "NORMAL")
+        .map((c) => c.number),
+    ).toEqual(["440000-G1"]);
+    // The activation's receipt, arriving late, changes nothing.
+    expect(refused(() => when(s, lateActivation)).code).toBe("aborted");
+    expect(refused(() => when(s, force("440000-G3"))).code).toBe("failed_precondition");
+  });
+
+  it("compensating or waiting for an operator, a migration cannot be force-completed: the revoke is on its way", () => {
+    let s = given([register], [migrateToGD, "2026-01-01T00:00:00Z"]);
+    const id = s.openMigrationId ?? "";
+    s = evolve(s, when(s, receipt(s, "110000"))[0] as HubEvent, { version: 3, position: 3 });
+    s = evolve(
+      s,
+      when(s, { kind: "deadline", migrationId: id }, "2026-01-01T00:00:05Z")[0] as HubEvent,
+      { version: 4, position: 4 },
+    );
+    expect(s.migrations[id]?.state).toBe("COMPENSATING");
+    const e = refused(() =>
+      when(s, {
+        kind: "forceComplete",
+        operator: "operator:ops",
+        migrationId: id,
+        certificateNumber: "440000-G1",
+        reason: "t4",
+      }),
+    );
+    expect(e.message).toMatch(/force-abort it instead/);
+  });
+
+  it("an operator supersedes a directive, but not the step an open migration waits for", () => {
+    const s = given([register], [migrateToGD, "2026-01-01T00:00:00Z"]);
+    const id = s.openMigrationId ?? "";
+    const m = s.migrations[id];
+    const suspend: OutboxDirective = {
+      directiveId: m?.awaitingDirectiveId ?? "",
+      province: "110000",
+      recordId: m?.recordId ?? "",
+      recordSequence: 1,
+      migrationId: id,
+      action: "suspendForMigration",
+    };
+    const supersede = (directive: OutboxDirective): Command => ({
+      kind: "supersedeDirective",
+      operator: "operator:ops",
+      reason: "t5",
+      directive,
+    });
+    expect(refused(() => when(s, supersede(suspend))).detail.migrationId).toBe(id);
+    const append = { ...suspend, directiveId: "other", migrationId: null, action: "appendDose" };
+    expect(when(s, supersede(append))).toMatchObject([
+      { type: "DirectiveSuperseded", data: { directiveId: "other", by: "operator:ops" } },
+    ]);
   });
 
   it("an operator re-drives only the latest directive, and a migration's only while it waits for it", () => {

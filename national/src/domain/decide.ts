@@ -12,7 +12,7 @@ import type {
   PersonState,
   RecordState,
 } from "./types.js";
-import { OPEN_MIGRATION_STATES } from "./types.js";
+import { OPEN_MIGRATION_STATES, SAGA_STEP_ACTIONS } from "./types.js";
 
 /**
  * The most doses a record may hold (evc.common.v1.RecordContents): with every dose at its
@@ -26,7 +26,17 @@ export const MAX_DOSES_PER_RECORD = 1000;
  */
 
 /** The directives a migration's saga waits on (dose appends and restores are not steps). */
-const SAGA_STEPS = new Set(["suspendForMigration", "activateMigratedRecord", "revokeCertificate"]);
+const SAGA_STEPS = new Set<string>(SAGA_STEP_ACTIONS);
+
+/** A directive as its outbox row has it (what an operator action on it needs). */
+export interface OutboxDirective {
+  directiveId: string;
+  province: string;
+  recordId: string;
+  recordSequence: number;
+  migrationId: string | null;
+  action: string;
+}
 
 export type Command =
   | {
@@ -47,19 +57,14 @@ export type Command =
   | { kind: "cancelMigration"; caller: string; migrationId: string; reason: string }
   | { kind: "forceAbort"; operator: string; migrationId: string; reason: string }
   | {
-      kind: "redriveDirective";
+      kind: "forceComplete";
       operator: string;
+      migrationId: string;
+      certificateNumber: string;
       reason: string;
-      /** The dead-lettered directive, as its outbox row has it. */
-      directive: {
-        directiveId: string;
-        province: string;
-        recordId: string;
-        recordSequence: number;
-        migrationId: string | null;
-        action: string;
-      };
     }
+  | { kind: "redriveDirective"; operator: string; reason: string; directive: OutboxDirective }
+  | { kind: "supersedeDirective"; operator: string; reason: string; directive: OutboxDirective }
   | {
       kind: "receipt";
       caller: string;
@@ -299,6 +304,70 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
             reason: `force-aborted by ${cmd.operator}: ${cmd.reason}`,
             by: cmd.operator,
             directive: restore(state, ctx, m, m.attempt + 1),
+            at,
+          },
+        },
+      ];
+    }
+
+    case "forceComplete": {
+      const m = openMigration(state, cmd.migrationId);
+      if (m.state !== "SOURCE_SUSPENDED")
+        throw new Refusal(
+          "failed_precondition",
+          "INVALID_STATE",
+          m.state === "REQUESTED"
+            ? `migration ${m.migrationId} is REQUESTED: the source has not suspended the record, there is nothing to complete`
+            : `migration ${m.migrationId} is ${m.state}: only one waiting for its target's activation (SOURCE_SUSPENDED) can be force-completed${m.state === "COMPENSATING" || m.state === "NEEDS_OPERATOR" ? "; a revoke is on its way to the target: force-abort it instead" : ""}`,
+          { field: "migration_id", migrationId: m.migrationId },
+        );
+      const taken = state.certificates[cmd.certificateNumber];
+      if (taken)
+        throw new Refusal(
+          "already_exists",
+          "INVALID_FIELD",
+          `certificate ${cmd.certificateNumber} is already the person's (${taken.status} at ${taken.province}): give the one the target issued`,
+          { field: "certificate_number", migrationId: m.migrationId },
+        );
+      if (!cmd.certificateNumber.startsWith(`${m.target}-`))
+        throw new Refusal(
+          "invalid_argument",
+          "INVALID_FIELD",
+          `certificate ${cmd.certificateNumber} is not one the target ${m.target} issues (${m.target}-...)`,
+          { field: "certificate_number", migrationId: m.migrationId },
+        );
+      return [
+        {
+          type: "MigrationCompleted",
+          data: {
+            migrationId: m.migrationId,
+            certificateNumber: cmd.certificateNumber,
+            by: cmd.operator,
+            reason: `force-completed by ${cmd.operator}: ${cmd.reason}`,
+            at,
+          },
+        },
+      ];
+    }
+
+    case "supersedeDirective": {
+      const d = cmd.directive;
+      const m = d.migrationId ? state.migrations[d.migrationId] : undefined;
+      if (m && m.awaitingDirectiveId === d.directiveId && OPEN_MIGRATION_STATES.includes(m.state))
+        throw new Refusal(
+          "failed_precondition",
+          "INVALID_STATE",
+          `directive ${d.directiveId} is awaited by migration ${m.migrationId} (${m.state}): its deadline, or force-abort / force-complete, moves it on`,
+          { field: "directive_id", migrationId: m.migrationId },
+        );
+      return [
+        {
+          type: "DirectiveSuperseded",
+          data: {
+            directiveId: d.directiveId,
+            province: d.province,
+            by: cmd.operator,
+            reason: cmd.reason,
             at,
           },
         },

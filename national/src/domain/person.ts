@@ -145,7 +145,9 @@ export function evolve(state: PersonState, event: HubEvent, meta: EventMeta): Pe
       return rest;
     }
     case "DirectiveRedriven":
-      // The outbox row is re-armed by the store; the person's state moves on by a version.
+    case "DirectiveSuperseded":
+      // The outbox row is re-armed or superseded by the store; the person's state moves on by a
+      // version.
       return s;
     case "RecordRegistered": {
       const d = event.data;

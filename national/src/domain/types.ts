@@ -45,6 +45,24 @@ export const OPEN_MIGRATION_STATES: readonly MigrationState[] = [
   "NEEDS_OPERATOR",
 ];
 
+/** Migration states that end it (the lock released). */
+export const ENDED_MIGRATION_STATES: readonly MigrationState[] = [
+  "COMPLETED",
+  "REJECTED",
+  "CANCELLED",
+  "COMPENSATED",
+];
+
+/**
+ * Directive actions that are steps of a migration's saga (it waits for their receipts); once the
+ * migration ended, the hub no longer republishes those still unanswered (they are superseded).
+ */
+export const SAGA_STEP_ACTIONS: readonly DirectiveAction["kind"][] = [
+  "suspendForMigration",
+  "activateMigratedRecord",
+  "revokeCertificate",
+];
+
 /** A directive decided by the hub, as recorded in the event that caused it. */
 export interface DirectiveIntent {
   directiveId: string;
@@ -113,7 +131,14 @@ export type HubEvent =
     }
   | {
       type: "MigrationCompleted";
-      data: { migrationId: string; certificateNumber: string; at: string };
+      data: {
+        migrationId: string;
+        certificateNumber: string;
+        at: string;
+        /** The operator who forced it (OperatorService.ForceCompleteMigration), and why. */
+        by?: string;
+        reason?: string;
+      };
     }
   | { type: "MigrationRejected"; data: { migrationId: string; reason: string; at: string } }
   | {
@@ -166,6 +191,11 @@ export type HubEvent =
   | {
       /** An operator sent a dead-lettered directive again (OperatorService.RedriveDirective). */
       type: "DirectiveRedriven";
+      data: { directiveId: string; province: string; by: string; reason: string; at: string };
+    }
+  | {
+      /** An operator settled a directive another way (OperatorService.SupersedeDirective). */
+      type: "DirectiveSuperseded";
       data: { directiveId: string; province: string; by: string; reason: string; at: string };
     }
   | {

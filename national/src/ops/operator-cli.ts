@@ -32,10 +32,19 @@ export const OPERATOR_USAGE = `usage: evc-operator [--hub URL] [--key FILE] COMM
       is restored and the lock released; only after the target confirmed it holds no NORMAL
       certificate for the person. The reason is kept in the person's log with your name.
 
+  force-complete MIGRATION_ID --certificate NUMBER --reason TEXT
+      completes a migration whose target activated the record but whose receipt never came
+      (SOURCE_SUSPENDED): only after the target confirmed it holds the record ACTIVE with the
+      NORMAL certificate NUMBER
+
   redrive DIRECTIVE_ID --reason TEXT
-      publishes a dead-lettered (FAILED) directive again, once its province can take it; refused
-      if a later directive to that province for the record supersedes it, or its migration no
-      longer waits for it
+      publishes a dead-lettered (FAILED) or superseded directive again, once its province can
+      take it; refused if a later directive to that province for the record supersedes it, or
+      its migration no longer waits for it
+
+  supersede DIRECTIVE_ID --reason TEXT
+      stops republishing a directive and clears its alarm (dead letter, rejection) once settled
+      another way; what was published stays on the bus and is still applied in order
 
   token
       prints a bearer token for the operator console (the hub's /console): paste it into the
@@ -172,6 +181,35 @@ const COMMANDS: Record<string, { args: number; action: (c: Call) => Promise<void
       c.print(line(migration?.migrationId ?? "", MigrationState[state]));
     },
   },
+  "force-complete": {
+    args: 1,
+    async action(c) {
+      const reason = reasonOf(c, "force-complete");
+      if (!c.values.certificate)
+        throw new Usage("force-complete: --certificate NUMBER (the target's) is required");
+      const { migration } = await createClient(OperatorService, c.transport).forceCompleteMigration(
+        {
+          migrationId: c.ids[0] ?? "",
+          certificateNumber: c.values.certificate,
+          reason,
+        },
+      );
+      const state = migration?.state ?? MigrationState.UNSPECIFIED;
+      c.print(line(migration?.migrationId ?? "", MigrationState[state]));
+    },
+  },
+  supersede: {
+    args: 1,
+    async action(c) {
+      const reason = reasonOf(c, "supersede");
+      const { directive } = await createClient(OperatorService, c.transport).supersedeDirective({
+        directiveId: c.ids[0] ?? "",
+        reason,
+      });
+      const state = directive?.state ?? DirectiveState.UNSPECIFIED;
+      c.print(line(directive?.directive?.directiveId ?? "", DirectiveState[state]));
+    },
+  },
   redrive: {
     args: 1,
     async action(c) {
@@ -250,6 +288,7 @@ function parse(argv: string[]) {
       "stuck-minutes": { type: "string" },
       "older-minutes": { type: "string" },
       reason: { type: "string" },
+      certificate: { type: "string" },
     },
   });
 }

@@ -6,7 +6,7 @@ import { type Command, decide } from "../domain/decide.js";
 import { Refusal } from "../domain/errors.js";
 import { directivesOf, evolve } from "../domain/person.js";
 import type { DecideContext, HubEvent, PersonState } from "../domain/types.js";
-import { initialState } from "../domain/types.js";
+import { initialState, SAGA_STEP_ACTIONS } from "../domain/types.js";
 import { carriesIdentity, dataKeys, sealIdentities } from "./identity-seal.js";
 import { type ProjectionRows, projectionQueries, projectionRows } from "./projection.js";
 import {
@@ -361,6 +361,19 @@ export class HubStore {
     const updated = changes.filter((c) => c.plan.events.length > 0 && c.plan.before.version > 0);
     if (created.length > 0) writes.push(personsInsert(tx, created));
     if (updated.length > 0) writes.push(personsUpdate(tx, updated));
+    // Settled by an operator, or steps of a migration that ended: no longer republished nor
+    // alarmed. Only what was published (a province orders by sequence: one never published
+    // would hold up its successors; the relay supersedes those as it publishes them).
+    const superseded = changes.flatMap((c) => c.superseded);
+    if (superseded.length > 0)
+      writes.push(tx`UPDATE directives SET state = 'SUPERSEDED'
+        WHERE directive_id = ANY(${superseded}::uuid[]) AND publish_count > 0
+          AND state IN ('PENDING', 'DELIVERED', 'FAILED', 'REJECTED')`);
+    const ended = changes.flatMap((c) => c.ended);
+    if (ended.length > 0)
+      writes.push(tx`UPDATE directives SET state = 'SUPERSEDED'
+        WHERE migration_id = ANY(${ended}::uuid[]) AND action = ANY(${SAGA_STEP_ACTIONS}::text[])
+          AND receipt IS NULL AND publish_count > 0 AND state IN ('PENDING', 'DELIVERED', 'FAILED')`);
     const rearm = changes.flatMap((c) => c.rearm);
     if (rearm.length > 0)
       writes.push(tx`UPDATE directives SET state = 'PENDING', publish_count = 0, next_publish_at = ${now}
@@ -440,14 +453,12 @@ export class HubStore {
   }
 
   /** Folds a job's appended events into its new state and the directives they imply. */
-  private fold(
-    plan: Planned,
-    positions: Map<string, number>,
-    now: Date,
-  ): { plan: Planned; state: PersonState; outbox: Record<string, unknown>[]; rearm: string[] } {
+  private fold(plan: Planned, positions: Map<string, number>, now: Date): Folded {
     let state = plan.before;
     const outbox: Record<string, unknown>[] = [];
     const rearm: string[] = [];
+    const superseded: string[] = [];
+    const ended: string[] = [];
     plan.events.forEach((event, i) => {
       const row = plan.rows[i];
       const meta = {
@@ -462,6 +473,9 @@ export class HubStore {
       }
       // An operator's re-drive of a dead-lettered directive: the same.
       if (event.type === "DirectiveRedriven") rearm.push(event.data.directiveId);
+      if (event.type === "DirectiveSuperseded") superseded.push(event.data.directiveId);
+      if (ENDED_BY.has(event.type) && "migrationId" in event.data)
+        ended.push(event.data.migrationId);
       for (const intent of directivesOf(event)) {
         const message = directiveMessage(intent, {
           eventId: row?.event_id ?? "",
@@ -483,9 +497,30 @@ export class HubStore {
         });
       }
     });
-    return { plan, state, outbox, rearm };
+    return { plan, state, outbox, rearm, superseded, ended };
   }
 }
+
+/** A job's appended events folded: its new state and what they do to the outbox. */
+interface Folded {
+  plan: Planned;
+  state: PersonState;
+  outbox: Record<string, unknown>[];
+  /** Directives sent again (their publishes reset). */
+  rearm: string[];
+  /** Directives an operator settled. */
+  superseded: string[];
+  /** Migrations that ended: their unanswered steps are superseded. */
+  ended: string[];
+}
+
+/** The events that end a migration. */
+const ENDED_BY = new Set<HubEvent["type"]>([
+  "MigrationCompleted",
+  "MigrationRejected",
+  "MigrationCancelled",
+  "MigrationCompensated",
+]);
 
 function toJob<R>(
   personKey: string,

@@ -269,7 +269,10 @@ export enum DirectiveState {
   FAILED = 4,
 
   /**
-   * No longer needed (its migration ended another way); receipts are still accepted.
+   * No longer republished nor alarmed: its migration ended (a step it no longer waits for), its
+   * receipt came for a superseded attempt, or an operator settled it
+   * (OperatorService.SupersedeDirective). What was published stays on the bus: the province
+   * still applies it in its record's order, and its receipt is still taken.
    *
    * @generated from enum value: DIRECTIVE_STATE_SUPERSEDED = 5;
    */

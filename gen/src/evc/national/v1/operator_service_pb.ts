@@ -17,7 +17,112 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evc/national/v1/operator_service.proto.
  */
 export const file_evc_national_v1_operator_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZldmMvbmF0aW9uYWwvdjEvb3BlcmF0b3Jfc2VydmljZS5wcm90bxIPZXZjLm5hdGlvbmFsLnYxIlUKF1JlZHJpdmVEaXJlY3RpdmVSZXF1ZXN0Eh4KDGRpcmVjdGl2ZV9pZBgBIAEoCUIIukgFcgOwAQESGgoGcmVhc29uGAIgASgJQgq6SAdyBRABGIACIk8KGFJlZHJpdmVEaXJlY3RpdmVSZXNwb25zZRIzCglkaXJlY3RpdmUYASABKAsyIC5ldmMubmF0aW9uYWwudjEuRGlyZWN0aXZlU3RhdHVzIlgKGkZvcmNlQWJvcnRNaWdyYXRpb25SZXF1ZXN0Eh4KDG1pZ3JhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESGgoGcmVhc29uGAIgASgJQgq6SAdyBRABGIACIkwKG0ZvcmNlQWJvcnRNaWdyYXRpb25SZXNwb25zZRItCgltaWdyYXRpb24YASABKAsyGi5ldmMubmF0aW9uYWwudjEuTWlncmF0aW9uMuwBCg9PcGVyYXRvclNlcnZpY2UScAoTRm9yY2VBYm9ydE1pZ3JhdGlvbhIrLmV2Yy5uYXRpb25hbC52MS5Gb3JjZUFib3J0TWlncmF0aW9uUmVxdWVzdBosLmV2Yy5uYXRpb25hbC52MS5Gb3JjZUFib3J0TWlncmF0aW9uUmVzcG9uc2USZwoQUmVkcml2ZURpcmVjdGl2ZRIoLmV2Yy5uYXRpb25hbC52MS5SZWRyaXZlRGlyZWN0aXZlUmVxdWVzdBopLmV2Yy5uYXRpb25hbC52MS5SZWRyaXZlRGlyZWN0aXZlUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_evc_national_v1_directive_service, file_evc_national_v1_migration_service]);
+  fileDesc("CiZldmMvbmF0aW9uYWwvdjEvb3BlcmF0b3Jfc2VydmljZS5wcm90bxIPZXZjLm5hdGlvbmFsLnYxIqMBCh1Gb3JjZUNvbXBsZXRlTWlncmF0aW9uUmVxdWVzdBIeCgxtaWdyYXRpb25faWQYASABKAlCCLpIBXIDsAEBEkYKEmNlcnRpZmljYXRlX251bWJlchgCIAEoCUIqukgnciUyI15bMS04XVswLTldMDAwMC1bQS1aYS16MC05LV17NCw0MH0kEhoKBnJlYXNvbhgDIAEoCUIKukgHcgUQARiAAiJPCh5Gb3JjZUNvbXBsZXRlTWlncmF0aW9uUmVzcG9uc2USLQoJbWlncmF0aW9uGAEgASgLMhouZXZjLm5hdGlvbmFsLnYxLk1pZ3JhdGlvbiJXChlTdXBlcnNlZGVEaXJlY3RpdmVSZXF1ZXN0Eh4KDGRpcmVjdGl2ZV9pZBgBIAEoCUIIukgFcgOwAQESGgoGcmVhc29uGAIgASgJQgq6SAdyBRABGIACIlEKGlN1cGVyc2VkZURpcmVjdGl2ZVJlc3BvbnNlEjMKCWRpcmVjdGl2ZRgBIAEoCzIgLmV2Yy5uYXRpb25hbC52MS5EaXJlY3RpdmVTdGF0dXMiVQoXUmVkcml2ZURpcmVjdGl2ZVJlcXVlc3QSHgoMZGlyZWN0aXZlX2lkGAEgASgJQgi6SAVyA7ABARIaCgZyZWFzb24YAiABKAlCCrpIB3IFEAEYgAIiTwoYUmVkcml2ZURpcmVjdGl2ZVJlc3BvbnNlEjMKCWRpcmVjdGl2ZRgBIAEoCzIgLmV2Yy5uYXRpb25hbC52MS5EaXJlY3RpdmVTdGF0dXMiWAoaRm9yY2VBYm9ydE1pZ3JhdGlvblJlcXVlc3QSHgoMbWlncmF0aW9uX2lkGAEgASgJQgi6SAVyA7ABARIaCgZyZWFzb24YAiABKAlCCrpIB3IFEAEYgAIiTAobRm9yY2VBYm9ydE1pZ3JhdGlvblJlc3BvbnNlEi0KCW1pZ3JhdGlvbhgBIAEoCzIaLmV2Yy5uYXRpb25hbC52MS5NaWdyYXRpb24y1gMKD09wZXJhdG9yU2VydmljZRJwChNGb3JjZUFib3J0TWlncmF0aW9uEisuZXZjLm5hdGlvbmFsLnYxLkZvcmNlQWJvcnRNaWdyYXRpb25SZXF1ZXN0GiwuZXZjLm5hdGlvbmFsLnYxLkZvcmNlQWJvcnRNaWdyYXRpb25SZXNwb25zZRJnChBSZWRyaXZlRGlyZWN0aXZlEiguZXZjLm5hdGlvbmFsLnYxLlJlZHJpdmVEaXJlY3RpdmVSZXF1ZXN0GikuZXZjLm5hdGlvbmFsLnYxLlJlZHJpdmVEaXJlY3RpdmVSZXNwb25zZRJ5ChZGb3JjZUNvbXBsZXRlTWlncmF0aW9uEi4uZXZjLm5hdGlvbmFsLnYxLkZvcmNlQ29tcGxldGVNaWdyYXRpb25SZXF1ZXN0Gi8uZXZjLm5hdGlvbmFsLnYxLkZvcmNlQ29tcGxldGVNaWdyYXRpb25SZXNwb25zZRJtChJTdXBlcnNlZGVEaXJlY3RpdmUSKi5ldmMubmF0aW9uYWwudjEuU3VwZXJzZWRlRGlyZWN0aXZlUmVxdWVzdBorLmV2Yy5uYXRpb25hbC52MS5TdXBlcnNlZGVEaXJlY3RpdmVSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_evc_national_v1_directive_service, file_evc_national_v1_migration_service]);
+
+/**
+ * Request of OperatorService.ForceCompleteMigration.
+ *
+ * @generated from message evc.national.v1.ForceCompleteMigrationRequest
+ */
+export type ForceCompleteMigrationRequest = Message<"evc.national.v1.ForceCompleteMigrationRequest"> & {
+  /**
+   * The migration. Required.
+   *
+   * @generated from field: string migration_id = 1;
+   */
+  migrationId: string;
+
+  /**
+   * The NORMAL certificate the target says it issued. Required.
+   *
+   * @generated from field: string certificate_number = 2;
+   */
+  certificateNumber: string;
+
+  /**
+   * Why, kept in the log (e.g. the ticket and what the target confirmed). Required.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message evc.national.v1.ForceCompleteMigrationRequest.
+ * Use `create(ForceCompleteMigrationRequestSchema)` to create a new message.
+ */
+export const ForceCompleteMigrationRequestSchema: GenMessage<ForceCompleteMigrationRequest> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_operator_service, 0);
+
+/**
+ * Response of OperatorService.ForceCompleteMigration.
+ *
+ * @generated from message evc.national.v1.ForceCompleteMigrationResponse
+ */
+export type ForceCompleteMigrationResponse = Message<"evc.national.v1.ForceCompleteMigrationResponse"> & {
+  /**
+   * The migration after the action (COMPLETED).
+   *
+   * @generated from field: evc.national.v1.Migration migration = 1;
+   */
+  migration?: Migration | undefined;
+};
+
+/**
+ * Describes the message evc.national.v1.ForceCompleteMigrationResponse.
+ * Use `create(ForceCompleteMigrationResponseSchema)` to create a new message.
+ */
+export const ForceCompleteMigrationResponseSchema: GenMessage<ForceCompleteMigrationResponse> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_operator_service, 1);
+
+/**
+ * Request of OperatorService.SupersedeDirective.
+ *
+ * @generated from message evc.national.v1.SupersedeDirectiveRequest
+ */
+export type SupersedeDirectiveRequest = Message<"evc.national.v1.SupersedeDirectiveRequest"> & {
+  /**
+   * The directive. Required.
+   *
+   * @generated from field: string directive_id = 1;
+   */
+  directiveId: string;
+
+  /**
+   * Why, kept in the log (e.g. the ticket and how it was settled). Required.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message evc.national.v1.SupersedeDirectiveRequest.
+ * Use `create(SupersedeDirectiveRequestSchema)` to create a new message.
+ */
+export const SupersedeDirectiveRequestSchema: GenMessage<SupersedeDirectiveRequest> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_operator_service, 2);
+
+/**
+ * Response of OperatorService.SupersedeDirective.
+ *
+ * @generated from message evc.national.v1.SupersedeDirectiveResponse
+ */
+export type SupersedeDirectiveResponse = Message<"evc.national.v1.SupersedeDirectiveResponse"> & {
+  /**
+   * The directive after the action (SUPERSEDED).
+   *
+   * @generated from field: evc.national.v1.DirectiveStatus directive = 1;
+   */
+  directive?: DirectiveStatus | undefined;
+};
+
+/**
+ * Describes the message evc.national.v1.SupersedeDirectiveResponse.
+ * Use `create(SupersedeDirectiveResponseSchema)` to create a new message.
+ */
+export const SupersedeDirectiveResponseSchema: GenMessage<SupersedeDirectiveResponse> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_operator_service, 3);
 
 /**
  * Request of OperatorService.RedriveDirective.
@@ -45,7 +150,7 @@ export type RedriveDirectiveRequest = Message<"evc.national.v1.RedriveDirectiveR
  * Use `create(RedriveDirectiveRequestSchema)` to create a new message.
  */
 export const RedriveDirectiveRequestSchema: GenMessage<RedriveDirectiveRequest> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_operator_service, 0);
+  messageDesc(file_evc_national_v1_operator_service, 4);
 
 /**
  * Response of OperatorService.RedriveDirective.
@@ -66,7 +171,7 @@ export type RedriveDirectiveResponse = Message<"evc.national.v1.RedriveDirective
  * Use `create(RedriveDirectiveResponseSchema)` to create a new message.
  */
 export const RedriveDirectiveResponseSchema: GenMessage<RedriveDirectiveResponse> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_operator_service, 1);
+  messageDesc(file_evc_national_v1_operator_service, 5);
 
 /**
  * Request of OperatorService.ForceAbortMigration.
@@ -94,7 +199,7 @@ export type ForceAbortMigrationRequest = Message<"evc.national.v1.ForceAbortMigr
  * Use `create(ForceAbortMigrationRequestSchema)` to create a new message.
  */
 export const ForceAbortMigrationRequestSchema: GenMessage<ForceAbortMigrationRequest> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_operator_service, 2);
+  messageDesc(file_evc_national_v1_operator_service, 6);
 
 /**
  * Response of OperatorService.ForceAbortMigration.
@@ -115,10 +220,16 @@ export type ForceAbortMigrationResponse = Message<"evc.national.v1.ForceAbortMig
  * Use `create(ForceAbortMigrationResponseSchema)` to create a new message.
  */
 export const ForceAbortMigrationResponseSchema: GenMessage<ForceAbortMigrationResponse> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_operator_service, 3);
+  messageDesc(file_evc_national_v1_operator_service, 7);
 
 /**
- * Operator actions. Each is an event in the person's log carrying the operator and the reason.
+ * Operator actions. Each is an event in the person's log carrying the operator and the reason,
+ * and each is refused (PermissionDenied) to anyone but an operator: a viewer only watches.
+ *
+ * There is no separate "release a lock": a person's lock is their open migration, released by
+ * ending it (ForceAbortMigration, ForceCompleteMigration). Releasing it with the migration still
+ * open would let another province take the record while the first target may hold a NORMAL
+ * certificate (I2).
  *
  * @generated from service evc.national.v1.OperatorService
  */
@@ -138,10 +249,11 @@ export const OperatorService: GenService<{
     output: typeof ForceAbortMigrationResponseSchema;
   },
   /**
-   * Publishes a dead-lettered (FAILED) directive again, its publishes reset, as the relay sends
-   * a new one; a DirectiveRedriven event in the person's log names the operator and the reason.
+   * Publishes a dead-lettered (FAILED) or superseded directive again, its publishes reset, as
+   * the relay sends a new one; a DirectiveRedriven event in the person's log names the operator and the reason.
    * A province applies each directive id once (I4), so a re-drive never applies anything twice.
-   * Refused (FailedPrecondition) unless the directive is FAILED, is the latest the hub issued to
+   * Refused (FailedPrecondition) unless the directive is FAILED or SUPERSEDED without a receipt,
+   * is the latest the hub issued to
    * its province for that record (an older one would undo what a later one did), and, for a
    * migration's step, the migration still waits for it; NotFound for an unknown directive.
    *
@@ -151,6 +263,39 @@ export const OperatorService: GenService<{
     methodKind: "unary";
     input: typeof RedriveDirectiveRequestSchema;
     output: typeof RedriveDirectiveResponseSchema;
+  },
+  /**
+   * Completes a migration whose target activated the record but whose receipt never reached the
+   * hub (SOURCE_SUSPENDED: the activation is the only step left). The operator asserts, having
+   * checked with the target out of band, that it holds the record ACTIVE with the NORMAL
+   * certificate given here; the source's certificate stays SUSPENDED (I2). A late receipt of the
+   * activation is refused as stale. FailedPrecondition in any other state: before the source
+   * suspended there is nothing to complete, and once the hub compensates a revoke is on its way
+   * to the target (force-abort instead).
+   *
+   * @generated from rpc evc.national.v1.OperatorService.ForceCompleteMigration
+   */
+  forceCompleteMigration: {
+    methodKind: "unary";
+    input: typeof ForceCompleteMigrationRequestSchema;
+    output: typeof ForceCompleteMigrationResponseSchema;
+  },
+  /**
+   * Stops republishing a directive and clears its alarm (a dead letter, a rejection, one still
+   * waiting for a receipt), when the operator settled it another way (e.g. the province
+   * confirmed the effect, or a rejected dose was appended by hand). The directive stays on the
+   * bus as published: a province still applies it in its record's order and its receipt is still
+   * taken. Refused (FailedPrecondition) when never published (its successors would wait for it),
+   * already answered (ACKNOWLEDGED), or awaited by an open migration (its deadline, or a force
+   * action, moves the migration on); NotFound for an unknown directive. Directives of a migration
+   * that ended are superseded by the hub itself.
+   *
+   * @generated from rpc evc.national.v1.OperatorService.SupersedeDirective
+   */
+  supersedeDirective: {
+    methodKind: "unary";
+    input: typeof SupersedeDirectiveRequestSchema;
+    output: typeof SupersedeDirectiveResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_evc_national_v1_operator_service, 0);
