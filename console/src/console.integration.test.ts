@@ -103,6 +103,17 @@ describe("the operator console in a browser", () => {
     expect(events.map((e) => e.data.by)).toEqual(["operator:ops"]);
     expect(events[0]?.data.reason).toContain("TICKET-42");
 
+    // The steps the ended migration no longer waits for: superseded, not dead letters.
+    await page.getByRole("button", { name: "Directives", exact: true }).click();
+    await page.locator("select[name=directive-state]").selectOption({ label: "SUPERSEDED" });
+    await expect
+      .poll(() => page.locator('tr[data-state="SUPERSEDED"]').allTextContents())
+      .toEqual([
+        expect.stringContaining("activateMigratedRecord"),
+        expect.stringContaining("revokeCertificate"),
+      ]);
+    await shot(page, "directives");
+
     // The person's audit trail, from the page: the forced end, with who and why.
     await page.getByRole("button", { name: "Person", exact: true }).click();
     await page.locator("select[name=id-type]").selectOption({ label: "RESIDENT_ID" });
@@ -116,7 +127,7 @@ describe("the operator console in a browser", () => {
     await shot(page, "person");
 
     await page.getByRole("button", { name: "Provinces", exact: true }).click();
-    await page.locator('tr[data-province="510000"]').waitFor();
+    await page.locator('tr[data-province="110000"]').waitFor();
     await shot(page, "provinces");
     await page.getByRole("button", { name: "Chain", exact: true }).click();
     await page.getByRole("button", { name: "Verify the log" }).click();

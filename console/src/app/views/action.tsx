@@ -9,11 +9,14 @@ export function Action(props: {
   label: string;
   /** What the operator asserts by acting, shown before the reason is asked. */
   warning: string;
-  run: (reason: string) => Promise<void>;
+  /** One more thing the operator must give (e.g. a certificate number), passed to run. */
+  extra?: { name: string; placeholder: string };
+  run: (reason: string, extra: string) => Promise<void>;
   disabled?: boolean;
 }) {
   const [open, setOpen] = useState(false);
   const [reason, setReason] = useState("");
+  const [extra, setExtra] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
   if (!open)
@@ -27,9 +30,10 @@ export function Action(props: {
     setBusy(true);
     setError(undefined);
     try {
-      await props.run(reason.trim());
+      await props.run(reason.trim(), extra.trim());
       setOpen(false);
       setReason("");
+      setExtra("");
     } catch (err) {
       setError(errorText(err));
     } finally {
@@ -39,6 +43,15 @@ export function Action(props: {
   return (
     <form class="action" onSubmit={confirm}>
       <p class="warning">{props.warning}</p>
+      {props.extra && (
+        <input
+          name={props.extra.name}
+          aria-label={props.extra.name}
+          placeholder={props.extra.placeholder}
+          value={extra}
+          onInput={(e) => setExtra(e.currentTarget.value)}
+        />
+      )}
       <input
         name="reason"
         aria-label="reason"
@@ -47,7 +60,12 @@ export function Action(props: {
         maxLength={256}
         onInput={(e) => setReason(e.currentTarget.value)}
       />
-      <button type="submit" disabled={busy || reason.trim() === ""}>
+      <button
+        type="submit"
+        disabled={
+          busy || reason.trim() === "" || (props.extra !== undefined && extra.trim() === "")
+        }
+      >
         Confirm {props.label.toLowerCase()}
       </button>
       <button type="button" onClick={() => setOpen(false)}>

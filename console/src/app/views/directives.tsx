@@ -12,6 +12,13 @@ const STATES = Object.values(DirectiveState).filter(
   (v): v is DirectiveState => typeof v === "number" && v !== DirectiveState.UNSPECIFIED,
 );
 
+/** States an operator may settle another way (OperatorService.SupersedeDirective). */
+const SETTLEABLE = new Set([
+  DirectiveState.FAILED,
+  DirectiveState.REJECTED,
+  DirectiveState.DELIVERED,
+]);
+
 /** Dead letters (FAILED) and rejections first; any state on demand; re-drive a dead letter. */
 export function Directives(props: { hub: Hub; canAct: boolean }) {
   const [state, setState] = useState(DirectiveState.FAILED);
@@ -105,12 +112,24 @@ function DirectiveRow(props: {
       </td>
       <td>{d.receipt?.detail}</td>
       <td>
-        {d.state === DirectiveState.FAILED && props.canAct && (
+        {(d.state === DirectiveState.FAILED ||
+          (d.state === DirectiveState.SUPERSEDED && !d.receipt)) &&
+          props.canAct && (
+            <Action
+              label="Re-drive"
+              warning={`Publishes it to ${dir?.targetProvinceCode} again: do it once the province can take it. The hub refuses if a later directive supersedes it.`}
+              run={async (reason) => {
+                await props.hub.operator.redriveDirective({ directiveId: id, reason });
+                await props.refresh();
+              }}
+            />
+          )}
+        {SETTLEABLE.has(d.state) && props.canAct && (
           <Action
-            label="Re-drive"
-            warning={`Publishes it to ${dir?.targetProvinceCode} again: do it once the province can take it. The hub refuses if a later directive supersedes it.`}
+            label="Supersede"
+            warning="Stops republishing it and clears its alarm, once settled another way. What was published stays on the bus and is still applied in order."
             run={async (reason) => {
-              await props.hub.operator.redriveDirective({ directiveId: id, reason });
+              await props.hub.operator.supersedeDirective({ directiveId: id, reason });
               await props.refresh();
             }}
           />

@@ -103,6 +103,24 @@ function MigrationRow(props: {
       <td>{when(m.stepDeadline)}</td>
       <td>{m.endReason}</td>
       <td>
+        {m.state === MigrationState.SOURCE_SUSPENDED && props.canAct && (
+          <Action
+            label="Force complete"
+            warning={`Only after ${m.targetProvinceCode} confirmed it holds the record ACTIVE with the certificate you give: the migration completes with it.`}
+            extra={{
+              name: "certificate",
+              placeholder: `${m.targetProvinceCode}-... (the target's)`,
+            }}
+            run={async (reason, certificateNumber) => {
+              await props.hub.operator.forceCompleteMigration({
+                migrationId: m.migrationId,
+                certificateNumber,
+                reason,
+              });
+              await props.refresh();
+            }}
+          />
+        )}
         {stuck && props.canAct && (
           <Action
             label="Force abort"
