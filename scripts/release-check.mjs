@@ -6,11 +6,14 @@
 // NODE_PATH, nothing of the workspace). Two reference provinces (the workspace's build) play
 // the demo's first scenario against it — a child registered in Beijing migrates to Guangdong —
 // and the released bin/evc-operator must list the migration COMPLETED; bin/evc-hub verify-log
-// must find the chain intact. Exit 0 only if all holds. Needs the workspace built, PostgreSQL
-// and NATS as the tests do.
+// must find the chain intact. The bus is what the release's compose.yaml runs: three
+// nats-servers from its nats-server.conf (the route password, the NKey users the release's
+// bin/evc-credentials wrote), the directive stream on all three (EVC_STREAM_REPLICAS=3), every
+// node in NATS_URL. Exit 0 only if all holds. Needs the workspace built, PostgreSQL as the tests
+// do, and nats-server on the PATH.
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -21,11 +24,12 @@ const DATABASE_URL =
   process.env.EVC_TEST_DATABASE_URL ??
   process.env.DATABASE_URL ??
   "postgres://postgres@127.0.0.1:5432/test";
-const NATS_URL = process.env.EVC_TEST_NATS_URL ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 const { createClient } = await import("@connectrpc/connect");
 const { createConnectTransport } = await import("@connectrpc/connect-node");
 const { ControlService } = await import("@evc-interop/gen/evc/conformance/v1/control_service_pb");
 const { bearer, syntheticIdentity } = await import(join(root, "runtime", "dist", "index.js"));
+const { connect, nkeyAuthenticator } = await import("@nats-io/transport-node");
+const { jetstreamManager } = await import("@nats-io/jetstream");
 
 const freePort = () =>
   new Promise((res) => {
@@ -35,23 +39,24 @@ const freePort = () =>
       s.close(() => res(port));
     });
   });
-const isFree = (port) =>
-  new Promise((res) => {
-    const s = createServer();
-    s.once("error", () => res(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => res(true)));
-  });
-/** Two consecutive free ports (the reference provinces listen on base + index). */
-async function portPair() {
-  for (;;) {
-    const p = await freePort();
-    if (p < 65535 && (await isFree(p + 1))) return p;
-  }
+/** n free ports, all different (each listener gets its own). */
+async function freePorts(n) {
+  const ports = new Set();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
 }
+/** Polls f (each attempt given 10 s at most: a call that never answers is a failed attempt). */
 const until = async (what, f, ms = 30_000) => {
   const end = Date.now() + ms;
   for (;;) {
-    const v = await f().catch(() => undefined);
+    let timer;
+    const v = await Promise.race([
+      f().catch(() => undefined),
+      new Promise((r) => {
+        timer = setTimeout(r, 10_000);
+      }),
+    ]);
+    clearTimeout(timer);
     if (v) return v;
     if (Date.now() > end) throw new Error(`release check: ${what} not within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 200));
@@ -81,16 +86,56 @@ try {
     execFileSync(bin(b), args, { cwd: work, env: { ...clean, ...env }, encoding: "utf8" });
   inRelease("evc-credentials", [creds]);
 
-  const hubPort = await freePort();
+  // The release's three-node NATS cluster, as compose.yaml runs it (here on free ports, each
+  // node's store in the work folder).
+  const routePassword = randomBytes(12).toString("hex");
+  const nodes = [];
+  // Every listener of the check gets a port of its own: three per node, the hub, two per province.
+  const ports = await freePorts(14);
+  const port = () => ports.pop();
+  for (let i = 0; i < 3; i++) nodes.push({ client: port(), route: port(), http: port() });
+  const routes = nodes.map((n) => `nats://route:${routePassword}@127.0.0.1:${n.route}`).join(",");
+  const natsConf = readFileSync(join(release, "nats-server.conf"), "utf8");
+  for (const [i, n] of nodes.entries()) {
+    const dir = join(work, `nats-${i + 1}`);
+    mkdirSync(dir);
+    writeFileSync(
+      join(dir, "nats-server.conf"),
+      natsConf.replace("store_dir: /data", `store_dir: ${join(dir, "data")}`),
+    );
+    writeFileSync(
+      join(dir, "nats-accounts.conf"),
+      readFileSync(join(creds, "nats-accounts.conf"), "utf8"),
+    );
+    const node = spawn(
+      "nats-server",
+      ["-c", join(dir, "nats-server.conf"), "-n", `nats-${i + 1}`, "-a", "127.0.0.1"]
+        .concat(["-p", `${n.client}`, "-m", `${n.http}`, "--routes", routes])
+        .concat(["--cluster", `nats://127.0.0.1:${n.route}`]),
+      { env: { ...clean, NATS_ROUTE_PASSWORD: routePassword }, stdio: "ignore" },
+    );
+    children.push(node);
+  }
+  const NATS_URL = nodes.map((n) => `nats://127.0.0.1:${n.client}`).join(",");
+  await until(
+    "the NATS cluster formed (a JetStream meta leader)",
+    async () => {
+      const jsz = await (await fetch(`http://127.0.0.1:${nodes[0].http}/jsz`)).json();
+      return jsz.meta_cluster?.leader && jsz.meta_cluster.cluster_size === 3;
+    },
+    60_000,
+  );
+  console.log("release check: three nats-servers from the release's nats-server.conf, clustered");
+
+  const hubPort = port();
   const hubUrl = `http://127.0.0.1:${hubPort}`;
   const hubEnv = {
     DATABASE_URL,
     EVC_HUB_SCHEMA: `${run}_hub`,
     EVC_HUB_LISTEN: `127.0.0.1:${hubPort}`,
     NATS_URL,
-    EVC_NATS_ANONYMOUS: "1",
-    EVC_STREAM: run.toUpperCase(),
-    EVC_SUBJECT_PREFIX: `evc.${run}`,
+    EVC_NATS_NKEY_SEED: join(creds, "nats-hub.nk"),
+    EVC_STREAM_REPLICAS: "3",
     EVC_CREDENTIALS_DIR: creds,
     EVC_PERSON_KEY_SECRET: randomBytes(32).toString("hex"),
     EVC_LOG_LEVEL: "warn",
@@ -105,40 +150,53 @@ try {
   await until("the released hub ready", async () => (await fetch(`${hubUrl}/readyz`)).ok);
   console.log(`release check: the released hub serves at ${hubUrl}`);
 
-  const [provincePort, controlPort] = [await portPair(), await portPair()];
+  const provincePorts = [port(), port()];
+  const controlPorts = [port(), port()];
   const controlToken = randomBytes(18).toString("base64url");
-  const provinces = spawn(process.execPath, [join(root, "province-reference", "dist", "main.js")], {
-    cwd: root,
-    env: {
-      ...process.env,
-      EVC_PROVINCE_CODES: "110000,440000",
-      EVC_PROVINCE_LISTEN: `127.0.0.1:${provincePort}`,
-      EVC_CONTROL_LISTEN: `127.0.0.1:${controlPort}`,
-      EVC_CONTROL_TOKEN: controlToken,
-      DATABASE_URL,
-      EVC_PROVINCE_SCHEMA_PREFIX: `${run}_p`,
-      NATS_URL,
-      EVC_NATS_ANONYMOUS: "1",
-      EVC_STREAM: hubEnv.EVC_STREAM,
-      EVC_SUBJECT_PREFIX: hubEnv.EVC_SUBJECT_PREFIX,
-      EVC_HUB_URL: hubUrl,
-      EVC_CREDENTIALS_DIR: creds,
-      EVC_LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  children.push(provinces);
+  // Each province as its own NKey user on the bus, its consumer provisioned by the hub.
+  for (const [i, code] of ["110000", "440000"].entries()) {
+    const province = spawn(
+      process.execPath,
+      [join(root, "province-reference", "dist", "main.js")],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          EVC_PROVINCE_CODES: code,
+          EVC_PROVINCE_LISTEN: `127.0.0.1:${provincePorts[i]}`,
+          EVC_CONTROL_LISTEN: `127.0.0.1:${controlPorts[i]}`,
+          EVC_CONTROL_TOKEN: controlToken,
+          DATABASE_URL,
+          EVC_PROVINCE_SCHEMA_PREFIX: `${run}_p`,
+          NATS_URL,
+          EVC_NATS_NKEY_SEED: join(creds, `nats-province-${code}.nk`),
+          EVC_PROVISION_CONSUMER: "0",
+          EVC_HUB_URL: hubUrl,
+          EVC_CREDENTIALS_DIR: creds,
+          EVC_LOG_LEVEL: "warn",
+        },
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
+    children.push(province);
+  }
   const control = (i) =>
     createClient(
       ControlService,
       createConnectTransport({
-        baseUrl: `http://127.0.0.1:${controlPort + i}`,
+        baseUrl: `http://127.0.0.1:${controlPorts[i]}`,
         httpVersion: "2",
+        defaultTimeoutMs: 10_000,
         interceptors: [bearer(controlToken)],
       }),
     );
   const [beijing, guangdong] = [control(0), control(1)];
-  await until("the provinces ready", async () => (await guangdong.getFeatures({})).provinceCode);
+  await until(
+    "the provinces ready",
+    async () =>
+      (await beijing.getFeatures({})).provinceCode &&
+      (await guangdong.getFeatures({})).provinceCode,
+  );
   // Scenario 1 of the demo: registered in Beijing, the child moves to Guangdong.
   const identity = syntheticIdentity("Release Check Child");
   await beijing.registerRecord({ identity });
@@ -152,6 +210,21 @@ try {
         .find((l) => l.startsWith(`${migrationId}\t`)),
   );
   console.log(`release check: ${line}`);
+  const nc = await connect({
+    servers: NATS_URL.split(","),
+    authenticator: nkeyAuthenticator(
+      new TextEncoder().encode(readFileSync(join(creds, "nats-hub.nk"), "utf8").trim()),
+    ),
+  });
+  try {
+    const info = await (await jetstreamManager(nc)).streams.info("EVC_DIRECTIVES");
+    const replicas = 1 + (info.cluster?.replicas?.length ?? 0);
+    if (info.config.num_replicas !== 3 || replicas !== 3)
+      throw new Error(`the directive stream has ${replicas} replicas, not 3`);
+  } finally {
+    await nc.close();
+  }
+  console.log("release check: the directive stream is replicated on the three nodes");
   // The console ships built: the page, its script, and a token for it from the released CLI.
   for (const file of ["", "console.js", "console.css"]) {
     const res = await fetch(`${hubUrl}/console/${file}`);

@@ -94,7 +94,14 @@ for (const [bin, script] of Object.entries(bins)) {
   );
   chmodSync(file, 0o755);
 }
-for (const f of ["evc-hub.service", "evc-hub.env.example", "README.md"]) {
+for (const f of [
+  "evc-hub.service",
+  "evc-hub.env.example",
+  "README.md",
+  "Dockerfile",
+  "compose.yaml",
+  "nats-server.conf",
+]) {
   cpSync(join(root, "national", "release", f), join(out, f));
 }
 cpSync(join(root, "national", "ops"), join(out, "ops"), { recursive: true });
