@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The kit as a vendor gets it (#17 parts 3 and 4): packs the kit and the packages it needs (gen,
-// runtime, local-services, national, conformance) with `npm pack` and installs the tarballs into
-// an empty folder outside the workspace. From that folder, as a vendor would:
+// runtime, local-services, console, national, conformance) with `npm pack` and installs the
+// tarballs into an empty folder outside the workspace. From that folder, as a vendor would:
 // 1. `npx evc-conformance contract --out contract`: the contract, out of the installed kit;
 // 2. the reference province (the workspace's build) certified on the core profile, with nothing
 //    but the kit: its own nats-server and an embedded PostgreSQL for the kit and the province;
@@ -37,7 +37,7 @@ const DATABASE_URL =
   process.env.EVC_TEST_DATABASE_URL ??
   process.env.DATABASE_URL ??
   "postgres://postgres@127.0.0.1:5432/test";
-const PACKAGES = ["gen", "runtime", "local-services", "national", "conformance"];
+const PACKAGES = ["gen", "runtime", "local-services", "console", "national", "conformance"];
 const GO_PACKAGES =
   "golang-go golang-goprotobuf-dev golang-google-grpc-dev golang-github-nats-io-go-nats-dev golang-github-golang-jwt-jwt-dev golang-github-lib-pq-dev";
 

@@ -189,6 +189,7 @@ export class Hub {
         maxBatch: config.maxBatch,
       });
       const metrics = new HubMetrics(sql);
+      metrics.watchConsumers(jsm, layout.stream);
       const relay = new Relay(
         sql,
         jetstream(nc),

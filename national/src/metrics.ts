@@ -1,3 +1,4 @@
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Sql } from "postgres";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
@@ -44,6 +45,41 @@ export class HubMetrics {
     buckets: [0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 3600],
     registers: [this.registry],
   });
+
+  /**
+   * Directives on the bus that a province's consumer has not had acknowledged yet (waiting to be
+   * delivered, or delivered and not acked), read from JetStream at each scrape.
+   */
+  watchConsumers(jsm: JetStreamManager, stream: string): void {
+    new Gauge({
+      name: "evc_hub_consumer_pending",
+      help: "Directives on the bus a province has not taken yet (its durable consumer's pending and unacknowledged messages)",
+      labelNames: ["province"] as const,
+      registers: [this.registry],
+      async collect() {
+        const read = async () => {
+          const pending: { province: string; n: number }[] = [];
+          for await (const ci of jsm.consumers.list(stream)) {
+            const province = /^province-(\d{6})$/.exec(ci.name)?.[1];
+            if (province) pending.push({ province, n: ci.num_pending + ci.num_ack_pending });
+          }
+          return pending;
+        };
+        // Without the bus (EvcOutboxNotPublishing's case) the scrape still answers, quickly,
+        // with no series here rather than an error for every metric.
+        let timer: NodeJS.Timeout | undefined;
+        const pending = await Promise.race([
+          read().catch(() => []),
+          new Promise<[]>((resolve) => {
+            timer = setTimeout(() => resolve([]), 1000);
+          }),
+        ]);
+        clearTimeout(timer);
+        this.reset();
+        for (const p of pending) this.set({ province: p.province }, p.n);
+      },
+    });
+  }
 
   constructor(sql: Sql) {
     const registry = this.registry;
@@ -103,6 +139,13 @@ export class HubMetrics {
       () => sql`
         SELECT province, extract(epoch FROM now() - min(created_at))::float8 AS n
         FROM directives WHERE state IN ('PENDING', 'DELIVERED') GROUP BY 1`,
+    );
+    perProvince(
+      "evc_hub_last_reconciliation_timestamp_seconds",
+      "When the province last read its whole snapshot (its reconciliation pass), Unix time",
+      () => sql`
+        SELECT province, extract(epoch FROM last_read_at)::float8 AS n
+        FROM province_snapshot_reads`,
     );
     perProvince(
       "evc_hub_dead_lettered_directives",

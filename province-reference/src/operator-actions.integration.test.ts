@@ -62,6 +62,17 @@ async function start(code: string, overrides: Parameters<typeof startTestProvinc
   return p;
 }
 
+async function metricsText(): Promise<string> {
+  return (await fetch(`${env.hub.url}/metrics`)).text();
+}
+
+/** Stops a province (dropping its store unless kept, to start it again). */
+async function stop(p: Province, opts: { keepStore?: boolean } = {}): Promise<void> {
+  running.splice(running.indexOf(p), 1);
+  if (opts.keepStore) await p.stop();
+  else await closeTestProvince(p);
+}
+
 async function migrationState(id: string): Promise<string | undefined> {
   const [r] = await env.hub.sql<{ state: string }[]>`
     SELECT state FROM migrations WHERE migration_id = ${id}`;
@@ -76,6 +87,37 @@ async function beijingChild(ledger: Ledger, name: string) {
   ledger.registered(identity.idNumber, BJ, true);
   ledger.dose(identity.idNumber, dose.doseId, BJ, true);
   return { identity, recordId };
+}
+
+/**
+ * A child of Shanghai (310000), whose system then stops: a dose Guangdong gives is routed to
+ * Shanghai and dead-lettered. Returns Shanghai's store (to start it again) and the directive.
+ */
+async function deadLetteredAppend(ledger: Ledger, name: string) {
+  const sh = await start("310000");
+  const identity = newIdentity(name);
+  const { recordId } = await control(sh).registerRecord({ identity });
+  ledger.registered(identity.idNumber, "310000", true);
+  await stop(sh, { keepStore: true });
+  const dose = newDose("440000");
+  await env.client(DoseService, "province:440000").reportDose({ identity, dose });
+  ledger.dose(identity.idNumber, dose.doseId, "440000", true);
+  const directiveId = await until("the append dead-lettered", async () => {
+    const [r] = await env.hub.sql<{ directive_id: string }[]>`
+      SELECT directive_id::text FROM directives
+      WHERE record_id = ${recordId} AND action = 'appendDose' AND state = 'FAILED'`;
+    return r?.directive_id;
+  });
+  return { schema: sh.config.schema, directiveId };
+}
+
+/** Waits for the directive's receipt at the hub. */
+async function answered(directiveId: string): Promise<void> {
+  await until("the directive answered", async () => {
+    const [r] = await env.hub.sql<{ receipt: Uint8Array | null }[]>`
+      SELECT receipt FROM directives WHERE directive_id = ${directiveId}`;
+    return r?.receipt ? true : undefined;
+  });
 }
 
 async function expectOracleHolds(ledger: Ledger): Promise<void> {
@@ -111,8 +153,10 @@ describe("operator actions keep every invariant", () => {
     ]);
     await new Promise((r) => setTimeout(r, 1000));
     expect(await steps()).toEqual(ended);
-    const metrics = await (await fetch(`${env.hub.url}/metrics`)).text();
+    const metrics = await metricsText();
     expect(metrics).not.toMatch(/^evc_hub_dead_lettered_directives\{province="510000"\}/m);
+    // Both wait on the bus for Sichuan, which the hub's consumer lag shows.
+    expect(metrics).toMatch(/^evc_hub_consumer_pending\{province="510000"\} 2$/m);
 
     // Beijing has the record back; Sichuan comes up and takes both from the bus, in order.
     const sc = await start("510000");
@@ -126,8 +170,22 @@ describe("operator actions keep every invariant", () => {
       SELECT c.status FROM certificates c JOIN records r USING (record_id)
       WHERE r.id_number = ${identity.idNumber}`;
     expect(local?.status).toBe("REVOKED");
+    await until("Sichuan's consumer drained", async () =>
+      /^evc_hub_consumer_pending\{province="510000"\} 0$/m.test(await metricsText())
+        ? true
+        : undefined,
+    );
     await expectOracleHolds(ledger);
   }, 60_000);
+
+  it("the hub tells operators when each province last reconciled", async () => {
+    const last = /^evc_hub_last_reconciliation_timestamp_seconds\{province="110000"\} (\S+)$/m;
+    const before = Date.now() / 1000;
+    await control(bj).reconcile({});
+    const at = Number(last.exec(await metricsText())?.[1]);
+    expect(at).toBeGreaterThanOrEqual(Math.floor(before));
+    expect(at).toBeLessThanOrEqual(Date.now() / 1000 + 1);
+  });
 
   it("force-complete races the target's late activation receipt: either wins, the invariants hold", async () => {
     const ledger = new Ledger();
@@ -147,8 +205,7 @@ describe("operator actions keep every invariant", () => {
     });
     expect(await migrationState(id)).toBe("SOURCE_SUSPENDED");
     // Guangdong's link is repaired at the moment the operator acts.
-    await cut.stop();
-    running.splice(running.indexOf(cut), 1);
+    await stop(cut, { keepStore: true });
     const [forced] = await Promise.all([
       operator()
         .forceCompleteMigration({
@@ -177,44 +234,38 @@ describe("operator actions keep every invariant", () => {
     await expectOracleHolds(ledger);
   }, 60_000);
 
+  it("re-drive races the owner's return: the dose append is applied once", async () => {
+    const ledger = new Ledger();
+    const { schema, directiveId } = await deadLetteredAppend(ledger, "Redrive Child");
+    const [, back] = await Promise.all([
+      operator().redriveDirective({ directiveId, reason: "T-4: Shanghai is back" }),
+      start("310000", { schema }),
+    ]);
+    await answered(directiveId);
+    await expectOracleHolds(ledger);
+    // Only one Shanghai takes from its consumer at a time: the next test starts its own.
+    await stop(back);
+  }, 60_000);
+
   it("supersede races the owner's return: a dead-lettered dose append is still applied from the bus", async () => {
     const ledger = new Ledger();
-    const sh = await start("310000");
-    const identity = newIdentity("Supersede Child");
-    const { recordId } = await control(sh).registerRecord({ identity });
-    ledger.registered(identity.idNumber, "310000", true);
-    await sh.stop();
-    running.splice(running.indexOf(sh), 1);
-    // Guangdong gives a dose; the append to Shanghai, away, is dead-lettered.
-    const dose = newDose("440000");
-    await env.client(DoseService, "province:440000").reportDose({ identity, dose });
-    ledger.dose(identity.idNumber, dose.doseId, "440000", true);
-    const directiveId = await until("the append dead-lettered", async () => {
-      const [r] = await env.hub.sql<{ directive_id: string }[]>`
-        SELECT directive_id::text FROM directives
-        WHERE record_id = ${recordId} AND action = 'appendDose' AND state = 'FAILED'`;
-      return r?.directive_id;
-    });
+    const { schema, directiveId } = await deadLetteredAppend(ledger, "Supersede Child");
     const [superseded] = await Promise.all([
       operator().supersedeDirective({ directiveId, reason: "T-3: Shanghai restores its system" }),
-      start("310000", { schema: sh.config.schema }),
+      start("310000", { schema }),
     ]);
     expect([DirectiveState.SUPERSEDED, DirectiveState.ACKNOWLEDGED]).toContain(
       superseded.directive?.state,
     );
-    await until("the append applied at Shanghai", async () => {
-      const [r] = await env.hub.sql<{ receipt: Uint8Array | null }[]>`
-        SELECT receipt FROM directives WHERE directive_id = ${directiveId}`;
-      return r?.receipt ? true : undefined;
-    });
+    await answered(directiveId);
     await expectOracleHolds(ledger);
-    // Supersede is refused for what was never published and for what was answered.
-    const refused = await operator()
+    // Superseding again is answered as the first time, or refused once answered.
+    const again = await operator()
       .supersedeDirective({ directiveId, reason: "again" })
       .then(
         (r) => r.directive?.state,
         (e: unknown) => ConnectError.from(e).code,
       );
-    expect([DirectiveState.SUPERSEDED, Code.FailedPrecondition]).toContain(refused);
+    expect([DirectiveState.SUPERSEDED, Code.FailedPrecondition]).toContain(again);
   }, 60_000);
 });

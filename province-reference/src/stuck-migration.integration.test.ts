@@ -57,9 +57,9 @@ afterAll(async () => {
 });
 
 describe("a migration the target never answers", () => {
-  it("ends in NEEDS_OPERATOR holding the lock, and 105 of them starve no other deadline", async () => {
+  it("ends in NEEDS_OPERATOR holding the lock, and 150 of them (the issue's count) starve no other deadline", async () => {
     const control = createClient(ControlService, controlTransport(bj));
-    const children = Array.from({ length: 105 }, () => newIdentity("Stuck Child"));
+    const children = Array.from({ length: 150 }, () => newIdentity("Stuck Child"));
     stuck.children = children;
     for (const identity of children) await control.registerRecord({ identity });
     // 510000 has credentials and no running system: it asks for every one of them.
@@ -93,7 +93,7 @@ describe("a migration the target never answers", () => {
     // An alarm an operator can see.
     const metrics = await (await fetch(`${env.hub.url}/metrics`)).text();
     // By the target that never answered, the province whose system is not running.
-    expect(metrics).toMatch(/^evc_hub_migrations_needing_operator\{province="510000"\} 105$/m);
+    expect(metrics).toMatch(/^evc_hub_migrations_needing_operator\{province="510000"\} 150$/m);
     const judged = promtoolJudges(
       ALERT_RULES_FILE,
       [{ text: metrics, minutes: 3 }],

@@ -8,6 +8,10 @@ export interface ProvinceHealth {
   oldestUnansweredS: number;
   deadLettered: number;
   rejected: number;
+  /** Directives on the bus the province has not taken yet (its consumer's lag). */
+  consumerPending: number;
+  /** When the province last read its whole snapshot (reconciliation), Unix seconds; 0: never. */
+  lastReconciliation: number;
   /** Mean receipt latency over the hub's life, seconds (undefined: no receipt yet). */
   receiptLatencyS: number | undefined;
   receipts: number;
@@ -21,6 +25,8 @@ const SERIES: Record<string, keyof ProvinceHealth> = {
   evc_hub_oldest_unanswered_directive_seconds: "oldestUnansweredS",
   evc_hub_dead_lettered_directives: "deadLettered",
   evc_hub_directives_rejected: "rejected",
+  evc_hub_consumer_pending: "consumerPending",
+  evc_hub_last_reconciliation_timestamp_seconds: "lastReconciliation",
 };
 
 const LINE = /^([a-z_]+)\{(?:[^}]*,)?province="(\d{6})"(?:,[^}]*)?\} ([0-9.eE+-]+|NaN)$/;
@@ -41,6 +47,8 @@ export function provinceHealth(text: string): ProvinceHealth[] {
         oldestUnansweredS: 0,
         deadLettered: 0,
         rejected: 0,
+        consumerPending: 0,
+        lastReconciliation: 0,
         receiptLatencyS: undefined,
         receipts: 0,
       };

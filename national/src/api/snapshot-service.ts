@@ -87,6 +87,12 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
         }
         await conn`COMMIT`;
         committed = true;
+        // The province's reconciliation pass read it all: when, for operators (the console,
+        // evc_hub_last_reconciliation_timestamp_seconds).
+        if (p.kind === "province")
+          await deps.sql`INSERT INTO province_snapshot_reads (province, last_read_at)
+            VALUES (${province}, now())
+            ON CONFLICT (province) DO UPDATE SET last_read_at = EXCLUDED.last_read_at`;
       } finally {
         if (abandoned) {
           await abandoned;

@@ -219,6 +219,17 @@ CREATE UNIQUE INDEX migrations_one_open_per_person ON migrations (person_key)
 CREATE INDEX migrations_needing_operator ON migrations (updated_at) WHERE state = 'NEEDS_OPERATOR';
 `,
   },
+  {
+    version: 7,
+    name: "when each province last read its whole snapshot",
+    sql: `
+-- A province's reconciliation pass reads its whole snapshot: when it last did, for operators.
+CREATE TABLE province_snapshot_reads (
+  province text PRIMARY KEY,
+  last_read_at timestamptz NOT NULL
+);
+`,
+  },
 ];
 
 /** Applies pending migrations to the current schema. Returns the versions applied now. */

@@ -7,10 +7,7 @@ import { age, enumName, when } from "../format.js";
 import type { Hub } from "../hub.js";
 import { usePoll } from "../use-poll.js";
 import { Action } from "./action.js";
-
-const STATES = Object.values(DirectiveState).filter(
-  (v): v is DirectiveState => typeof v === "number" && v !== DirectiveState.UNSPECIFIED,
-);
+import { type Filter, Filters, provinceCode } from "./filters.js";
 
 /** States an operator may settle another way (OperatorService.SupersedeDirective). */
 const SETTLEABLE = new Set([
@@ -21,47 +18,28 @@ const SETTLEABLE = new Set([
 
 /** Dead letters (FAILED) and rejections first; any state on demand; re-drive a dead letter. */
 export function Directives(props: { hub: Hub; canAct: boolean }) {
-  const [state, setState] = useState(DirectiveState.FAILED);
-  const [province, setProvince] = useState("");
+  const [filter, setFilter] = useState<Filter>({ state: DirectiveState.FAILED, province: "" });
   const polled = usePoll(
     async () =>
       (
         await props.hub.directives.listDirectives({
-          state,
-          provinceCode: /^\d{6}$/.test(province) ? province : "",
+          state: filter.state,
+          provinceCode: provinceCode(filter),
           pageSize: 200,
         })
       ).directives,
     3000,
-    `${state}|${province}`,
+    `${filter.state}|${provinceCode(filter)}`,
   );
   return (
     <section>
-      <div class="filters">
-        <label>
-          State{" "}
-          <select
-            name="directive-state"
-            value={String(state)}
-            onChange={(e) => setState(Number(e.currentTarget.value))}
-          >
-            <option value="0">any but ACKNOWLEDGED</option>
-            {STATES.map((s) => (
-              <option value={String(s)}>{enumName(DirectiveState, s)}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Province{" "}
-          <input
-            name="province"
-            placeholder="e.g. 110000"
-            size={8}
-            value={province}
-            onInput={(e) => setProvince(e.currentTarget.value.trim())}
-          />
-        </label>
-      </div>
+      <Filters
+        name="directive-state"
+        names={DirectiveState}
+        anyLabel="any but ACKNOWLEDGED"
+        value={filter}
+        onChange={setFilter}
+      />
       {polled.error && <p class="error">{polled.error}</p>}
       <table>
         <thead>

@@ -7,54 +7,35 @@ import { age, enumName, when } from "../format.js";
 import type { Hub } from "../hub.js";
 import { usePoll } from "../use-poll.js";
 import { Action } from "./action.js";
-
-const STATES = Object.values(MigrationState).filter(
-  (v): v is MigrationState => typeof v === "number" && v !== MigrationState.UNSPECIFIED,
-);
+import { type Filter, Filters, provinceCode } from "./filters.js";
 
 /** Migrations live, filtered by state and province; the stuck ones with their way out. */
 export function Migrations(props: { hub: Hub; canAct: boolean; initialState?: MigrationState }) {
-  const [state, setState] = useState(props.initialState ?? MigrationState.UNSPECIFIED);
-  const [province, setProvince] = useState("");
+  const [filter, setFilter] = useState<Filter>({
+    state: props.initialState ?? MigrationState.UNSPECIFIED,
+    province: "",
+  });
   const polled = usePoll(
     async () =>
       (
         await props.hub.migrations.listMigrations({
-          state,
-          provinceCode: /^\d{6}$/.test(province) ? province : "",
+          state: filter.state,
+          provinceCode: provinceCode(filter),
           pageSize: 200,
         })
       ).migrations,
     3000,
-    `${state}|${province}`,
+    `${filter.state}|${provinceCode(filter)}`,
   );
   return (
     <section>
-      <div class="filters">
-        <label>
-          State{" "}
-          <select
-            name="state"
-            value={String(state)}
-            onChange={(e) => setState(Number(e.currentTarget.value))}
-          >
-            <option value="0">any</option>
-            {STATES.map((s) => (
-              <option value={String(s)}>{enumName(MigrationState, s)}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Province{" "}
-          <input
-            name="province"
-            placeholder="e.g. 110000"
-            size={8}
-            value={province}
-            onInput={(e) => setProvince(e.currentTarget.value.trim())}
-          />
-        </label>
-      </div>
+      <Filters
+        name="state"
+        names={MigrationState}
+        anyLabel="any"
+        value={filter}
+        onChange={setFilter}
+      />
       {polled.error && <p class="error">{polled.error}</p>}
       <table>
         <thead>

@@ -1,3 +1,5 @@
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { age } from "../format.js";
 import { provinceHealth } from "../metrics.js";
 import { usePoll } from "../use-poll.js";
 
@@ -24,10 +26,12 @@ export function Provinces() {
             <th>Needing operator</th>
             <th>Outbox backlog</th>
             <th>Awaiting receipt</th>
+            <th>Not taken from the bus</th>
             <th>Oldest unanswered</th>
             <th>Dead letters</th>
             <th>Rejections</th>
             <th>Mean receipt latency</th>
+            <th>Last reconciliation</th>
           </tr>
         </thead>
         <tbody>
@@ -41,6 +45,7 @@ export function Provinces() {
               <td>{r.needingOperator}</td>
               <td>{r.backlog}</td>
               <td>{r.awaitingReceipt}</td>
+              <td>{r.consumerPending}</td>
               <td>{r.oldestUnansweredS > 0 ? `${Math.round(r.oldestUnansweredS)} s` : "-"}</td>
               <td>{r.deadLettered}</td>
               <td>{r.rejected}</td>
@@ -48,6 +53,11 @@ export function Provinces() {
                 {r.receiptLatencyS === undefined
                   ? "-"
                   : `${(r.receiptLatencyS * 1000).toFixed(0)} ms (${r.receipts})`}
+              </td>
+              <td>
+                {r.lastReconciliation > 0
+                  ? `${age(timestampFromMs(r.lastReconciliation * 1000))} ago`
+                  : "never"}
               </td>
             </tr>
           ))}
