@@ -89,10 +89,13 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
         committed = true;
         // The province's reconciliation pass read it all: when, for operators (the console,
         // evc_hub_last_reconciliation_timestamp_seconds).
+        // Bookkeeping only: a failure here must not fail the snapshot the province has read.
         if (p.kind === "province")
           await deps.sql`INSERT INTO province_snapshot_reads (province, last_read_at)
             VALUES (${province}, now())
-            ON CONFLICT (province) DO UPDATE SET last_read_at = EXCLUDED.last_read_at`;
+            ON CONFLICT (province) DO UPDATE SET last_read_at = EXCLUDED.last_read_at`.catch(
+            () => undefined,
+          );
       } finally {
         if (abandoned) {
           await abandoned;
