@@ -8,8 +8,10 @@ import {
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
+import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import {
   type CheckedProvince,
+  certificateNumber,
   checkOracle,
   closeTestProvince,
   controlTransport,
@@ -204,6 +206,20 @@ describe("operator actions keep every invariant", () => {
       return c?.certificate_number;
     });
     expect(await migrationState(id)).toBe("SOURCE_SUSPENDED");
+    // A typo giving another child's certificate is refused, naming the field.
+    const other = certificateNumber("440000");
+    await env.client(RecordService, "province:440000").registerRecord({
+      idempotencyKey: randomUUID(),
+      identity: newIdentity("Other Child"),
+      certificateNumber: other,
+    });
+    const typo = await operator()
+      .forceCompleteMigration({ migrationId: id, certificateNumber: other, reason: "typo" })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(typo instanceof ConnectError && [typo.code, typo.rawMessage]).toEqual([
+      Code.AlreadyExists,
+      expect.stringContaining("another person's"),
+    ]);
     // Guangdong's link is repaired at the moment the operator acts.
     await stop(cut, { keepStore: true });
     const [forced] = await Promise.all([

@@ -75,6 +75,17 @@ export function operatorService(deps: HubDeps): ServiceImpl<typeof OperatorServi
     async forceCompleteMigration(req, ctx) {
       const operator = operatorOf(ctx);
       const key = await personOfMigration(deps, req.migrationId);
+      // A number the hub knows already (a typo of another child's) would be written over that
+      // child's certificate row: refused, whoever holds it.
+      const [held] = await deps.sql<{ person_key: string }[]>`
+        SELECT person_key FROM certificates WHERE certificate_number = ${req.certificateNumber}`;
+      if (held && held.person_key !== key)
+        throw refusalError(
+          "already_exists",
+          "INVALID_FIELD",
+          `certificate ${req.certificateNumber} is another person's: give the one the target issued for this one`,
+          { field: "certificate_number", migrationId: req.migrationId },
+        );
       const { response } = await deps.store.execute(
         key,
         {

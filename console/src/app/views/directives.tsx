@@ -16,7 +16,7 @@ const SETTLEABLE = new Set([
   DirectiveState.DELIVERED,
 ]);
 
-/** Dead letters (FAILED) and rejections first; any state on demand; re-drive a dead letter. */
+/** Dead letters (FAILED) first; any state on demand; re-drive or supersede what is stuck. */
 export function Directives(props: { hub: Hub; canAct: boolean }) {
   const [filter, setFilter] = useState<Filter>({ state: DirectiveState.FAILED, province: "" });
   const polled = usePoll(
