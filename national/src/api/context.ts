@@ -68,6 +68,30 @@ export function notViewer(
   return p;
 }
 
+/**
+ * Refuses (AlreadyExists, naming `field`) a certificate number the hub already knows for another
+ * person: its projection row would be written over with this person's certificate. Numbers are
+ * the issuing province's to keep unique; this catches one that reuses a number (or an operator's
+ * typo) before it corrupts another child's status. Two first uses racing each other are not
+ * caught here.
+ */
+export async function refuseOthersCertificate(
+  deps: HubDeps,
+  certificateNumber: string,
+  personKey: string,
+  field: string,
+): Promise<void> {
+  const [held] = await deps.sql<{ person_key: string }[]>`
+    SELECT person_key FROM certificates WHERE certificate_number = ${certificateNumber}`;
+  if (held && held.person_key !== personKey)
+    throw refusalError(
+      "already_exists",
+      "INVALID_FIELD",
+      `certificate ${certificateNumber} is another person's: each certificate number is issued once`,
+      { field },
+    );
+}
+
 /** The calling province (operators are refused: the RPC acts for a province). */
 export function callerProvince(ctx: HandlerContext): string {
   const p = principalOf(ctx);

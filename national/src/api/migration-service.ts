@@ -16,7 +16,14 @@ import {
 import { identityToJson } from "../domain/codec.js";
 import type { MigrationStateData, PersonState } from "../domain/types.js";
 import type { MigrationRow } from "../store/queries.js";
-import { callerProvince, type HubDeps, keyOf, migrationMessage, principalOf } from "./context.js";
+import {
+  callerProvince,
+  type HubDeps,
+  keyOf,
+  migrationMessage,
+  principalOf,
+  refuseOthersCertificate,
+} from "./context.js";
 import { denied, invalid, refusalError } from "./errors.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { codecOf, requestHash } from "./util.js";
@@ -167,6 +174,7 @@ export function migrationService(deps: HubDeps): ServiceImpl<typeof MigrationSer
       if (m.state === "COMPLETED" && m.targetCertificateNumber === req.certificateNumber) {
         return create(ReportCertificateIssuedResponseSchema, { migration: migrationMessage(m) });
       }
+      await refuseOthersCertificate(deps, req.certificateNumber, key, "certificate_number");
       const { response } = await deps.store.execute(
         key,
         {

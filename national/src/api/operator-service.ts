@@ -9,7 +9,7 @@ import {
 } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
 import type { OutboxDirective } from "../domain/decide.js";
 import type { DirectiveKeys, DirectiveRow } from "../store/queries.js";
-import { type HubDeps, migrationMessage, principalOf } from "./context.js";
+import { type HubDeps, migrationMessage, principalOf, refuseOthersCertificate } from "./context.js";
 import { directiveStatus } from "./directive-service.js";
 import { denied, refusalError } from "./errors.js";
 import { migrationIn, personOfMigration } from "./migration-service.js";
@@ -75,17 +75,8 @@ export function operatorService(deps: HubDeps): ServiceImpl<typeof OperatorServi
     async forceCompleteMigration(req, ctx) {
       const operator = operatorOf(ctx);
       const key = await personOfMigration(deps, req.migrationId);
-      // A number the hub knows already (a typo of another child's) would be written over that
-      // child's certificate row: refused, whoever holds it.
-      const [held] = await deps.sql<{ person_key: string }[]>`
-        SELECT person_key FROM certificates WHERE certificate_number = ${req.certificateNumber}`;
-      if (held && held.person_key !== key)
-        throw refusalError(
-          "already_exists",
-          "INVALID_FIELD",
-          `certificate ${req.certificateNumber} is another person's: give the one the target issued for this one`,
-          { field: "certificate_number", migrationId: req.migrationId },
-        );
+      // Another child's number (a typo) would be written over that child's certificate.
+      await refuseOthersCertificate(deps, req.certificateNumber, key, "certificate_number");
       const { response } = await deps.store.execute(
         key,
         {

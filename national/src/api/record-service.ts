@@ -15,7 +15,14 @@ import {
   recordStatusToProto,
 } from "../domain/codec.js";
 import type { PersonState } from "../domain/types.js";
-import { callerProvince, certificateMessage, type HubDeps, keyOf, logRead } from "./context.js";
+import {
+  callerProvince,
+  certificateMessage,
+  type HubDeps,
+  keyOf,
+  logRead,
+  refuseOthersCertificate,
+} from "./context.js";
 import { denied, invalid, refusalError } from "./errors.js";
 import { codecOf, requestHash } from "./util.js";
 
@@ -36,6 +43,7 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
       const key = keyOf(deps, req.identity);
       const identity = req.identity;
       if (!identity) throw invalid("identity", "is required");
+      await refuseOthersCertificate(deps, req.certificateNumber, key, "certificate_number");
       const foreign = req.doses.findIndex((d) => d.administeredProvinceCode !== caller);
       if (foreign >= 0) {
         throw denied(
