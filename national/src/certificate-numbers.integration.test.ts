@@ -59,6 +59,24 @@ describe("a certificate number another child holds", () => {
     expect(before?.record_id).toBe(first.recordId);
   });
 
+  it("two children registered at once with one new number: one is refused, every time", async () => {
+    for (let round = 0; round < 8; round++) {
+      const number = certificateNumber("110000");
+      const results = await Promise.all(
+        ["Racing One", "Racing Two"].map((name) =>
+          register("110000", number, name).then(
+            (r) => r.recordId,
+            (e: unknown) => ConnectError.from(e).code,
+          ),
+        ),
+      );
+      const won = results.filter((r) => typeof r === "string");
+      expect(won.length).toBe(1);
+      expect(results.filter((r) => r === Code.AlreadyExists).length).toBe(1);
+      expect((await certificateRow(number))?.record_id).toBe(won[0]);
+    }
+  });
+
   it("is refused in an activation receipt, naming the field; the migration waits on", async () => {
     const taken = certificateNumber("440000");
     await register("440000", taken, "Guangdong Child");

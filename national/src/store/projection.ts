@@ -156,10 +156,12 @@ export function projectionQueries(
         version = EXCLUDED.version, position = EXCLUDED.position`);
   }
   // One statement, rows in order: PostgreSQL checks a non-deferrable unique index row by row,
-  // so a person's old certificate leaves NORMAL before the new one arrives.
+  // so a person's old certificate leaves NORMAL before the new one arrives. person_key is set
+  // so that a write onto another person's row is refused (trigger certificates_keep_person).
   if (rows.certificates.length > 0) {
     queries.push(tx`INSERT INTO certificates ${unnestRows(tx, CERTIFICATE_COLUMNS, rows.certificates)}
-      ON CONFLICT (certificate_number) DO UPDATE SET owner_province = EXCLUDED.owner_province,
+      ON CONFLICT (certificate_number) DO UPDATE SET person_key = EXCLUDED.person_key,
+        owner_province = EXCLUDED.owner_province,
         status = EXCLUDED.status, record_status = EXCLUDED.record_status,
         revocation_reason = EXCLUDED.revocation_reason,
         status_changed_at = EXCLUDED.status_changed_at,

@@ -230,6 +230,23 @@ CREATE TABLE province_snapshot_reads (
 );
 `,
   },
+  {
+    version: 8,
+    name: "a certificate number stays its person's",
+    sql: `
+-- The projection upserts certificates by number: one person's write must never land on another
+-- person's row (a province reusing a number). Raised as the duplicate key it is, so the command
+-- is refused (AlreadyExists) and its whole transaction rolled back.
+CREATE FUNCTION evc_certificate_taken() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'certificate % is another person''s', OLD.certificate_number
+    USING ERRCODE = 'unique_violation', CONSTRAINT = 'certificates_pkey';
+END $$;
+CREATE TRIGGER certificates_keep_person BEFORE UPDATE ON certificates
+  FOR EACH ROW WHEN (OLD.person_key IS DISTINCT FROM NEW.person_key)
+  EXECUTE FUNCTION evc_certificate_taken();
+`,
+  },
 ];
 
 /** Applies pending migrations to the current schema. Returns the versions applied now. */
