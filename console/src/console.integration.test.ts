@@ -139,6 +139,9 @@ describe("the operator console in a browser", () => {
   it("a viewer watches and cannot act; a bad token never gets past sign-in", async () => {
     const page = await browser.newPage();
     await page.goto(`${env.hub.url}/console/`);
+    await page.getByLabel("Operator token").fill("not a token");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByRole("alert").textContent()).resolves.toContain("this is not a token");
     await page.getByLabel("Operator token").fill(await env.creds.token("province:440000"));
     await page.getByRole("button", { name: "Sign in" }).click();
     await expect(page.getByRole("alert").textContent()).resolves.toContain(

@@ -1,3 +1,5 @@
+import { decodeJwt, type JWTPayload } from "jose";
+
 /**
  * The operator's bearer token, kept in this tab only (session storage: closing the tab signs
  * out). The page reads the token's claims to say who is signed in and until when; the hub, not
@@ -14,13 +16,9 @@ export interface Session {
 }
 
 /** The claims of a JWT, unverified (the hub verifies); undefined if it is not one. */
-function claims(token: string): { sub?: unknown; exp?: unknown } | undefined {
-  const body = token.split(".")[1];
-  if (!body) return undefined;
+function claims(token: string): JWTPayload | undefined {
   try {
-    const json = atob(body.replace(/-/g, "+").replace(/_/g, "/"));
-    const parsed: unknown = JSON.parse(json);
-    return typeof parsed === "object" && parsed !== null ? parsed : undefined;
+    return decodeJwt(token);
   } catch {
     return undefined;
   }
