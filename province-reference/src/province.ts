@@ -26,6 +26,7 @@ import {
   createLogger,
   type DirectiveKeySet,
   DirectiveVerifier,
+  databaseUnavailableInterceptor,
   inputHygieneInterceptor,
   listen,
   loadCredential,
@@ -270,6 +271,9 @@ export class Province {
         void serveOps(endpoints, req.url ?? "/", res as ServerResponse);
       };
       const checks = [createValidateInterceptor(), inputHygieneInterceptor()];
+      const databaseDown = databaseUnavailableInterceptor((method, reason) =>
+        log.warn({ method, reason }, "request failed: the database is unavailable"),
+      );
       const handler = nodeAdapter({
         readMaxBytes: config.readMaxBytes,
         onError: (err, method) => log.error({ err, method }, "writing a response failed"),
@@ -280,6 +284,7 @@ export class Province {
           router.service(ClinicService, clinicService(config.code, intents));
         },
         interceptors: [
+          databaseDown,
           readerAuthInterceptor(
             new ReaderVerifier(readerKeys, config.code),
             new RateLimiter(config.readerRatePerMinute),
@@ -300,7 +305,7 @@ export class Province {
                 controlService(store, intents, () => p.reconcile()),
               );
             },
-            interceptors: [controlAuth(config.controlToken), ...checks],
+            interceptors: [databaseDown, controlAuth(config.controlToken), ...checks],
             fallback: ops,
           })
         : undefined;

@@ -15,6 +15,7 @@ export * from "./log.js";
 export * from "./ops-endpoints.js";
 export * from "./resident-id.js";
 export * from "./rpc/adapter.js";
+export * from "./rpc/database-unavailable.js";
 export * from "./rpc/input-hygiene.js";
 export * from "./rpc/purpose.js";
 export * from "./schema-migrations.js";

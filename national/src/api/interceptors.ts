@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import {
+  databaseUnavailable,
   type Principal,
   peerKey,
   principalKey,
@@ -11,8 +12,10 @@ import type { HubMetrics } from "../metrics.js";
 import { toConnectError } from "./errors.js";
 
 /**
- * Outermost: translates business refusals into Connect errors, counts requests by method and
- * code, and logs failures (server faults at error level with the cause, refusals at debug).
+ * Outermost: translates business refusals into Connect errors (and a database that refuses
+ * connections or cannot be reached into Unavailable), counts requests by method and code, and
+ * logs failures (server faults at error level with the cause, an unavailable database at warn,
+ * refusals at debug).
  */
 export function observeInterceptor(log: Logger, metrics: HubMetrics): Interceptor {
   return (next) => async (req) => {
@@ -22,12 +25,18 @@ export function observeInterceptor(log: Logger, metrics: HubMetrics): Intercepto
       metrics.requests.inc({ method, code: "ok" });
       return res;
     } catch (err) {
-      const translated = toConnectError(err);
+      const down = databaseUnavailable(err);
+      const translated = down ?? toConnectError(err);
       const ce = ConnectError.from(translated);
       const code = Code[ce.code] ?? "unknown";
       metrics.requests.inc({ method, code });
       if (ce.code === Code.Internal || ce.code === Code.Unknown) {
         log.error({ method, err }, "request failed");
+      } else if (down) {
+        log.warn(
+          { method, reason: down.rawMessage },
+          "request failed: the database is unavailable",
+        );
       } else {
         log.debug({ method, code, message: ce.rawMessage }, "request refused");
       }
