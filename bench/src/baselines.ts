@@ -6,7 +6,8 @@ import { TEST_DATABASE_URL, uniqueName } from "@evc-interop/testing";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import postgres from "postgres";
-import { closedLoop, type Figure, figure, pool, spawnChild } from "./measure.js";
+import { spawnChild, stopChild } from "./children.js";
+import { closedLoop, type Figure, figure, pool } from "./measure.js";
 
 import { callRounds, here, NATS_URL, ROUNDS, rounds } from "./settings.js";
 
@@ -118,7 +119,6 @@ export async function withTrivialServer<T>(
   const child = spawnChild(process.execPath, [join(here, "trivial-server.js")], {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
   try {
     const url = await new Promise<string>((resolveUrl, reject) => {
       let out = "";
@@ -137,8 +137,7 @@ export async function withTrivialServer<T>(
       await client.getFeatures({});
     });
   } finally {
-    child.kill("SIGTERM");
-    await exited;
+    await stopChild(child);
   }
 }
 

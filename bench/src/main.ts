@@ -2,6 +2,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { connectBaseline, natsBaselines, pgInsertBaseline } from "./baselines.js";
+import { killChildren } from "./children.js";
+import { connectionPlan, describePlan } from "./connections.js";
 import { doseFigure } from "./doses.js";
 import type { Figure } from "./measure.js";
 import { migrationFigures } from "./migrations.js";
@@ -9,7 +11,7 @@ import { readFigures } from "./reads.js";
 import { reconcileFigures } from "./reconcile.js";
 import { markdown } from "./report.js";
 import { logFigures, mixedRebuildFigures } from "./scale-log.js";
-import { progress, ROUNDS, SCALE, t0, want } from "./settings.js";
+import { PROVINCES, progress, ROUNDS, SCALE, t0, want } from "./settings.js";
 import { startSystem, stopSystem } from "./system.js";
 
 /**
@@ -27,7 +29,9 @@ async function main(): Promise<void> {
     if (!want("reads")) figures.push(await connectBaseline());
   }
   if (want("migrations") || want("doses") || want("reads")) {
-    const system = await startSystem();
+    const plan = await connectionPlan(PROVINCES.length);
+    progress(describePlan(plan, PROVINCES.length));
+    const system = await startSystem(plan);
     try {
       if (want("migrations")) figures.push(...(await migrationFigures(system)));
       if (want("doses")) figures.push(await doseFigure(system));
@@ -95,7 +99,15 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+/**
+ * A bench that fails says why and exits non-zero at once: its children are killed and nothing
+ * it still holds open (pools, servers, a child being waited for) keeps it running.
+ */
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    killChildren();
+    process.exit(1);
+  },
+);

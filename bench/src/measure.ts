@@ -1,5 +1,4 @@
 /** Small statistics helpers for the benchmark. */
-import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 
@@ -203,28 +202,4 @@ export function rssOf(pid: number): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The bench's child processes still running. */
-const children = new Set<ChildProcess>();
-let stopsChildren = false;
-
-/**
- * Spawns a child of the bench (a server of one of its parts); if the bench is stopped by a
- * signal, its children are stopped with it instead of being left running.
- */
-export function spawnChild(command: string, args: string[], options: SpawnOptions): ChildProcess {
-  const child = spawn(command, args, options);
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  if (!stopsChildren) {
-    stopsChildren = true;
-    for (const signal of ["SIGINT", "SIGTERM"] as const) {
-      process.once(signal, () => {
-        for (const c of children) c.kill("SIGTERM");
-        process.exit(signal === "SIGINT" ? 130 : 143);
-      });
-    }
-  }
-  return child;
 }

@@ -40,6 +40,8 @@ export async function migrationFigures(s: System): Promise<Figure[]> {
     inFlight: IN_FLIGHT,
     provinces: PROVINCES,
     natsUrl: NATS_URL,
+    dbPool: s.plan.naiveHub,
+    provincesDbPool: s.plan.naiveProvinces,
   };
   const naive = await startNaivePipeline(o);
   try {

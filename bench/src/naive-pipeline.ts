@@ -27,16 +27,8 @@ import { dropSchema, TEST_DATABASE_URL, transport, uniqueName } from "@evc-inter
 import { AckPolicy, type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import postgres from "postgres";
-import {
-  cpuPerOp,
-  cpuSnapshot,
-  type Figure,
-  figure,
-  median,
-  pool,
-  spawnChild,
-  until,
-} from "./measure.js";
+import { spawnChild, stopChild } from "./children.js";
+import { cpuPerOp, cpuSnapshot, type Figure, figure, median, pool, until } from "./measure.js";
 
 /**
  * The naive migration pipeline the migration target is stated against: what a hub and its
@@ -76,6 +68,9 @@ export interface NaiveOptions {
   inFlight: number;
   provinces: string[];
   natsUrl: string;
+  /** PostgreSQL connections of the naive hub's pool, and of its provinces' (one process). */
+  dbPool: number;
+  provincesDbPool: number;
 }
 
 /** A running naive pipeline: rounds of `migrations` migrations on demand, then stopped. */
@@ -113,7 +108,7 @@ export async function startNaivePipeline(o: NaiveOptions): Promise<NaivePipeline
   const schema = uniqueName("bench_naive");
   const stream = schema.toUpperCase();
   const sql = postgres(TEST_DATABASE_URL, {
-    max: 20,
+    max: o.dbPool,
     onnotice: () => {},
     connection: { search_path: schema },
   });
@@ -182,10 +177,8 @@ export async function startNaivePipeline(o: NaiveOptions): Promise<NaivePipeline
 
   let server: Awaited<ReturnType<typeof listen>> | undefined;
   let child: ReturnType<typeof spawnChild> | undefined;
-  let exited: Promise<void> = Promise.resolve();
   const stop = async () => {
-    child?.kill("SIGTERM");
-    await exited;
+    if (child) await stopChild(child);
     await server?.close(0);
     await jsm.streams.delete(stream).catch(() => undefined);
     await nc.close();
@@ -220,11 +213,11 @@ export async function startNaivePipeline(o: NaiveOptions): Promise<NaivePipeline
         NAIVE_STREAM: stream,
         NAIVE_PROVINCES: o.provinces.join(","),
         NAIVE_HUB_URL: hub.url,
+        NAIVE_DB_POOL: String(o.provincesDbPool),
       },
       stdio: ["ignore", "pipe", "inherit"],
     });
     child = provinces;
-    exited = new Promise<void>((r) => provinces.once("exit", () => r()));
     await new Promise<void>((resolve, reject) => {
       provinces.stdout?.once("data", () => resolve());
       provinces.once("exit", (code) => reject(new Error(`naive provinces exited with ${code}`)));

@@ -23,7 +23,7 @@ function env(name: string): string {
 const CONCURRENCY = 64;
 const stream = env("NAIVE_STREAM");
 const sql = postgres(env("NAIVE_DATABASE_URL"), {
-  max: 16,
+  max: Number(env("NAIVE_DB_POOL")),
   onnotice: () => {},
   connection: { search_path: env("NAIVE_SCHEMA") },
 });

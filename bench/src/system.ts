@@ -18,7 +18,9 @@ import {
   uniqueName,
 } from "@evc-interop/testing";
 import postgres, { type Sql } from "postgres";
-import { pool, spawnChild, until } from "./measure.js";
+import { mustBeRunning, spawnChild, stopChild } from "./children.js";
+import type { ConnectionPlan } from "./connections.js";
+import { pool, until } from "./measure.js";
 
 import { PROVINCES, provinceProgram } from "./settings.js";
 
@@ -38,19 +40,27 @@ export interface System {
   provinces: BenchProvince[];
   child: ChildProcess;
   dir: string;
+  /** How the run's PostgreSQL connections are shared. */
+  plan: ConnectionPlan;
 }
 
 /**
  * The hub runs in this process; the four provinces run together in a child process (as
  * `npm run province` would), so the hub and the provinces each have a core of the machine.
  */
-export async function startSystem(): Promise<System> {
-  const env = await startTestHub({ pollMs: 20, consumerAckWaitMs: 30_000, dbPoolSize: 20 });
-  const started = await spawnProvinces(env, PROVINCES, {
-    EVC_AGENT_CONCURRENCY: "64",
-    EVC_RECEIPT_POLL_MS: "50",
-  });
-  return { env, ...started };
+export async function startSystem(plan: ConnectionPlan): Promise<System> {
+  const env = await startTestHub({ pollMs: 20, consumerAckWaitMs: 30_000, dbPoolSize: plan.hub });
+  try {
+    const started = await spawnProvinces(env, PROVINCES, {
+      EVC_AGENT_CONCURRENCY: "64",
+      EVC_RECEIPT_POLL_MS: "50",
+      EVC_DB_POOL: String(plan.province),
+    });
+    return { env, plan, ...started };
+  } catch (err) {
+    await env.close();
+    throw err;
+  }
 }
 
 /** Reference provinces for `codes` in one child process, wired to `env`'s hub; ready. */
@@ -58,7 +68,7 @@ export async function spawnProvinces(
   env: TestHubEnv,
   codes: string[],
   extraEnv: Record<string, string>,
-): Promise<Omit<System, "env">> {
+): Promise<Omit<System, "env" | "plan">> {
   const dir = mkdtempSync(join(tmpdir(), "evc-bench-"));
   for (const code of codes) {
     const subject = `province:${code}`;
@@ -104,7 +114,7 @@ export async function spawnProvinces(
       url,
       schema: `${prefix}${code}`,
       sql: postgres(TEST_DATABASE_URL, {
-        max: 2,
+        max: 1,
         onnotice: () => {},
         connection: { search_path: `${prefix}${code}` },
       }),
@@ -118,28 +128,36 @@ export async function spawnProvinces(
       ),
     };
   });
-  for (const p of provinces) {
-    await until(
-      `province ${p.code} ready`,
-      async () => {
-        try {
-          await p.control.getFeatures({});
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      30_000,
-      100,
-    );
+  try {
+    for (const p of provinces) {
+      // A child that dies starting (a port taken meanwhile, a bad setting) fails the bench at
+      // once, instead of after the wait and with the bench left hanging on its open pools.
+      await until(
+        `province ${p.code} ready`,
+        async () => {
+          mustBeRunning(child, "the provinces' process");
+          try {
+            await p.control.getFeatures({});
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        30_000,
+        100,
+      );
+    }
+  } catch (err) {
+    await stopChild(child);
+    for (const p of provinces) await p.sql.end();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
   return { provinces, child, dir };
 }
 
-export async function stopSystem(s: System): Promise<void> {
-  const exited = new Promise<void>((r) => s.child.once("exit", () => r()));
-  s.child.kill("SIGTERM");
-  await exited;
+export async function stopSystem(s: Omit<System, "plan">): Promise<void> {
+  await stopChild(s.child);
   for (const p of s.provinces) {
     await p.sql.end();
     await dropSchema(p.schema);

@@ -44,6 +44,8 @@ export interface ProvinceConfig {
   concurrency: number;
   /** Directives applied in one transaction at most (1: one transaction each). */
   maxBatch: number;
+  /** PostgreSQL connections of this province's pool (one more listens for changes). */
+  dbPoolSize: number;
   provisionConsumer: boolean;
   /**
    * The conformance kit's control API (evc.conformance.v1.ControlService) is served only when
@@ -126,6 +128,7 @@ export function provinceConfigFromEnv(
     extraGraceMs: envInt(env, "EVC_RECONCILE_EXTRA_GRACE_MS", 30_000),
     concurrency: envInt(env, "EVC_AGENT_CONCURRENCY", 16),
     maxBatch: envInt(env, "EVC_MAX_BATCH", 64),
+    dbPoolSize: envInt(env, "EVC_DB_POOL", 10),
     provisionConsumer: (env.EVC_PROVISION_CONSUMER ?? "1") !== "0",
     controlToken: env.EVC_CONTROL_TOKEN ?? "",
     controlHost: control?.[1] ?? m[1],

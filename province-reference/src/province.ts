@@ -174,7 +174,7 @@ export class Province {
     const sql = openDb({
       url: config.databaseUrl,
       schema: config.schema,
-      max: 10,
+      max: config.dbPoolSize,
       applicationName: `evc-province-${config.code}`,
     });
     let nc: NatsConnection | undefined;
