@@ -81,15 +81,32 @@ export async function refuseOthersCertificate(
   personKey: string,
   field: string,
 ): Promise<void> {
-  const [held] = await deps.sql<{ person_key: string }[]>`
-    SELECT person_key FROM certificates WHERE certificate_number = ${certificateNumber}`;
-  if (held && held.person_key !== personKey)
-    throw refusalError(
-      "already_exists",
-      "INVALID_FIELD",
-      `certificate ${certificateNumber} is another person's: each certificate number is issued once`,
-      { field },
-    );
+  await refuseOthersCertificates(deps, [{ certificateNumber, personKey, field }]);
+}
+
+/**
+ * refuseOthersCertificate for many claims in one query (a batch of activation receipts): the
+ * first claim, in order, on another person's number is refused.
+ */
+export async function refuseOthersCertificates(
+  deps: HubDeps,
+  claims: readonly { certificateNumber: string; personKey: string; field: string }[],
+): Promise<void> {
+  if (claims.length === 0) return;
+  const rows = await deps.sql<{ certificate_number: string; person_key: string }[]>`
+    SELECT certificate_number, person_key FROM certificates
+    WHERE certificate_number = ANY(${claims.map((c) => c.certificateNumber)}::text[])`;
+  const holder = new Map(rows.map((r) => [r.certificate_number, r.person_key]));
+  for (const c of claims) {
+    const held = holder.get(c.certificateNumber);
+    if (held !== undefined && held !== c.personKey)
+      throw refusalError(
+        "already_exists",
+        "INVALID_FIELD",
+        `certificate ${c.certificateNumber} is another person's: each certificate number is issued once`,
+        { field: c.field },
+      );
+  }
 }
 
 /** The calling province (operators are refused: the RPC acts for a province). */

@@ -21,7 +21,7 @@ import {
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import type { DirectiveRow } from "../store/queries.js";
 import { directiveRows, type ReceiptOfBatch, recordReceipts } from "../store/receipts.js";
-import { callerProvince, type HubDeps, principalOf, refuseOthersCertificate } from "./context.js";
+import { callerProvince, type HubDeps, principalOf, refuseOthersCertificates } from "./context.js";
 import { denied } from "./errors.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
@@ -91,14 +91,20 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
       });
       // An activation's certificate must be this person's, never another's (before anything of
       // the batch is recorded, as for the I7 check above).
-      for (const { receipt, row, index } of batch)
-        if (receipt.result.case === "activated")
-          await refuseOthersCertificate(
-            deps,
-            receipt.result.value.certificateNumber,
-            row.person_key,
-            `receipts[${index}].activated.certificate_number`,
-          );
+      await refuseOthersCertificates(
+        deps,
+        batch.flatMap(({ receipt, row, index }) =>
+          receipt.result.case === "activated"
+            ? [
+                {
+                  certificateNumber: receipt.result.value.certificateNumber,
+                  personKey: row.person_key,
+                  field: `receipts[${index}].activated.certificate_number`,
+                },
+              ]
+            : [],
+        ),
+      );
       const recorded = await recordReceipts(deps.store, batch, caller);
       const now = Date.now();
       recorded.forEach((d, n) => {

@@ -131,8 +131,9 @@ export async function dataKeys(
     )
     SELECT person_key, dek FROM made
     UNION ALL
-    SELECT k.person_key, k.dek FROM person_keys k JOIN wanted w USING (person_key)
-    WHERE k.dek IS NOT NULL AND k.person_key NOT IN (SELECT person_key FROM made)`;
+    SELECT k.person_key, k.dek FROM person_keys k
+    WHERE k.person_key = ANY(${keys}::text[]) AND k.dek IS NOT NULL
+      AND k.person_key NOT IN (SELECT person_key FROM made)`;
   const found = new Map(rows.map((r) => [r.person_key, r.dek]));
   // A key another transaction made while this statement waited on it: its snapshot predates
   // that commit, a new statement's does not (READ COMMITTED).
