@@ -2,7 +2,7 @@ import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { newDose } from "@evc-interop/testing";
 import { type Figure, figure, pool, until } from "./measure.js";
 import { IN_FLIGHT } from "./migrations.js";
-import { PROVINCES, ROUNDS, rounds, SCALE } from "./settings.js";
+import { MIGRATIONS, PROVINCES, ROUNDS, rounds } from "./settings.js";
 import { registerPersons, type System } from "./system.js";
 
 /** Cross-province doses end to end: reported at one province, appended at the owner. */
@@ -10,7 +10,7 @@ import { registerPersons, type System } from "./system.js";
 export async function doseFigure(s: System): Promise<Figure> {
   const clients = PROVINCES.map((code) => s.env.client(DoseService, `province:${code}`));
   const people = await registerPersons(s, 400);
-  const perRound = Math.round(2000 * SCALE);
+  const perRound = MIGRATIONS;
   /** Doses held by all the provinces' stores together. */
   const dosesHeld = async () => {
     const counts = await Promise.all(

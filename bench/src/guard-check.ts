@@ -1,0 +1,92 @@
+import type { Figure } from "./measure.js";
+
+/**
+ * What the CI guard watches: each headline divided by the in-run baseline that bounds it, so
+ * that a machine twice as fast or as slow moves both alike and the ratio stays. A figure in
+ * seconds (reconciliation) is turned into a rate first.
+ */
+export const GUARDED: readonly Guarded[] = [
+  { id: "migrations", over: "naive_pipeline", part: "migrations" },
+  { id: "doses", over: "pg_commits", part: "doses" },
+  { id: "status_reads", over: "connect_trivial", part: "reads" },
+  { id: "verify", over: "pg_commits", part: "log" },
+  { id: "rebuild_mixed", over: "pg_commits", part: "log" },
+  { id: "reconcile_sync", over: "pg_commits", part: "reconcile" },
+];
+
+/** A headline, the baseline it is divided by, and the bench part (EVC_BENCH_ONLY) measuring it. */
+export interface Guarded {
+  id: string;
+  over: string;
+  part: string;
+}
+
+/** A ratio drops too far when it falls below this share of its reference (a third lost). */
+export const LEAST_SHARE = 2 / 3;
+
+/** The guarded ratios of a bench run's figures (those it measured). */
+export function guardedRatios(figures: readonly Figure[]): Record<string, number> {
+  const by = new Map(figures.map((f) => [f.id, f]));
+  const rate = (f: Figure) => (f.unit === "s" ? 1 / f.median : f.median);
+  const out: Record<string, number> = {};
+  for (const g of GUARDED) {
+    const f = by.get(g.id);
+    const b = by.get(g.over);
+    if (f && b && f.median > 0 && b.median > 0) out[ratioName(g)] = rate(f) / rate(b);
+  }
+  return out;
+}
+
+/** How a guarded ratio is named in the reference and in every message. */
+export function ratioName(g: { id: string; over: string }): string {
+  return `${g.id}/${g.over}`;
+}
+
+export interface GuardVerdict {
+  /** One line per ratio compared: its value, the reference, the share of it. */
+  lines: string[];
+  /** The ratios that fell below LEAST_SHARE of their reference, each with its figures. */
+  dropped: string[];
+  /** Ratios of the reference this run did not measure (a part left out or failed). */
+  missing: string[];
+}
+
+/** The bench parts (with the baselines) that measure the ratios named. */
+export function partsOf(names: readonly string[]): string[] {
+  const parts = GUARDED.filter((g) => names.includes(ratioName(g))).map((g) => g.part);
+  return [...new Set(["baselines", ...parts])];
+}
+
+/** Each ratio at the best of two runs (a confirming run measures only what dropped). */
+export function best(
+  first: Readonly<Record<string, number>>,
+  second: Readonly<Record<string, number>>,
+): Record<string, number> {
+  const out = { ...first };
+  for (const [name, value] of Object.entries(second)) out[name] = Math.max(out[name] ?? 0, value);
+  return out;
+}
+
+/** Compares a run's ratios with the committed reference. */
+export function judge(
+  reference: Readonly<Record<string, number>>,
+  measured: Readonly<Record<string, number>>,
+): GuardVerdict {
+  const verdict: GuardVerdict = { lines: [], dropped: [], missing: [] };
+  for (const [name, ref] of Object.entries(reference)) {
+    const value = measured[name];
+    if (value === undefined) {
+      verdict.missing.push(name);
+      continue;
+    }
+    const share = value / ref;
+    const line = `${name}: ${format(value)} (reference ${format(ref)}, ${(share * 100).toFixed(0)}%)`;
+    verdict.lines.push(line);
+    if (share < LEAST_SHARE) verdict.dropped.push(line);
+  }
+  return verdict;
+}
+
+function format(x: number): string {
+  return x >= 100 ? x.toFixed(0) : x.toPrecision(3);
+}
