@@ -11,6 +11,7 @@ import { readFigures } from "./reads.js";
 import { reconcileFigures } from "./reconcile.js";
 import { markdown } from "./report.js";
 import { logFigures, mixedRebuildFigures } from "./scale-log.js";
+import { securityFigures } from "./security.js";
 import { PROVINCES, progress, ROUNDS, SCALE, t0, want } from "./settings.js";
 import { startSystem, stopSystem } from "./system.js";
 
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
     figures.push(...(await mixedRebuildFigures()));
   }
   if (want("reconcile")) figures.push(...(await reconcileFigures()));
+  if (want("security")) figures.push(...(await securityFigures()));
 
   // Baselines first, in the order of the parts that measure them, then the headlines.
   const BASELINES = ["pg_commits", "js_publish", "js_consume", "connect_trivial", "naive_pipeline"];
@@ -75,6 +77,18 @@ async function main(): Promise<void> {
   relate("rebuild_mixed", "pg_commits", "≥ 100,000 events/s", (f) => f.median >= 100_000);
   relate("rebuild_refill", "pg_commits", "≥ 100,000 events/s", (f) => f.median >= 100_000);
   relate("rebuild_mixed_refill", "pg_commits", "≥ 100,000 events/s", (f) => f.median >= 100_000);
+  // What the protections cost, as a share of all the CPU a completed migration takes.
+  const security = by.get("sec_migration");
+  const migrations = by.get("migrations");
+  if (security && migrations) {
+    const cpu = Object.entries(migrations.extra)
+      .filter(([k]) => k.startsWith("cpu_ms_"))
+      .reduce((sum, [, v]) => sum + v, 0);
+    if (cpu > 0) {
+      security.baseline = "the CPU of a migration";
+      security.ratio = security.median / cpu;
+    }
+  }
   const sync = by.get("reconcile_sync");
   if (sync) {
     sync.target = "< 10 s, < 300 MB";

@@ -13,7 +13,7 @@ export const MIGRATIONS = Number(process.env.EVC_BENCH_OPERATIONS ?? Math.round(
 export const CALL_ROUND_MS = Number(process.env.EVC_BENCH_CALL_MS ?? 5000);
 export const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 export const PROVINCES = ["110000", "440000", "510000", "310000"];
-const PARTS = ["baselines", "migrations", "doses", "reads", "log", "reconcile"];
+const PARTS = ["baselines", "migrations", "doses", "reads", "log", "reconcile", "security"];
 /** EVC_BENCH_ONLY=migrations,log runs just those parts (default: all). */
 const ONLY = (process.env.EVC_BENCH_ONLY ?? "")
   .split(",")

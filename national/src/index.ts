@@ -10,6 +10,7 @@ export { doseToJson, identityToJson, personKey } from "./domain/codec.js";
 export type { PersonState } from "./domain/types.js";
 export { Hub, type HubOptions } from "./hub.js";
 export { OPERATOR_USAGE, operatorCli } from "./ops/operator-cli.js";
+export { newDataKey, openIdentities, sealIdentities } from "./store/identity-seal.js";
 export { rebuildSnapshot } from "./store/rebuild.js";
 
 /** The hub's Prometheus alerting rules (ops/alerts.yml, shipped with the package). */
