@@ -113,6 +113,29 @@ async function main(): Promise<void> {
   );
 }
 
+const USAGE = `usage: npm run bench
+
+Measures the hub and the reference provinces on this machine against its own baselines and
+writes bench-results/bench.json and bench.md (EVC_BENCH_OUT). Settings, from the environment:
+  EVC_BENCH_ONLY            parts to run: baselines, migrations, doses, reads, log, reconcile, security
+  EVC_BENCH_SCALE           1 = a million events and certificates (0.1 for a quick look)
+  EVC_BENCH_ROUNDS          timed rounds of each figure (3)
+  EVC_BENCH_OPERATIONS      migrations and doses per round (2,000 x scale)
+  EVC_BENCH_CALL_MS         length of a round of calls (5000)
+  EVC_BENCH_DB_CONNECTIONS  PostgreSQL connections it may open (what the server has left)
+  EVC_TEST_DATABASE_URL, NATS_URL   the PostgreSQL and NATS it runs on
+See bench/README.md.`;
+
+const args = process.argv.slice(2);
+if (args.includes("--help") || args.includes("-h")) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+if (args.length > 0) {
+  process.stderr.write(`bench: unknown argument ${args[0]}\n${USAGE}\n`);
+  process.exit(2);
+}
+
 /**
  * A bench that fails says why and exits non-zero at once: its children are killed and nothing
  * it still holds open (pools, servers, a child being waited for) keeps it running.
