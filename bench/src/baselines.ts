@@ -41,6 +41,33 @@ export async function pgInsertBaseline(): Promise<Figure> {
   }
 }
 
+/**
+ * PostgreSQL's CPU rather than its disk: one backend turning rows into JSON text and hashing
+ * them (as chain verification does with each event), rows/s. Commits are bound by the disk, the
+ * verification, rebuild and reconciliation figures by CPU: each is divided by a baseline of its
+ * own kind, so a machine with a faster disk but the same cores moves neither ratio.
+ */
+export async function pgCpuBaseline(): Promise<Figure> {
+  const rows = 200_000;
+  const sql = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    const r = await rounds("postgres rows hashed/s (one backend)", ROUNDS, async () => {
+      const start = performance.now();
+      await sql`SELECT count(*) FROM generate_series(1, ${rows}::int) AS i
+        WHERE sha256(convert_to(to_json(i)::text || repeat('x', 400), 'UTF8')) IS NOT NULL`;
+      return rows / ((performance.now() - start) / 1000);
+    });
+    return figure(
+      "pg_cpu",
+      "PostgreSQL rows turned into JSON text and hashed (SHA-256)/s, one backend (baseline)",
+      "rows/s",
+      r,
+    );
+  } finally {
+    await sql.end();
+  }
+}
+
 export async function natsBaselines(): Promise<Figure[]> {
   const nc = await connect({ servers: NATS_URL });
   const jsm = await jetstreamManager(nc);

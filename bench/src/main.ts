@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { connectBaseline, natsBaselines, pgInsertBaseline } from "./baselines.js";
+import { connectBaseline, natsBaselines, pgCpuBaseline, pgInsertBaseline } from "./baselines.js";
 import { killChildren } from "./children.js";
 import { connectionPlan, describePlan } from "./connections.js";
 import { doseFigure } from "./doses.js";
@@ -25,6 +25,7 @@ async function main(): Promise<void> {
   const figures: Figure[] = [];
   if (want("baselines")) {
     figures.push(await pgInsertBaseline());
+    figures.push(await pgCpuBaseline());
     figures.push(...(await natsBaselines()));
     // With the status reads, the trivial call is measured in turn with them (readFigures).
     if (!want("reads")) figures.push(await connectBaseline());
@@ -49,7 +50,14 @@ async function main(): Promise<void> {
   if (want("security")) figures.push(...(await securityFigures()));
 
   // Baselines first, in the order of the parts that measure them, then the headlines.
-  const BASELINES = ["pg_commits", "js_publish", "js_consume", "connect_trivial", "naive_pipeline"];
+  const BASELINES = [
+    "pg_commits",
+    "pg_cpu",
+    "js_publish",
+    "js_consume",
+    "connect_trivial",
+    "naive_pipeline",
+  ];
   const rank = (f: Figure) => {
     const b = BASELINES.indexOf(f.id);
     return b >= 0 ? b : BASELINES.length;

@@ -13,7 +13,7 @@ import { progress, ROUNDS, rounds } from "./settings.js";
  */
 export const PER_MIGRATION = { signatures: 3, verifications: 3, sealings: 2 };
 
-const ITERATIONS = 20_000;
+const ITERATIONS = 5_000;
 
 /** Microseconds per call of `fn`, after as many calls untimed (the compiler's warm-up). */
 function microseconds(fn: (i: number) => void): number {
