@@ -168,6 +168,38 @@ describe("migration saga", () => {
     ).toBe("STALE_ATTEMPT");
   });
 
+  it("is refused to a caller who knows only the document number, before anything is told", () => {
+    const s = given([register]);
+    const wrongName = refused(() =>
+      when(s, { ...migrateToGD, identity: { ...identity, name: "Wang" } }),
+    );
+    expect([wrongName.code, wrongName.reason, wrongName.detail.field]).toEqual([
+      "failed_precondition",
+      "IDENTITY_MISMATCH",
+      "identity.name",
+    ]);
+    const all = refused(() =>
+      when(s, {
+        ...migrateToGD,
+        identity: { ...identity, birthDate: "2020-01-16T00:00:00Z", sex: "SEX_FEMALE" },
+      }),
+    );
+    expect(all.message).toMatch(/identity\.birth_date, identity\.sex differ/);
+    // With a migration open, a stranger learns nothing about it (no migration id, no owner).
+    const open = given([register], [migrateToGD]);
+    const stranger = refused(() =>
+      when(open, { ...migrateToGD, caller: "510000", identity: { ...identity, name: "Wang" } }),
+    );
+    expect([stranger.reason, stranger.detail.migrationId]).toEqual([
+      "IDENTITY_MISMATCH",
+      undefined,
+    ]);
+    // The same person written another way is the same person.
+    expect(when(s, { ...migrateToGD, identity: { ...identity, name: "  li " } })[0]?.type).toBe(
+      "MigrationRequested",
+    );
+  });
+
   it("one open migration per person; the owner cannot migrate to itself", () => {
     const s = given([register], [migrateToGD]);
     expect(refused(() => when(s, { ...migrateToGD, caller: "510000" })).reason).toBe(

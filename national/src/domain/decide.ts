@@ -1,5 +1,6 @@
 import { after, current, directive, iso, openMigration, restore } from "./decider-parts.js";
 import { Refusal } from "./errors.js";
+import { mustBeThePerson } from "./identity-match.js";
 import { decideOperator, type OperatorCommand } from "./operator-decisions.js";
 import { knownDoseIds, mergeDoses } from "./person.js";
 import type {
@@ -156,6 +157,9 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
           field: "identity",
         });
       }
+      // Before anything about the record is told: the caller must know the person, not only
+      // the document number.
+      mustBeThePerson(state.identity, cmd.identity);
       if (state.openMigrationId) {
         throw new Refusal(
           "failed_precondition",

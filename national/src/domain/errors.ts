@@ -23,7 +23,8 @@ export type RefusalReason =
   | "INVALID_STATE"
   | "ALREADY_OWNER"
   | "NOT_FOUND"
-  | "RECORD_FULL";
+  | "RECORD_FULL"
+  | "IDENTITY_MISMATCH";
 
 export interface RefusalDetail {
   field?: string;

@@ -481,6 +481,9 @@ export const MigrationService: GenService<{
    * (one open migration per person, enforced by a PostgreSQL constraint): a second request for
    * the same person while one is open gets FailedPrecondition naming the open migration.
    * Idempotent by idempotency_key (same key, different payload -> AlreadyExists).
+   * The identity must be the person's, not only their document number: name, birth date and sex
+   * are compared with the hub's (see ERROR_REASON_IDENTITY_MISMATCH), so that knowing a child's
+   * ID number is not enough to suspend their certificate.
    *
    * @generated from rpc evc.national.v1.MigrationService.RequestMigration
    */
