@@ -25,6 +25,8 @@ export interface ConnectionPlan {
 
 /** Pool sizes at which the system and its yardstick are not starved (what the bench used). */
 const FULL = { hub: 20, province: 10, naiveHub: 20, naiveProvinces: 16 };
+/** Pool sizes below which the measured figures would be the pools' starvation. */
+const LEAST = { hub: 4, province: 2, naiveHub: 4, naiveProvinces: 4 };
 /** Connections other PostgreSQL clients (psql, monitoring) may want meanwhile. */
 const SPARE = 5;
 
@@ -68,6 +70,11 @@ export async function connectionPlan(provinces: number): Promise<ConnectionPlan>
       await sql.end();
     }
   }
+  return planFor(budget, source, provinces);
+}
+
+/** The pools' sizes for a budget of `budget` connections (see connectionPlan). */
+export function planFor(budget: number, source: string, provinces: number): ConnectionPlan {
   const full: ConnectionPlan = { budget, source, ...FULL, benchPerProvince: 1 };
   const fixed = 1 + provinces * (1 + full.benchPerProvince);
   const flexible = FULL.hub + provinces * FULL.province + FULL.naiveHub + FULL.naiveProvinces;
@@ -79,9 +86,18 @@ export async function connectionPlan(provinces: number): Promise<ConnectionPlan>
     naiveHub: Math.floor(FULL.naiveHub * share),
     naiveProvinces: Math.floor(FULL.naiveProvinces * share),
   };
-  if (plan.hub < 4 || plan.province < 2 || plan.naiveHub < 4 || plan.naiveProvinces < 4) {
+  if (
+    plan.hub < LEAST.hub ||
+    plan.province < LEAST.province ||
+    plan.naiveHub < LEAST.naiveHub ||
+    plan.naiveProvinces < LEAST.naiveProvinces
+  ) {
+    // The smallest share at which every pool keeps its least size.
+    const least = Math.max(
+      ...(Object.keys(LEAST) as (keyof typeof LEAST)[]).map((k) => LEAST[k] / FULL[k]),
+    );
     throw new Error(
-      `bench: a budget of ${budget} PostgreSQL connections (${source}) is too small: the system and its yardstick need ${fixed + 4 + provinces * 2 + 8} at least; close other clients or raise max_connections`,
+      `bench: a budget of ${budget} PostgreSQL connections (${source}) is too small: the system and its yardstick need ${fixed + Math.ceil(flexible * least)} at least; close other clients or raise max_connections`,
     );
   }
   return plan;

@@ -16,13 +16,12 @@ import {
 import type { Figure } from "./measure.js";
 
 /**
- * `npm run bench:guard`: a short bench (small scale, a minute or two) whose ratios to their
+ * `npm run bench:guard`: a short bench (small scale, two or three minutes) whose ratios to their
  * in-run baselines are compared with the committed reference, bench/guard-reference.json. It
  * fails, naming the figure, when a ratio dropped by more than a third and a second run of the
  * parts concerned confirms it (each ratio at the better of the two: the machine is noisy, a
- * regression is not). `-- --update` measures
- * and writes the reference instead: a deliberate commit, with the full bench's figures in its
- * message.
+ * regression is not). `-- --update` measures and writes the reference instead: a deliberate
+ * commit, with the full bench's figures in its message.
  */
 const USAGE = `usage: npm run bench:guard [-- --update]
 
