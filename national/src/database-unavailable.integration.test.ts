@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
+import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import {
   certificateNumber,
   newIdentity,
@@ -60,7 +61,20 @@ describe("PostgreSQL refusing the hub's connections", () => {
       Code.Unavailable,
       expect.stringContaining("the database is unavailable (53300)"),
     ]);
+    // A server stream fails while it is read, past the start of the call: the same answer.
+    const snapshot = async () => {
+      for await (const _ of env.client(SnapshotService, "province:110000").streamSnapshot({}));
+    };
+    const stream = await snapshot().then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(stream && [stream.code, stream.rawMessage]).toEqual([
+      Code.Unavailable,
+      expect.stringContaining("the database is unavailable (53300)"),
+    ]);
     await admin`ALTER ROLE ${admin(role)} CONNECTION LIMIT -1`;
+    await snapshot();
     const again = await register();
     expect(again.recordId).not.toBe("");
   });

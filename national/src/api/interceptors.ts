@@ -20,11 +20,7 @@ import { toConnectError } from "./errors.js";
 export function observeInterceptor(log: Logger, metrics: HubMetrics): Interceptor {
   return (next) => async (req) => {
     const method = `${req.service.typeName}/${req.method.name}`;
-    try {
-      const res = await next(req);
-      metrics.requests.inc({ method, code: "ok" });
-      return res;
-    } catch (err) {
+    const failed = (err: unknown): unknown => {
       const down = databaseUnavailable(err);
       const translated = down ?? toConnectError(err);
       const ce = ConnectError.from(translated);
@@ -40,8 +36,29 @@ export function observeInterceptor(log: Logger, metrics: HubMetrics): Intercepto
       } else {
         log.debug({ method, code, message: ce.rawMessage }, "request refused");
       }
-      throw translated;
+      return translated;
+    };
+    let res: Awaited<ReturnType<typeof next>>;
+    try {
+      res = await next(req);
+    } catch (err) {
+      throw failed(err);
     }
+    if (!res.stream) {
+      metrics.requests.inc({ method, code: "ok" });
+      return res;
+    }
+    // A server stream fails while it is read (StreamSnapshot's pages): its errors pass here too.
+    const messages = res.message;
+    async function* observed() {
+      try {
+        yield* messages;
+      } catch (err) {
+        throw failed(err);
+      }
+      metrics.requests.inc({ method, code: "ok" });
+    }
+    return { ...res, message: observed() };
   };
 }
 
