@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import {
   certificateNumber,
+  errorOf,
   newIdentity,
   startTestHub,
   TEST_DATABASE_URL,
@@ -53,10 +54,7 @@ describe("PostgreSQL refusing the hub's connections", () => {
     await register();
     await admin`ALTER ROLE ${admin(role)} CONNECTION LIMIT 0`;
     await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${role}`;
-    const refused = await register().then(
-      () => undefined,
-      (e: unknown) => ConnectError.from(e),
-    );
+    const refused = await errorOf(register());
     expect(refused && [refused.code, refused.rawMessage]).toEqual([
       Code.Unavailable,
       expect.stringContaining("the database is unavailable (53300)"),
@@ -65,10 +63,7 @@ describe("PostgreSQL refusing the hub's connections", () => {
     const snapshot = async () => {
       for await (const _ of env.client(SnapshotService, "province:110000").streamSnapshot({}));
     };
-    const stream = await snapshot().then(
-      () => undefined,
-      (e: unknown) => ConnectError.from(e),
-    );
+    const stream = await errorOf(snapshot());
     expect(stream && [stream.code, stream.rawMessage]).toEqual([
       Code.Unavailable,
       expect.stringContaining("the database is unavailable (53300)"),

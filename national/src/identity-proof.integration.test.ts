@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { ErrorDetailSchema, ErrorReason } from "@evc-interop/gen/evc/common/v1/error_details_pb";
 import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import {
   certificateNumber,
+  errorOf,
   newIdentity,
   startTestHub,
   type TestHubEnv,
@@ -52,10 +53,7 @@ describe("a migration request", () => {
       name: "Li Na",
       birthDate: timestampFromDate(new Date("2019-03-01")),
     };
-    const err = await requestMigration(forged).then(
-      () => undefined,
-      (e: unknown) => ConnectError.from(e),
-    );
+    const err = await errorOf(requestMigration(forged));
     const [detail] = err?.findDetails(ErrorDetailSchema) ?? [];
     expect([err?.code, detail?.reason, detail?.field]).toEqual([
       Code.FailedPrecondition,

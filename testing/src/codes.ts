@@ -9,3 +9,13 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
     return Code[ConnectError.from(err).code] ?? "?";
   }
 }
+
+/** Tests only: the error a call failed with (as a ConnectError), or undefined if it succeeded. */
+export async function errorOf(p: Promise<unknown>): Promise<ConnectError | undefined> {
+  try {
+    await p;
+    return undefined;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+}
