@@ -25,8 +25,9 @@ const CALL = { timeoutMs: 8000 };
 
 /**
  * The drill's mixed load, driven through each province's control API as an operator would:
- * registrations, doses (at the owner and elsewhere), migrations and closures, aimed mostly at
- * a few recent persons so that they race each other. Every answer goes into the ledger.
+ * registrations, doses (at the owner and elsewhere), migrations and closures (deaths and
+ * deletions, during migrations too), aimed mostly at a few recent persons so that they race
+ * each other. Every answer goes into the ledger.
  */
 export class Load {
   private readonly persons: Identity[] = [];
@@ -89,7 +90,7 @@ export class Load {
       if (!person || roll < 0.25) op = () => this.register(rnd, province);
       else if (roll < 0.65) op = () => this.dose(rnd, person, province);
       else if (roll < 0.9) op = () => this.migrate(person, province);
-      else op = () => this.close(person);
+      else op = () => this.close(rnd, person);
       ops.push(new Promise((r) => setTimeout(r, delay)).then(op));
     }
     const results = await Promise.all(ops);
@@ -134,16 +135,26 @@ export class Load {
     }
   }
 
-  private async close(identity: Identity): Promise<boolean> {
-    // Whom to ask: the owner the hub names now (the drill only picks a target here).
-    const [row] = await this.hub<{ record_id: string | null; owner: string | null }[]>`
+  /**
+   * A death or a deletion, asked of the owner the hub names now or, with a migration open, as
+   * often of its target (either may record it; it ends the migration).
+   */
+  private async close(rnd: Random, identity: Identity): Promise<boolean> {
+    const [row] = await this.hub<
+      { record_id: string | null; owner: string | null; target: string | null }[]
+    >`
       SELECT state->>'currentRecordId' AS record_id,
-        state->'records'->(state->>'currentRecordId')->>'owner' AS owner
+        state->'records'->(state->>'currentRecordId')->>'owner' AS owner,
+        state->'migrations'->(state->>'openMigrationId')->>'target' AS target
       FROM persons WHERE state->'identity'->>'idNumber' = ${identity.idNumber}`;
-    if (!row?.record_id || !row.owner || !this.clients.has(row.owner)) return false;
+    const asked = row?.target && rnd.next() < 0.5 ? row.target : row?.owner;
+    if (!row?.record_id || !asked || !this.clients.has(asked)) return false;
     try {
-      await this.client(row.owner).closeRecord(
-        { recordId: row.record_id, reason: CloseReason.DELETED },
+      await this.client(asked).closeRecord(
+        {
+          recordId: row.record_id,
+          reason: rnd.pick([CloseReason.DELETED, CloseReason.DECEASED]),
+        },
         CALL,
       );
       this.ledger.closed(identity.idNumber, row.record_id, true);

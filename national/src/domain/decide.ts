@@ -1,16 +1,10 @@
+import { type CloseCommand, decideClose } from "./closure.js";
 import { after, current, directive, iso, openMigration, restore } from "./decider-parts.js";
 import { Refusal } from "./errors.js";
 import { mustBeThePerson } from "./identity-match.js";
 import { decideOperator, type OperatorCommand } from "./operator-decisions.js";
 import { knownDoseIds, mergeDoses } from "./person.js";
-import type {
-  CloseReason,
-  DecideContext,
-  DoseJson,
-  HubEvent,
-  IdentityJson,
-  PersonState,
-} from "./types.js";
+import type { DecideContext, DoseJson, HubEvent, IdentityJson, PersonState } from "./types.js";
 
 export type { OperatorCommand, OutboxDirective } from "./operator-decisions.js";
 
@@ -33,13 +27,7 @@ export type Command =
       certificateNumber: string;
       doses: DoseJson[];
     }
-  | {
-      kind: "close";
-      caller: string;
-      recordId: string;
-      reason: CloseReason;
-      mergedIntoRecordId?: string;
-    }
+  | CloseCommand
   | { kind: "requestMigration"; caller: string; identity: IdentityJson }
   | { kind: "cancelMigration"; caller: string; migrationId: string; reason: string }
   | OperatorCommand
@@ -114,41 +102,8 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
       ];
     }
 
-    case "close": {
-      const r = state.records[cmd.recordId];
-      // Closing again what its owner closed is answered as the first closure was: a province
-      // completing its closure after a crash must not be told the record does not exist.
-      if (r?.status === "CLOSED" && r.owner === cmd.caller) return [];
-      if (!r || r.recordId !== state.currentRecordId) {
-        throw new Refusal("not_found", "RECORD_NOT_FOUND", `no open record ${cmd.recordId}`, {
-          field: "record_id",
-          recordId: cmd.recordId,
-        });
-      }
-      if (r.owner !== cmd.caller) {
-        throw new Refusal(
-          "permission_denied",
-          "WRONG_PROVINCE",
-          `record ${r.recordId} is owned by ${r.owner}, not ${cmd.caller}`,
-          { field: "record_id", ownerProvinceCode: r.owner, recordId: r.recordId },
-        );
-      }
-      if (state.openMigrationId) {
-        throw new Refusal(
-          "failed_precondition",
-          "MIGRATION_IN_PROGRESS",
-          `record ${r.recordId} has open migration ${state.openMigrationId}`,
-          { migrationId: state.openMigrationId, recordId: r.recordId },
-        );
-      }
-      const data: Extract<HubEvent, { type: "RecordClosed" }>["data"] = {
-        recordId: r.recordId,
-        reason: cmd.reason,
-        at,
-      };
-      if (cmd.mergedIntoRecordId) data.mergedIntoRecordId = cmd.mergedIntoRecordId;
-      return [{ type: "RecordClosed", data }];
-    }
+    case "close":
+      return decideClose(state, cmd, ctx);
 
     case "requestMigration": {
       const r = current(state);

@@ -47,6 +47,8 @@ export function directivesOf(event: HubEvent): DirectiveIntent[] {
       return [event.data.directive];
     case "DoseReported":
       return event.data.directive ? [event.data.directive] : [];
+    case "RecordClosed":
+      return event.data.directives ?? [];
     default:
       return [];
   }
@@ -177,9 +179,31 @@ export function evolve(state: PersonState, event: HubEvent, meta: EventMeta): Pe
     case "RecordClosed": {
       const d = event.data;
       const r = mustRecord(s, d.recordId);
-      s = withRecord(s, { ...r, status: "CLOSED", version: meta.version, position: meta.position });
-      s = setCertStatus(s, r.certificateNumber, "REVOKED", d.at, meta, d.reason);
+      const ended = d.endedMigrationId ? mustMigration(s, d.endedMigrationId) : undefined;
+      const closed: RecordState = {
+        ...r,
+        status: "CLOSED",
+        // Doses held for the migration it ended stay with the record: none is lost.
+        doses: ended ? mergeDoses(r.doses, ended.heldDoses) : r.doses,
+        version: meta.version,
+        position: meta.position,
+      };
+      if (d.by) closed.closedBy = d.by;
+      s = withRecord(s, closed);
+      for (const number of [r.certificateNumber, ...(d.revoked ?? [])])
+        s = setCertStatus(s, number, "REVOKED", d.at, meta, d.reason);
       if (s.currentRecordId === d.recordId) s.currentRecordId = undefined;
+      if (ended) {
+        const { awaitingDirectiveId: _done, ...rest } = ended;
+        s = withMigration(s, {
+          ...rest,
+          state: "CANCELLED",
+          updatedAt: d.at,
+          endReason: `the record was closed during the migration (${d.reason})`,
+          heldDoses: [],
+        });
+      }
+      for (const x of d.directives ?? []) s = noteDirective(s, x);
       return s;
     }
     case "MigrationRequested": {

@@ -104,7 +104,20 @@ export type HubEvent =
     }
   | {
       type: "RecordClosed";
-      data: { recordId: string; reason: CloseReason; mergedIntoRecordId?: string; at: string };
+      data: {
+        recordId: string;
+        reason: CloseReason;
+        mergedIntoRecordId?: string;
+        at: string;
+        /** The province that closed it (absent in events before closure everywhere: the owner). */
+        by?: string;
+        /** The record's other certificates revoked with it: suspended copies at former owners. */
+        revoked?: string[];
+        /** Revokes sent to every other province that holds, or may hold, a copy. */
+        directives?: DirectiveIntent[];
+        /** The open migration the closure ended (a death or deletion during a migration). */
+        endedMigrationId?: string;
+      };
     }
   | {
       type: "MigrationRequested";
@@ -228,6 +241,8 @@ export interface RecordState {
   status: RecordStatus;
   certificateNumber: string;
   doses: DoseJson[];
+  /** The province that closed it, when it is CLOSED (the owner, or an open migration's target). */
+  closedBy?: string;
   version: number;
   position: number;
 }

@@ -476,6 +476,8 @@ export class HubStore {
       if (event.type === "DirectiveSuperseded") superseded.push(event.data.directiveId);
       if (ENDED_BY.has(event.type) && "migrationId" in event.data)
         ended.push(event.data.migrationId);
+      if (event.type === "RecordClosed" && event.data.endedMigrationId)
+        ended.push(event.data.endedMigrationId);
       for (const intent of directivesOf(event)) {
         const message = directiveMessage(intent, {
           eventId: row?.event_id ?? "",

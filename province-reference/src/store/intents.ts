@@ -191,7 +191,7 @@ export class IntentStore {
     });
   }
 
-  /** Starts (or resumes) closing a record this province holds as ACTIVE. */
+  /** Starts (or resumes) closing a record held here and not CLOSED; the hub decides the rest. */
   beginClose(recordId: string, request: Uint8Array): Promise<Intent> {
     return this.sql.begin(async (tx) => {
       const rec = await lockRecord(tx, recordId);
@@ -202,10 +202,12 @@ export class IntentStore {
         SELECT id, kind, record_id, request, attempts FROM hub_intents
         WHERE record_id = ${recordId} AND kind = 'close' AND state = 'PENDING'`;
       if (pending) return pending;
-      if (rec.status !== "ACTIVE") {
+      // A record migrated out may still be closed here while its migration is open (a death
+      // ends it); the hub decides, and refuses once another province owns the record.
+      if (rec.status === "CLOSED") {
         throw new LocalRefusal(
           "failed_precondition",
-          `record ${recordId} is ${rec.status} here, not ACTIVE`,
+          `record ${recordId} is CLOSED here`,
           "record_id",
         );
       }

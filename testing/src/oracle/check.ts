@@ -40,7 +40,8 @@ interface LocalRecord {
  * certificates at the hub or across the stores (I2); each acknowledged dose is at the hub and
  * in its owner's store exactly once, and no "maybe" dose twice (I3); every directive the hub
  * issued was answered and is in its province's inbox once (I4); no migration or directive is
- * left open (stuck).
+ * left open (stuck); an acknowledged closure left no certificate of the record unrevoked, at the
+ * hub or at any province (a former owner's suspended copy included).
  */
 export async function checkOracle(
   ledger: Ledger,
@@ -60,6 +61,8 @@ export async function checkOracle(
   const local: LocalRecord[] = [];
   const localDoses = new Map<string, Map<string, number>>();
   const localNormal = new Map<string, string[]>();
+  /** Certificates not REVOKED, with their status, by record. */
+  const localLive = new Map<string, string[]>();
   const checked = new Map(provinces.map((p) => [p.code, p]));
   for (const p of provinces) {
     const rows = await p.sql<Omit<LocalRecord, "code">[]>`
@@ -75,13 +78,15 @@ export async function checkOracle(
       m.set(d.dose_id, d.n);
       localDoses.set(key, m);
     }
-    for (const c of await p.sql<{ record_id: string; certificate_number: string }[]>`
-      SELECT record_id, certificate_number FROM certificates
-      WHERE status = 'NORMAL' AND record_id = ANY(${held}::text[])`) {
-      localNormal.set(c.record_id, [
-        ...(localNormal.get(c.record_id) ?? []),
-        `${c.certificate_number}@${p.code}`,
-      ]);
+    for (const c of await p.sql<
+      { record_id: string; certificate_number: string; status: string }[]
+    >`
+      SELECT record_id, certificate_number, status FROM certificates
+      WHERE status <> 'REVOKED' AND record_id = ANY(${held}::text[])`) {
+      const where = `${c.certificate_number}@${p.code}`;
+      localLive.set(c.record_id, [...(localLive.get(c.record_id) ?? []), `${c.status} ${where}`]);
+      if (c.status === "NORMAL")
+        localNormal.set(c.record_id, [...(localNormal.get(c.record_id) ?? []), where]);
     }
   }
 
@@ -162,10 +167,16 @@ export async function checkOracle(
     const r = states.get(c.idNumber)?.records[c.recordId];
     if (r?.status !== "CLOSED")
       find("I1", `closure of ${c.recordId} acknowledged, hub says ${r?.status}`);
-    if ((localNormal.get(c.recordId) ?? []).length > 0)
+    // Revoked everywhere (已注销): a former owner's suspended copy included.
+    if ((localLive.get(c.recordId) ?? []).length > 0)
+      find("I2", `closed record ${c.recordId} still ${localLive.get(c.recordId)?.join(", ")}`);
+    const hubLive = Object.values(states.get(c.idNumber)?.certificates ?? {}).filter(
+      (x) => x.recordId === c.recordId && x.status !== "REVOKED",
+    );
+    if (hubLive.length > 0)
       find(
         "I2",
-        `closed record ${c.recordId} still NORMAL at ${localNormal.get(c.recordId)?.join(", ")}`,
+        `closed record ${c.recordId} still ${hubLive.map((x) => `${x.status} ${x.number}`).join(", ")} at the hub`,
       );
   }
 

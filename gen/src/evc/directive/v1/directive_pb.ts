@@ -298,7 +298,10 @@ export const RestoreRecordSchema: GenMessage<RestoreRecord> = /*@__PURE__*/
   messageDesc(file_evc_directive_v1_directive, 4);
 
 /**
- * Revoke a certificate and close its record (death, deletion, merge, aborted migration).
+ * Revoke a certificate and close its record (death, deletion, merge, aborted migration): every
+ * certificate of the record that is not REVOKED becomes REVOKED with the reason, and the record
+ * CLOSED, whatever its state here (ACTIVE, or MIGRATED_OUT: a former owner's copy of a record
+ * closed elsewhere). Phones watching any of those certificates are told.
  *
  * @generated from message evc.directive.v1.RevokeCertificate
  */

@@ -175,7 +175,7 @@ export const LocateRecordResponseSchema: GenMessage<LocateRecordResponse> = /*@_
  */
 export type CloseRecordRequest = Message<"evc.national.v1.CloseRecordRequest"> & {
   /**
-   * The record to close; must be owned by the caller. Required.
+   * The record to close; owned by the caller, or the target of its open migration. Required.
    *
    * @generated from field: string record_id = 1;
    */
@@ -255,7 +255,13 @@ export const RecordService: GenService<{
   },
   /**
    * Closes a record owned by the calling province (death, deletion, merge): the record becomes
-   * CLOSED and its certificate REVOKED. FailedPrecondition during an open migration.
+   * CLOSED and every certificate of it REVOKED (已注销), wherever it is. The caller revokes its
+   * own; every other province that holds a copy (a former owner's suspended certificate, the
+   * target of an open migration) is sent revoke_certificate with the same reason. A death or a
+   * deletion is accepted in every state of an open migration, from its source or its target, and
+   * ends it (MIGRATION_STATE_CANCELLED, the closure as end reason; late receipts of its steps are
+   * refused). A merge during an open migration is FailedPrecondition (MIGRATION_IN_PROGRESS).
+   * Closing again a record the caller closed returns the same answer.
    *
    * @generated from rpc evc.national.v1.RecordService.CloseRecord
    */

@@ -254,7 +254,8 @@ export const ClinicService: GenService<{
     output: typeof RequestMigrationResponseSchema;
   },
   /**
-   * Closes a record this province owns.
+   * Closes a record this province owns, or holds migrated out while its migration is open (a
+   * death or deletion ends the migration; see evc.national.v1.RecordService.CloseRecord).
    *
    * @generated from rpc evc.province.v1.ClinicService.CloseRecord
    */
