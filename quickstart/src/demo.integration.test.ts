@@ -39,6 +39,11 @@ describe("the quick-start demo", () => {
     expect(text).toMatch(/→ directive activateMigratedRecord to 510000/);
     expect(text).toMatch(/\[phone\] 110000-\S+ is SUSPENDED/);
     expect(text).toMatch(/migration COMPLETED; owner now 510000/);
+    // The death after the migration revokes the former owner's certificate too, and the phone
+    // still watching it is told.
+    expect(text).toMatch(/→ directive revokeCertificate to 110000/);
+    expect(text).toMatch(/\[phone\] 110000-\S+ is REVOKED/);
+    expect(text).toMatch(/certificate 510000-\S+ is REVOKED; .*certificate 110000-\S+ is REVOKED/);
     expect(text).toMatch(/after one reconciliation pass \(0 repairs\)/);
   });
 });

@@ -3,7 +3,11 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { IdentitySchema, IdType, Sex } from "@evc-interop/gen/evc/common/v1/identity_pb";
-import { CertificateStatus, DoseSchema } from "@evc-interop/gen/evc/common/v1/record_pb";
+import {
+  CertificateStatus,
+  CloseReason,
+  DoseSchema,
+} from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import type { Hub } from "@evc-interop/national";
 import type { Province } from "@evc-interop/province-reference";
@@ -211,6 +215,23 @@ export async function runDemo(
       `  ${tag(sc)} certificate ${scCert.certificate_number} is ${scCert.status}; record holds ${scRecord?.contents.doses.length} doses`,
     );
     await settled();
+
+    print("");
+    print(
+      `4. Years later the child dies in ${provinceName(sc.code)} (注销): every certificate of the person is revoked, the former owner's too`,
+    );
+    await control(sc).closeRecord({ recordId: reg.recordId, reason: CloseReason.DECEASED });
+    ledger.closed(identity.idNumber, reg.recordId, true);
+    print(`  ${tag(sc)} closed the record as DECEASED`);
+    const oldCert = await until("the former owner's certificate revoked", async () => {
+      const c = await bj.store.certificate(reg.certificateNumber);
+      return c?.status === "REVOKED" ? c : undefined;
+    });
+    await settled();
+    const newCert = await sc.store.certificate(scCert.certificate_number);
+    print(
+      `  ${tag(sc)} certificate ${newCert?.certificate_number} is ${newCert?.status}; ${tag(bj)} certificate ${oldCert.certificate_number} is ${oldCert.status}`,
+    );
   } finally {
     watchAbort.abort();
     await watching;
