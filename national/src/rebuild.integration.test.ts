@@ -127,7 +127,13 @@ describe.each([
     await env.hub.sql`DELETE FROM certificates`;
     await env.hub.sql`DELETE FROM migrations`;
     await env.hub.sql`DELETE FROM persons`;
+    await env.hub.sql`DELETE FROM document_links`;
     const repaired = await rebuildSnapshot(env.hub.sql, "replace", opts);
+    // Every person's document is known again: none would be taken for a new person.
+    const [links] = await env.hub.sql<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM document_links`;
+    expect(links?.n).toBe(40);
     expect(repaired.differences).toEqual({
       records: before.records?.length,
       certificates: before.certificates?.length,

@@ -75,8 +75,12 @@ export class HubIntents {
     );
   }
 
-  /** Registers a person here: the hub decides (I1), then the record is written here. */
-  async register(identity: Identity, doses: Dose[]) {
+  /**
+   * Registers a person here: the hub decides (I1), then the record is written here. With
+   * known_as (the birth certificate on file, registering under the resident ID) the hub may
+   * link the document to the record already held here instead: that record takes it.
+   */
+  async register(identity: Identity, doses: Dose[], knownAs: Identity[] = []) {
     const intent = await this.intents.beginRegistration(identity, (id) =>
       toBinary(
         RegisterRecordRequestSchema,
@@ -85,6 +89,7 @@ export class HubIntents {
           identity,
           certificateNumber: this.store.newCertificateNumber(),
           doses,
+          knownAs,
         }),
       ),
     );
@@ -152,6 +157,13 @@ export class HubIntents {
       this.hub.records.registerRecord(req),
     );
     if (!req.identity) throw new Error(`registration intent ${intent.id} has no identity`);
+    if (res.linked) {
+      await this.intents.completeLink(intent.id, res.recordId, req.identity, req.doses);
+      return {
+        recordId: res.recordId,
+        certificateNumber: res.certificate?.certificateNumber ?? "",
+      };
+    }
     await this.intents.completeRegistration(intent.id, res.recordId, req.identity, req.doses, {
       number: req.certificateNumber,
       recordId: res.recordId,

@@ -57,7 +57,7 @@ function streamEvents(deps: HubDeps, key: string, asOf?: Date): Promise<EventRow
 export function auditService(deps: HubDeps): ServiceImpl<typeof AuditService> {
   return {
     async getPersonHistory(req, ctx) {
-      const key = keyOf(deps, req.identity);
+      const key = await keyOf(deps, req.identity);
       await authorize(deps, ctx, key);
       await logRead(deps, ctx, key);
       const rows = await streamEvents(deps, key);
@@ -80,7 +80,7 @@ export function auditService(deps: HubDeps): ServiceImpl<typeof AuditService> {
     },
 
     async getPersonStateAsOf(req, ctx) {
-      const key = keyOf(deps, req.identity);
+      const key = await keyOf(deps, req.identity);
       if (!req.asOf) throw invalid("as_of", "is required");
       await authorize(deps, ctx, key);
       await logRead(deps, ctx, key);
@@ -114,7 +114,7 @@ export function auditService(deps: HubDeps): ServiceImpl<typeof AuditService> {
         throw denied("the access log is for national operators");
       const limit = req.pageSize || 100;
       const rows = await new PersonReads(deps.sql).list({
-        personKey: req.identity ? keyOf(deps, req.identity) : "",
+        personKey: req.identity ? await keyOf(deps, req.identity) : "",
         caller: req.caller,
         limit,
         before: req.beforePosition,

@@ -116,10 +116,38 @@ export function callerProvince(ctx: HandlerContext): string {
   return p.code;
 }
 
-export function keyOf(deps: HubDeps, identity: Identity | undefined): string {
-  if (!identity)
-    throw refusalError("invalid_argument", "INVALID_FIELD", "is required", { field: "identity" });
+/**
+ * The key of an identity document: a keyed hash of its type and number. A person's stream is
+ * keyed by the key of the first document they were known by.
+ */
+export function documentKeyOf(
+  deps: HubDeps,
+  identity: Identity | undefined,
+  field = "identity",
+): string {
+  if (!identity) throw refusalError("invalid_argument", "INVALID_FIELD", "is required", { field });
   return personKey(deps.personKeySecret, identity);
+}
+
+/** The person an identity document belongs to, if the hub knows the document. */
+export async function linkedPerson(
+  deps: HubDeps,
+  documentKey: string,
+): Promise<string | undefined> {
+  const [row] = await deps.sql<{ person_key: string }[]>`
+    SELECT person_key FROM document_links WHERE document_key = ${documentKey}`;
+  return row?.person_key;
+}
+
+/**
+ * The key of the person an identity document belongs to: a person is not a document, so every
+ * lookup, duplicate check, lock and migration goes through the document's link (a resident ID
+ * linked to the child first registered under the birth certificate reaches that child). A
+ * document the hub does not know is keyed by itself (a person it would make).
+ */
+export async function keyOf(deps: HubDeps, identity: Identity | undefined): Promise<string> {
+  const doc = documentKeyOf(deps, identity);
+  return (await linkedPerson(deps, doc)) ?? doc;
 }
 
 export function certificateMessage(c: CertificateState): Certificate {

@@ -21,7 +21,7 @@ export function doseService(deps: HubDeps): ServiceImpl<typeof DoseService> {
       }
       const dose = doseToJson(req.dose);
       const { response } = await deps.store.execute(
-        keyOf(deps, req.identity),
+        await keyOf(deps, req.identity),
         {
           kind: "reportDose",
           caller,

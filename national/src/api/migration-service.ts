@@ -80,7 +80,7 @@ export function migrationService(deps: HubDeps): ServiceImpl<typeof MigrationSer
   return {
     async requestMigration(req, ctx) {
       const caller = callerProvince(ctx);
-      const key = keyOf(deps, req.identity);
+      const key = await keyOf(deps, req.identity);
       if (!req.identity) throw invalid("identity", "is required");
       const { response } = await deps.store.execute(
         key,

@@ -20,7 +20,7 @@ export function privacyService(deps: HubDeps): ServiceImpl<typeof PrivacyService
           "WRONG_PROVINCE",
           "erasure is for national operators",
         );
-      const key = keyOf(deps, req.identity);
+      const key = await keyOf(deps, req.identity);
       const done = await eraseIdentity(deps.sql, key, p.subject, req.reason, new Date());
       return create(EraseIdentityResponseSchema, {
         streamId: key,

@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
+import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import { CloseReason } from "@evc-interop/gen/evc/common/v1/record_pb";
 import {
   CloseRecordResponseSchema,
@@ -18,13 +19,39 @@ import type { PersonState } from "../domain/types.js";
 import {
   callerProvince,
   certificateMessage,
+  documentKeyOf,
   type HubDeps,
   keyOf,
+  linkedPerson,
   logRead,
   refuseOthersCertificate,
 } from "./context.js";
 import { denied, invalid, refusalError } from "./errors.js";
 import { codecOf, requestHash } from "./util.js";
+
+/**
+ * Whom a registration is for: the person the identity's document belongs to; or, for a
+ * document the hub does not know, the person one of the known_as documents belongs to (the new
+ * document is then linked to them); else a new person keyed by the document.
+ */
+async function registrant(
+  deps: HubDeps,
+  identity: Identity,
+  knownAs: Identity[],
+): Promise<{ key: string; link?: { documentKey: string } }> {
+  const doc = documentKeyOf(deps, identity);
+  const person = await linkedPerson(deps, doc);
+  // Linked a moment ago (a retry, a concurrent call with the same evidence): answered as linked.
+  if (person)
+    return person !== doc && knownAs.length > 0
+      ? { key: person, link: { documentKey: doc } }
+      : { key: person };
+  for (const [i, other] of knownAs.entries()) {
+    const found = await linkedPerson(deps, documentKeyOf(deps, other, `known_as[${i}]`));
+    if (found) return { key: found, link: { documentKey: doc } };
+  }
+  return { key: doc };
+}
 
 function currentRecord(state: PersonState) {
   return state.currentRecordId ? state.records[state.currentRecordId] : undefined;
@@ -40,9 +67,9 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
           `must start with the caller's province code ${caller}-`,
         );
       }
-      const key = keyOf(deps, req.identity);
       const identity = req.identity;
       if (!identity) throw invalid("identity", "is required");
+      const { key, link } = await registrant(deps, identity, req.knownAs);
       await refuseOthersCertificate(deps, req.certificateNumber, key, "certificate_number");
       const foreign = req.doses.findIndex((d) => d.administeredProvinceCode !== caller);
       if (foreign >= 0) {
@@ -59,13 +86,15 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
           identity: identityToJson(identity),
           certificateNumber: req.certificateNumber,
           doses: req.doses.map(doseToJson),
+          ...(link ? { link } : {}),
         },
-        (state) => {
+        (state, events) => {
           const record = currentRecord(state);
           const cert = record ? state.certificates[record.certificateNumber] : undefined;
           return create(RegisterRecordResponseSchema, {
             recordId: record?.recordId ?? "",
             certificate: cert ? certificateMessage(cert) : undefined,
+            linked: link !== undefined && !events.some((e) => e.type === "RecordRegistered"),
           });
         },
         {
@@ -82,7 +111,7 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
 
     async locateRecord(req, ctx) {
       callerProvince(ctx);
-      const key = keyOf(deps, req.identity);
+      const key = await keyOf(deps, req.identity);
       await logRead(deps, ctx, key);
       const state = await deps.store.load(key);
       const record = currentRecord(state);

@@ -4,6 +4,7 @@ import { Refusal } from "./errors.js";
 import { mustBeThePerson } from "./identity-match.js";
 import { decideOperator, type OperatorCommand } from "./operator-decisions.js";
 import { knownDoseIds, mergeDoses } from "./person.js";
+import { decideRegister, type RegisterCommand } from "./registration.js";
 import type { DecideContext, DoseJson, HubEvent, IdentityJson, PersonState } from "./types.js";
 
 export type { OperatorCommand, OutboxDirective } from "./operator-decisions.js";
@@ -20,13 +21,7 @@ export const MAX_DOSES_PER_RECORD = 1000;
  */
 
 export type Command =
-  | {
-      kind: "register";
-      caller: string;
-      identity: IdentityJson;
-      certificateNumber: string;
-      doses: DoseJson[];
-    }
+  | RegisterCommand
   | CloseCommand
   | { kind: "requestMigration"; caller: string; identity: IdentityJson }
   | { kind: "cancelMigration"; caller: string; migrationId: string; reason: string }
@@ -64,43 +59,8 @@ export type Command =
 export function decide(state: PersonState, cmd: Command, ctx: DecideContext): HubEvent[] {
   const at = iso(ctx.now);
   switch (cmd.kind) {
-    case "register": {
-      const existing = current(state);
-      if (existing) {
-        throw new Refusal(
-          "already_exists",
-          "RECORD_EXISTS",
-          `person already has record ${existing.recordId} owned by province ${existing.owner}`,
-          { ownerProvinceCode: existing.owner, recordId: existing.recordId, field: "identity" },
-        );
-      }
-      const deceased = Object.values(state.records).some(
-        (r) => state.certificates[r.certificateNumber]?.revocationReason === "DECEASED",
-      );
-      if (deceased) {
-        throw new Refusal(
-          "failed_precondition",
-          "INVALID_STATE",
-          "person is recorded as deceased",
-          {
-            field: "identity",
-          },
-        );
-      }
-      return [
-        {
-          type: "RecordRegistered",
-          data: {
-            recordId: ctx.newId(),
-            owner: cmd.caller,
-            identity: cmd.identity,
-            certificateNumber: cmd.certificateNumber,
-            doses: mergeDoses(cmd.doses),
-            at,
-          },
-        },
-      ];
-    }
+    case "register":
+      return decideRegister(state, cmd, ctx);
 
     case "close":
       return decideClose(state, cmd, ctx);

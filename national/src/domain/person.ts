@@ -146,6 +146,16 @@ export function evolve(state: PersonState, event: HubEvent, meta: EventMeta): Pe
       const { identity: _erased, ...rest } = s;
       return rest;
     }
+    case "DocumentLinked": {
+      // The newest document is the person's identity (migrations carry it), except that a
+      // resident ID is not replaced by a lesser document linked after it.
+      const held = s.identity;
+      const keep =
+        held?.idType === "ID_TYPE_RESIDENT_ID" && event.data.identity.idType !== held.idType;
+      if (!keep) s.identity = event.data.identity;
+      s.linkedDocuments = [...(s.linkedDocuments ?? []), event.data.documentKey];
+      return s;
+    }
     case "DirectiveRedriven":
     case "DirectiveSuperseded":
       // The outbox row is re-armed or superseded by the store; the person's state moves on by a

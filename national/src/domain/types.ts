@@ -212,6 +212,15 @@ export type HubEvent =
       data: { directiveId: string; province: string; by: string; reason: string; at: string };
     }
   | {
+      /**
+       * Another identity document of the person (the resident ID after the birth medical
+       * certificate): lookups under it reach this person. The identity (sealed in the log) is
+       * the new document with the person's fields; documentKey is its keyed hash.
+       */
+      type: "DocumentLinked";
+      data: { identity: IdentityJson; documentKey: string; by: string; at: string };
+    }
+  | {
       /** The person's identity was crypto-shredded (their data key deleted) by an operator. */
       type: "IdentityErased";
       data: { by: string; reason: string; at: string };
@@ -283,6 +292,8 @@ export interface PersonState {
   openMigrationId?: string;
   /** Last directive sequence per `${recordId}|${province}`. */
   sequences: Record<string, number>;
+  /** Keys of the identity documents linked to the person after the first (DocumentLinked). */
+  linkedDocuments?: string[];
 }
 
 export function initialState(): PersonState {

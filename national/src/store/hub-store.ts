@@ -360,6 +360,8 @@ export class HubStore {
     const created = changes.filter((c) => c.plan.events.length > 0 && c.plan.before.version === 0);
     const updated = changes.filter((c) => c.plan.events.length > 0 && c.plan.before.version > 0);
     if (created.length > 0) writes.push(personsInsert(tx, created));
+    const links = documentLinks(created, changes);
+    if (links.length > 0) writes.push(linksInsert(tx, links));
     if (updated.length > 0) writes.push(personsUpdate(tx, updated));
     // Settled by an operator, or steps of a migration that ended: no longer republished nor
     // alarmed. Only what was published (a province orders by sequence: one never published
@@ -425,6 +427,16 @@ export class HubStore {
       } catch (err) {
         const e = pgError(err);
         if (e.code !== "23505") throw err;
+        if (e.constraint_name === "document_links_pkey") {
+          // A new person under a document another transaction linked to someone at the same
+          // moment, or a document linked twice at once: the caller's next call finds the link.
+          throw new Refusal(
+            "aborted",
+            "VERSION_CONFLICT",
+            "the identity document was linked to a person by another request at the same moment; call again",
+            { field: "identity" },
+          );
+        }
         if (e.constraint_name === "certificates_pkey") {
           throw new Refusal(
             "already_exists",
@@ -612,6 +624,27 @@ function mergeProjections(parts: ProjectionRows[]): ProjectionRows {
 interface Change {
   plan: Planned;
   state: PersonState;
+}
+
+/**
+ * The documents a round makes known (table document_links): a new person's own document (its
+ * stream key) and every document linked to a person. A document already known refuses the
+ * round (its primary key): one document, one person.
+ */
+function documentLinks(created: Change[], changes: Change[]): [string, string][] {
+  const links: [string, string][] = created.map((c) => [
+    c.plan.job.personKey,
+    c.plan.job.personKey,
+  ]);
+  for (const c of changes)
+    for (const e of c.plan.events)
+      if (e.type === "DocumentLinked") links.push([e.data.documentKey, c.plan.job.personKey]);
+  return links;
+}
+
+function linksInsert(tx: TransactionSql, links: [string, string][]): PendingQuery<Row[]> {
+  return tx`INSERT INTO document_links (document_key, person_key)
+    SELECT * FROM unnest(${links.map((l) => l[0])}::text[], ${links.map((l) => l[1])}::text[])`;
 }
 
 function personsInsert(tx: TransactionSql, changes: Change[]): PendingQuery<Row[]> {

@@ -72,6 +72,7 @@ export const IDENTITY_EVENT_TYPES: ReadonlySet<string> = new Set([
   "RecordRegistered",
   "MigrationRequested",
   "SourceSuspended",
+  "DocumentLinked",
 ]);
 
 /** True if an event's data carries an identity in clear (a walk that copies nothing). */

@@ -173,6 +173,7 @@ export async function rebuildSnapshot(
         const [r] = await tx<{ n: number }[]>`SELECT count(*)::int AS n FROM ${tx(live)}.${tx(t)}`;
         differences[t] = r?.n ?? 0;
       }
+      await restoreDocumentLinks(tx, live);
       return result(counts, differences, started, replayed, replayed);
     }
 
@@ -225,10 +226,24 @@ export async function rebuildSnapshot(
         const inCommon = differences[t] < sizes.live[t] + sizes.replay[t];
         await replaceRows(tx, live, scratch, t, rowsOf, inCommon);
       }
+      await restoreDocumentLinks(tx, live);
     }
     await tx`DROP SCHEMA ${tx(scratch)} CASCADE`;
     return result(counts, differences, started, replayed, compared);
   });
+}
+
+/**
+ * Puts back the identity documents the log made known and the table lost: each person's first
+ * document (its stream key) and every DocumentLinked. Without them a linked resident ID would
+ * be taken for a new person. Rows it holds are left alone (a document belongs to one person).
+ */
+async function restoreDocumentLinks(tx: TransactionSql, schema: string): Promise<void> {
+  await tx`INSERT INTO ${tx(schema)}.document_links (document_key, person_key)
+    SELECT person_key, person_key FROM ${tx(schema)}.persons
+    UNION ALL
+    SELECT data->>'documentKey', stream_id FROM ${tx(schema)}.events WHERE type = 'DocumentLinked'
+    ON CONFLICT (document_key) DO NOTHING`;
 }
 
 /** Whether the live snapshot holds no row in any of its tables. */

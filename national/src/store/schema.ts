@@ -256,6 +256,22 @@ CREATE TRIGGER certificates_keep_person BEFORE UPDATE ON certificates
 CREATE INDEX directives_by_migration ON directives (migration_id) WHERE migration_id IS NOT NULL;
 `,
   },
+  {
+    version: 10,
+    name: "a person, not a document",
+    sql: `
+-- Every identity document the hub knows, by its key (the same keyed hash of type and number a
+-- person's stream was first keyed by), and the person it belongs to. A person's first document
+-- is its own stream key; later ones (the resident ID after the birth certificate) are linked by
+-- a DocumentLinked event. A document belongs to one person: the primary key is the rule.
+CREATE TABLE document_links (
+  document_key text PRIMARY KEY,
+  person_key text NOT NULL
+);
+CREATE INDEX document_links_by_person ON document_links (person_key);
+INSERT INTO document_links (document_key, person_key) SELECT person_key, person_key FROM persons;
+`,
+  },
 ];
 
 /** Applies pending migrations to the current schema. Returns the versions applied now. */

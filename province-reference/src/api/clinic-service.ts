@@ -30,7 +30,7 @@ export function clinicService(
           );
       return create(
         RegisterBirthResponseSchema,
-        await local(() => intents.register(identity, req.doses)),
+        await local(() => intents.register(identity, req.doses, req.knownAs)),
       );
     },
 

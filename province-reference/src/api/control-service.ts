@@ -40,7 +40,9 @@ export function controlService(
 
     async registerRecord(req) {
       if (!req.identity) throw new ConnectError("identity: is required", Code.InvalidArgument);
-      const res = await local(() => intents.register(req.identity as Identity, req.doses));
+      const res = await local(() =>
+        intents.register(req.identity as Identity, req.doses, req.knownAs),
+      );
       return create(RegisterRecordResponseSchema, res);
     },
 

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
+import { type Identity, IdType } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import type { Dose } from "@evc-interop/gen/evc/common/v1/record_pb";
 import type { Sql, TransactionSql } from "postgres";
 import type { CertificateRow, NewCertificate } from "./rows.js";
@@ -144,6 +144,30 @@ export class IntentStore {
       const [held] = await tx`
         SELECT 1 FROM certificates WHERE certificate_number = ${certificate.number}`;
       if (!held) await this.store.insertCertificate(tx, certificate);
+      await this.end(tx, intentId, "DONE", null);
+    });
+  }
+
+  /**
+   * The hub linked a registration's document to a record held here (the resident ID of a child
+   * registered under the birth certificate): the record takes the document as its identity, as
+   * the hub's person did (a resident ID is not replaced by a lesser document), and the doses
+   * given at that visit.
+   */
+  completeLink(
+    intentId: string,
+    recordId: string,
+    identity: Identity,
+    doses: Dose[],
+  ): Promise<void> {
+    return this.sql.begin(async (tx) => {
+      await lockRecord(tx, recordId);
+      await tx`
+        UPDATE records SET id_type = ${String(identity.idType)}, id_number = ${identity.idNumber},
+          identity = ${this.store.identityJson(identity) as never}, updated_at = now()
+        WHERE record_id = ${recordId}
+          AND NOT (id_type = ${String(IdType.RESIDENT_ID)} AND ${String(identity.idType)} <> id_type)`;
+      await this.store.addDoses(tx, recordId, doses);
       await this.end(tx, intentId, "DONE", null);
     });
   }

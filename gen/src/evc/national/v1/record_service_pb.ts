@@ -25,7 +25,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evc/national/v1/record_service.proto.
  */
 export const file_evc_national_v1_record_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRldmMvbmF0aW9uYWwvdjEvcmVjb3JkX3NlcnZpY2UucHJvdG8SD2V2Yy5uYXRpb25hbC52MSLmAQoVUmVnaXN0ZXJSZWNvcmRSZXF1ZXN0EiMKD2lkZW1wb3RlbmN5X2tleRgBIAEoCUIKukgHcgUQCBiAARIxCghpZGVudGl0eRgCIAEoCzIXLmV2Yy5jb21tb24udjEuSWRlbnRpdHlCBrpIA8gBARJGChJjZXJ0aWZpY2F0ZV9udW1iZXIYAyABKAlCKrpIJ3IlMiNeWzEtOF1bMC05XTAwMDAtW0EtWmEtejAtOS1dezQsNDB9JBItCgVkb3NlcxgEIAMoCzITLmV2Yy5jb21tb24udjEuRG9zZUIJukgGkgEDEOgHIlwKFlJlZ2lzdGVyUmVjb3JkUmVzcG9uc2USEQoJcmVjb3JkX2lkGAEgASgJEi8KC2NlcnRpZmljYXRlGAIgASgLMhouZXZjLmNvbW1vbi52MS5DZXJ0aWZpY2F0ZSJIChNMb2NhdGVSZWNvcmRSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBIr8BChRMb2NhdGVSZWNvcmRSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgCIAEoCRIrCgZzdGF0dXMYAyABKA4yGy5ldmMuY29tbW9uLnYxLlJlY29yZFN0YXR1cxIvCgtjZXJ0aWZpY2F0ZRgEIAEoCzIaLmV2Yy5jb21tb24udjEuQ2VydGlmaWNhdGUSGQoRb3Blbl9taWdyYXRpb25faWQYBSABKAkilAEKEkNsb3NlUmVjb3JkUmVxdWVzdBIcCglyZWNvcmRfaWQYASABKAlCCbpIBnIEEAEYQBI4CgZyZWFzb24YAiABKA4yGi5ldmMuY29tbW9uLnYxLkNsb3NlUmVhc29uQgy6SAmCAQYQASAAIAQSJgoVbWVyZ2VkX2ludG9fcmVjb3JkX2lkGAMgASgJQge6SARyAhhAIkYKE0Nsb3NlUmVjb3JkUmVzcG9uc2USLwoLY2VydGlmaWNhdGUYASABKAsyGi5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlMqkCCg1SZWNvcmRTZXJ2aWNlEmEKDlJlZ2lzdGVyUmVjb3JkEiYuZXZjLm5hdGlvbmFsLnYxLlJlZ2lzdGVyUmVjb3JkUmVxdWVzdBonLmV2Yy5uYXRpb25hbC52MS5SZWdpc3RlclJlY29yZFJlc3BvbnNlElsKDExvY2F0ZVJlY29yZBIkLmV2Yy5uYXRpb25hbC52MS5Mb2NhdGVSZWNvcmRSZXF1ZXN0GiUuZXZjLm5hdGlvbmFsLnYxLkxvY2F0ZVJlY29yZFJlc3BvbnNlElgKC0Nsb3NlUmVjb3JkEiMuZXZjLm5hdGlvbmFsLnYxLkNsb3NlUmVjb3JkUmVxdWVzdBokLmV2Yy5uYXRpb25hbC52MS5DbG9zZVJlY29yZFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record]);
+  fileDesc("CiRldmMvbmF0aW9uYWwvdjEvcmVjb3JkX3NlcnZpY2UucHJvdG8SD2V2Yy5uYXRpb25hbC52MSKbAgoVUmVnaXN0ZXJSZWNvcmRSZXF1ZXN0EiMKD2lkZW1wb3RlbmN5X2tleRgBIAEoCUIKukgHcgUQCBiAARIxCghpZGVudGl0eRgCIAEoCzIXLmV2Yy5jb21tb24udjEuSWRlbnRpdHlCBrpIA8gBARJGChJjZXJ0aWZpY2F0ZV9udW1iZXIYAyABKAlCKrpIJ3IlMiNeWzEtOF1bMC05XTAwMDAtW0EtWmEtejAtOS1dezQsNDB9JBItCgVkb3NlcxgEIAMoCzITLmV2Yy5jb21tb24udjEuRG9zZUIJukgGkgEDEOgHEjMKCGtub3duX2FzGAUgAygLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIIukgFkgECEAQibAoWUmVnaXN0ZXJSZWNvcmRSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSLwoLY2VydGlmaWNhdGUYAiABKAsyGi5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlEg4KBmxpbmtlZBgDIAEoCCJIChNMb2NhdGVSZWNvcmRSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBIr8BChRMb2NhdGVSZWNvcmRSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgCIAEoCRIrCgZzdGF0dXMYAyABKA4yGy5ldmMuY29tbW9uLnYxLlJlY29yZFN0YXR1cxIvCgtjZXJ0aWZpY2F0ZRgEIAEoCzIaLmV2Yy5jb21tb24udjEuQ2VydGlmaWNhdGUSGQoRb3Blbl9taWdyYXRpb25faWQYBSABKAkilAEKEkNsb3NlUmVjb3JkUmVxdWVzdBIcCglyZWNvcmRfaWQYASABKAlCCbpIBnIEEAEYQBI4CgZyZWFzb24YAiABKA4yGi5ldmMuY29tbW9uLnYxLkNsb3NlUmVhc29uQgy6SAmCAQYQASAAIAQSJgoVbWVyZ2VkX2ludG9fcmVjb3JkX2lkGAMgASgJQge6SARyAhhAIkYKE0Nsb3NlUmVjb3JkUmVzcG9uc2USLwoLY2VydGlmaWNhdGUYASABKAsyGi5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlMqkCCg1SZWNvcmRTZXJ2aWNlEmEKDlJlZ2lzdGVyUmVjb3JkEiYuZXZjLm5hdGlvbmFsLnYxLlJlZ2lzdGVyUmVjb3JkUmVxdWVzdBonLmV2Yy5uYXRpb25hbC52MS5SZWdpc3RlclJlY29yZFJlc3BvbnNlElsKDExvY2F0ZVJlY29yZBIkLmV2Yy5uYXRpb25hbC52MS5Mb2NhdGVSZWNvcmRSZXF1ZXN0GiUuZXZjLm5hdGlvbmFsLnYxLkxvY2F0ZVJlY29yZFJlc3BvbnNlElgKC0Nsb3NlUmVjb3JkEiMuZXZjLm5hdGlvbmFsLnYxLkNsb3NlUmVjb3JkUmVxdWVzdBokLmV2Yy5uYXRpb25hbC52MS5DbG9zZVJlY29yZFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record]);
 
 /**
  * Request of RecordService.RegisterRecord.
@@ -61,6 +61,22 @@ export type RegisterRecordRequest = Message<"evc.national.v1.RegisterRecordReque
    * @generated from field: repeated evc.common.v1.Dose doses = 4;
    */
   doses: Dose[];
+
+  /**
+   * Other identity documents of the same person the province holds evidence for: a newborn
+   * registered at birth under the birth medical certificate (出生医学证明) who is now registered
+   * under the resident ID names the birth certificate here. If identity's document is not known
+   * to the hub and one of these is, identity's document is linked to that person (an event,
+   * sealed under the person's key) instead of a second person being made: identity's name,
+   * birth date and sex must match the person's (FailedPrecondition IDENTITY_MISMATCH naming the
+   * fields); if the caller owns the person's open record, that record is returned (linked set,
+   * certificate_number of the request unused); if another province owns it, AlreadyExists
+   * naming the owner; if the person has no open record, the new record is the person's. At
+   * most 4; name, birth date and sex of these are not compared.
+   *
+   * @generated from field: repeated evc.common.v1.Identity known_as = 5;
+   */
+  knownAs: Identity[];
 };
 
 /**
@@ -84,11 +100,20 @@ export type RegisterRecordResponse = Message<"evc.national.v1.RegisterRecordResp
   recordId: string;
 
   /**
-   * The certificate registered as NORMAL.
+   * The certificate registered as NORMAL (the existing one, when linked).
    *
    * @generated from field: evc.common.v1.Certificate certificate = 2;
    */
   certificate?: Certificate | undefined;
+
+  /**
+   * True when identity's document was linked to a person the hub knew under a known_as document
+   * and record_id is that person's existing record, owned by the caller: nothing new was
+   * registered, and the caller should add the document to its record.
+   *
+   * @generated from field: bool linked = 3;
+   */
+  linked: boolean;
 };
 
 /**
