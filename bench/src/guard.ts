@@ -10,6 +10,7 @@ import {
   guardedRatios,
   judge,
   LEAST_SHARE,
+  medianRatios,
   partsOf,
   ratioName,
 } from "./guard-check.js";
@@ -20,16 +21,19 @@ import type { Figure } from "./measure.js";
  * in-run baselines are compared with the committed reference, bench/guard-reference.json. It
  * fails, naming the figure, when a ratio dropped by more than a third and a second run of the
  * parts concerned confirms it (each ratio at the better of the two: the machine is noisy, a
- * regression is not). `-- --update` measures and writes the reference instead: a deliberate
- * commit, with the full bench's figures in its message.
+ * regression is not). `-- --update` measures and writes the reference instead (each ratio's
+ * median over three runs): a deliberate commit, with the full bench's figures in its message.
  */
 const USAGE = `usage: npm run bench:guard [-- --update]
 
 Runs the bench at small scale and compares each headline's ratio to its in-run baseline with
 bench/guard-reference.json; exits 1 naming each ratio that fell below ${Math.round(LEAST_SHARE * 100)}% of its
 reference (a drop is measured once more before it fails the run). --update writes the
-reference from this run instead.
+reference instead: each ratio's median over three runs.
 EVC_BENCH_ONLY limits the parts (the ratios of the others are then not compared).`;
+
+/** Runs the reference is the median of (--update). */
+const UPDATE_RUNS = 3;
 
 /** The short bench's size: the reference was measured at this size, and is compared at it. */
 const SHORT = {
@@ -86,7 +90,12 @@ async function main(args: string[]): Promise<number> {
       process.stderr.write("bench:guard: --update measures every part; unset EVC_BENCH_ONLY\n");
       return 2;
     }
-    const ratios = guardedRatios(await runShortBench(SHORT));
+    const runs: Record<string, number>[] = [];
+    for (let i = 1; i <= UPDATE_RUNS; i++) {
+      runs.push(guardedRatios(await runShortBench(SHORT)));
+      process.stdout.write(`bench:guard: reference run ${i}/${UPDATE_RUNS} measured\n`);
+    }
+    const ratios = medianRatios(runs);
     const reference: Reference = {
       note: "Written by npm run bench:guard -- --update; commit it with the full bench's figures in the message.",
       measured_at: new Date().toISOString(),
