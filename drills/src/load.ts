@@ -25,12 +25,15 @@ const CALL = { timeoutMs: 8000 };
 
 /**
  * The drill's mixed load, driven through each province's control API as an operator would:
- * registrations, doses (at the owner and elsewhere), migrations and closures (deaths and
+ * registrations, doses (at the owner and elsewhere), documents linked to a person (a passport
+ * registered with the first document on file), migrations and closures (deaths and
  * deletions, during migrations too), aimed mostly at a few recent persons so that they race
  * each other. Every answer goes into the ledger.
  */
 export class Load {
   private readonly persons: Identity[] = [];
+  /** Documents linked to a person since (by their first document's number). */
+  private readonly documents = new Map<string, Identity[]>();
   private readonly clients = new Map<string, Client<typeof ControlService>>();
   private doses = 0;
 
@@ -88,8 +91,9 @@ export class Load {
       const person = this.hotPerson(rnd);
       let op: () => Promise<boolean>;
       if (!person || roll < 0.25) op = () => this.register(rnd, province);
-      else if (roll < 0.65) op = () => this.dose(rnd, person, province);
-      else if (roll < 0.9) op = () => this.migrate(person, province);
+      else if (roll < 0.57) op = () => this.dose(rnd, this.anyDocument(rnd, person), province);
+      else if (roll < 0.65) op = () => this.link(rnd, person, province);
+      else if (roll < 0.9) op = () => this.migrate(this.anyDocument(rnd, person), province);
       else op = () => this.close(rnd, person);
       ops.push(new Promise((r) => setTimeout(r, delay)).then(op));
     }
@@ -109,6 +113,51 @@ export class Load {
     } catch {
       this.ledger.registered(identity.idNumber, province, false);
       for (const d of birth) this.ledger.dose(identity.idNumber, d.doseId, province, false);
+      return false;
+    }
+  }
+
+  /** Where the hub says the person's record is now (the drill only picks whom to ask). */
+  private async locate(identity: Identity) {
+    const [row] = await this.hub<
+      { record_id: string | null; owner: string | null; target: string | null }[]
+    >`
+      SELECT state->>'currentRecordId' AS record_id,
+        state->'records'->(state->>'currentRecordId')->>'owner' AS owner,
+        state->'migrations'->(state->>'openMigrationId')->>'target' AS target
+      FROM persons WHERE state->'identity'->>'idNumber' = ${identity.idNumber}`;
+    return row;
+  }
+
+  /** The person under one of their documents: the first, or one linked to them since. */
+  private anyDocument(rnd: Random, person: Identity): Identity {
+    const linked = this.documents.get(person.idNumber) ?? [];
+    return linked.length > 0 && rnd.next() < 0.5 ? rnd.pick(linked) : person;
+  }
+
+  /**
+   * A passport of the person registered with their first document on file: linked to them by
+   * the hub when asked of the owner (refused naming the owner anywhere else), never a second
+   * person.
+   */
+  private async link(rnd: Random, person: Identity, anywhere: string): Promise<boolean> {
+    // Mostly the owner the hub names now: a link anywhere else is refused.
+    const owner = (await this.locate(person))?.owner;
+    const province = owner && this.clients.has(owner) && rnd.next() < 0.7 ? owner : anywhere;
+    const passport = create(IdentitySchema, {
+      ...person,
+      idType: IdType.PASSPORT,
+      idNumber: `E${rnd.digits(8)}`,
+    });
+    try {
+      await this.client(province).registerRecord({ identity: passport, knownAs: [person] }, CALL);
+      this.ledger.linked(passport.idNumber, person.idNumber);
+      this.documents.set(person.idNumber, [
+        ...(this.documents.get(person.idNumber) ?? []),
+        passport,
+      ]);
+      return true;
+    } catch {
       return false;
     }
   }
@@ -140,13 +189,7 @@ export class Load {
    * often of its target (either may record it; it ends the migration).
    */
   private async close(rnd: Random, identity: Identity): Promise<boolean> {
-    const [row] = await this.hub<
-      { record_id: string | null; owner: string | null; target: string | null }[]
-    >`
-      SELECT state->>'currentRecordId' AS record_id,
-        state->'records'->(state->>'currentRecordId')->>'owner' AS owner,
-        state->'migrations'->(state->>'openMigrationId')->>'target' AS target
-      FROM persons WHERE state->'identity'->>'idNumber' = ${identity.idNumber}`;
+    const row = await this.locate(identity);
     const asked = row?.target && rnd.next() < 0.5 ? row.target : row?.owner;
     if (!row?.record_id || !asked || !this.clients.has(asked)) return false;
     try {

@@ -26,7 +26,7 @@ function report(s: DrillSummary, seed: number): string[] {
   return [
     "",
     `drills: ${s.drills} (seeds ${seed}-${seed + Math.max(s.drills - 1, 0)})`,
-    `operations acknowledged: ${o.acknowledged} of ${o.attempted} (registrations ${o.registrations}, doses ${o.doses}, migrations ${o.migrations}, closures ${o.closures})`,
+    `operations acknowledged: ${o.acknowledged} of ${o.attempted} (registrations ${o.registrations}, doses ${o.doses}, links ${o.links}, migrations ${o.migrations}, closures ${o.closures})`,
     `faults injected (kill -9): ${faults || "none"}`,
     `lost: ${s.lost}, doubled: ${s.doubled}`,
     `violations: ${s.violations.length}`,

@@ -192,4 +192,28 @@ describe("a child registered under the birth certificate and later the resident 
     expect(linked?.n).toBe(1);
     expect(await normalCertificates([atBirth.recordId])).toBe(1);
   });
+
+  it("registered first under the resident ID, naming a birth certificate the hub never saw: the birth certificate is theirs too", async () => {
+    const child = newborn();
+    const first = await records("110000").registerRecord({
+      idempotencyKey: randomUUID(),
+      identity: child.residentId,
+      certificateNumber: certificateNumber("110000"),
+      knownAs: [child.birthCertificate],
+    });
+    expect(first.linked).toBe(false);
+    // The registration under the birth certificate arriving late (a retry after a crash, a
+    // clinic's old form) finds the child, never a second person.
+    const late = await errorOf(
+      records("440000").registerRecord({
+        idempotencyKey: randomUUID(),
+        identity: child.birthCertificate,
+        certificateNumber: certificateNumber("440000"),
+      }),
+    );
+    const [detail] = late?.findDetails(ErrorDetailSchema) ?? [];
+    expect([late?.code, detail?.recordId]).toEqual([Code.AlreadyExists, first.recordId]);
+    const located = await records("510000").locateRecord({ identity: child.birthCertificate });
+    expect(located.recordId).toBe(first.recordId);
+  });
 });

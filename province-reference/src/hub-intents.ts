@@ -1,6 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
-import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
+import { type Identity, IdType } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import { CloseReason, type Dose } from "@evc-interop/gen/evc/common/v1/record_pb";
 import {
   type DoseService,
@@ -164,7 +164,14 @@ export class HubIntents {
         certificateNumber: res.certificate?.certificateNumber ?? "",
       };
     }
-    await this.intents.completeRegistration(intent.id, res.recordId, req.identity, req.doses, {
+    // The hub linked the known_as documents to the new person: its identity is the one they
+    // give (a resident ID named as known_as becomes it), and so is the record's here.
+    const identity = req.knownAs.reduce(
+      (held, next) =>
+        held.idType === IdType.RESIDENT_ID && next.idType !== IdType.RESIDENT_ID ? held : next,
+      req.identity,
+    );
+    await this.intents.completeRegistration(intent.id, res.recordId, identity, req.doses, {
       number: req.certificateNumber,
       recordId: res.recordId,
       status: "NORMAL",

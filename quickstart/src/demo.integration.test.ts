@@ -34,6 +34,8 @@ describe("the quick-start demo", () => {
       ["I6", true],
     ]);
     const text = lines.join("\n");
+    // The resident ID after the birth certificate: one person, the same record and certificate.
+    expect(text).toMatch(/linked to the same person; record the same, certificate the same/);
     expect(text).toMatch(/→ directive appendDose to 110000/);
     expect(text).toMatch(/→ directive suspendForMigration to 110000/);
     expect(text).toMatch(/→ directive activateMigratedRecord to 510000/);

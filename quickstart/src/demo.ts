@@ -84,8 +84,9 @@ async function until<T>(
 }
 
 /**
- * Plays both scenarios of the paper on screen: a child registered in Beijing, vaccinated while
- * travelling in Guangdong, then moving to Sichuan; then checks the invariants.
+ * Plays both scenarios of the paper on screen along a life: a child registered in Beijing at
+ * birth, linked to their resident ID weeks later, vaccinated while travelling in Guangdong, then
+ * moving to Sichuan, and dying there; then checks the invariants.
  */
 export async function runDemo(
   hub: Hub,
@@ -113,6 +114,12 @@ export async function runDemo(
     name: "Wang Xiaoming",
     birthDate: timestampFromDate(born),
     sex: Sex.MALE,
+  });
+  /** At birth the child has only the birth medical certificate (出生医学证明). */
+  const birthCertificate = create(IdentitySchema, {
+    ...identity,
+    idType: IdType.BIRTH_CERTIFICATE,
+    idNumber: `O${identity.idNumber.slice(-9, -1)}`,
   });
   const dose = (province: string, vaccine: string, n: number) =>
     create(DoseSchema, {
@@ -143,11 +150,14 @@ export async function runDemo(
       `1. A child is born in ${provinceName(bj.code)}: the province registers the record, the hub checks one person, one record`,
     );
     const birthDoses = [dose(bj.code, "HepB", 1), dose(bj.code, "BCG", 1)];
-    const reg = await control(bj).registerRecord({ identity, doses: birthDoses });
-    ledger.registered(identity.idNumber, bj.code, true);
-    for (const d of birthDoses) ledger.dose(identity.idNumber, d.doseId, bj.code, true);
+    const reg = await control(bj).registerRecord({
+      identity: birthCertificate,
+      doses: birthDoses,
+    });
+    ledger.registered(birthCertificate.idNumber, bj.code, true);
+    for (const d of birthDoses) ledger.dose(birthCertificate.idNumber, d.doseId, bj.code, true);
     print(
-      `  ${tag(bj)} registered ${identity.name} (resident ID ${identity.idNumber}): record ${reg.recordId}`,
+      `  ${tag(bj)} registered ${identity.name} (birth medical certificate ${birthCertificate.idNumber}): record ${reg.recordId}`,
     );
     print(`  ${tag(bj)} certificate ${reg.certificateNumber} issued, NORMAL, with 2 birth doses`);
     const phone = new PhoneClient(createConnectTransport({ baseUrl: bj.url, httpVersion: "2" }));
@@ -167,7 +177,20 @@ export async function runDemo(
 
     print("");
     print(
-      `2. Vaccinated while travelling in ${provinceName(gd.code)} (跨省不迁入): the dose goes to the owner, the certificate stays`,
+      "2. Weeks later the child gets a resident ID (居民身份证): registered under it with the birth certificate on file, still one person",
+    );
+    const linked = await control(bj).registerRecord({
+      identity,
+      knownAs: [birthCertificate],
+    });
+    ledger.linked(identity.idNumber, birthCertificate.idNumber);
+    print(
+      `  hub: resident ID ${identity.idNumber} linked to the same person; record ${linked.recordId === reg.recordId ? "the same" : `NEW ${linked.recordId}`}, certificate ${linked.certificateNumber === reg.certificateNumber ? "the same" : `NEW ${linked.certificateNumber}`}`,
+    );
+
+    print("");
+    print(
+      `3. Vaccinated while travelling in ${provinceName(gd.code)} (跨省不迁入): the dose goes to the owner, the certificate stays`,
     );
     const travelDose = dose(gd.code, "HepB", 2);
     const reported = await control(gd).recordDose({ identity, dose: travelDose });
@@ -186,7 +209,7 @@ export async function runDemo(
 
     print("");
     print(
-      `3. The family moves to ${provinceName(sc.code)} (跨省迁入): suspend at the source first, then issue at the target`,
+      `4. The family moves to ${provinceName(sc.code)} (跨省迁入): suspend at the source first, then issue at the target`,
     );
     const { migrationId } = await control(sc).migrateIn({ identity });
     ledger.migrated(identity.idNumber, migrationId, sc.code);
@@ -218,7 +241,7 @@ export async function runDemo(
 
     print("");
     print(
-      `4. Years later the child dies in ${provinceName(sc.code)} (注销): every certificate of the person is revoked, the former owner's too`,
+      `5. Years later the child dies in ${provinceName(sc.code)} (注销): every certificate of the person is revoked, the former owner's too`,
     );
     await control(sc).closeRecord({ recordId: reg.recordId, reason: CloseReason.DECEASED });
     ledger.closed(identity.idNumber, reg.recordId, true);

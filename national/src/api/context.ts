@@ -139,6 +139,17 @@ export async function linkedPerson(
   return row?.person_key;
 }
 
+/** The persons identity documents belong to, by document key (those the hub knows). */
+export async function linkedPersons(
+  deps: HubDeps,
+  documentKeys: string[],
+): Promise<Map<string, string>> {
+  const rows = await deps.sql<{ document_key: string; person_key: string }[]>`
+    SELECT document_key, person_key FROM document_links
+    WHERE document_key = ANY(${documentKeys}::text[])`;
+  return new Map(rows.map((r) => [r.document_key, r.person_key]));
+}
+
 /**
  * The key of the person an identity document belongs to: a person is not a document, so every
  * lookup, duplicate check, lock and migration goes through the document's link (a resident ID

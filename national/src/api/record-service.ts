@@ -15,6 +15,7 @@ import {
   identityToJson,
   recordStatusToProto,
 } from "../domain/codec.js";
+import type { DocumentToLink } from "../domain/registration.js";
 import type { PersonState } from "../domain/types.js";
 import {
   callerProvince,
@@ -22,7 +23,7 @@ import {
   documentKeyOf,
   type HubDeps,
   keyOf,
-  linkedPerson,
+  linkedPersons,
   logRead,
   refuseOthersCertificate,
 } from "./context.js";
@@ -30,27 +31,43 @@ import { denied, invalid, refusalError } from "./errors.js";
 import { codecOf, requestHash } from "./util.js";
 
 /**
- * Whom a registration is for: the person the identity's document belongs to; or, for a
- * document the hub does not know, the person one of the known_as documents belongs to (the new
- * document is then linked to them); else a new person keyed by the document.
+ * Whom a registration is for, and which of its documents the hub does not know yet: the person
+ * the identity's document belongs to; else the person a known_as document belongs to (by the
+ * province's evidence); else a new person keyed by the identity's document. Documents of two
+ * persons in one request are refused: those persons must be merged first.
  */
 async function registrant(
   deps: HubDeps,
   identity: Identity,
   knownAs: Identity[],
-): Promise<{ key: string; link?: { documentKey: string } }> {
-  const doc = documentKeyOf(deps, identity);
-  const person = await linkedPerson(deps, doc);
-  // Linked a moment ago (a retry, a concurrent call with the same evidence): answered as linked.
-  if (person)
-    return person !== doc && knownAs.length > 0
-      ? { key: person, link: { documentKey: doc } }
-      : { key: person };
-  for (const [i, other] of knownAs.entries()) {
-    const found = await linkedPerson(deps, documentKeyOf(deps, other, `known_as[${i}]`));
-    if (found) return { key: found, link: { documentKey: doc } };
+): Promise<{ key: string; byEvidence: boolean; links: DocumentToLink[] }> {
+  const docs = new Map<string, DocumentToLink>();
+  for (const [field, id] of [
+    ["identity", identity] as const,
+    ...knownAs.map((k, i) => [`known_as[${i}]`, k] as const),
+  ]) {
+    const documentKey = documentKeyOf(deps, id, field);
+    if (!docs.has(documentKey))
+      docs.set(documentKey, { documentKey, identity: identityToJson(id), field });
   }
-  return { key: doc };
+  const owners = await linkedPersons(deps, [...docs.keys()]);
+  const persons = [...new Set(owners.values())];
+  const doc = documentKeyOf(deps, identity);
+  const unknown = [...docs.values()].filter((d) => !owners.has(d.documentKey));
+  const person = owners.get(doc) ?? persons[0];
+  if (persons.length > 1) {
+    const other = [...docs.values()].find((d) => owners.get(d.documentKey) !== person);
+    throw refusalError(
+      "failed_precondition",
+      "INVALID_STATE",
+      `${other?.field} belongs to another person at the hub than the rest of the request: two records of one person must be merged first`,
+      { field: other?.field ?? "known_as" },
+    );
+  }
+  // A new person: identity's document is its key; the known_as ones are linked to it.
+  if (!person)
+    return { key: doc, byEvidence: false, links: unknown.filter((d) => d.documentKey !== doc) };
+  return { key: person, byEvidence: person !== doc, links: unknown };
 }
 
 function currentRecord(state: PersonState) {
@@ -69,7 +86,7 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
       }
       const identity = req.identity;
       if (!identity) throw invalid("identity", "is required");
-      const { key, link } = await registrant(deps, identity, req.knownAs);
+      const { key, byEvidence, links } = await registrant(deps, identity, req.knownAs);
       await refuseOthersCertificate(deps, req.certificateNumber, key, "certificate_number");
       const foreign = req.doses.findIndex((d) => d.administeredProvinceCode !== caller);
       if (foreign >= 0) {
@@ -86,7 +103,8 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
           identity: identityToJson(identity),
           certificateNumber: req.certificateNumber,
           doses: req.doses.map(doseToJson),
-          ...(link ? { link } : {}),
+          byEvidence,
+          links,
         },
         (state, events) => {
           const record = currentRecord(state);
@@ -94,7 +112,7 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
           return create(RegisterRecordResponseSchema, {
             recordId: record?.recordId ?? "",
             certificate: cert ? certificateMessage(cert) : undefined,
-            linked: link !== undefined && !events.some((e) => e.type === "RecordRegistered"),
+            linked: byEvidence && !events.some((e) => e.type === "RecordRegistered"),
           });
         },
         {

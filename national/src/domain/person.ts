@@ -3,6 +3,7 @@ import type {
   DirectiveIntent,
   DoseJson,
   HubEvent,
+  IdentityJson,
   MigrationStateData,
   PersonState,
   RecordState,
@@ -22,6 +23,17 @@ export function mergeDoses(...lists: readonly DoseJson[][]): DoseJson[] {
   return [...byId.values()].sort(
     (a, b) => a.administeredAt.localeCompare(b.administeredAt) || a.doseId.localeCompare(b.doseId),
   );
+}
+
+/**
+ * The person's identity once another document is linked: the newest (migrations carry it),
+ * except that a resident ID is not replaced by a lesser document linked after it.
+ */
+export function preferredIdentity(
+  held: IdentityJson | undefined,
+  linked: IdentityJson,
+): IdentityJson {
+  return held?.idType === "ID_TYPE_RESIDENT_ID" && linked.idType !== held.idType ? held : linked;
 }
 
 /** Dose ids the hub knows for this person, on any record or held by a migration. */
@@ -147,12 +159,7 @@ export function evolve(state: PersonState, event: HubEvent, meta: EventMeta): Pe
       return rest;
     }
     case "DocumentLinked": {
-      // The newest document is the person's identity (migrations carry it), except that a
-      // resident ID is not replaced by a lesser document linked after it.
-      const held = s.identity;
-      const keep =
-        held?.idType === "ID_TYPE_RESIDENT_ID" && event.data.identity.idType !== held.idType;
-      if (!keep) s.identity = event.data.identity;
+      s.identity = preferredIdentity(s.identity, event.data.identity);
       s.linkedDocuments = [...(s.linkedDocuments ?? []), event.data.documentKey];
       return s;
     }

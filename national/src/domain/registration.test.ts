@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { dose, given, identity, refused, register, when } from "../testing/decide-given.js";
 import { evolve } from "./person.js";
-import type { HubEvent, IdentityJson, PersonState } from "./types.js";
+import { type HubEvent, type IdentityJson, initialState, type PersonState } from "./types.js";
 
 /** A person, not a document (#27 story 1): a second document links to the person. */
 
@@ -14,7 +14,8 @@ const atBirth = { ...register, identity: birthCertificate };
 const underResidentId = {
   ...register,
   certificateNumber: "110000-C2",
-  link: { documentKey: "rid-key" },
+  byEvidence: true,
+  links: [{ documentKey: "rid-key", identity, field: "identity" }],
 };
 
 function apply(state: PersonState, events: HubEvent[]): PersonState {
@@ -41,7 +42,14 @@ describe("registering a known person under another document", () => {
     // The same evidence again (a retry, a concurrent call) links nothing twice.
     expect(when(after, underResidentId)).toEqual([]);
     // A lesser document linked later does not replace the resident ID as the identity.
-    const later = apply(after, when(after, { ...atBirth, link: { documentKey: "passport-key" } }));
+    const later = apply(
+      after,
+      when(after, {
+        ...atBirth,
+        byEvidence: true,
+        links: [{ documentKey: "passport-key", identity: birthCertificate, field: "identity" }],
+      }),
+    );
     expect(later.identity?.idType).toBe("ID_TYPE_RESIDENT_ID");
   });
 
@@ -60,6 +68,7 @@ describe("registering a known person under another document", () => {
       when(given([atBirth]), {
         ...underResidentId,
         identity: { ...identity, birthDate: "2020-02-15T00:00:00Z" },
+        links: [],
       }),
     );
     expect([r.reason, r.detail.field]).toEqual(["IDENTITY_MISMATCH", "identity.birth_date"]);
@@ -74,5 +83,29 @@ describe("registering a known person under another document", () => {
       "DocumentLinked",
       "RecordRegistered",
     ]);
+  });
+
+  it("of a new person links the known_as documents the hub did not know, after checking they are theirs", () => {
+    const newborn = {
+      ...atBirth,
+      links: [{ documentKey: "rid-key", identity, field: "known_as[0]" }],
+    };
+    const events = when(initialState(), newborn);
+    expect(events.map((e) => e.type)).toEqual(["RecordRegistered", "DocumentLinked"]);
+    // The resident ID the province named becomes the identity.
+    expect(apply(initialState(), events).identity?.idType).toBe("ID_TYPE_RESIDENT_ID");
+    const r = refused(() =>
+      when(initialState(), {
+        ...newborn,
+        links: [
+          {
+            documentKey: "rid-key",
+            identity: { ...identity, sex: "SEX_FEMALE" },
+            field: "known_as[0]",
+          },
+        ],
+      }),
+    );
+    expect([r.reason, r.detail.field]).toEqual(["IDENTITY_MISMATCH", "known_as[0].sex"]);
   });
 });

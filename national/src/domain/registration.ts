@@ -1,8 +1,16 @@
 import { current, iso } from "./decider-parts.js";
 import { Refusal } from "./errors.js";
-import { mustBeThePerson } from "./identity-match.js";
-import { knownDoseIds, mergeDoses } from "./person.js";
+import { identityMismatches, mustBeThePerson } from "./identity-match.js";
+import { knownDoseIds, mergeDoses, preferredIdentity } from "./person.js";
 import type { DecideContext, DoseJson, HubEvent, IdentityJson, PersonState } from "./types.js";
+
+/** An identity document to link to the person, as the province gave it. */
+export interface DocumentToLink {
+  documentKey: string;
+  identity: IdentityJson;
+  /** Where it was in the request (identity, known_as[0], ...). */
+  field: string;
+}
 
 export interface RegisterCommand {
   kind: "register";
@@ -11,10 +19,12 @@ export interface RegisterCommand {
   certificateNumber: string;
   doses: DoseJson[];
   /**
-   * Set when identity's document is new to the hub and the person was found under another
-   * document the province named (known_as): the new document's key, to be linked to them.
+   * The person was found under another document than identity's (a known_as one, or a link
+   * made before): the province's evidence that identity's document is theirs.
    */
-  link?: { documentKey: string };
+  byEvidence?: boolean;
+  /** Documents of the request the hub does not know yet, linked to the person by it. */
+  links?: DocumentToLink[];
 }
 
 /**
@@ -22,7 +32,9 @@ export interface RegisterCommand {
  * person who has an open record is refused, naming it. A person is not a document: a newborn
  * registered under the birth medical certificate and later under the resident ID, with the
  * birth certificate named as known_as, stays one person — the resident ID is linked to them
- * (DocumentLinked), and their open record is answered to its owner instead of a second one.
+ * (DocumentLinked), and their open record is answered to its owner instead of a second one. A
+ * known_as document the hub does not know yet is linked to the person registered, so that it
+ * cannot become a second person later.
  */
 export function decideRegister(
   state: PersonState,
@@ -30,19 +42,36 @@ export function decideRegister(
   ctx: DecideContext,
 ): HubEvent[] {
   const at = iso(ctx.now);
-  const events: HubEvent[] = [];
-  if (cmd.link) {
+  const links = cmd.links ?? [];
+  const linked = (): HubEvent[] =>
+    links
+      // Linked a moment ago by the same evidence (a retry, a concurrent call): linked once.
+      .filter((l) => !state.linkedDocuments?.includes(l.documentKey))
+      .map((l) => ({
+        type: "DocumentLinked",
+        data: { identity: l.identity, documentKey: l.documentKey, by: cmd.caller, at },
+      }));
+  // Every document of the request is the same person's: the province's evidence, checked.
+  for (const l of links) {
+    if (l.field === "identity") continue;
+    const [first] = identityMismatches(cmd.identity, l.identity);
+    if (first) {
+      const field = first.replace(/^identity\./, `${l.field}.`);
+      throw new Refusal(
+        "failed_precondition",
+        "IDENTITY_MISMATCH",
+        `${l.field} is not the same person as identity: ${field} differs`,
+        { field },
+      );
+    }
+  }
+  if (cmd.byEvidence) {
     // The evidence is the province's; the person's fields must still be theirs.
     mustBeThePerson(state.identity, cmd.identity);
     const open = current(state);
     if (open && open.owner !== cmd.caller) throw recordExists(state);
-    // Linked a moment ago by the same evidence (a retry, a concurrent call): linked once.
-    if (!state.linkedDocuments?.includes(cmd.link.documentKey))
-      events.push({
-        type: "DocumentLinked",
-        data: { identity: cmd.identity, documentKey: cmd.link.documentKey, by: cmd.caller, at },
-      });
     if (open) {
+      const events = linked();
       // Doses given at this visit are the owner's own, stored with the record it holds.
       const known = knownDoseIds(state);
       for (const dose of mergeDoses(cmd.doses))
@@ -64,18 +93,24 @@ export function decideRegister(
       field: "identity",
     });
   }
-  events.push({
+  const registered: HubEvent = {
     type: "RecordRegistered",
     data: {
       recordId: ctx.newId(),
       owner: cmd.caller,
-      identity: cmd.identity,
+      // A known person keeps the identity their documents give (a resident ID stays theirs).
+      identity: cmd.byEvidence
+        ? links.reduce(
+            (held, l) => preferredIdentity(held, l.identity),
+            state.identity ?? cmd.identity,
+          )
+        : cmd.identity,
       certificateNumber: cmd.certificateNumber,
       doses: mergeDoses(cmd.doses),
       at,
     },
-  });
-  return events;
+  };
+  return cmd.byEvidence ? [...linked(), registered] : [registered, ...linked()];
 }
 
 function recordExists(state: PersonState): Refusal {

@@ -50,12 +50,17 @@ export async function checkOracle(
 ): Promise<OracleReport> {
   const findings: Finding[] = [];
   const find = (rule: Rule, detail: string) => findings.push({ rule, detail });
-  const ids = [...ledger.persons.keys()];
+  // A person is found under any document the ledger knows them by (the hub's identity is the
+  // newest linked one); two persons at the hub for one person of the ledger break I1.
+  const ids = [...ledger.persons.keys(), ...ledger.aliases.keys()];
   const states = new Map<string, PersonState>();
   for (const row of await hub<{ state: PersonState }[]>`
     SELECT state FROM persons WHERE state->'identity'->>'idNumber' = ANY(${ids}::text[])`) {
-    const id = row.state.identity?.idNumber;
-    if (id) states.set(id, row.state);
+    const number = row.state.identity?.idNumber;
+    if (!number) continue;
+    const id = ledger.personOf(number);
+    if (states.has(id)) find("I1", `${id} is two persons at the hub (under ${number} too)`);
+    states.set(id, row.state);
   }
   const recordIds = [...states.values()].flatMap((s) => Object.keys(s.records));
   const local: LocalRecord[] = [];

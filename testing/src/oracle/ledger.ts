@@ -39,6 +39,21 @@ export class Ledger {
   readonly doses: LedgerDose[] = [];
   readonly migrations: LedgerMigration[] = [];
   readonly closures: LedgerClosure[] = [];
+  /** Other documents a client was told were linked to a person: document number -> person. */
+  readonly aliases = new Map<string, string>();
+
+  /** The person (by the number they were first registered under) a document number is. */
+  personOf(idNumber: string): string {
+    return this.aliases.get(idNumber) ?? idNumber;
+  }
+
+  /**
+   * A client was told the document `idNumber` was linked to the person registered under
+   * `person` (a resident ID after the birth certificate): from now on it is that person.
+   */
+  linked(idNumber: string, person: string): void {
+    this.aliases.set(idNumber, this.personOf(person));
+  }
 
   registered(idNumber: string, province: string, acknowledged: boolean): void {
     const known = this.persons.get(idNumber);
@@ -48,22 +63,29 @@ export class Ledger {
   }
 
   dose(idNumber: string, doseId: string, province: string, acknowledged: boolean): void {
-    this.doses.push({ idNumber, doseId, province, acknowledged });
+    this.doses.push({ idNumber: this.personOf(idNumber), doseId, province, acknowledged });
   }
 
   migrated(idNumber: string, migrationId: string, target: string): void {
-    this.migrations.push({ idNumber, migrationId, target });
+    this.migrations.push({ idNumber: this.personOf(idNumber), migrationId, target });
   }
 
   closed(idNumber: string, recordId: string, acknowledged: boolean): void {
-    this.closures.push({ idNumber, recordId, acknowledged });
+    this.closures.push({ idNumber: this.personOf(idNumber), recordId, acknowledged });
   }
 
   /** Operations acknowledged to a client, by kind. */
-  counts(): { registrations: number; doses: number; migrations: number; closures: number } {
+  counts(): {
+    registrations: number;
+    doses: number;
+    links: number;
+    migrations: number;
+    closures: number;
+  } {
     return {
       registrations: [...this.persons.values()].filter((p) => p.acknowledged).length,
       doses: this.doses.filter((d) => d.acknowledged).length,
+      links: this.aliases.size,
       migrations: this.migrations.length,
       closures: this.closures.filter((c) => c.acknowledged).length,
     };
