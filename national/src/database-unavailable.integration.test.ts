@@ -49,6 +49,14 @@ const register = () =>
     certificateNumber: certificateNumber("110000"),
   });
 
+/**
+ * What the hub says: the connection limit (53300), or, when a pooled connection the server
+ * terminated is used before the pool noticed, the connection closed or reset under it — a
+ * race (the reset was answered Internal until the runtime knew it).
+ */
+const REFUSED =
+  /the database is unavailable \((53300|CONNECTION_CLOSED|ECONNRESET)\); try again later/;
+
 describe("PostgreSQL refusing the hub's connections", () => {
   it("is answered Unavailable, never Internal, and the hub serves again once it accepts", async () => {
     await register();
@@ -57,7 +65,7 @@ describe("PostgreSQL refusing the hub's connections", () => {
     const refused = await errorOf(register());
     expect(refused && [refused.code, refused.rawMessage]).toEqual([
       Code.Unavailable,
-      expect.stringContaining("the database is unavailable (53300)"),
+      expect.stringMatching(REFUSED),
     ]);
     // A server stream fails while it is read, past the start of the call: the same answer.
     const snapshot = async () => {
@@ -66,7 +74,7 @@ describe("PostgreSQL refusing the hub's connections", () => {
     const stream = await errorOf(snapshot());
     expect(stream && [stream.code, stream.rawMessage]).toEqual([
       Code.Unavailable,
-      expect.stringContaining("the database is unavailable (53300)"),
+      expect.stringMatching(REFUSED),
     ]);
     await admin`ALTER ROLE ${admin(role)} CONNECTION LIMIT -1`;
     await snapshot();

@@ -14,6 +14,7 @@ import {
   CloseRecordRequestSchema,
   type RecordService,
   RegisterRecordRequestSchema,
+  ReissueCertificateRequestSchema,
 } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import type { Logger } from "pino";
 import { FlushLoop } from "./flush-loop.js";
@@ -137,6 +138,28 @@ export class HubIntents {
     await this.completeClose(intent);
   }
 
+  /**
+   * Replaces a record's certificate (a lost phone, a compromised number): the hub decides, then
+   * the old one is revoked here naming the new one. Returns both numbers.
+   */
+  async reissue(
+    recordId: string,
+    reason: string,
+  ): Promise<{ certificateNumber: string; replaced: string }> {
+    const intent = await this.intents.beginReissue(recordId, (id: string) =>
+      toBinary(
+        ReissueCertificateRequestSchema,
+        create(ReissueCertificateRequestSchema, {
+          idempotencyKey: `reissue-${id}`,
+          recordId,
+          certificateNumber: this.store.newCertificateNumber(),
+          reason,
+        }),
+      ),
+    );
+    return this.completeReissue(intent);
+  }
+
   /** Completes one intent; throws what the hub answered (HubUnanswered when it did not). */
   drive(intent: Intent): Promise<unknown> {
     switch (intent.kind) {
@@ -148,6 +171,8 @@ export class HubIntents {
         return this.completeClose(intent);
       case "report-dose":
         return this.completeDoseReport(intent);
+      case "reissue":
+        return this.completeReissue(intent);
     }
   }
 
@@ -203,6 +228,25 @@ export class HubIntents {
       req.recordId,
       CloseReason[req.reason] ?? "UNSPECIFIED",
     );
+  }
+
+  private async completeReissue(
+    intent: Intent,
+  ): Promise<{ certificateNumber: string; replaced: string }> {
+    const req = fromBinary(ReissueCertificateRequestSchema, intent.request);
+    const res = await this.call(intent, "the reissue", () =>
+      this.hub.records.reissueCertificate(req),
+    );
+    const replaced = res.replaced?.certificateNumber ?? "";
+    await this.intents.completeReissue(intent.id, replaced, {
+      number: req.certificateNumber,
+      recordId: req.recordId,
+      status: "NORMAL",
+      owner: this.store.code,
+      hubVersion: 0,
+      cause: `reissued: ${req.reason}`,
+    });
+    return { certificateNumber: req.certificateNumber, replaced };
   }
 
   private async completeDoseReport(intent: Intent): Promise<void> {

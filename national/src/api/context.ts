@@ -170,6 +170,7 @@ export function certificateMessage(c: CertificateState): Certificate {
     revocationReason: c.revocationReason ? closeReasonToProto[c.revocationReason] : 0,
     issuedAt: timestampFromDate(new Date(c.issuedAt)),
     statusChangedAt: timestampFromDate(new Date(c.statusChangedAt)),
+    replacedBy: c.replacedBy ?? "",
   });
 }
 

@@ -8,6 +8,8 @@ import {
   type RecordService,
   RegisterRecordRequestSchema,
   RegisterRecordResponseSchema,
+  ReissueCertificateRequestSchema,
+  ReissueCertificateResponseSchema,
 } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import {
   closeReasonFromProto,
@@ -174,6 +176,52 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
           certificate: cert ? certificateMessage(cert) : undefined,
         });
       });
+      return response;
+    },
+
+    async reissueCertificate(req, ctx) {
+      const caller = callerProvince(ctx);
+      if (!req.certificateNumber.startsWith(`${caller}-`))
+        throw invalid(
+          "certificate_number",
+          `must start with the caller's province code ${caller}-`,
+        );
+      const key = await deps.queries.personOfRecord(req.recordId);
+      if (!key) {
+        throw refusalError("not_found", "RECORD_NOT_FOUND", `no record ${req.recordId}`, {
+          field: "record_id",
+          recordId: req.recordId,
+        });
+      }
+      await refuseOthersCertificate(deps, req.certificateNumber, key, "certificate_number");
+      const { response } = await deps.store.execute(
+        key,
+        {
+          kind: "reissue",
+          caller,
+          recordId: req.recordId,
+          certificateNumber: req.certificateNumber,
+          reason: req.reason,
+        },
+        (state) => {
+          const fresh = state.certificates[req.certificateNumber];
+          const old = Object.values(state.certificates).find(
+            (c) => c.replacedBy === req.certificateNumber,
+          );
+          return create(ReissueCertificateResponseSchema, {
+            certificate: fresh ? certificateMessage(fresh) : undefined,
+            replaced: old ? certificateMessage(old) : undefined,
+          });
+        },
+        {
+          idempotency: {
+            province: caller,
+            key: req.idempotencyKey,
+            requestHash: requestHash(ReissueCertificateRequestSchema, req),
+          },
+          ...codecOf(ReissueCertificateResponseSchema),
+        },
+      );
       return response;
     },
   };

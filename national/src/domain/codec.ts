@@ -65,6 +65,7 @@ export const closeReasonToProto: Record<CloseReasonName, CloseReason> = {
   MERGED: CloseReason.MERGED,
   DECEASED: CloseReason.DECEASED,
   MIGRATION_ABORTED: CloseReason.MIGRATION_ABORTED,
+  REISSUED: CloseReason.REISSUED,
 };
 
 export function closeReasonFromProto(r: CloseReason): CloseReasonName {

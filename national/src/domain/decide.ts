@@ -5,6 +5,7 @@ import { mustBeThePerson } from "./identity-match.js";
 import { decideOperator, type OperatorCommand } from "./operator-decisions.js";
 import { knownDoseIds, mergeDoses } from "./person.js";
 import { decideRegister, type RegisterCommand } from "./registration.js";
+import { decideReissue, type ReissueCommand } from "./reissue.js";
 import type { DecideContext, DoseJson, HubEvent, IdentityJson, PersonState } from "./types.js";
 
 export type { OperatorCommand, OutboxDirective } from "./operator-decisions.js";
@@ -23,6 +24,7 @@ export const MAX_DOSES_PER_RECORD = 1000;
 export type Command =
   | RegisterCommand
   | CloseCommand
+  | ReissueCommand
   | { kind: "requestMigration"; caller: string; identity: IdentityJson }
   | { kind: "cancelMigration"; caller: string; migrationId: string; reason: string }
   | OperatorCommand
@@ -64,6 +66,9 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
 
     case "close":
       return decideClose(state, cmd, ctx);
+
+    case "reissue":
+      return decideReissue(state, cmd, ctx);
 
     case "requestMigration": {
       const r = current(state);

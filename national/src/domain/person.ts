@@ -158,6 +158,29 @@ export function evolve(state: PersonState, event: HubEvent, meta: EventMeta): Pe
       const { identity: _erased, ...rest } = s;
       return rest;
     }
+    case "CertificateReissued": {
+      const d = event.data;
+      const r = mustRecord(s, d.recordId);
+      s = setCertStatus(s, d.replaced, "REVOKED", d.at, meta, "REISSUED");
+      const old = s.certificates[d.replaced];
+      if (old) s = withCertificate(s, { ...old, replacedBy: d.certificateNumber });
+      s = withCertificate(s, {
+        number: d.certificateNumber,
+        recordId: d.recordId,
+        province: r.owner,
+        status: "NORMAL",
+        issuedAt: d.at,
+        statusChangedAt: d.at,
+        version: meta.version,
+        position: meta.position,
+      });
+      return withRecord(s, {
+        ...r,
+        certificateNumber: d.certificateNumber,
+        version: meta.version,
+        position: meta.position,
+      });
+    }
     case "DocumentLinked": {
       s.identity = preferredIdentity(s.identity, event.data.identity);
       s.linkedDocuments = [...(s.linkedDocuments ?? []), event.data.documentKey];

@@ -26,7 +26,7 @@ export interface IdentityJson {
 
 export type RecordStatus = "ACTIVE" | "MIGRATED_OUT" | "CLOSED";
 export type CertificateStatus = "NORMAL" | "SUSPENDED" | "REVOKED";
-export type CloseReason = "DELETED" | "MERGED" | "DECEASED" | "MIGRATION_ABORTED";
+export type CloseReason = "DELETED" | "MERGED" | "DECEASED" | "MIGRATION_ABORTED" | "REISSUED";
 export type MigrationState =
   | "REQUESTED"
   | "SOURCE_SUSPENDED"
@@ -213,6 +213,21 @@ export type HubEvent =
     }
   | {
       /**
+       * The record's certificate replaced in one step (a lost phone, a compromised number): the
+       * old number REVOKED (REISSUED, naming the new one), the new one NORMAL.
+       */
+      type: "CertificateReissued";
+      data: {
+        recordId: string;
+        replaced: string;
+        certificateNumber: string;
+        reason: string;
+        by: string;
+        at: string;
+      };
+    }
+  | {
+      /**
        * Another identity document of the person (the resident ID after the birth medical
        * certificate): lookups under it reach this person. The identity (sealed in the log) is
        * the new document with the person's fields; documentKey is its keyed hash.
@@ -235,6 +250,8 @@ export interface CertificateState {
   province: string;
   status: CertificateStatus;
   revocationReason?: CloseReason;
+  /** The certificate that replaced it (revocationReason REISSUED). */
+  replacedBy?: string;
   issuedAt: string;
   statusChangedAt: string;
   /** Stream version of the last change. */

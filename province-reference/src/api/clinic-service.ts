@@ -5,6 +5,7 @@ import {
   CloseRecordResponseSchema,
   RecordDoseResponseSchema,
   RegisterBirthResponseSchema,
+  ReissueCertificateResponseSchema,
   RequestMigrationResponseSchema,
 } from "@evc-interop/gen/evc/province/v1/clinic_service_pb";
 import type { HubIntents } from "../hub-intents.js";
@@ -57,6 +58,13 @@ export function clinicService(
       if (!identity) throw new ConnectError("identity: is required", Code.InvalidArgument);
       const migrationId = await local(() => intents.migrateIn(identity));
       return create(RequestMigrationResponseSchema, { migrationId });
+    },
+
+    async reissueCertificate(req) {
+      return create(
+        ReissueCertificateResponseSchema,
+        await local(() => intents.reissue(req.recordId, req.reason)),
+      );
     },
 
     async closeRecord(req) {

@@ -9,7 +9,7 @@ import type { ProvinceStore } from "./store.js";
 export const MAX_DOSES_PER_RECORD = 1000;
 
 /** What a province has promised the hub: see the hub_intents table. */
-export type IntentKind = "register" | "migrate" | "close" | "report-dose";
+export type IntentKind = "register" | "migrate" | "close" | "report-dose" | "reissue";
 
 /** A call to the hub written down before (or with) the local change it belongs to. */
 export interface Intent {
@@ -264,6 +264,60 @@ export class IntentStore {
             owner: null,
           })),
         );
+      }
+      await this.end(tx, intentId, "DONE", null);
+    });
+  }
+
+  /** Starts (or resumes) replacing the certificate of a record this province holds ACTIVE. */
+  beginReissue(recordId: string, request: (intentId: string) => Uint8Array): Promise<Intent> {
+    return this.sql.begin(async (tx) => {
+      const rec = await lockRecord(tx, recordId);
+      if (!rec) throw new LocalRefusal("not_found", `no record ${recordId} here`, "record_id");
+      const [pending] = await tx<Intent[]>`
+        SELECT id, kind, record_id, request, attempts FROM hub_intents
+        WHERE record_id = ${recordId} AND kind = 'reissue' AND state = 'PENDING'`;
+      if (pending) return pending;
+      if (rec.status !== "ACTIVE") {
+        throw new LocalRefusal(
+          "failed_precondition",
+          `record ${recordId} is ${rec.status} here, not ACTIVE: only a valid certificate is reissued`,
+          "record_id",
+        );
+      }
+      const id = randomUUID();
+      const [created] = await tx<Intent[]>`
+        INSERT INTO hub_intents (id, kind, record_id, request)
+        VALUES (${id}, 'reissue', ${recordId}, ${request(id)})
+        RETURNING id, kind, record_id, request, attempts`;
+      if (!created) throw new Error("reissue intent was not written");
+      return created;
+    });
+  }
+
+  /**
+   * The hub reissued: the old certificate REVOKED naming its replacement (phones watching it
+   * are told), the new one NORMAL; ends the intent.
+   */
+  completeReissue(intentId: string, replaced: string, certificate: NewCertificate): Promise<void> {
+    return this.sql.begin(async (tx) => {
+      await lockRecord(tx, certificate.recordId);
+      const [held] = await tx`
+        SELECT 1 FROM certificates WHERE certificate_number = ${certificate.number}`;
+      if (!held) {
+        await tx`UPDATE certificates SET replaced_by = ${certificate.number}
+          WHERE certificate_number = ${replaced}`;
+        await this.store.changeCertificates(tx, [
+          {
+            number: replaced,
+            status: "REVOKED",
+            cause: `reissued as ${certificate.number}`,
+            version: 0,
+            reason: "REISSUED",
+            owner: null,
+          },
+        ]);
+        await this.store.insertCertificate(tx, certificate);
       }
       await this.end(tx, intentId, "DONE", null);
     });

@@ -29,6 +29,8 @@ export interface CertificateRow {
   issued_at: Date;
   status_changed_at: Date;
   hub_version: number;
+  /** The certificate that replaced it (a reissue). */
+  replaced_by?: string | null;
 }
 
 export function certificateMessage(row: CertificateRow): Certificate {
@@ -42,6 +44,7 @@ export function certificateMessage(row: CertificateRow): Certificate {
       : 0,
     issuedAt: timestampFromDate(row.issued_at),
     statusChangedAt: timestampFromDate(row.status_changed_at),
+    replacedBy: row.replaced_by ?? "",
   });
 }
 

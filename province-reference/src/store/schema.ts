@@ -91,7 +91,7 @@ ALTER TABLE doses ADD PRIMARY KEY (record_id, dose_id);
 CREATE TABLE hub_intents (
   id uuid PRIMARY KEY,
   -- 'register' (RegisterRecord), 'close' (CloseRecord), 'report-dose' (ReportDose of a dose
-  -- stored here under the record's lock).
+  -- stored here under the record's lock), 'migrate', 'reissue' (ReissueCertificate).
   kind text NOT NULL,
   record_id text,
   -- Registration only: the person, so that one registration per person is pending at a time.
@@ -165,6 +165,15 @@ BEGIN
 END $$;
 CREATE TRIGGER record_reads_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON record_reads
   FOR EACH STATEMENT EXECUTE FUNCTION record_reads_forbid_change();
+`,
+  },
+  {
+    version: 6,
+    name: "a reissued certificate names its replacement",
+    sql: `
+-- Set when a certificate was REVOKED by a reissue (revocation_reason REISSUED): the number that
+-- replaced it, which status by the old number tells.
+ALTER TABLE certificates ADD COLUMN replaced_by text;
 `,
   },
 ];

@@ -21,14 +21,20 @@ const UNAVAILABLE_CONNECTION_CODES = new Set([
   "ETIMEDOUT",
 ]);
 
+/** System calls of an open socket whose failure means the connection was lost. */
+const SOCKET_CALLS = new Set(["read", "write"]);
+
 /** The reason `err` says the database cannot serve, if it does. */
 function unavailableReason(err: unknown): string | undefined {
   if (!(err instanceof Error) || !("code" in err) || typeof err.code !== "string") return undefined;
   // A PostgreSQL server's refusal (postgres.js PostgresError, with the SQLSTATE as code) ...
   if (err.name === "PostgresError")
     return UNAVAILABLE_SQLSTATES.test(err.code) ? err.code : undefined;
-  // ... or a connection that failed: postgres.js and Node.js both give the server's address.
-  if ("address" in err && UNAVAILABLE_CONNECTION_CODES.has(err.code)) return err.code;
+  // ... or a connection that failed: postgres.js and Node.js both give the server's address
+  // when connecting; a pooled connection the server dropped fails its next read or write on
+  // the socket (seen: "read ECONNRESET" from a query, after the server terminated it).
+  const onSocket = "address" in err || ("syscall" in err && SOCKET_CALLS.has(String(err.syscall)));
+  if (onSocket && UNAVAILABLE_CONNECTION_CODES.has(err.code)) return err.code;
   return undefined;
 }
 

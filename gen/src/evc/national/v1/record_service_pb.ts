@@ -25,7 +25,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evc/national/v1/record_service.proto.
  */
 export const file_evc_national_v1_record_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRldmMvbmF0aW9uYWwvdjEvcmVjb3JkX3NlcnZpY2UucHJvdG8SD2V2Yy5uYXRpb25hbC52MSKbAgoVUmVnaXN0ZXJSZWNvcmRSZXF1ZXN0EiMKD2lkZW1wb3RlbmN5X2tleRgBIAEoCUIKukgHcgUQCBiAARIxCghpZGVudGl0eRgCIAEoCzIXLmV2Yy5jb21tb24udjEuSWRlbnRpdHlCBrpIA8gBARJGChJjZXJ0aWZpY2F0ZV9udW1iZXIYAyABKAlCKrpIJ3IlMiNeWzEtOF1bMC05XTAwMDAtW0EtWmEtejAtOS1dezQsNDB9JBItCgVkb3NlcxgEIAMoCzITLmV2Yy5jb21tb24udjEuRG9zZUIJukgGkgEDEOgHEjMKCGtub3duX2FzGAUgAygLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIIukgFkgECEAQibAoWUmVnaXN0ZXJSZWNvcmRSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSLwoLY2VydGlmaWNhdGUYAiABKAsyGi5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlEg4KBmxpbmtlZBgDIAEoCCJIChNMb2NhdGVSZWNvcmRSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBIr8BChRMb2NhdGVSZWNvcmRSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgCIAEoCRIrCgZzdGF0dXMYAyABKA4yGy5ldmMuY29tbW9uLnYxLlJlY29yZFN0YXR1cxIvCgtjZXJ0aWZpY2F0ZRgEIAEoCzIaLmV2Yy5jb21tb24udjEuQ2VydGlmaWNhdGUSGQoRb3Blbl9taWdyYXRpb25faWQYBSABKAkilAEKEkNsb3NlUmVjb3JkUmVxdWVzdBIcCglyZWNvcmRfaWQYASABKAlCCbpIBnIEEAEYQBI4CgZyZWFzb24YAiABKA4yGi5ldmMuY29tbW9uLnYxLkNsb3NlUmVhc29uQgy6SAmCAQYQASAAIAQSJgoVbWVyZ2VkX2ludG9fcmVjb3JkX2lkGAMgASgJQge6SARyAhhAIkYKE0Nsb3NlUmVjb3JkUmVzcG9uc2USLwoLY2VydGlmaWNhdGUYASABKAsyGi5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlMqkCCg1SZWNvcmRTZXJ2aWNlEmEKDlJlZ2lzdGVyUmVjb3JkEiYuZXZjLm5hdGlvbmFsLnYxLlJlZ2lzdGVyUmVjb3JkUmVxdWVzdBonLmV2Yy5uYXRpb25hbC52MS5SZWdpc3RlclJlY29yZFJlc3BvbnNlElsKDExvY2F0ZVJlY29yZBIkLmV2Yy5uYXRpb25hbC52MS5Mb2NhdGVSZWNvcmRSZXF1ZXN0GiUuZXZjLm5hdGlvbmFsLnYxLkxvY2F0ZVJlY29yZFJlc3BvbnNlElgKC0Nsb3NlUmVjb3JkEiMuZXZjLm5hdGlvbmFsLnYxLkNsb3NlUmVjb3JkUmVxdWVzdBokLmV2Yy5uYXRpb25hbC52MS5DbG9zZVJlY29yZFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record]);
+  fileDesc("CiRldmMvbmF0aW9uYWwvdjEvcmVjb3JkX3NlcnZpY2UucHJvdG8SD2V2Yy5uYXRpb25hbC52MSKbAgoVUmVnaXN0ZXJSZWNvcmRSZXF1ZXN0EiMKD2lkZW1wb3RlbmN5X2tleRgBIAEoCUIKukgHcgUQCBiAARIxCghpZGVudGl0eRgCIAEoCzIXLmV2Yy5jb21tb24udjEuSWRlbnRpdHlCBrpIA8gBARJGChJjZXJ0aWZpY2F0ZV9udW1iZXIYAyABKAlCKrpIJ3IlMiNeWzEtOF1bMC05XTAwMDAtW0EtWmEtejAtOS1dezQsNDB9JBItCgVkb3NlcxgEIAMoCzITLmV2Yy5jb21tb24udjEuRG9zZUIJukgGkgEDEOgHEjMKCGtub3duX2FzGAUgAygLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIIukgFkgECEAQibAoWUmVnaXN0ZXJSZWNvcmRSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSLwoLY2VydGlmaWNhdGUYAiABKAsyGi5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlEg4KBmxpbmtlZBgDIAEoCCJIChNMb2NhdGVSZWNvcmRSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBIr8BChRMb2NhdGVSZWNvcmRSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgCIAEoCRIrCgZzdGF0dXMYAyABKA4yGy5ldmMuY29tbW9uLnYxLlJlY29yZFN0YXR1cxIvCgtjZXJ0aWZpY2F0ZRgEIAEoCzIaLmV2Yy5jb21tb24udjEuQ2VydGlmaWNhdGUSGQoRb3Blbl9taWdyYXRpb25faWQYBSABKAkilgEKEkNsb3NlUmVjb3JkUmVxdWVzdBIcCglyZWNvcmRfaWQYASABKAlCCbpIBnIEEAEYQBI6CgZyZWFzb24YAiABKA4yGi5ldmMuY29tbW9uLnYxLkNsb3NlUmVhc29uQg66SAuCAQgQASAAIAQgBRImChVtZXJnZWRfaW50b19yZWNvcmRfaWQYAyABKAlCB7pIBHICGEAiwgEKGVJlaXNzdWVDZXJ0aWZpY2F0ZVJlcXVlc3QSIwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJQgq6SAdyBRAIGIABEhwKCXJlY29yZF9pZBgCIAEoCUIJukgGcgQQARhAEkYKEmNlcnRpZmljYXRlX251bWJlchgDIAEoCUIqukgnciUyI15bMS04XVswLTldMDAwMC1bQS1aYS16MC05LV17NCw0MH0kEhoKBnJlYXNvbhgEIAEoCUIKukgHcgUQARiAAiJ7ChpSZWlzc3VlQ2VydGlmaWNhdGVSZXNwb25zZRIvCgtjZXJ0aWZpY2F0ZRgBIAEoCzIaLmV2Yy5jb21tb24udjEuQ2VydGlmaWNhdGUSLAoIcmVwbGFjZWQYAiABKAsyGi5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlIkYKE0Nsb3NlUmVjb3JkUmVzcG9uc2USLwoLY2VydGlmaWNhdGUYASABKAsyGi5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlMpgDCg1SZWNvcmRTZXJ2aWNlEmEKDlJlZ2lzdGVyUmVjb3JkEiYuZXZjLm5hdGlvbmFsLnYxLlJlZ2lzdGVyUmVjb3JkUmVxdWVzdBonLmV2Yy5uYXRpb25hbC52MS5SZWdpc3RlclJlY29yZFJlc3BvbnNlElsKDExvY2F0ZVJlY29yZBIkLmV2Yy5uYXRpb25hbC52MS5Mb2NhdGVSZWNvcmRSZXF1ZXN0GiUuZXZjLm5hdGlvbmFsLnYxLkxvY2F0ZVJlY29yZFJlc3BvbnNlElgKC0Nsb3NlUmVjb3JkEiMuZXZjLm5hdGlvbmFsLnYxLkNsb3NlUmVjb3JkUmVxdWVzdBokLmV2Yy5uYXRpb25hbC52MS5DbG9zZVJlY29yZFJlc3BvbnNlEm0KElJlaXNzdWVDZXJ0aWZpY2F0ZRIqLmV2Yy5uYXRpb25hbC52MS5SZWlzc3VlQ2VydGlmaWNhdGVSZXF1ZXN0GisuZXZjLm5hdGlvbmFsLnYxLlJlaXNzdWVDZXJ0aWZpY2F0ZVJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record]);
 
 /**
  * Request of RecordService.RegisterRecord.
@@ -229,6 +229,76 @@ export const CloseRecordRequestSchema: GenMessage<CloseRecordRequest> = /*@__PUR
   messageDesc(file_evc_national_v1_record_service, 4);
 
 /**
+ * Request of RecordService.ReissueCertificate.
+ *
+ * @generated from message evc.national.v1.ReissueCertificateRequest
+ */
+export type ReissueCertificateRequest = Message<"evc.national.v1.ReissueCertificateRequest"> & {
+  /**
+   * Caller-chosen key; retrying with the same key returns the first result. Required.
+   *
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * The record whose certificate is replaced. Required.
+   *
+   * @generated from field: string record_id = 2;
+   */
+  recordId: string;
+
+  /**
+   * The new certificate's number, globally unique, prefixed with the caller's province code.
+   *
+   * @generated from field: string certificate_number = 3;
+   */
+  certificateNumber: string;
+
+  /**
+   * Why, for the audit log (e.g. "lost phone"). Required.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message evc.national.v1.ReissueCertificateRequest.
+ * Use `create(ReissueCertificateRequestSchema)` to create a new message.
+ */
+export const ReissueCertificateRequestSchema: GenMessage<ReissueCertificateRequest> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_record_service, 5);
+
+/**
+ * Response of RecordService.ReissueCertificate.
+ *
+ * @generated from message evc.national.v1.ReissueCertificateResponse
+ */
+export type ReissueCertificateResponse = Message<"evc.national.v1.ReissueCertificateResponse"> & {
+  /**
+   * The new NORMAL certificate.
+   *
+   * @generated from field: evc.common.v1.Certificate certificate = 1;
+   */
+  certificate?: Certificate | undefined;
+
+  /**
+   * The certificate it replaced, now REVOKED (reason CLOSE_REASON_REISSUED).
+   *
+   * @generated from field: evc.common.v1.Certificate replaced = 2;
+   */
+  replaced?: Certificate | undefined;
+};
+
+/**
+ * Describes the message evc.national.v1.ReissueCertificateResponse.
+ * Use `create(ReissueCertificateResponseSchema)` to create a new message.
+ */
+export const ReissueCertificateResponseSchema: GenMessage<ReissueCertificateResponse> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_record_service, 6);
+
+/**
  * Response of RecordService.CloseRecord.
  *
  * @generated from message evc.national.v1.CloseRecordResponse
@@ -247,7 +317,7 @@ export type CloseRecordResponse = Message<"evc.national.v1.CloseRecordResponse">
  * Use `create(CloseRecordResponseSchema)` to create a new message.
  */
 export const CloseRecordResponseSchema: GenMessage<CloseRecordResponse> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_record_service, 5);
+  messageDesc(file_evc_national_v1_record_service, 7);
 
 /**
  * Registration, location and closing of vaccination records. The hub is the only place that
@@ -294,6 +364,21 @@ export const RecordService: GenService<{
     methodKind: "unary";
     input: typeof CloseRecordRequestSchema;
     output: typeof CloseRecordResponseSchema;
+  },
+  /**
+   * Replaces the NORMAL certificate of a record owned by the calling province with a new one in
+   * one step (a lost phone, a compromised number): the old number becomes REVOKED with reason
+   * CLOSE_REASON_REISSUED and replaced_by naming the new one, which is NORMAL; the record and
+   * its doses stay as they are. FailedPrecondition during an open migration (the certificate is
+   * suspended) or for a record that is not ACTIVE; PermissionDenied for another province's
+   * record. Idempotent by idempotency_key.
+   *
+   * @generated from rpc evc.national.v1.RecordService.ReissueCertificate
+   */
+  reissueCertificate: {
+    methodKind: "unary";
+    input: typeof ReissueCertificateRequestSchema;
+    output: typeof ReissueCertificateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_evc_national_v1_record_service, 0);

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evc/province/v1/clinic_service.proto.
  */
 export const file_evc_province_v1_clinic_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRldmMvcHJvdmluY2UvdjEvY2xpbmljX3NlcnZpY2UucHJvdG8SD2V2Yy5wcm92aW5jZS52MSKtAQoUUmVnaXN0ZXJCaXJ0aFJlcXVlc3QSMQoIaWRlbnRpdHkYASABKAsyFy5ldmMuY29tbW9uLnYxLklkZW50aXR5Qga6SAPIAQESLQoFZG9zZXMYAiADKAsyEy5ldmMuY29tbW9uLnYxLkRvc2VCCbpIBpIBAxDoBxIzCghrbm93bl9hcxgDIAMoCzIXLmV2Yy5jb21tb24udjEuSWRlbnRpdHlCCLpIBZIBAhAEIkYKFVJlZ2lzdGVyQmlydGhSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGgoSY2VydGlmaWNhdGVfbnVtYmVyGAIgASgJInEKEVJlY29yZERvc2VSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBEikKBGRvc2UYAiABKAsyEy5ldmMuY29tbW9uLnYxLkRvc2VCBrpIA8gBASItChJSZWNvcmREb3NlUmVzcG9uc2USFwoPcmVwb3J0ZWRfdG9faHViGAEgASgIIkwKF1JlcXVlc3RNaWdyYXRpb25SZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBIjAKGFJlcXVlc3RNaWdyYXRpb25SZXNwb25zZRIUCgxtaWdyYXRpb25faWQYASABKAkiagoSQ2xvc2VSZWNvcmRSZXF1ZXN0EhwKCXJlY29yZF9pZBgBIAEoCUIJukgGcgQQARhAEjYKBnJlYXNvbhgCIAEoDjIaLmV2Yy5jb21tb24udjEuQ2xvc2VSZWFzb25CCrpIB4IBBBABIAAiFQoTQ2xvc2VSZWNvcmRSZXNwb25zZTKJAwoNQ2xpbmljU2VydmljZRJeCg1SZWdpc3RlckJpcnRoEiUuZXZjLnByb3ZpbmNlLnYxLlJlZ2lzdGVyQmlydGhSZXF1ZXN0GiYuZXZjLnByb3ZpbmNlLnYxLlJlZ2lzdGVyQmlydGhSZXNwb25zZRJVCgpSZWNvcmREb3NlEiIuZXZjLnByb3ZpbmNlLnYxLlJlY29yZERvc2VSZXF1ZXN0GiMuZXZjLnByb3ZpbmNlLnYxLlJlY29yZERvc2VSZXNwb25zZRJnChBSZXF1ZXN0TWlncmF0aW9uEiguZXZjLnByb3ZpbmNlLnYxLlJlcXVlc3RNaWdyYXRpb25SZXF1ZXN0GikuZXZjLnByb3ZpbmNlLnYxLlJlcXVlc3RNaWdyYXRpb25SZXNwb25zZRJYCgtDbG9zZVJlY29yZBIjLmV2Yy5wcm92aW5jZS52MS5DbG9zZVJlY29yZFJlcXVlc3QaJC5ldmMucHJvdmluY2UudjEuQ2xvc2VSZWNvcmRSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record]);
+  fileDesc("CiRldmMvcHJvdmluY2UvdjEvY2xpbmljX3NlcnZpY2UucHJvdG8SD2V2Yy5wcm92aW5jZS52MSKtAQoUUmVnaXN0ZXJCaXJ0aFJlcXVlc3QSMQoIaWRlbnRpdHkYASABKAsyFy5ldmMuY29tbW9uLnYxLklkZW50aXR5Qga6SAPIAQESLQoFZG9zZXMYAiADKAsyEy5ldmMuY29tbW9uLnYxLkRvc2VCCbpIBpIBAxDoBxIzCghrbm93bl9hcxgDIAMoCzIXLmV2Yy5jb21tb24udjEuSWRlbnRpdHlCCLpIBZIBAhAEIkYKFVJlZ2lzdGVyQmlydGhSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGgoSY2VydGlmaWNhdGVfbnVtYmVyGAIgASgJInEKEVJlY29yZERvc2VSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBEikKBGRvc2UYAiABKAsyEy5ldmMuY29tbW9uLnYxLkRvc2VCBrpIA8gBASItChJSZWNvcmREb3NlUmVzcG9uc2USFwoPcmVwb3J0ZWRfdG9faHViGAEgASgIIkwKF1JlcXVlc3RNaWdyYXRpb25SZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBIjAKGFJlcXVlc3RNaWdyYXRpb25SZXNwb25zZRIUCgxtaWdyYXRpb25faWQYASABKAkibAoSQ2xvc2VSZWNvcmRSZXF1ZXN0EhwKCXJlY29yZF9pZBgBIAEoCUIJukgGcgQQARhAEjgKBnJlYXNvbhgCIAEoDjIaLmV2Yy5jb21tb24udjEuQ2xvc2VSZWFzb25CDLpICYIBBhABIAAgBSIVChNDbG9zZVJlY29yZFJlc3BvbnNlIlUKGVJlaXNzdWVDZXJ0aWZpY2F0ZVJlcXVlc3QSHAoJcmVjb3JkX2lkGAEgASgJQgm6SAZyBBABGEASGgoGcmVhc29uGAIgASgJQgq6SAdyBRABGIACIkoKGlJlaXNzdWVDZXJ0aWZpY2F0ZVJlc3BvbnNlEhoKEmNlcnRpZmljYXRlX251bWJlchgBIAEoCRIQCghyZXBsYWNlZBgCIAEoCTL4AwoNQ2xpbmljU2VydmljZRJeCg1SZWdpc3RlckJpcnRoEiUuZXZjLnByb3ZpbmNlLnYxLlJlZ2lzdGVyQmlydGhSZXF1ZXN0GiYuZXZjLnByb3ZpbmNlLnYxLlJlZ2lzdGVyQmlydGhSZXNwb25zZRJVCgpSZWNvcmREb3NlEiIuZXZjLnByb3ZpbmNlLnYxLlJlY29yZERvc2VSZXF1ZXN0GiMuZXZjLnByb3ZpbmNlLnYxLlJlY29yZERvc2VSZXNwb25zZRJnChBSZXF1ZXN0TWlncmF0aW9uEiguZXZjLnByb3ZpbmNlLnYxLlJlcXVlc3RNaWdyYXRpb25SZXF1ZXN0GikuZXZjLnByb3ZpbmNlLnYxLlJlcXVlc3RNaWdyYXRpb25SZXNwb25zZRJYCgtDbG9zZVJlY29yZBIjLmV2Yy5wcm92aW5jZS52MS5DbG9zZVJlY29yZFJlcXVlc3QaJC5ldmMucHJvdmluY2UudjEuQ2xvc2VSZWNvcmRSZXNwb25zZRJtChJSZWlzc3VlQ2VydGlmaWNhdGUSKi5ldmMucHJvdmluY2UudjEuUmVpc3N1ZUNlcnRpZmljYXRlUmVxdWVzdBorLmV2Yy5wcm92aW5jZS52MS5SZWlzc3VlQ2VydGlmaWNhdGVSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record]);
 
 /**
  * Request of ClinicService.RegisterBirth.
@@ -220,6 +220,62 @@ export const CloseRecordResponseSchema: GenMessage<CloseRecordResponse> = /*@__P
   messageDesc(file_evc_province_v1_clinic_service, 7);
 
 /**
+ * Request of ClinicService.ReissueCertificate.
+ *
+ * @generated from message evc.province.v1.ReissueCertificateRequest
+ */
+export type ReissueCertificateRequest = Message<"evc.province.v1.ReissueCertificateRequest"> & {
+  /**
+   * Record id. Required.
+   *
+   * @generated from field: string record_id = 1;
+   */
+  recordId: string;
+
+  /**
+   * Why (e.g. "lost phone"). Required.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message evc.province.v1.ReissueCertificateRequest.
+ * Use `create(ReissueCertificateRequestSchema)` to create a new message.
+ */
+export const ReissueCertificateRequestSchema: GenMessage<ReissueCertificateRequest> = /*@__PURE__*/
+  messageDesc(file_evc_province_v1_clinic_service, 8);
+
+/**
+ * Response of ClinicService.ReissueCertificate.
+ *
+ * @generated from message evc.province.v1.ReissueCertificateResponse
+ */
+export type ReissueCertificateResponse = Message<"evc.province.v1.ReissueCertificateResponse"> & {
+  /**
+   * The new NORMAL certificate.
+   *
+   * @generated from field: string certificate_number = 1;
+   */
+  certificateNumber: string;
+
+  /**
+   * The certificate it replaced, now REVOKED.
+   *
+   * @generated from field: string replaced = 2;
+   */
+  replaced: string;
+};
+
+/**
+ * Describes the message evc.province.v1.ReissueCertificateResponse.
+ * Use `create(ReissueCertificateResponseSchema)` to create a new message.
+ */
+export const ReissueCertificateResponseSchema: GenMessage<ReissueCertificateResponse> = /*@__PURE__*/
+  messageDesc(file_evc_province_v1_clinic_service, 9);
+
+/**
  * What a clinic's system calls to change a province's records: register a newborn, record a
  * dose given here, take a person's record over from another province, close a record. Each call
  * needs a token with scope `records:write` from a token issuer the province trusts (the same
@@ -273,6 +329,18 @@ export const ClinicService: GenService<{
     methodKind: "unary";
     input: typeof CloseRecordRequestSchema;
     output: typeof CloseRecordResponseSchema;
+  },
+  /**
+   * Replaces the record's certificate with a new one (a lost phone, a compromised number): the
+   * hub decides (evc.national.v1.RecordService.ReissueCertificate), then the old number is
+   * REVOKED here naming its replacement and phones watching it are told.
+   *
+   * @generated from rpc evc.province.v1.ClinicService.ReissueCertificate
+   */
+  reissueCertificate: {
+    methodKind: "unary";
+    input: typeof ReissueCertificateRequestSchema;
+    output: typeof ReissueCertificateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_evc_province_v1_clinic_service, 0);
