@@ -215,6 +215,18 @@ export const SuspendForMigrationSchema: GenMessage<SuspendForMigration> = /*@__P
 /**
  * Target side of a migration.
  *
+ * Migrating back: a province that held the record before (MIGRATED_OUT there) receives the
+ * activation as the next directive of the record's sequence at it, and makes that record ACTIVE
+ * again: its identity becomes the carried one, the carried doses are added by dose id (those it
+ * still holds stay as they are), and a new NORMAL certificate is issued. The certificate of its
+ * earlier stint stays SUSPENDED (status by its number names the record's owner) until the
+ * record is closed, which revokes it with the others (see RevokeCertificate).
+ *
+ * An activation beyond the next sequence: for a record the province does not hold, it is
+ * applied (it brings the record; what came before was addressed to a copy the province no
+ * longer holds, and the record's sequence here continues from the activation's); for a record
+ * it holds, it waits for the missing directives like any other.
+ *
  * @generated from message evc.directive.v1.ActivateMigratedRecord
  */
 export type ActivateMigratedRecord = Message<"evc.directive.v1.ActivateMigratedRecord"> & {
