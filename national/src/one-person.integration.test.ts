@@ -216,4 +216,25 @@ describe("a child registered under the birth certificate and later the resident 
     const located = await records("510000").locateRecord({ identity: child.birthCertificate });
     expect(located.recordId).toBe(first.recordId);
   });
+
+  it("whose two documents are already two persons is refused naming the other document: they must be merged, never linked over", async () => {
+    const child = newborn();
+    await registerAtBirth(child);
+    // Registered again under the resident ID without evidence: a second person (to be merged).
+    await records("110000").registerRecord({
+      idempotencyKey: randomUUID(),
+      identity: child.residentId,
+      certificateNumber: certificateNumber("110000"),
+    });
+    const err = await errorOf(
+      records("110000").registerRecord({
+        idempotencyKey: randomUUID(),
+        identity: child.residentId,
+        certificateNumber: certificateNumber("110000"),
+        knownAs: [newIdentity("Someone Else"), child.birthCertificate],
+      }),
+    );
+    const [detail] = err?.findDetails(ErrorDetailSchema) ?? [];
+    expect([err?.code, detail?.field]).toEqual([Code.FailedPrecondition, "known_as[1]"]);
+  });
 });

@@ -58,7 +58,10 @@ async function registrant(
   const unknown = [...docs.values()].filter((d) => !owners.has(d.documentKey));
   const person = owners.get(doc) ?? persons[0];
   if (persons.length > 1) {
-    const other = [...docs.values()].find((d) => owners.get(d.documentKey) !== person);
+    const other = [...docs.values()].find((d) => {
+      const owner = owners.get(d.documentKey);
+      return owner !== undefined && owner !== person;
+    });
     throw refusalError(
       "failed_precondition",
       "INVALID_STATE",
