@@ -166,7 +166,7 @@ export class IntentStore {
         UPDATE records SET id_type = ${String(identity.idType)}, id_number = ${identity.idNumber},
           identity = ${this.store.identityJson(identity) as never}, updated_at = now()
         WHERE record_id = ${recordId}
-          AND NOT (id_type = ${String(IdType.RESIDENT_ID)} AND ${String(identity.idType)} <> id_type)`;
+          AND NOT (COALESCE(id_type, '') = ${String(IdType.RESIDENT_ID)} AND ${String(identity.idType)} <> id_type)`;
       await this.store.addDoses(tx, recordId, doses);
       await this.end(tx, intentId, "DONE", null);
     });
