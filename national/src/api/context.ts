@@ -129,16 +129,6 @@ export function documentKeyOf(
   return personKey(deps.personKeySecret, identity);
 }
 
-/** The person an identity document belongs to, if the hub knows the document. */
-export async function linkedPerson(
-  deps: HubDeps,
-  documentKey: string,
-): Promise<string | undefined> {
-  const [row] = await deps.sql<{ person_key: string }[]>`
-    SELECT person_key FROM document_links WHERE document_key = ${documentKey}`;
-  return row?.person_key;
-}
-
 /** The persons identity documents belong to, by document key (those the hub knows). */
 export async function linkedPersons(
   deps: HubDeps,
@@ -158,7 +148,7 @@ export async function linkedPersons(
  */
 export async function keyOf(deps: HubDeps, identity: Identity | undefined): Promise<string> {
   const doc = documentKeyOf(deps, identity);
-  return (await linkedPerson(deps, doc)) ?? doc;
+  return (await linkedPersons(deps, [doc])).get(doc) ?? doc;
 }
 
 export function certificateMessage(c: CertificateState): Certificate {

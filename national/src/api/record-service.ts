@@ -43,18 +43,18 @@ async function registrant(
   identity: Identity,
   knownAs: Identity[],
 ): Promise<{ key: string; byEvidence: boolean; links: DocumentToLink[] }> {
-  const docs = new Map<string, DocumentToLink>();
-  for (const [field, id] of [
-    ["identity", identity] as const,
-    ...knownAs.map((k, i) => [`known_as[${i}]`, k] as const),
-  ]) {
-    const documentKey = documentKeyOf(deps, id, field);
+  const doc = documentKeyOf(deps, identity);
+  const docs = new Map<string, DocumentToLink>([
+    [doc, { documentKey: doc, identity: identityToJson(identity), field: "identity" }],
+  ]);
+  for (const [i, other] of knownAs.entries()) {
+    const field = `known_as[${i}]`;
+    const documentKey = documentKeyOf(deps, other, field);
     if (!docs.has(documentKey))
-      docs.set(documentKey, { documentKey, identity: identityToJson(id), field });
+      docs.set(documentKey, { documentKey, identity: identityToJson(other), field });
   }
   const owners = await linkedPersons(deps, [...docs.keys()]);
   const persons = [...new Set(owners.values())];
-  const doc = documentKeyOf(deps, identity);
   const unknown = [...docs.values()].filter((d) => !owners.has(d.documentKey));
   const person = owners.get(doc) ?? persons[0];
   if (persons.length > 1) {
