@@ -13,7 +13,15 @@
 // do, and nats-server on the PATH.
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -45,8 +53,11 @@ async function freePorts(n) {
   while (ports.size < n) ports.add(await freePort());
   return [...ports];
 }
-/** Polls f (each attempt given 10 s at most: a call that never answers is a failed attempt). */
-const until = async (what, f, ms = 30_000) => {
+/**
+ * Polls f (each attempt given 10 s at most: a call that never answers is a failed attempt) until
+ * it returns something, ms pass, or dead() says waiting longer is pointless.
+ */
+const until = async (what, f, ms = 30_000, dead = () => undefined) => {
   const end = Date.now() + ms;
   for (;;) {
     let timer;
@@ -58,6 +69,8 @@ const until = async (what, f, ms = 30_000) => {
     ]);
     clearTimeout(timer);
     if (v) return v;
+    const why = dead();
+    if (why) throw new Error(`release check: ${what}: ${why}`);
     if (Date.now() > end) throw new Error(`release check: ${what} not within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -67,6 +80,8 @@ const run = `rel_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
 const work = mkdtempSync(join(tmpdir(), "evc-release-check-"));
 const children = [];
 let failed = false;
+/** The NATS nodes, each with its log file: on a failure, the end of each log is printed. */
+let natsNodes = [];
 try {
   execFileSync("node", ["scripts/release.mjs"], {
     cwd: root,
@@ -88,7 +103,9 @@ try {
 
   // The release's three-node NATS cluster, as compose.yaml runs it (here on free ports, each
   // node's store in the work folder).
-  const routePassword = randomBytes(12).toString("hex");
+  // As the release's README makes it: letters first (nats-server.conf says why; a bare hex
+  // password such as 4e5f… stopped every node at start, about one check in eight).
+  const routePassword = `evc${randomBytes(12).toString("hex")}`;
   const nodes = [];
   // Every listener of the check gets a port of its own: three per node, the hub, two per province.
   const ports = await freePorts(14);
@@ -107,15 +124,24 @@ try {
       join(dir, "nats-accounts.conf"),
       readFileSync(join(creds, "nats-accounts.conf"), "utf8"),
     );
+    n.log = join(work, `nats-${i + 1}.log`);
     const node = spawn(
       "nats-server",
       ["-c", join(dir, "nats-server.conf"), "-n", `nats-${i + 1}`, "-a", "127.0.0.1"]
         .concat(["-p", `${n.client}`, "-m", `${n.http}`, "--routes", routes])
-        .concat(["--cluster", `nats://127.0.0.1:${n.route}`]),
-      { env: { ...clean, NATS_ROUTE_PASSWORD: routePassword }, stdio: "ignore" },
+        .concat(["--cluster", `nats://127.0.0.1:${n.route}`, "-l", n.log]),
+      {
+        env: { ...clean, NATS_ROUTE_PASSWORD: routePassword },
+        stdio: ["ignore", "ignore", openSync(`${n.log}.stderr`, "w")],
+      },
     );
+    node.once("exit", (code, signal) => {
+      n.exited = `exited (${signal ?? code})`;
+    });
     children.push(node);
   }
+  natsNodes = nodes;
+  const natsStarted = Date.now();
   const NATS_URL = nodes.map((n) => `nats://127.0.0.1:${n.client}`).join(",");
   await until(
     "the NATS cluster formed (a JetStream meta leader)",
@@ -124,7 +150,9 @@ try {
       return jsz.meta_cluster?.leader && jsz.meta_cluster.cluster_size === 3;
     },
     60_000,
+    () => nodes.map((n, i) => n.exited && `nats-${i + 1} ${n.exited}`).find(Boolean),
   );
+  console.log(`release check: cluster formed in ${Date.now() - natsStarted} ms`);
   console.log("release check: three nats-servers from the release's nats-server.conf, clustered");
 
   const hubPort = port();
@@ -242,6 +270,12 @@ try {
 } catch (err) {
   failed = true;
   console.error(err instanceof Error ? err.message : String(err));
+  for (const [i, n] of natsNodes.entries()) {
+    const read = (f) => (existsSync(f) ? readFileSync(f, "utf8") : "");
+    const lines = `${read(`${n.log}.stderr`)}${read(n.log)}`.trimEnd().split("\n");
+    console.error(`--- nats-${i + 1} ${n.exited ?? "running"}, its log's last lines:`);
+    console.error(lines.slice(-25).join("\n"));
+  }
 } finally {
   for (const c of children.reverse()) {
     c.kill("SIGTERM");
