@@ -1,6 +1,19 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
-import { startTestHub, type TestHubEnv } from "@evc-interop/testing";
+import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
+import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
+import {
+  type SnapshotEntry,
+  SnapshotService,
+} from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import {
+  certificateNumber,
+  FakeProvince,
+  newDose,
+  newIdentity,
+  startTestHub,
+  type TestHubEnv,
+  until,
+} from "@evc-interop/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 let env: TestHubEnv;
@@ -10,8 +23,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await fake?.stop();
   await env?.close();
 });
+let fake: FakeProvince | undefined;
 
 /** Sessions of any hub left idle inside a snapshot stream's transaction. */
 async function stalledSnapshotTransactions(): Promise<number> {
@@ -59,5 +74,58 @@ describe("snapshot streams", () => {
       .streamSnapshot({ chunkSize: 5000 }))
       entries += page.entries.length;
     expect(entries).toBe(200_000);
+  });
+});
+
+describe("resyncing records (#28)", () => {
+  /** Every entry of 510000's snapshot, filtered to records when given. */
+  async function entries(recordIds: string[] = []): Promise<SnapshotEntry[]> {
+    const out: SnapshotEntry[] = [];
+    for await (const page of env
+      .client(SnapshotService, "province:510000")
+      .streamSnapshot({ recordIds }))
+      out.push(...page.entries);
+    return out;
+  }
+
+  it("names each record's answered directive sequence, and serves one record's rows alone", async () => {
+    fake = await FakeProvince.start(env, "510000");
+    const identity = newIdentity("Resync Child");
+    const cert = certificateNumber("510000");
+    const { recordId } = await env
+      .client(RecordService, "province:510000")
+      .registerRecord({ idempotencyKey: `reg-${cert}`, identity, certificateNumber: cert });
+    const otherCert = certificateNumber("510000");
+    const other = await env.client(RecordService, "province:510000").registerRecord({
+      idempotencyKey: `reg-${otherCert}`,
+      identity: newIdentity("Other Child"),
+      certificateNumber: otherCert,
+    });
+    fake.records.set(recordId, { identity, doses: [], certificate: cert, status: "ACTIVE" });
+    // Doses given elsewhere: three directives to 510000; it answers the first two only.
+    const answer = fake.answer;
+    fake.answer = (d) => (Number(d.recordSequence) <= 2 ? answer(d) : undefined);
+    for (let n = 1; n <= 3; n++)
+      await env
+        .client(DoseService, "province:440000")
+        .reportDose({ identity, dose: newDose("440000", { doseNumber: n }) });
+    await fake.waitFor((d) => d.recordId === recordId && d.recordSequence === 3n);
+
+    const mine = await until("both receipts recorded", async () => {
+      const rows = await entries([recordId]);
+      return rows[0]?.recordSequence === 2n ? rows : undefined;
+    });
+    expect(mine.map((e) => e.certificateNumber)).toEqual([cert]);
+    // A record the province was never sent a directive for: 0.
+    const all = await entries();
+    expect(all.find((e) => e.recordId === other.recordId)?.recordSequence).toBe(0n);
+    expect(all.find((e) => e.recordId === recordId)?.recordSequence).toBe(2n);
+
+    const tooMany = await entries(Array.from({ length: 1001 }, (_, i) => `r${i}`)).catch(
+      (e: unknown) => e,
+    );
+    expect(tooMany).toBeInstanceOf(ConnectError);
+    expect((tooMany as ConnectError).code).toBe(Code.InvalidArgument);
+    expect((tooMany as ConnectError).rawMessage).toMatch(/record_ids/);
   });
 });

@@ -32,6 +32,14 @@ export interface AgentOptions {
   provisionConsumer: boolean;
   /** A directive parked for an earlier one of its record this long becomes poison. */
   gapHoldMs: number;
+  /** A record whose directive is still parked after this long is resynced (see resync). */
+  gapResyncMs: number;
+  /**
+   * Brings records up to the hub's snapshot — certificates, contents and the directive sequence
+   * the hub holds receipts for — so a gap left by a restored backup is closed (#28). Absent: a
+   * gap waits for its directives or the gap hold.
+   */
+  resync?: (recordIds: string[]) => Promise<unknown>;
   /** The hub's directive keys: a message whose signature does not verify is never applied. */
   verifier: DirectiveVerifier;
   /** Testing only: simulate a crash after the local commit and before the ack. */
@@ -68,6 +76,10 @@ export class DirectiveAgent {
    */
   private readonly parkedRecords = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
+  /** Records parked since the last resync, and the timer that resyncs them. */
+  private readonly toResync = new Set<string>();
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private resyncing: Promise<void> | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -81,7 +93,10 @@ export class DirectiveAgent {
   }
 
   async start(): Promise<void> {
-    for (const id of await this.parked.records()) this.parkedRecords.add(id);
+    for (const id of await this.parked.records()) {
+      this.parkedRecords.add(id);
+      this.scheduleResync(id);
+    }
     this.sweeper = setInterval(
       () =>
         void this.expireParked().catch((err: unknown) =>
@@ -247,6 +262,7 @@ export class DirectiveAgent {
       );
       await this.parked.park(d, payload);
       this.parkedRecords.add(d.recordId);
+      this.scheduleResync(d.recordId);
       this.metrics.parked.inc();
       return "parked";
     }
@@ -269,6 +285,41 @@ export class DirectiveAgent {
       this.applied(d, result);
     }
     if (left === 0) this.parkedRecords.delete(recordId);
+  }
+
+  /**
+   * A gap is usually a predecessor still on its way (a redelivery overtaken): it fills within
+   * moments. One still open after gapResyncMs may be a gap nothing will fill — the province
+   * applied those directives and lost them (restored from an older backup) — so the record is
+   * resynced from the hub, and its parked directives applied if their turn has come.
+   */
+  private scheduleResync(recordId: string): void {
+    if (!this.opts.resync || this.stopping) return;
+    this.toResync.add(recordId);
+    this.resyncTimer ??= setTimeout(() => {
+      this.resyncing = this.resyncGaps();
+    }, this.opts.gapResyncMs);
+  }
+
+  private async resyncGaps(): Promise<void> {
+    const resync = this.opts.resync;
+    const ids = [...this.toResync].filter((id) => this.parkedRecords.has(id));
+    this.toResync.clear();
+    try {
+      // At most 1000 records per resync (the hub's limit); a restore leaves gaps on many.
+      for (let i = 0; resync && i < ids.length && !this.stopping; i += 1000)
+        await resync(ids.slice(i, i + 1000));
+      for (const id of ids) if (!this.stopping) await this.drainParked(id);
+    } catch (err) {
+      this.log.warn({ err: String(err), records: ids.length }, "resyncing records failed");
+      for (const id of ids) this.toResync.add(id);
+    } finally {
+      this.resyncTimer = undefined;
+      if (this.toResync.size > 0 && !this.stopping)
+        this.resyncTimer = setTimeout(() => {
+          this.resyncing = this.resyncGaps();
+        }, this.opts.gapResyncMs);
+    }
   }
 
   private applied(d: Directive, result: Extract<ApplyResult, { kind: "applied" }>): void {
@@ -328,8 +379,10 @@ export class DirectiveAgent {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.sweeper) clearInterval(this.sweeper);
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.messages?.stop();
     await this.loop?.catch(() => undefined);
+    await this.resyncing;
     await Promise.allSettled([...this.inFlight]);
   }
 }

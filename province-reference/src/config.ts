@@ -59,6 +59,11 @@ export interface ProvinceConfig {
   intentPollMs: number;
   /** A directive parked for a missing predecessor this long is dead-lettered as poison. */
   gapHoldMs: number;
+  /**
+   * A record whose directive is still parked this long is resynced from the hub's snapshot
+   * (certificates, contents, directive sequence): what closes a gap left by a restored backup.
+   */
+  gapResyncMs: number;
   /** The hub's directive keys (a JWKS): only directives signed by one of them are applied. */
   directiveKeysFile: string;
   /**
@@ -136,6 +141,7 @@ export function provinceConfigFromEnv(
     receiptPollMs: envInt(env, "EVC_RECEIPT_POLL_MS", 1000),
     intentPollMs: envInt(env, "EVC_INTENT_POLL_MS", 2000),
     gapHoldMs: envInt(env, "EVC_GAP_HOLD_MS", 120_000),
+    gapResyncMs: envInt(env, "EVC_GAP_RESYNC_MS", 5000),
     readMaxBytes: envInt(env, "EVC_READ_MAX_BYTES", 4 * 1024 * 1024),
     directiveKeysFile:
       env.EVC_DIRECTIVE_KEYS ??

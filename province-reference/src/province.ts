@@ -211,6 +211,13 @@ export class Province {
         subjectPrefix: config.subjectPrefix,
         duplicateWindowMs: 120_000,
       };
+      const snapshot = createClient(SnapshotService, transport);
+      const certificates = createClient(CertificateService, transport);
+      const reconcileOptions = {
+        chunk: config.reconcileChunk,
+        extraGraceMs: config.extraGraceMs,
+        repairBatch: config.reconcileRepairBatch,
+      };
       const agent = new DirectiveAgent(
         nc,
         store,
@@ -220,6 +227,16 @@ export class Province {
           concurrency: config.concurrency,
           provisionConsumer: config.provisionConsumer,
           gapHoldMs: config.gapHoldMs,
+          gapResyncMs: config.gapResyncMs,
+          resync: (recordIds) =>
+            reconcile(
+              store,
+              snapshot,
+              certificates,
+              { ...reconcileOptions, recordIds },
+              log,
+              metrics,
+            ),
           verifier,
           ...(opts.crashAfterCommit ? { crashAfterCommit: opts.crashAfterCommit } : {}),
         },
@@ -227,21 +244,8 @@ export class Province {
         metrics,
       );
       const changes = new CertificateChanges(sql, channel, store.cache);
-      const snapshot = createClient(SnapshotService, transport);
-      const certificates = createClient(CertificateService, transport);
       const reconcileOnce = () =>
-        reconcile(
-          store,
-          snapshot,
-          certificates,
-          {
-            chunk: config.reconcileChunk,
-            extraGraceMs: config.extraGraceMs,
-            repairBatch: config.reconcileRepairBatch,
-          },
-          log,
-          metrics,
-        );
+        reconcile(store, snapshot, certificates, reconcileOptions, log, metrics);
       const p = new Province({
         config,
         sql,

@@ -8,6 +8,7 @@ import type {
 import type { Logger } from "pino";
 import type { ProvinceMetrics } from "./metrics.js";
 import { ContentsCheck } from "./reconcile-contents.js";
+import { SequenceCheck } from "./reconcile-sequences.js";
 import type { CertificateRow } from "./store/rows.js";
 import type { ProvinceStore } from "./store/store.js";
 
@@ -20,6 +21,8 @@ export interface ReconcileReport {
   owner: number;
   /** Records whose contents (identity, doses) differed from the hub's and were repaired. */
   contents: number;
+  /** Records whose directive sequence was behind the hub's answered one, raised (#28). */
+  sequence: number;
   /** Rows the province changed after the snapshot was read (left alone this pass). */
   newerLocally: number;
   seconds: number;
@@ -32,6 +35,8 @@ export interface ReconcileOptions {
   extraGraceMs: number;
   /** Missing and differing rows repaired per transaction (default 500). */
   repairBatch?: number;
+  /** Only these records (a resync of records found behind); absent: every record. */
+  recordIds?: string[];
 }
 
 type Local = Pick<
@@ -46,12 +51,17 @@ type Local = Pick<
  * Pages of the local certificates in certificate-number order; the next page is read while
  * this one is merged (bounded memory: two pages).
  */
-async function* localPages(store: ProvinceStore, chunk: number): AsyncGenerator<Local[]> {
+async function* localPages(
+  store: ProvinceStore,
+  chunk: number,
+  recordIds: string[] | undefined,
+): AsyncGenerator<Local[]> {
+  const only = recordIds ? store.sql`AND record_id = ANY(${recordIds}::text[])` : store.sql``;
   const page = (after: string) => {
     const rows = store.sql<Local[]>`
       SELECT certificate_number, record_id, status, owner_province, hub_version,
         (extract(epoch FROM status_changed_at) * 1000)::float8 AS changed_ms
-      FROM certificates WHERE certificate_number COLLATE "C" > ${after}
+      FROM certificates WHERE certificate_number COLLATE "C" > ${after} ${only}
       ORDER BY certificate_number COLLATE "C" LIMIT ${chunk}`;
     // Awaited below; until then a failure must not count as unhandled.
     rows.catch(() => undefined);
@@ -73,10 +83,12 @@ async function* localPages(store: ProvinceStore, chunk: number): AsyncGenerator<
 async function* remotePages(
   hub: Client<typeof SnapshotService>,
   chunk: number,
+  recordIds: string[] | undefined,
   onWatermark: (w: bigint) => void,
   signal: AbortSignal,
 ): AsyncGenerator<SnapshotEntry[]> {
-  for await (const page of hub.streamSnapshot({ chunkSize: chunk }, { signal })) {
+  const req = { chunkSize: chunk, recordIds: recordIds ?? [] };
+  for await (const page of hub.streamSnapshot(req, { signal })) {
     onWatermark(page.watermark);
     yield page.entries;
   }
@@ -170,10 +182,11 @@ export async function reconcile(
     status: 0,
     owner: 0,
     contents: 0,
+    sequence: 0,
     newerLocally: 0,
     seconds: 0,
   };
-  const local = new Cursor(localPages(store, opts.chunk));
+  const local = new Cursor(localPages(store, opts.chunk, opts.recordIds));
   // Aborted when the pass ends: a pass that fails cancels the hub's stream (an unread stream
   // would hold the hub's snapshot transaction open, and with it the xmin horizon).
   const stream = new AbortController();
@@ -181,6 +194,7 @@ export async function reconcile(
     remotePages(
       snapshot,
       opts.chunk,
+      opts.recordIds,
       (w) => {
         report.watermark = w;
       },
@@ -189,18 +203,31 @@ export async function reconcile(
   );
   const repairs = new Repairs(store, opts.repairBatch ?? 500);
   const contents = new ContentsCheck(store, snapshot, log);
+  const sequences = new SequenceCheck(store, log);
   try {
-    await merge({ local, remote, repairs, contents, store, certificates, opts, report, log });
+    await merge({
+      local,
+      remote,
+      repairs,
+      checks: [contents, sequences],
+      store,
+      certificates,
+      opts,
+      report,
+      log,
+    });
     await repairs.flush();
     // After the certificate repairs: a record they added now has a row to complete.
     report.contents = await contents.finish();
+    // Last: a record's next directive may apply only once its copy is the hub's.
+    report.sequence = await sequences.finish();
   } finally {
     stream.abort();
     await local.close();
     await remote.close();
   }
   report.seconds = (Date.now() - started) / 1000;
-  for (const kind of ["missing", "extra", "status", "owner", "contents"] as const) {
+  for (const kind of ["missing", "extra", "status", "owner", "contents", "sequence"] as const) {
     if (report[kind] > 0) metrics.repairs.inc({ kind }, report[kind]);
   }
   metrics.reconciliations.inc();
@@ -213,7 +240,8 @@ interface MergeParts {
   local: Cursor<Local>;
   remote: Cursor<SnapshotEntry>;
   repairs: Repairs;
-  contents: ContentsCheck;
+  /** What else looks at each of the hub's rows (contents, sequences). */
+  checks: { offer(e: SnapshotEntry): Promise<void> }[];
   store: ProvinceStore;
   certificates: Client<typeof CertificateService>;
   opts: ReconcileOptions;
@@ -225,7 +253,7 @@ async function merge({
   local,
   remote,
   repairs,
-  contents,
+  checks,
   store,
   certificates,
   opts,
@@ -245,12 +273,12 @@ async function merge({
       if (local.advance()) await local.load();
     } else if (r !== undefined && (l === undefined || l.certificate_number > r.certificateNumber)) {
       await repairMissing(repairs, r, report, log);
-      await contents.offer(r);
+      for (const c of checks) await c.offer(r);
       if (remote.advance()) await remote.load();
     } else if (l !== undefined && r !== undefined) {
       if (l.status !== statusOf(r) || l.owner_province !== r.ownerProvinceCode)
         await repairDiffering(repairs, l, r, report, log);
-      await contents.offer(r);
+      for (const c of checks) await c.offer(r);
       const localDone = local.advance();
       const remoteDone = remote.advance();
       if (localDone) await local.load();

@@ -45,7 +45,7 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
         const watermark = await snapshotWatermark(conn);
         let after = req.afterCertificateNumber;
         for (;;) {
-          const rows = await snapshotPage(conn, province, after, chunk);
+          const rows = await snapshotPage(conn, province, after, chunk, req.recordIds);
           const last = rows.length < chunk;
           const page = create(StreamSnapshotResponseSchema, {
             watermark,
@@ -62,6 +62,7 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
                 version: BigInt(r.version),
                 lastPosition: BigInt(r.position),
                 contentsDigest: r.contents_digest,
+                recordSequence: BigInt(r.record_sequence),
               }),
             ),
           });
@@ -90,7 +91,8 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
         // The province's reconciliation pass read it all: when, for operators (the console,
         // evc_hub_last_reconciliation_timestamp_seconds).
         // Bookkeeping only: a failure here must not fail the snapshot the province has read.
-        if (p.kind === "province")
+        // A resync of some records (record_ids) is not a pass.
+        if (p.kind === "province" && req.recordIds.length === 0)
           await deps.sql`INSERT INTO province_snapshot_reads (province, last_read_at)
             VALUES (${province}, now())
             ON CONFLICT (province) DO UPDATE SET last_read_at = EXCLUDED.last_read_at`.catch(

@@ -86,6 +86,8 @@ export interface SnapshotRow {
   version: number;
   position: number;
   contents_digest: string;
+  /** The record's directive sequence the province has answered without a gap (0: none). */
+  record_sequence: number;
 }
 
 export class HubQueries {
@@ -167,18 +169,46 @@ export async function snapshotWatermark(conn: ReservedSql): Promise<bigint> {
   return BigInt(w?.watermark ?? 0);
 }
 
-/** One keyset page of a province's certificates, in byte-wise number order. */
-export function snapshotPage(
+/**
+ * One keyset page of a province's certificates (of the given records only, if any), in
+ * byte-wise number order, each with its record's answered sequence (see answeredSequences).
+ */
+export async function snapshotPage(
   conn: ReservedSql,
   province: string,
   after: string,
   limit: number,
+  recordIds: readonly string[] = [],
 ): Promise<SnapshotRow[]> {
-  return conn<SnapshotRow[]>`
+  const only = recordIds.length > 0 ? conn`AND record_id = ANY(${recordIds}::text[])` : conn``;
+  const rows = await conn<Omit<SnapshotRow, "record_sequence">[]>`
     SELECT certificate_number, record_id, owner_province, status, record_status, version, position,
       contents_digest
     FROM certificates
-    WHERE province = ${province} AND certificate_number COLLATE "C" > ${after}
+    WHERE province = ${province} AND certificate_number COLLATE "C" > ${after} ${only}
     ORDER BY certificate_number COLLATE "C"
     LIMIT ${limit}`;
+  const answered = await answeredSequences(conn, province, [
+    ...new Set(rows.map((r) => r.record_id)),
+  ]);
+  return rows.map((r) => ({ ...r, record_sequence: answered.get(r.record_id) ?? 0 }));
+}
+
+/**
+ * For each record, the highest n such that the hub holds the province's receipts for every
+ * directive 1..n of the record to it (SnapshotEntry.record_sequence). Read in the snapshot's
+ * transaction, so it matches the rows beside it.
+ */
+async function answeredSequences(
+  conn: ReservedSql,
+  province: string,
+  recordIds: string[],
+): Promise<Map<string, number>> {
+  if (recordIds.length === 0) return new Map();
+  const rows = await conn<{ record_id: string; answered: number }[]>`
+    SELECT record_id, coalesce(min(record_sequence) FILTER (WHERE receipt IS NULL) - 1,
+        max(record_sequence))::int AS answered
+    FROM directives WHERE province = ${province} AND record_id = ANY(${recordIds}::text[])
+    GROUP BY record_id`;
+  return new Map(rows.map((r) => [r.record_id, r.answered]));
 }

@@ -272,6 +272,15 @@ CREATE INDEX document_links_by_person ON document_links (person_key);
 INSERT INTO document_links (document_key, person_key) SELECT person_key, person_key FROM persons;
 `,
   },
+  {
+    version: 11,
+    name: "a record's certificates, for a province resyncing it",
+    sql: `
+-- StreamSnapshotRequest.record_ids: a province found a record behind the hub (a directive
+-- waiting on a sequence gap after a restore) and reads that record's rows alone.
+CREATE INDEX certificates_by_record ON certificates (record_id);
+`,
+  },
 ];
 
 /** Applies pending migrations to the current schema. Returns the versions applied now. */

@@ -85,6 +85,7 @@ export function controlService(
         statusRepaired: BigInt(r.status),
         ownerRepaired: BigInt(r.owner),
         contentsRepaired: BigInt(r.contents),
+        sequenceRepaired: BigInt(r.sequence),
       });
     },
   };

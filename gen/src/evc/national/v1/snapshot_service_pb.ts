@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evc/national/v1/snapshot_service.proto.
  */
 export const file_evc_national_v1_snapshot_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZldmMvbmF0aW9uYWwvdjEvc25hcHNob3Rfc2VydmljZS5wcm90bxIPZXZjLm5hdGlvbmFsLnYxIo4CCg1TbmFwc2hvdEVudHJ5EhoKEmNlcnRpZmljYXRlX251bWJlchgBIAEoCRIRCglyZWNvcmRfaWQYAiABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgDIAEoCRI8ChJjZXJ0aWZpY2F0ZV9zdGF0dXMYBCABKA4yIC5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlU3RhdHVzEjIKDXJlY29yZF9zdGF0dXMYBSABKA4yGy5ldmMuY29tbW9uLnYxLlJlY29yZFN0YXR1cxIPCgd2ZXJzaW9uGAYgASgEEhUKDWxhc3RfcG9zaXRpb24YByABKAQSFwoPY29udGVudHNfZGlnZXN0GAggASgJIjgKGEdldFJlY29yZENvbnRlbnRzUmVxdWVzdBIcCglyZWNvcmRfaWQYASABKAlCCbpIBnIEEAEYQCKAAQoZR2V0UmVjb3JkQ29udGVudHNSZXNwb25zZRItCgZyZWNvcmQYASABKAsyHS5ldmMuY29tbW9uLnYxLlJlY29yZENvbnRlbnRzEhsKE293bmVyX3Byb3ZpbmNlX2NvZGUYAiABKAkSFwoPY29udGVudHNfZGlnZXN0GAMgASgJIpMBChVTdHJlYW1TbmFwc2hvdFJlcXVlc3QSMQoNcHJvdmluY2VfY29kZRgBIAEoCUIaukgXchUyE14oWzEtOF1bMC05XTAwMDApPyQSKQoYYWZ0ZXJfY2VydGlmaWNhdGVfbnVtYmVyGAIgASgJQge6SARyAhhAEhwKCmNodW5rX3NpemUYAyABKA1CCLpIBSoDGJBOImoKFlN0cmVhbVNuYXBzaG90UmVzcG9uc2USEQoJd2F0ZXJtYXJrGAEgASgEEi8KB2VudHJpZXMYAiADKAsyHi5ldmMubmF0aW9uYWwudjEuU25hcHNob3RFbnRyeRIMCgRsYXN0GAMgASgIMuIBCg9TbmFwc2hvdFNlcnZpY2USYwoOU3RyZWFtU25hcHNob3QSJi5ldmMubmF0aW9uYWwudjEuU3RyZWFtU25hcHNob3RSZXF1ZXN0GicuZXZjLm5hdGlvbmFsLnYxLlN0cmVhbVNuYXBzaG90UmVzcG9uc2UwARJqChFHZXRSZWNvcmRDb250ZW50cxIpLmV2Yy5uYXRpb25hbC52MS5HZXRSZWNvcmRDb250ZW50c1JlcXVlc3QaKi5ldmMubmF0aW9uYWwudjEuR2V0UmVjb3JkQ29udGVudHNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_evc_common_v1_record]);
+  fileDesc("CiZldmMvbmF0aW9uYWwvdjEvc25hcHNob3Rfc2VydmljZS5wcm90bxIPZXZjLm5hdGlvbmFsLnYxIqcCCg1TbmFwc2hvdEVudHJ5EhoKEmNlcnRpZmljYXRlX251bWJlchgBIAEoCRIRCglyZWNvcmRfaWQYAiABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgDIAEoCRI8ChJjZXJ0aWZpY2F0ZV9zdGF0dXMYBCABKA4yIC5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlU3RhdHVzEjIKDXJlY29yZF9zdGF0dXMYBSABKA4yGy5ldmMuY29tbW9uLnYxLlJlY29yZFN0YXR1cxIPCgd2ZXJzaW9uGAYgASgEEhUKDWxhc3RfcG9zaXRpb24YByABKAQSFwoPY29udGVudHNfZGlnZXN0GAggASgJEhcKD3JlY29yZF9zZXF1ZW5jZRgJIAEoBCI4ChhHZXRSZWNvcmRDb250ZW50c1JlcXVlc3QSHAoJcmVjb3JkX2lkGAEgASgJQgm6SAZyBBABGEAigAEKGUdldFJlY29yZENvbnRlbnRzUmVzcG9uc2USLQoGcmVjb3JkGAEgASgLMh0uZXZjLmNvbW1vbi52MS5SZWNvcmRDb250ZW50cxIbChNvd25lcl9wcm92aW5jZV9jb2RlGAIgASgJEhcKD2NvbnRlbnRzX2RpZ2VzdBgDIAEoCSK6AQoVU3RyZWFtU25hcHNob3RSZXF1ZXN0EjEKDXByb3ZpbmNlX2NvZGUYASABKAlCGrpIF3IVMhNeKFsxLThdWzAtOV0wMDAwKT8kEikKGGFmdGVyX2NlcnRpZmljYXRlX251bWJlchgCIAEoCUIHukgEcgIYQBIcCgpjaHVua19zaXplGAMgASgNQgi6SAUqAxiQThIlCgpyZWNvcmRfaWRzGAQgAygJQhG6SA6SAQsQ6AciBnIEEAEYQCJqChZTdHJlYW1TbmFwc2hvdFJlc3BvbnNlEhEKCXdhdGVybWFyaxgBIAEoBBIvCgdlbnRyaWVzGAIgAygLMh4uZXZjLm5hdGlvbmFsLnYxLlNuYXBzaG90RW50cnkSDAoEbGFzdBgDIAEoCDLiAQoPU25hcHNob3RTZXJ2aWNlEmMKDlN0cmVhbVNuYXBzaG90EiYuZXZjLm5hdGlvbmFsLnYxLlN0cmVhbVNuYXBzaG90UmVxdWVzdBonLmV2Yy5uYXRpb25hbC52MS5TdHJlYW1TbmFwc2hvdFJlc3BvbnNlMAESagoRR2V0UmVjb3JkQ29udGVudHMSKS5ldmMubmF0aW9uYWwudjEuR2V0UmVjb3JkQ29udGVudHNSZXF1ZXN0GiouZXZjLm5hdGlvbmFsLnYxLkdldFJlY29yZENvbnRlbnRzUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_evc_common_v1_record]);
 
 /**
  * One row of the snapshot.
@@ -80,6 +80,20 @@ export type SnapshotEntry = Message<"evc.national.v1.SnapshotEntry"> & {
    * @generated from field: string contents_digest = 8;
    */
   contentsDigest: string;
+
+  /**
+   * The record's directive sequence this province has answered without a gap: the hub holds
+   * the province's receipts for directives 1..record_sequence of this record to it (0: none).
+   * The same on every certificate of the record. A province whose own last applied sequence
+   * for the record is lower has lost what it applied (restored from an older backup, rows
+   * lost): once it has repaired the record from this snapshot (status, owner, contents), it
+   * takes record_sequence as its last applied, so the next directive is applied instead of
+   * waiting on a gap nothing will fill. Never lower your own: directives you applied and the
+   * hub has no receipt for yet are beyond it.
+   *
+   * @generated from field: uint64 record_sequence = 9;
+   */
+  recordSequence: bigint;
 };
 
 /**
@@ -171,6 +185,15 @@ export type StreamSnapshotRequest = Message<"evc.national.v1.StreamSnapshotReque
    * @generated from field: uint32 chunk_size = 3;
    */
   chunkSize: number;
+
+  /**
+   * Only the certificates of these records (at most 1000); empty for every record. A province
+   * resyncs the records it found behind the hub this way (a directive waiting on a sequence
+   * gap: see SnapshotEntry.record_sequence), without reading its whole snapshot.
+   *
+   * @generated from field: repeated string record_ids = 4;
+   */
+  recordIds: string[];
 };
 
 /**

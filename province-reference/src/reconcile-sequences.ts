@@ -1,0 +1,71 @@
+import type { SnapshotEntry } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import type { Logger } from "pino";
+import type { ProvinceStore } from "./store/store.js";
+
+/** Records whose sequences are compared (and later raised) per statement. */
+const BATCH = 500;
+
+/**
+ * The directive-sequence half of a reconciliation pass (#28): the snapshot carries, for each
+ * record, the sequence of directives to this province the hub holds receipts for without a gap
+ * (SnapshotEntry.record_sequence). A province that applied those directives and then lost them
+ * (restored from an older backup, rows lost) holds a lower last sequence, and the next
+ * directive would wait on a gap nothing fills. This finds those records while the pass runs (a
+ * batch of records per query) and, once the pass has repaired their certificates and contents
+ * from the snapshot, raises their last sequence to the hub's — never lowers it. In a province
+ * that lost nothing the hub's answered sequence is never ahead (a receipt is sent only after
+ * its directive committed), so nothing is raised. Memory: one batch, plus the records behind.
+ */
+export class SequenceCheck {
+  private pending = new Map<string, number>();
+  private readonly behind = new Map<string, number>();
+
+  constructor(
+    private readonly store: ProvinceStore,
+    private readonly log: Logger,
+  ) {}
+
+  /** Takes one snapshot entry (each certificate of a record carries the same sequence). */
+  async offer(e: SnapshotEntry): Promise<void> {
+    const n = Number(e.recordSequence);
+    if (n === 0) return;
+    this.pending.set(e.recordId, Math.max(n, this.pending.get(e.recordId) ?? 0));
+    if (this.pending.size >= BATCH) await this.compare();
+  }
+
+  /** Compares what is pending, then raises every record found behind; returns how many. */
+  async finish(): Promise<number> {
+    await this.compare();
+    const ids = [...this.behind.keys()];
+    let raised = 0;
+    for (let i = 0; i < ids.length; i += BATCH) {
+      const batch = ids.slice(i, i + BATCH);
+      const rows = await this.store.sql<{ record_id: string }[]>`
+        UPDATE records r SET last_sequence = u.n, updated_at = now()
+        FROM unnest(${batch}::text[], ${batch.map((id) => this.behind.get(id) ?? 0)}::bigint[])
+          AS u(id, n)
+        WHERE r.record_id = u.id AND r.last_sequence < u.n
+        RETURNING r.record_id`;
+      raised += rows.length;
+    }
+    if (raised > 0)
+      this.log.warn(
+        { records: raised, first: ids.slice(0, 5) },
+        "reconciliation: records behind the hub's directive sequence (lost after applying: restored from a backup?) resynced",
+      );
+    return raised;
+  }
+
+  private async compare(): Promise<void> {
+    const batch = this.pending;
+    this.pending = new Map();
+    if (batch.size === 0) return;
+    const ids = [...batch.keys()];
+    const rows = await this.store.sql<{ record_id: string; last: number }[]>`
+      SELECT record_id, last_sequence::float8 AS last FROM records
+      WHERE record_id = ANY(${ids}::text[])`;
+    const local = new Map(rows.map((r) => [r.record_id, r.last]));
+    // A record not held yet (the pass adds it) counts as 0.
+    for (const [id, n] of batch) if ((local.get(id) ?? 0) < n) this.behind.set(id, n);
+  }
+}
