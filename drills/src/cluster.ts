@@ -38,6 +38,7 @@ const PROVINCE_TUNING = {
   EVC_RECONCILE_EXTRA_GRACE_MS: "0",
   EVC_RECEIPT_POLL_MS: "200",
   EVC_INTENT_POLL_MS: "300",
+  EVC_GAP_RESYNC_MS: "1000",
   EVC_PROVISION_CONSUMER: "0",
   EVC_SHUTDOWN_GRACE_MS: "2000",
 };
@@ -207,10 +208,11 @@ export class Cluster {
     for (const p of this.all) await p.start();
   }
 
-  /** Stops every process and drops the drill's database. */
-  async stop(): Promise<void> {
+  /** Stops every process and drops the drill's database (unless it is to be kept, to read). */
+  async stop(keepDatabase = false): Promise<void> {
     for (const p of [...this.all].reverse()) await p.stop();
-    await this.admin.unsafe(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
+    if (!keepDatabase)
+      await this.admin.unsafe(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
     await this.admin.end({ timeout: 5 });
   }
 }

@@ -7,8 +7,9 @@ import { runDrills } from "./drills.js";
 
 /**
  * The short seeded set CI runs on every push: hub, provinces and nats-server as separate
- * processes, each drill killing one of them with SIGKILL under load; the oracle must find
- * nothing lost, doubled, violated or stuck. The drills run the built programs (`tsc -b`).
+ * processes, each drill killing one of them with SIGKILL under load — or a province, whose
+ * database is then restored from an older backup or lost; the oracle must find nothing lost,
+ * doubled, violated or stuck. The drills run the built programs (`tsc -b`).
  */
 describe("fault drills", () => {
   it("seeds 7000-7005: nothing lost, doubled, violated or stuck", async () => {
@@ -28,6 +29,14 @@ describe("fault drills", () => {
       });
       expect(s.drills).toBe(6);
       expect(Object.values(s.faults).reduce((a, b) => a + b, 0)).toBe(6);
+      // These seeds set a province back both ways (#28), and kill processes.
+      expect(Object.keys(s.faults)).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/^restore province/),
+          expect.stringMatching(/^lose province/),
+          expect.stringMatching(/^kill -9/),
+        ]),
+      );
       expect(s.operations.acknowledged).toBeGreaterThan(30);
       expect({
         violations: s.violations,

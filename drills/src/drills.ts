@@ -4,6 +4,7 @@ import { openDb } from "@evc-interop/runtime";
 import { checkOracle, Ledger } from "@evc-interop/testing";
 import type { Sql } from "postgres";
 import { Cluster, controlTransport } from "./cluster.js";
+import { faultName, pickFault, prepare } from "./faults.js";
 import { Load } from "./load.js";
 import { quiesce } from "./quiesce.js";
 import { Random } from "./random.js";
@@ -24,6 +25,8 @@ export interface DrillOptions {
   print: (line: string) => void;
   /** Stops after the drill in progress (the system is stopped and its database dropped). */
   signal?: AbortSignal;
+  /** Keep the drill's database after the run (its name is printed), to read what happened. */
+  keepDatabase?: boolean;
 }
 
 /** A finding, with the seed of the drill after which it was first seen. */
@@ -46,9 +49,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Runs seeded fault drills against hub and provinces as separate processes: in each drill a
- * burst of mixed operations runs while one process (the hub, a province or nats-server) is
- * killed with SIGKILL at a random moment and restarted; then the drill waits for quiescence,
- * reconciles every province and runs the oracle over everything acknowledged so far.
+ * burst of mixed operations runs while a fault strikes at a random moment (faults.ts: one
+ * process — the hub, a province or nats-server — killed with SIGKILL, or a province's database
+ * restored from a backup taken as the drill began, or lost) and the process is restarted; then
+ * the drill waits for quiescence, reconciles every province (the runbook's pass after a
+ * restore) and runs the oracle over everything acknowledged so far.
  */
 export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
   const cluster = await Cluster.start({
@@ -79,28 +84,25 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
     doubled: 0,
   };
   const seen = new Set<string>();
+  /** When each province set back (restored, lost) last started again: see CheckedProvince. */
+  const setBack = new Map<string, Date>();
   try {
     for (let i = 0; i < opts.drills && !opts.signal?.aborted; i++) {
       const seed = opts.seed + i;
       const rnd = new Random(seed);
-      const targets = ["hub", "nats-server", ...opts.provinces.map((c) => `province ${c}`)];
-      const fault = rnd.pick(targets);
-      const victim =
-        fault === "hub"
-          ? cluster.hub
-          : fault === "nats-server"
-            ? cluster.nats
-            : cluster.provinces.get(fault.slice(9));
-      if (!victim) throw new Error(`no process ${fault}`);
+      const f = pickFault(rnd, opts.provinces);
+      const fault = faultName(f);
       const at = rnd.int(0, 600);
       const downFor = rnd.int(100, 1500);
+      const ready = await prepare(cluster, f, opts.dir);
       const [result] = await Promise.all([
         load.run(rnd, opts.opsPerDrill),
         (async () => {
           await sleep(at);
-          await victim.kill9();
+          await ready.strike();
           await sleep(downFor);
           await cluster.recover();
+          if (f.kind !== "kill") setBack.set(f.province, new Date());
         })(),
       ]);
       summary.faults[fault] = (summary.faults[fault] ?? 0) + 1;
@@ -119,7 +121,11 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
       const report = await checkOracle(
         ledger,
         hub,
-        opts.provinces.map((code) => ({ code, sql: stores.get(code) as Sql })),
+        opts.provinces.map((code) => ({
+          code,
+          sql: stores.get(code) as Sql,
+          ...(setBack.has(code) ? { setBackUntil: setBack.get(code) } : {}),
+        })),
       );
       let fresh = 0;
       for (const f of report.findings) {
@@ -133,7 +139,7 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
       summary.doubled = report.doubled;
       summary.drills += 1;
       opts.print(
-        `drill ${i + 1}/${opts.drills} seed ${seed}: kill -9 ${fault} at ${at} ms for ${downFor} ms; ` +
+        `drill ${i + 1}/${opts.drills} seed ${seed}: ${fault} at ${at} ms, down ${downFor} ms; ` +
           `${result.acknowledged}/${result.attempted} operations acknowledged; ` +
           `${fresh} new finding(s)${pending.length ? `; still in flight: ${pending.join(", ")}` : ""}`,
       );
@@ -142,7 +148,8 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
     Object.assign(summary.operations, ledger.counts());
     await hub.end({ timeout: 5 });
     for (const s of stores.values()) await s.end({ timeout: 5 });
-    await cluster.stop();
+    await cluster.stop(opts.keepDatabase);
+    if (opts.keepDatabase) opts.print(`database kept: ${cluster.databaseUrl}`);
   }
   return summary;
 }

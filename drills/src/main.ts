@@ -10,7 +10,7 @@ const USAGE = `usage: evc-drills [--seed N] [--drills N] [--ops N] [--keep]
   --seed N    seed of the first drill (drill i uses N + i); default: from the clock, printed
   --drills N  how many drills (default 20)
   --ops N     operations per drill, run while the fault strikes (default 12)
-  --keep      keep the working directory (every process's log) after the run
+  --keep      keep the working directory (every process's log) and the drill's database
 Environment: DATABASE_URL (a PostgreSQL server on which a database of the drills' own is
 created and dropped; default postgres://postgres@127.0.0.1:5432/postgres); nats-server must be
 on PATH (each run starts its own). Exit 0 when nothing was lost, doubled, violated or stuck.`;
@@ -27,7 +27,7 @@ function report(s: DrillSummary, seed: number): string[] {
     "",
     `drills: ${s.drills} (seeds ${seed}-${seed + Math.max(s.drills - 1, 0)})`,
     `operations acknowledged: ${o.acknowledged} of ${o.attempted} (registrations ${o.registrations}, doses ${o.doses}, links ${o.links}, migrations ${o.migrations}, closures ${o.closures})`,
-    `faults injected (kill -9): ${faults || "none"}`,
+    `faults injected: ${faults || "none"}`,
     `lost: ${s.lost}, doubled: ${s.doubled}`,
     `violations: ${s.violations.length}`,
     ...s.violations.map((v) => `  seed ${v.seed}: ${v.detail}`),
@@ -83,6 +83,7 @@ async function main(): Promise<number> {
     quietTimeoutMs: 60_000,
     print: (line) => console.log(line),
     signal: stop.signal,
+    keepDatabase: values.keep,
   });
   for (const line of report(summary, seed)) console.log(line);
   if (stop.signal.aborted) console.log(`interrupted after ${summary.drills} drill(s)`);

@@ -15,8 +15,8 @@ import type { ProvinceStore } from "./store/store.js";
 const CHECK_BATCH = 500;
 
 /**
- * The contents half of a reconciliation pass: the snapshot carries, on each ACTIVE record's
- * current certificate, a digest of the record's identity number and dose ids; this compares it
+ * The contents half of a reconciliation pass: the snapshot carries, on each ACTIVE or CLOSED
+ * record's current certificate, a digest of the record's identity number and dose ids; this compares it
  * with the same digest over the local copy (in SQL, a batch of records at a time) and, for a
  * record that differs, reads the hub's contents and repairs the local copy under the record's
  * lock — identity filled in, doses the hub knows added — and reports the doses only this
@@ -83,14 +83,16 @@ export class ContentsCheck {
       await tx`SELECT pg_advisory_xact_lock(hashtext('record:' || ${recordId}))`;
       const [rec] = await tx<{ status: string; id_number: string | null }[]>`
         SELECT status, id_number FROM records WHERE record_id = ${recordId} FOR UPDATE`;
-      // Only an ACTIVE copy is ours to complete (a suspend applied meanwhile moved it on).
-      if (rec?.status !== "ACTIVE") return undefined;
+      // Only a copy we own is ours to complete (a suspend applied meanwhile moved it on); a
+      // CLOSED one (a lost database brings closed records back) takes the hub's doses only.
+      if (rec?.status !== "ACTIVE" && rec?.status !== "CLOSED") return undefined;
+      const active = rec.status === "ACTIVE";
       const heldRows = await tx<{ dose_id: string; dose: unknown }[]>`
         SELECT dose_id, dose FROM doses WHERE record_id = ${recordId}`;
       const held = new Set(heldRows.map((d) => d.dose_id));
       const known = new Set(hubDoses.map((d) => d.doseId));
       const add = hubDoses.filter((d) => !held.has(d.doseId));
-      const onlyHere = heldRows.filter((d) => !known.has(d.dose_id));
+      const onlyHere = active ? heldRows.filter((d) => !known.has(d.dose_id)) : [];
       if (rec.id_number !== identity.idNumber) {
         await tx`UPDATE records SET id_type = ${String(identity.idType)}, id_number = ${identity.idNumber},
           identity = ${toJson(IdentitySchema, identity) as never}, updated_at = now()

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
+import { CloseReason } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import {
   MigrationService,
@@ -70,6 +71,17 @@ async function restore(code: string, file: string): Promise<void> {
   const old = province(code);
   await old.stop();
   execFileSync("pg_restore", ["--clean", "--if-exists", "-d", TEST_DATABASE_URL, file]);
+  running.set(
+    code,
+    await startTestProvince(env, code, { schema: old.config.schema, gapResyncMs: 300 }),
+  );
+}
+
+/** The province loses its whole database: stopped, its schema dropped, started on an empty one. */
+async function lose(code: string): Promise<void> {
+  const old = province(code);
+  await old.stop();
+  execFileSync("psql", [TEST_DATABASE_URL, "-qc", `DROP SCHEMA "${old.config.schema}" CASCADE`]);
   running.set(
     code,
     await startTestProvince(env, code, { schema: old.config.schema, gapResyncMs: 300 }),
@@ -163,5 +175,58 @@ describe("a province restored from an older backup comes back by itself", () => 
       SELECT certificate_number FROM certificates WHERE record_id = ${recordId}
         AND status = 'NORMAL'`;
     expect(phoneSide.map((r) => r.certificate_number)).toEqual([normal]);
+  });
+
+  it("a province that lost its whole database gets its records back from one pass, closed ones too", async () => {
+    const child = newIdentity("Lost Child");
+    const birth = newDose("110000");
+    const { recordId } = await control("110000").registerRecord({
+      identity: child,
+      doses: [birth],
+    });
+    const given = newDose("440000", { doseNumber: 2 });
+    await control("440000").recordDose({ identity: child, dose: given });
+    await until("the dose at the owner", async () =>
+      (await dosesAt("110000", recordId)).length === 2 ? true : undefined,
+    );
+
+    // A child who died here: the record is closed, and its doses are part of its history.
+    const died = newIdentity("Closed Child");
+    const diedDose = newDose("110000");
+    const closed = await control("110000").registerRecord({ identity: died, doses: [diedDose] });
+    await control("110000").closeRecord({
+      recordId: closed.recordId,
+      reason: CloseReason.DECEASED,
+    });
+
+    await lose("110000");
+    const pass = await control("110000").reconcile({});
+    // Every record 110000 held came back (those of the stories above too).
+    expect(pass.missingRepaired).toBeGreaterThanOrEqual(1n);
+    expect(pass.contentsRepaired).toBeGreaterThanOrEqual(1n);
+    expect(pass.sequenceRepaired).toBeGreaterThanOrEqual(1n);
+    const [rec] = await province("110000").sql<
+      { status: string; id_number: string; last_sequence: string; cert: string }[]
+    >`SELECT r.status, r.id_number, r.last_sequence::text, c.status AS cert
+      FROM records r JOIN certificates c USING (record_id) WHERE r.record_id = ${recordId}`;
+    expect(rec).toEqual({
+      status: "ACTIVE",
+      id_number: child.idNumber,
+      last_sequence: "1",
+      cert: "NORMAL",
+    });
+    expect(await dosesAt("110000", recordId)).toEqual([birth.doseId, given.doseId].sort());
+    const [gone] = await province("110000").sql<{ status: string; id_number: string }[]>`
+      SELECT status, id_number FROM records WHERE record_id = ${closed.recordId}`;
+    expect(gone).toEqual({ status: "CLOSED", id_number: died.idNumber });
+    expect(await dosesAt("110000", closed.recordId)).toEqual([diedDose.doseId]);
+
+    const next = newDose("440000", { doseNumber: 3 });
+    await control("440000").recordDose({ identity: child, dose: next });
+    await until(
+      "the next dose at the owner",
+      async () => ((await dosesAt("110000", recordId)).includes(next.doseId) ? true : undefined),
+      10_000,
+    );
   });
 });

@@ -13,7 +13,7 @@ import {
   StreamSnapshotResponseSchema,
 } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import { doseFromJson, identityFromJson } from "../domain/codec.js";
-import { contentsDigest } from "../domain/contents-digest.js";
+import { contentsDigest, hasContentsDigest } from "../domain/contents-digest.js";
 import { snapshotPage, snapshotWatermark } from "../store/queries.js";
 import { type HubDeps, logRead, notViewer } from "./context.js";
 import { denied, invalid, refusalError } from "./errors.js";
@@ -135,7 +135,10 @@ export function snapshotService(deps: HubDeps): ServiceImpl<typeof SnapshotServi
           doses: record.doses.map(doseFromJson),
         }),
         ownerProvinceCode: record.owner,
-        contentsDigest: record.status === "ACTIVE" ? contentsDigest(idNumber, record.doses) : "",
+        contentsDigest:
+          hasContentsDigest(record, record.certificateNumber) && state.identity
+            ? contentsDigest(idNumber, record.doses)
+            : "",
       });
     },
   };

@@ -7,6 +7,21 @@ import type { DoseJson } from "./types.js";
  * contract's pattern), so JavaScript's sort and PostgreSQL's COLLATE "C" agree; a province
  * computes the same in SQL over its own copy.
  */
+/**
+ * Whether a certificate carries its record's contents digest: the current certificate of an
+ * ACTIVE record, or of a CLOSED one (its owner keeps the record: a province that lost its
+ * database gets a closed record's doses back too).
+ */
+export function hasContentsDigest(
+  record: { status: string; certificateNumber: string } | undefined,
+  certificateNumber: string,
+): record is { status: string; certificateNumber: string } {
+  return (
+    (record?.status === "ACTIVE" || record?.status === "CLOSED") &&
+    record.certificateNumber === certificateNumber
+  );
+}
+
 export function contentsDigest(idNumber: string, doses: readonly DoseJson[]): string {
   const ids = doses.map((d) => d.doseId).sort();
   return createHash("sha256")

@@ -14,7 +14,9 @@ export interface Erasure {
  * their stream, deletes their data key (every sealed identity in their events becomes
  * unreadable; the events and the hash chain do not change), drops the identity from their
  * folded state, and empties the payloads and receipts of their finished directives (which
- * carried it to provinces). Their records, certificates and migrations are untouched.
+ * carried it to provinces). Their certificates lose their contents digest (a hash over the
+ * identity number, as a replay without the identity has none); records, certificates and
+ * migrations are otherwise untouched.
  */
 export async function eraseIdentity(
   sql: Sql,
@@ -74,6 +76,7 @@ export async function eraseIdentity(
       await tx`UPDATE persons SET version = ${version}, state = ${JSON.stringify(after)}::text::jsonb
       WHERE person_key = ${personKey}`;
       await tx`UPDATE person_keys SET dek = NULL, erased_at = ${now} WHERE person_key = ${personKey}`;
+      await tx`UPDATE certificates SET contents_digest = '' WHERE person_key = ${personKey}`;
       await tx`UPDATE directives SET payload = ''::bytea, receipt = NULL
       WHERE person_key = ${personKey} AND state NOT IN ('PENDING', 'DELIVERED')`;
       return { position, erasedAt: now };

@@ -1,5 +1,5 @@
 import type { PendingQuery, Row, Sql, TransactionSql } from "postgres";
-import { contentsDigest } from "../domain/contents-digest.js";
+import { contentsDigest, hasContentsDigest } from "../domain/contents-digest.js";
 import type { PersonState } from "../domain/types.js";
 import { type Columns, unnestRows } from "./unnest.js";
 
@@ -59,8 +59,8 @@ export function projectionRows(
           version: c.version,
           position: c.position,
           contents_digest:
-            record?.status === "ACTIVE" && record.certificateNumber === c.number
-              ? contentsDigest(state.identity?.idNumber ?? "", record.doses)
+            hasContentsDigest(record, c.number) && state.identity
+              ? contentsDigest(state.identity.idNumber, record.doses)
               : "",
         };
       })

@@ -171,44 +171,32 @@ export async function snapshotWatermark(conn: ReservedSql): Promise<bigint> {
 
 /**
  * One keyset page of a province's certificates (of the given records only, if any), in
- * byte-wise number order, each with its record's answered sequence (see answeredSequences).
+ * byte-wise number order, each with its record's answered sequence: the highest n such that
+ * the hub holds the province's receipts for every directive 1..n of the record to it, or no
+ * longer waits for one (SUPERSEDED: its saga moved on, and it is never published again — a
+ * province that lost it must not wait for it) (SnapshotEntry.record_sequence; one probe of the
+ * directives' (province, record, sequence) index per row, in the snapshot's transaction, so it
+ * matches the row beside it).
  */
-export async function snapshotPage(
+export function snapshotPage(
   conn: ReservedSql,
   province: string,
   after: string,
   limit: number,
   recordIds: readonly string[] = [],
 ): Promise<SnapshotRow[]> {
-  const only = recordIds.length > 0 ? conn`AND record_id = ANY(${recordIds}::text[])` : conn``;
-  const rows = await conn<Omit<SnapshotRow, "record_sequence">[]>`
-    SELECT certificate_number, record_id, owner_province, status, record_status, version, position,
-      contents_digest
-    FROM certificates
-    WHERE province = ${province} AND certificate_number COLLATE "C" > ${after} ${only}
-    ORDER BY certificate_number COLLATE "C"
+  const only = recordIds.length > 0 ? conn`AND c.record_id = ANY(${recordIds}::text[])` : conn``;
+  return conn<SnapshotRow[]>`
+    SELECT c.certificate_number, c.record_id, c.owner_province, c.status, c.record_status,
+      c.version, c.position, c.contents_digest, coalesce(a.answered, 0)::int AS record_sequence
+    FROM certificates c
+    LEFT JOIN LATERAL (
+      SELECT coalesce(
+          min(d.record_sequence) FILTER (WHERE d.receipt IS NULL AND d.state <> 'SUPERSEDED') - 1,
+          max(d.record_sequence)) AS answered
+      FROM directives d WHERE d.province = c.province AND d.record_id = c.record_id
+    ) a ON true
+    WHERE c.province = ${province} AND c.certificate_number COLLATE "C" > ${after} ${only}
+    ORDER BY c.certificate_number COLLATE "C"
     LIMIT ${limit}`;
-  const answered = await answeredSequences(conn, province, [
-    ...new Set(rows.map((r) => r.record_id)),
-  ]);
-  return rows.map((r) => ({ ...r, record_sequence: answered.get(r.record_id) ?? 0 }));
-}
-
-/**
- * For each record, the highest n such that the hub holds the province's receipts for every
- * directive 1..n of the record to it (SnapshotEntry.record_sequence). Read in the snapshot's
- * transaction, so it matches the rows beside it.
- */
-async function answeredSequences(
-  conn: ReservedSql,
-  province: string,
-  recordIds: string[],
-): Promise<Map<string, number>> {
-  if (recordIds.length === 0) return new Map();
-  const rows = await conn<{ record_id: string; answered: number }[]>`
-    SELECT record_id, coalesce(min(record_sequence) FILTER (WHERE receipt IS NULL) - 1,
-        max(record_sequence))::int AS answered
-    FROM directives WHERE province = ${province} AND record_id = ANY(${recordIds}::text[])
-    GROUP BY record_id`;
-  return new Map(rows.map((r) => [r.record_id, r.answered]));
 }

@@ -274,11 +274,22 @@ INSERT INTO document_links (document_key, person_key) SELECT person_key, person_
   },
   {
     version: 11,
-    name: "a record's certificates, for a province resyncing it",
+    name: "a record's certificates, for a province resyncing it; closed records' digests",
     sql: `
 -- StreamSnapshotRequest.record_ids: a province found a record behind the hub (a directive
 -- waiting on a sequence gap after a restore) and reads that record's rows alone.
 CREATE INDEX certificates_by_record ON certificates (record_id);
+-- SnapshotEntry.contents_digest on a CLOSED record's last certificate too (as v3 for ACTIVE).
+UPDATE certificates c SET contents_digest = encode(sha256(convert_to(
+    (p.state->'identity'->>'idNumber') || E'\n' || coalesce((
+      SELECT string_agg(d->>'doseId', E'\n' ORDER BY d->>'doseId' COLLATE "C")
+      FROM jsonb_array_elements(p.state->'records'->c.record_id->'doses') d), ''),
+    'UTF8')), 'hex')
+  FROM persons p
+  WHERE p.person_key = c.person_key
+    AND p.state->'identity'->>'idNumber' IS NOT NULL
+    AND p.state->'records'->c.record_id->>'status' = 'CLOSED'
+    AND p.state->'records'->c.record_id->>'certificateNumber' = c.certificate_number;
 `,
   },
 ];

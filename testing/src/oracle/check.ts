@@ -7,6 +7,12 @@ import { snapshotFindings } from "./snapshot.js";
 export interface CheckedProvince {
   code: string;
   sql: Sql;
+  /**
+   * When the province last started again after its store was set back (restored from an older
+   * backup, or lost): a directive the hub had its answer to before then may be missing from
+   * its inbox. What the directive did is back by reconciliation, and I1–I3 check that.
+   */
+  setBackUntil?: Date;
 }
 
 /** Which rule a finding breaks; "stuck" is work that did not finish. */
@@ -187,9 +193,15 @@ export async function checkOracle(
 
   // Every directive the hub issued for these persons was answered, and applied once (I4).
   const directives = await hub<
-    { directive_id: string; province: string; state: string; action: string }[]
+    {
+      directive_id: string;
+      province: string;
+      state: string;
+      action: string;
+      acknowledged_at: Date | null;
+    }[]
   >`
-    SELECT directive_id::text, province, state, action FROM directives
+    SELECT directive_id::text, province, state, action, acknowledged_at FROM directives
     WHERE record_id = ANY(${recordIds}::text[])`;
   // REJECTED is an answer too (a dose it concerned is checked by I3 above).
   const answered = (d: { state: string }) =>
@@ -206,8 +218,13 @@ export async function checkOracle(
           WHERE directive_id = ANY(${sent.map((d) => d.directive_id)}::uuid[]) GROUP BY 1`
       ).map((r) => [r.directive_id, r.n]),
     );
+    const forgotten = (d: { acknowledged_at: Date | null }) =>
+      p.setBackUntil !== undefined &&
+      d.acknowledged_at !== null &&
+      d.acknowledged_at <= p.setBackUntil;
     for (const d of sent) {
       const n = inbox.get(d.directive_id) ?? 0;
+      if (n === 0 && forgotten(d)) continue;
       if (n !== 1)
         find("I4", `directive ${d.action} ${d.directive_id} in ${p.code}'s inbox ${n} times`);
     }

@@ -71,11 +71,13 @@ export type SnapshotEntry = Message<"evc.national.v1.SnapshotEntry"> & {
   lastPosition: bigint;
 
   /**
-   * On the current certificate of an ACTIVE record (empty on every other row): lowercase hex
+   * On the current certificate of an ACTIVE or CLOSED record (empty on every other row, and on
+   * an erased person's): lowercase hex
    * SHA-256 of the UTF-8 text `<identity.id_number>\n<dose ids>`, the dose ids sorted
    * byte-wise and joined by `\n` (no dose: nothing after the first `\n`). A province whose own
    * copy gives another digest reads the record with GetRecordContents and repairs it: doses
-   * the hub knows are added, doses only it holds are reported to the hub (I3).
+   * the hub knows are added, doses only it holds are reported to the hub (I3; an ACTIVE record
+   * only: a CLOSED one takes no more doses).
    *
    * @generated from field: string contents_digest = 8;
    */
@@ -83,7 +85,8 @@ export type SnapshotEntry = Message<"evc.national.v1.SnapshotEntry"> & {
 
   /**
    * The record's directive sequence this province has answered without a gap: the hub holds
-   * the province's receipts for directives 1..record_sequence of this record to it (0: none).
+   * the province's receipts for directives 1..record_sequence of this record to it, or no
+   * longer waits for them (superseded: their saga moved on) (0: none).
    * The same on every certificate of the record. A province whose own last applied sequence
    * for the record is lower has lost what it applied (restored from an older backup, rows
    * lost): once it has repaired the record from this snapshot (status, owner, contents), it
