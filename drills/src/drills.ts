@@ -43,6 +43,8 @@ export interface DrillSummary {
   stuck: SeededFinding[];
   lost: number;
   doubled: number;
+  /** Doses only their province held when acknowledged, gone with its restore (OracleReport). */
+  forgotten: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -82,6 +84,7 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
     stuck: [],
     lost: 0,
     doubled: 0,
+    forgotten: 0,
   };
   const seen = new Set<string>();
   /** When each province set back (restored, lost) last started again: see CheckedProvince. */
@@ -137,6 +140,7 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
       }
       summary.lost = report.lost;
       summary.doubled = report.doubled;
+      summary.forgotten = report.forgotten;
       summary.drills += 1;
       opts.print(
         `drill ${i + 1}/${opts.drills} seed ${seed}: ${fault} at ${at} ms, down ${downFor} ms; ` +

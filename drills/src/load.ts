@@ -164,14 +164,17 @@ export class Load {
 
   private async dose(rnd: Random, identity: Identity, province: string): Promise<boolean> {
     const dose = this.newDose(rnd, province);
-    const ok = await this.client(province)
+    const res = await this.client(province)
       .recordDose({ identity, dose }, CALL)
-      .then(
-        () => true,
-        () => false,
-      );
-    this.ledger.dose(identity.idNumber, dose.doseId, province, ok);
-    return ok;
+      .catch(() => undefined);
+    this.ledger.dose(
+      identity.idNumber,
+      dose.doseId,
+      province,
+      res !== undefined,
+      res !== undefined && !res.reportedToHub,
+    );
+    return res !== undefined;
   }
 
   private async migrate(identity: Identity, target: string): Promise<boolean> {

@@ -29,6 +29,7 @@ function report(s: DrillSummary, seed: number): string[] {
     `operations acknowledged: ${o.acknowledged} of ${o.attempted} (registrations ${o.registrations}, doses ${o.doses}, links ${o.links}, migrations ${o.migrations}, closures ${o.closures})`,
     `faults injected: ${faults || "none"}`,
     `lost: ${s.lost}, doubled: ${s.doubled}`,
+    `held only by a province set back before the hub had them (told reported_to_hub false): ${s.forgotten}`,
     `violations: ${s.violations.length}`,
     ...s.violations.map((v) => `  seed ${v.seed}: ${v.detail}`),
     `stuck: ${s.stuck.length}`,

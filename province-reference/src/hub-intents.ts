@@ -110,8 +110,11 @@ export class HubIntents {
 
   /**
    * Records a dose given here. On a record this province owns it is stored under the record's
-   * lock and reported to the hub in the background; otherwise (not held here, or suspended by a
-   * migration a moment ago) it is reported to the hub, which routes it to the owner.
+   * lock with the intent to report it, and reported before the call returns: reportedToHub
+   * false means the hub did not answer, the dose is kept here and reported as soon as it does
+   * (until then it is only as safe as this province's database: a restore from an older
+   * backup loses it). Otherwise (not held here, or suspended by a migration a moment ago) it is
+   * reported to the hub, which routes it to the owner.
    */
   async recordDose(identity: Identity, dose: Dose): Promise<{ reportedToHub: boolean }> {
     const request = create(ReportDoseRequestSchema, { identity, dose, heldByReporter: true });
@@ -121,8 +124,17 @@ export class HubIntents {
       toBinary(ReportDoseRequestSchema, request),
     );
     if (held !== undefined) {
-      this.wake();
-      return { reportedToHub: false };
+      const report = await this.pendingReport(held, dose.doseId);
+      // No report pending: this dose id was recorded and reported before (a retry).
+      if (!report) return { reportedToHub: true };
+      try {
+        await this.completeDoseReport(report);
+        return { reportedToHub: true };
+      } catch (err) {
+        if (!(err instanceof HubUnanswered)) throw err;
+        this.wake();
+        return { reportedToHub: false };
+      }
     }
     await this.hub.doses.reportDose({ identity, dose, heldByReporter: false });
     return { reportedToHub: true };
@@ -158,6 +170,16 @@ export class HubIntents {
       ),
     );
     return this.completeReissue(intent);
+  }
+
+  /** The pending report of a dose stored on a record here, if any. */
+  private async pendingReport(recordId: string, doseId: string): Promise<Intent | undefined> {
+    for (const intent of await this.intents.pending(1000, recordId)) {
+      if (intent.kind !== "report-dose") continue;
+      if (fromBinary(ReportDoseRequestSchema, intent.request).dose?.doseId === doseId)
+        return intent;
+    }
+    return undefined;
   }
 
   /** Completes one intent; throws what the hub answered (HubUnanswered when it did not). */

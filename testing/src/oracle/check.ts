@@ -29,6 +29,12 @@ export interface OracleReport {
   lost: number;
   /** Doses held twice where one copy is the rule. */
   doubled: number;
+  /**
+   * Doses acknowledged while only their province held them (the hub did not answer: the
+   * client was told reported_to_hub false), gone because that province was set back to a
+   * backup older than them: the recovery point of a province restore, not a breach.
+   */
+  forgotten: number;
   checked: { persons: number; doses: number; directives: number; provinces: number };
 }
 
@@ -141,6 +147,8 @@ export async function checkOracle(
 
   let lost = 0;
   let doubled = 0;
+  let forgotten = 0;
+  const setBack = new Map(provinces.map((p) => [p.code, p.setBackUntil]));
   let dosesChecked = 0;
   for (const d of ledger.doses) {
     const state = states.get(d.idNumber);
@@ -153,6 +161,11 @@ export async function checkOracle(
     );
     if (!d.acknowledged && atHub === 0) continue;
     dosesChecked += 1;
+    const until = setBack.get(d.province);
+    if (atHub === 0 && d.heldOnly && until && d.heldOnly <= until) {
+      forgotten += 1;
+      continue;
+    }
     if (atHub === 0) {
       lost += 1;
       find("I3", `dose ${d.doseId} of ${d.idNumber} (given at ${d.province}) missing at the hub`);
@@ -236,6 +249,7 @@ export async function checkOracle(
     findings,
     lost,
     doubled,
+    forgotten,
     checked: {
       persons: ledger.persons.size,
       doses: dosesChecked,

@@ -20,6 +20,8 @@ export interface LedgerDose {
   /** Province where it was given. */
   province: string;
   acknowledged: boolean;
+  /** When it was acknowledged with the hub not answering: held by its province alone. */
+  heldOnly?: Date;
 }
 
 export interface LedgerMigration {
@@ -62,8 +64,24 @@ export class Ledger {
     this.persons.set(idNumber, { idNumber, registeredAt: province, acknowledged });
   }
 
-  dose(idNumber: string, doseId: string, province: string, acknowledged: boolean): void {
-    this.doses.push({ idNumber: this.personOf(idNumber), doseId, province, acknowledged });
+  /**
+   * A dose a client asked a province to record. heldOnly: acknowledged while the hub did not
+   * answer (reported_to_hub false), so the province alone held it when the client was told.
+   */
+  dose(
+    idNumber: string,
+    doseId: string,
+    province: string,
+    acknowledged: boolean,
+    heldOnly = false,
+  ): void {
+    this.doses.push({
+      idNumber: this.personOf(idNumber),
+      doseId,
+      province,
+      acknowledged,
+      ...(heldOnly ? { heldOnly: new Date() } : {}),
+    });
   }
 
   migrated(idNumber: string, migrationId: string, target: string): void {

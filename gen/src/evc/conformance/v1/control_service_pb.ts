@@ -220,7 +220,8 @@ export const RecordDoseRequestSchema: GenMessage<RecordDoseRequest> = /*@__PURE_
  */
 export type RecordDoseResponse = Message<"evc.conformance.v1.RecordDoseResponse"> & {
   /**
-   * True if the dose was reported to the hub (the record is owned elsewhere).
+   * True once the hub has the dose (routed to the owner elsewhere, or reported by this owner);
+   * false: this province keeps it and reports it as soon as the hub answers.
    *
    * @generated from field: bool reported_to_hub = 1;
    */
