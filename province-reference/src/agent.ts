@@ -35,9 +35,10 @@ export interface AgentOptions {
   /** A record whose directive is still parked after this long is resynced (see resync). */
   gapResyncMs: number;
   /**
-   * Brings records up to the hub's snapshot — certificates, contents and the directive sequence
-   * the hub holds receipts for — so a gap left by a restored backup is closed (#28). Absent: a
-   * gap waits for its directives or the gap hold.
+   * Brings the records that are provably behind the hub (its answered directive sequence above
+   * theirs) up to its snapshot — certificates, contents, sequence — so a gap left by a restored
+   * backup is closed (#28); a gap the hub cannot prove is left to fill. Absent: a gap waits for
+   * its directives or the gap hold.
    */
   resync?: (recordIds: string[]) => Promise<unknown>;
   /** The hub's directive keys: a message whose signature does not verify is never applied. */

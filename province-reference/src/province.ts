@@ -58,6 +58,7 @@ import { HubIntents } from "./hub-intents.js";
 import { ProvinceMetrics } from "./metrics.js";
 import { ReceiptSubmitter } from "./receipt-submitter.js";
 import { type ReconcileReport, reconcile } from "./reconcile.js";
+import { recordsBehind } from "./reconcile-sequences.js";
 import { AccessLog } from "./store/access-log.js";
 import { migrate } from "./store/schema.js";
 import { ProvinceStore } from "./store/store.js";
@@ -228,15 +229,18 @@ export class Province {
           provisionConsumer: config.provisionConsumer,
           gapHoldMs: config.gapHoldMs,
           gapResyncMs: config.gapResyncMs,
-          resync: (recordIds) =>
-            reconcile(
-              store,
-              snapshot,
-              certificates,
-              { ...reconcileOptions, recordIds },
-              log,
-              metrics,
-            ),
+          resync: async (ids) => {
+            const recordIds = await recordsBehind(store, snapshot, ids);
+            if (recordIds.length > 0)
+              await reconcile(
+                store,
+                snapshot,
+                certificates,
+                { ...reconcileOptions, recordIds },
+                log,
+                metrics,
+              );
+          },
           verifier,
           ...(opts.crashAfterCommit ? { crashAfterCommit: opts.crashAfterCommit } : {}),
         },

@@ -1,4 +1,8 @@
-import type { SnapshotEntry } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
+import type { Client } from "@connectrpc/connect";
+import type {
+  SnapshotEntry,
+  SnapshotService,
+} from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
 import type { Logger } from "pino";
 import type { ProvinceStore } from "./store/store.js";
 
@@ -13,8 +17,11 @@ const BATCH = 500;
  * directive would wait on a gap nothing fills. This finds those records while the pass runs (a
  * batch of records per query) and, once the pass has repaired their certificates and contents
  * from the snapshot, raises their last sequence to the hub's — never lowers it. In a province
- * that lost nothing the hub's answered sequence is never ahead (a receipt is sent only after
- * its directive committed), so nothing is raised. Memory: one batch, plus the records behind.
+ * that lost nothing the hub's answered sequence is ahead only over a directive the hub stopped
+ * waiting for (SUPERSEDED) that is still on its way: a receipt is sent only after its directive
+ * committed. Such a directive, arriving after the raise, is applied as any directive at or
+ * below the last is — to the record as it is then — so it is no longer ordered before the
+ * next one. Memory: one batch, plus the records behind.
  */
 export class SequenceCheck {
   private pending = new Map<string, number>();
@@ -68,4 +75,27 @@ export class SequenceCheck {
     // A record not held yet (the pass adds it) counts as 0.
     for (const [id, n] of batch) if ((local.get(id) ?? 0) < n) this.behind.set(id, n);
   }
+}
+
+/**
+ * Of records found waiting on a gap, those provably behind the hub: the hub's answered
+ * sequence (read from its snapshot of just these records) is above the province's own. Only
+ * these are resynced: a gap the hub cannot prove — a predecessor still on its way — is left to
+ * fill, and the record's copy is not touched.
+ */
+export async function recordsBehind(
+  store: ProvinceStore,
+  hub: Client<typeof SnapshotService>,
+  recordIds: string[],
+): Promise<string[]> {
+  const answered = new Map<string, number>();
+  for await (const page of hub.streamSnapshot({ recordIds }))
+    for (const e of page.entries)
+      answered.set(e.recordId, Math.max(Number(e.recordSequence), answered.get(e.recordId) ?? 0));
+  if (answered.size === 0) return [];
+  const rows = await store.sql<{ record_id: string; last: number }[]>`
+    SELECT record_id, last_sequence::float8 AS last FROM records
+    WHERE record_id = ANY(${[...answered.keys()]}::text[])`;
+  const local = new Map(rows.map((r) => [r.record_id, r.last]));
+  return [...answered].filter(([id, n]) => n > (local.get(id) ?? 0)).map(([id]) => id);
 }
