@@ -80,7 +80,6 @@ export class DirectiveAgent {
   /** Records parked since the last resync, and the timer that resyncs them. */
   private readonly toResync = new Set<string>();
   private resyncTimer: NodeJS.Timeout | undefined;
-  private resyncing: Promise<void> | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -297,9 +296,7 @@ export class DirectiveAgent {
   private scheduleResync(recordId: string): void {
     if (!this.opts.resync || this.stopping) return;
     this.toResync.add(recordId);
-    this.resyncTimer ??= setTimeout(() => {
-      this.resyncing = this.resyncGaps();
-    }, this.opts.gapResyncMs);
+    this.resyncTimer ??= setTimeout(() => void this.resyncGaps(), this.opts.gapResyncMs);
   }
 
   private async resyncGaps(): Promise<void> {
@@ -317,9 +314,7 @@ export class DirectiveAgent {
     } finally {
       this.resyncTimer = undefined;
       if (this.toResync.size > 0 && !this.stopping)
-        this.resyncTimer = setTimeout(() => {
-          this.resyncing = this.resyncGaps();
-        }, this.opts.gapResyncMs);
+        this.resyncTimer = setTimeout(() => void this.resyncGaps(), this.opts.gapResyncMs);
     }
   }
 
@@ -383,7 +378,8 @@ export class DirectiveAgent {
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.messages?.stop();
     await this.loop?.catch(() => undefined);
-    await this.resyncing;
+    // A resync in progress is not waited for: its writes are transactions that closing the
+    // pool ends, and one waiting on a lock (a stalled database) would hold the stop for ever.
     await Promise.allSettled([...this.inFlight]);
   }
 }
