@@ -66,14 +66,7 @@ export class SequenceCheck {
   private async compare(): Promise<void> {
     const batch = this.pending;
     this.pending = new Map();
-    if (batch.size === 0) return;
-    const ids = [...batch.keys()];
-    const rows = await this.store.sql<{ record_id: string; last: number }[]>`
-      SELECT record_id, last_sequence::float8 AS last FROM records
-      WHERE record_id = ANY(${ids}::text[])`;
-    const local = new Map(rows.map((r) => [r.record_id, r.last]));
-    // A record not held yet (the pass adds it) counts as 0.
-    for (const [id, n] of batch) if ((local.get(id) ?? 0) < n) this.behind.set(id, n);
+    for (const [id, n] of await behindOf(this.store, batch)) this.behind.set(id, n);
   }
 }
 
@@ -92,10 +85,21 @@ export async function recordsBehind(
   for await (const page of hub.streamSnapshot({ recordIds }))
     for (const e of page.entries)
       answered.set(e.recordId, Math.max(Number(e.recordSequence), answered.get(e.recordId) ?? 0));
-  if (answered.size === 0) return [];
+  return [...(await behindOf(store, answered)).keys()];
+}
+
+/**
+ * Of the hub's answered sequences by record, those above the province's own last applied
+ * (a record not held yet counts as 0).
+ */
+async function behindOf(
+  store: ProvinceStore,
+  answered: ReadonlyMap<string, number>,
+): Promise<Map<string, number>> {
+  if (answered.size === 0) return new Map();
   const rows = await store.sql<{ record_id: string; last: number }[]>`
     SELECT record_id, last_sequence::float8 AS last FROM records
     WHERE record_id = ANY(${[...answered.keys()]}::text[])`;
   const local = new Map(rows.map((r) => [r.record_id, r.last]));
-  return [...answered].filter(([id, n]) => n > (local.get(id) ?? 0)).map(([id]) => id);
+  return new Map([...answered].filter(([id, n]) => n > (local.get(id) ?? 0)));
 }
