@@ -6,6 +6,7 @@ export class ProvinceMetrics {
   readonly applied: Counter<"action" | "outcome">;
   readonly duplicates: Counter;
   readonly poison: Counter;
+  readonly receiptsDeadLettered: Counter;
   readonly parked: Counter;
   readonly forged: Counter;
   readonly lag: Histogram;
@@ -29,6 +30,11 @@ export class ProvinceMetrics {
     this.poison = new Counter({
       name: "evc_province_directives_poison_total",
       help: "Messages dead-lettered as poison (undecodable, another province's, malformed, a sequence gap never filled); alert on any increase",
+      registers,
+    });
+    this.receiptsDeadLettered = new Counter({
+      name: "evc_province_receipts_dead_lettered_total",
+      help: "Receipts the hub refused as invalid, set aside (table poison) so the others still go; the directive waits at the hub for an operator: alert on any",
       registers,
     });
     this.forged = new Counter({

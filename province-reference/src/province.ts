@@ -205,6 +205,7 @@ export class Province {
         store,
         createClient(DirectiveService, transport),
         log,
+        metrics,
         config.receiptPollMs,
       );
       const layout = {

@@ -1,5 +1,5 @@
 import { toBinary } from "@bufbuild/protobuf";
-import type { Client } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { type Receipt, ReceiptSchema } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import {
   type DirectiveService,
@@ -7,6 +7,7 @@ import {
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import type { Logger } from "pino";
 import { FlushLoop } from "./flush-loop.js";
+import type { ProvinceMetrics } from "./metrics.js";
 import type { ProvinceStore } from "./store/store.js";
 
 /**
@@ -34,7 +35,12 @@ function bySize(receipts: Receipt[], max: number): Receipt[][] {
   return out;
 }
 
-/** Submits receipts to the hub in batches, retrying until each is answered. */
+/**
+ * Submits receipts to the hub in batches, retrying until each is answered. A batch the hub
+ * refuses as invalid (InvalidArgument names one receipt's field) is split in halves until the
+ * invalid receipts travel alone; each of those is dead-lettered (table poison, alarmed) and the
+ * rest is recorded: one bad receipt must not hold back every other receipt of the province.
+ */
 export class ReceiptSubmitter {
   /** Receipts applied while the hub was answering go in the next batch at once. */
   private readonly loop: FlushLoop;
@@ -43,6 +49,7 @@ export class ReceiptSubmitter {
     private readonly store: ProvinceStore,
     private readonly hub: Client<typeof DirectiveService>,
     private readonly log: Logger,
+    private readonly metrics: ProvinceMetrics,
     pollMs: number,
   ) {
     this.loop = new FlushLoop(
@@ -67,20 +74,42 @@ export class ReceiptSubmitter {
     for (;;) {
       const batch = await this.store.unsubmitted(500);
       if (batch.length === 0) return total;
-      for (const part of bySize(batch, RECEIPT_CALL_BYTES)) {
-        const res = await this.hub.submitReceipts({ receipts: part });
-        await this.store.markSubmitted(part.map((r) => r.directiveId));
-        for (const r of res.results) {
-          if (r.disposition === ReceiptDisposition.REFUSED)
-            this.log.info(
-              { directiveId: r.directiveId, detail: r.detail },
-              "hub refused a receipt",
-            );
-        }
-      }
+      for (const part of bySize(batch, RECEIPT_CALL_BYTES)) await this.submit(part);
       total += batch.length;
       if (batch.length < 500) return total;
     }
+  }
+
+  /** Submits one batch; an invalid one is split until what is invalid travels alone. */
+  private async submit(part: Receipt[]): Promise<void> {
+    let res: Awaited<ReturnType<Client<typeof DirectiveService>["submitReceipts"]>>;
+    try {
+      res = await this.hub.submitReceipts({ receipts: part });
+    } catch (err) {
+      if (!(err instanceof ConnectError) || err.code !== Code.InvalidArgument) throw err;
+      const [only] = part;
+      if (part.length === 1 && only) return this.deadLetter(only, err);
+      const half = Math.ceil(part.length / 2);
+      await this.submit(part.slice(0, half));
+      await this.submit(part.slice(half));
+      return;
+    }
+    await this.store.markSubmitted(part.map((r) => r.directiveId));
+    for (const r of res.results) {
+      if (r.disposition === ReceiptDisposition.REFUSED)
+        this.log.info({ directiveId: r.directiveId, detail: r.detail }, "hub refused a receipt");
+    }
+  }
+
+  private async deadLetter(receipt: Receipt, err: ConnectError): Promise<void> {
+    const reason = `the hub refused the receipt as invalid: ${err.rawMessage}`;
+    await this.store.deadLetterReceipt(receipt, reason);
+    this.metrics.receiptsDeadLettered.inc();
+    // The hub's message names the field, never its value: no personal data is logged.
+    this.log.error(
+      { directiveId: receipt.directiveId, why: err.rawMessage },
+      "receipt dead-lettered: the hub refused it as invalid; its directive waits at the hub for an operator",
+    );
   }
 
   /** Stops the loop; with `flush`, sends what is still pending once more. */

@@ -8,6 +8,7 @@ import {
 import { activateDirective } from "@evc-interop/testing";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { ProvinceMetrics } from "./metrics.js";
 import { ReceiptSubmitter } from "./receipt-submitter.js";
 import type { ProvinceStore } from "./store/store.js";
 import { openTestStore, type TestStore } from "./testing/store.js";
@@ -58,7 +59,13 @@ describe("receipt submitter", () => {
     const second = activateDirective(CODE);
     await store.apply(first);
     // A tick far longer than the test may take: only a wake-up can send the second receipt.
-    const submitter = new ReceiptSubmitter(store, hub, pino({ level: "silent" }), 600_000);
+    const submitter = new ReceiptSubmitter(
+      store,
+      hub,
+      pino({ level: "silent" }),
+      new ProvinceMetrics(CODE),
+      600_000,
+    );
     submitter.start();
     try {
       await vi.waitFor(() => expect(batches).toHaveLength(1), { timeout: 10_000 });

@@ -152,6 +152,27 @@ describe("the province decider", () => {
       expect(closed.receipt.rejection).toBe(ReceiptRejection.INVALID_STATE);
       expect(closed.effects).toEqual([]);
     });
+
+    it("given a copy without identity (brought back by reconciliation, contents not repaired yet), active or suspended: REJECTED INVALID_STATE, nothing written, never contents without an identity", () => {
+      for (const status of ["ACTIVE", "MIGRATED_OUT"] as const) {
+        const { receipt, effects } = applied(
+          decide(
+            suspend,
+            given({
+              record: { status, identity: undefined },
+              live: [{ number: `${HERE}-A`, status: "NORMAL" }],
+              doses: [dose("d1")],
+            }),
+            ctx,
+          ),
+        );
+        expect(receipt.outcome).toBe(ReceiptOutcome.REJECTED);
+        expect(receipt.rejection).toBe(ReceiptRejection.INVALID_STATE);
+        expect(receipt.detail).toContain("incomplete");
+        expect(receipt.result.case).toBeUndefined();
+        expect(effects).toEqual([]);
+      }
+    });
   });
 
   describe("activateMigratedRecord", () => {

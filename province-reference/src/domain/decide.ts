@@ -149,6 +149,15 @@ function act(d: Directive, s: LocalState, ctx: DecideContext, effects: Effect[])
       if (!rec) return reject(ReceiptRejection.RECORD_NOT_FOUND, `no record ${d.recordId}`);
       if (rec.status === "CLOSED")
         return reject(ReceiptRejection.INVALID_STATE, "record is closed");
+      // A copy brought back by reconciliation (a restored or lost database) before its
+      // contents were repaired has no identity: its contents cannot go to the target (the hub
+      // refuses them), so the migration is refused and compensated; the next pass completes
+      // the copy, and the migration can be asked for again.
+      if (!rec.identity)
+        return reject(
+          ReceiptRejection.INVALID_STATE,
+          "this province's copy of the record is incomplete (no identity yet: restored, not yet repaired by reconciliation)",
+        );
       const cert = live[0];
       const already = rec.status === "MIGRATED_OUT";
       if (!already) {

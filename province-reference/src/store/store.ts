@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { create, fromBinary, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { create, fromBinary, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
 import { type Identity, IdentitySchema } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import {
   type Dose,
@@ -240,6 +240,18 @@ export class ProvinceStore {
     if (directiveIds.length === 0) return;
     await this
       .sql`UPDATE inbox SET submitted_at = now() WHERE directive_id = ANY(${directiveIds}::uuid[])`;
+  }
+
+  /**
+   * A receipt the hub refused as invalid: kept in poison (with why) and marked submitted, in
+   * one transaction, so that it no longer holds back the province's other receipts.
+   */
+  async deadLetterReceipt(receipt: Receipt, reason: string): Promise<void> {
+    await this.sql.begin(async (tx) => {
+      await tx`INSERT INTO poison (directive_id, reason, payload)
+        VALUES (${receipt.directiveId}, ${reason}, ${toBinary(ReceiptSchema, receipt)})`;
+      await tx`UPDATE inbox SET submitted_at = now() WHERE directive_id = ${receipt.directiveId}`;
+    });
   }
 
   /** The certificate for the phone read path: from the cache when it can be trusted. */
