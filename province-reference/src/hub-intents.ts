@@ -32,6 +32,18 @@ const FINAL = new Set([
   Code.Unimplemented,
 ]);
 
+/**
+ * The hub refused (now or on an earlier call) the report of a dose this province stored: the
+ * dose stays in the local record (it was given), the caller is told the hub does not hold it —
+ * the same answer on every retry. FailedPrecondition unless the hub's own code is given.
+ */
+function keptHere(why: string, code = Code.FailedPrecondition): ConnectError {
+  return new ConnectError(
+    `dose: kept in this province's record, but the hub refused it (${why})`,
+    code,
+  );
+}
+
 /** The hub services a province calls. */
 export interface HubClients {
   records: Client<typeof RecordService>;
@@ -41,6 +53,15 @@ export interface HubClients {
 
 /** The hub did not answer; the intent is kept and completed later. */
 export class HubUnanswered extends ConnectError {
+  /**
+   * ConnectError's instanceof accepts any error shaped like one (across copies of the
+   * library), and a subclass inherits that: without this, every refusal by the hub counted
+   * as "not answered".
+   */
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return v instanceof Error && Object.prototype.isPrototypeOf.call(HubUnanswered.prototype, v);
+  }
+
   constructor(what: string, cause: ConnectError) {
     super(
       `the hub did not answer (${Code[cause.code]}: ${cause.rawMessage}); ${what} is recorded here and will be completed — calling again returns it`,
@@ -124,16 +145,20 @@ export class HubIntents {
       toBinary(ReportDoseRequestSchema, request),
     );
     if (held !== undefined) {
-      const report = await this.pendingReport(held, dose.doseId);
-      // No report pending: this dose id was recorded and reported before (a retry).
-      if (!report) return { reportedToHub: true };
+      const report = await this.reportOf(held, dose.doseId);
+      // No report: the dose came from the hub (a directive, a repair); DONE: reported before.
+      if (!report || report.state === "DONE") return { reportedToHub: true };
+      if (report.state === "REFUSED") throw keptHere(report.last_error ?? "refused");
       try {
         await this.completeDoseReport(report);
         return { reportedToHub: true };
       } catch (err) {
-        if (!(err instanceof HubUnanswered)) throw err;
-        this.wake();
-        return { reportedToHub: false };
+        if (err instanceof HubUnanswered) {
+          this.wake();
+          return { reportedToHub: false };
+        }
+        const e = ConnectError.from(err);
+        throw keptHere(`${Code[e.code]}: ${e.rawMessage}`, e.code);
       }
     }
     await this.hub.doses.reportDose({ identity, dose, heldByReporter: false });
@@ -172,10 +197,9 @@ export class HubIntents {
     return this.completeReissue(intent);
   }
 
-  /** The pending report of a dose stored on a record here, if any. */
-  private async pendingReport(recordId: string, doseId: string): Promise<Intent | undefined> {
-    for (const intent of await this.intents.pending(1000, recordId)) {
-      if (intent.kind !== "report-dose") continue;
+  /** The latest report of a dose stored on a record here, in any state, if any. */
+  private async reportOf(recordId: string, doseId: string) {
+    for (const intent of await this.intents.doseReports(recordId)) {
       if (fromBinary(ReportDoseRequestSchema, intent.request).dose?.doseId === doseId)
         return intent;
     }

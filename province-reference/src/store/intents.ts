@@ -350,6 +350,15 @@ export class IntentStore {
           WHERE state = 'PENDING' AND record_id = ${recordId} ORDER BY created_at, id LIMIT ${limit}`;
   }
 
+  /** The record's dose-report intents in any state, newest first. */
+  doseReports(
+    recordId: string,
+  ): Promise<(Intent & { state: string; last_error: string | null })[]> {
+    return this.sql<(Intent & { state: string; last_error: string | null })[]>`
+      SELECT id, kind, record_id, request, attempts, state, last_error FROM hub_intents
+      WHERE kind = 'report-dose' AND record_id = ${recordId} ORDER BY created_at DESC, id`;
+  }
+
   private async end(
     sql: Sql | TransactionSql,
     intentId: string,
