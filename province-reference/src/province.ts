@@ -402,10 +402,16 @@ export class Province {
     if (this.timer) clearTimeout(this.timer);
     await Promise.all([this.server?.close(0), this.controlServer?.close(0)]);
     await this.nc.close().catch(() => undefined);
-    await this.agent.stop();
-    await this.intents?.stop();
-    await this.submitter.stop(false);
-    await this.changes.stop();
+    // A crash does not wait for work in flight: a flush waiting on a lock (held by whoever
+    // is waiting for this kill) would hold it for ever. The pool is dropped first; what was
+    // in flight fails with it, then the loops end.
+    const loops = [
+      this.agent.stop(),
+      this.intents?.stop(),
+      this.submitter.stop(false),
+      this.changes.stop(),
+    ];
     await this.sql.end({ timeout: 0 });
+    await Promise.allSettled(loops);
   }
 }
