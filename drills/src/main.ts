@@ -10,7 +10,8 @@ const USAGE = `usage: evc-drills [--seed N] [--drills N] [--ops N] [--keep]
   --seed N    seed of the first drill (drill i uses N + i); default: from the clock, printed
   --drills N  how many drills (default 20)
   --ops N     operations per drill, run while the fault strikes (default 12)
-  --keep      keep the working directory (every process's log) and the drill's database
+  --keep      keep the working directory (every process's log) and the drill's database;
+              without it, the logs are kept only when a drill found something
 Environment: DATABASE_URL (a PostgreSQL server on which a database of the drills' own is
 created and dropped; default postgres://postgres@127.0.0.1:5432/postgres); nats-server must be
 on PATH (each run starts its own). Exit 0 when nothing was lost, doubled, violated or stuck.`;
@@ -88,12 +89,14 @@ async function main(): Promise<number> {
   });
   for (const line of report(summary, seed)) console.log(line);
   if (stop.signal.aborted) console.log(`interrupted after ${summary.drills} drill(s)`);
-  if (!values.keep) rmSync(dir, { recursive: true, force: true });
   const clean =
     summary.violations.length === 0 &&
     summary.stuck.length === 0 &&
     summary.lost === 0 &&
     summary.doubled === 0;
+  // A finding is rarely reproduced by its seed alone (timing decides): its logs are kept.
+  if (!values.keep && clean) rmSync(dir, { recursive: true, force: true });
+  else console.log(`logs kept in ${dir}`);
   return stop.signal.aborted ? 130 : clean ? 0 : 1;
 }
 
