@@ -154,9 +154,9 @@ export const MUTANTS: readonly Mutant[] = [
     edits: [
       {
         file: "receipt-submitter.js",
-        find: "const res = await this.hub.submitReceipts({ receipts: part }); await this.store.markSubmitted(part.map((r) => r.directiveId));",
+        find: "let res; try { res = await this.hub.submitReceipts({ receipts: part });",
         replace:
-          "await this.store.markSubmitted(part.map((r) => r.directiveId)); const res = await this.hub.submitReceipts({ receipts: part });",
+          "await this.store.markSubmitted(part.map((r) => r.directiveId)); let res; try { res = await this.hub.submitReceipts({ receipts: part });",
       },
     ],
   },
