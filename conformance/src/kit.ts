@@ -25,7 +25,7 @@ import {
   type SubmitReceiptsRequest,
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { ProvinceService } from "@evc-interop/gen/evc/province/v1/province_service_pb";
-import type { Hub } from "@evc-interop/national";
+import { chainPinStream, type Hub } from "@evc-interop/national";
 import {
   type BusLayout,
   bearer,
@@ -438,11 +438,12 @@ export class Kit {
     await this.hub.stop();
     // This run's own stream and schema: nothing of it is left for the next run.
     const own = this.config.kit.ownNames;
-    if (own.stream) {
-      const jsm = await jetstreamManager(this.nc).catch(() => undefined);
-      await jsm?.streams.delete(this.config.kit.stream).catch(() => undefined);
-    }
+    const jsm = await jetstreamManager(this.nc).catch(() => undefined);
+    if (own.stream) await jsm?.streams.delete(this.config.kit.stream).catch(() => undefined);
     if (own.schema) {
+      // The hub's chain pin belongs with its schema: left behind, the next run's hub on a
+      // fresh schema would find itself behind the pin, and be fenced.
+      await jsm?.streams.delete(chainPinStream(this.config.kit.stream)).catch(() => undefined);
       const sql = openDb({ url: this.config.kit.databaseUrl, schema: "public", max: 1 });
       await sql`DROP SCHEMA IF EXISTS ${sql(this.config.kit.schema)} CASCADE`.catch(
         () => undefined,

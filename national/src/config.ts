@@ -64,6 +64,12 @@ export interface HubConfig {
   readMaxBytes: number;
   /** `all` (default: RPCs and background workers) or `api` (RPCs only; another replica relays). */
   role: "all" | "api";
+  /**
+   * The pinned chain sequence the operator accepts to lose (EVC_ACCEPT_RESTORED_CHAIN): a hub
+   * whose database is behind the pin starts anyway, and pins its own head. Only the sequence the
+   * fence names works, so a value left set cannot accept a later restore.
+   */
+  acceptRestoredChain?: number;
 }
 
 export const DEV_PERSON_KEY_SECRET = "evc-dev-person-key-secret-change-me";
@@ -107,5 +113,11 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
     snapshotStallMs: envInt(env, "EVC_SNAPSHOT_STALL_MS", 60_000),
     readMaxBytes: envInt(env, "EVC_READ_MAX_BYTES", 16 * 1024 * 1024),
     role: oneOf(env, "EVC_ROLE", ["all", "api"] as const, "all"),
+    ...optional(
+      "acceptRestoredChain",
+      env.EVC_ACCEPT_RESTORED_CHAIN === undefined
+        ? undefined
+        : envInt(env, "EVC_ACCEPT_RESTORED_CHAIN", 0),
+    ),
   };
 }

@@ -52,6 +52,8 @@ import { recordService } from "./api/record-service.js";
 import { snapshotService } from "./api/snapshot-service.js";
 import { Relay } from "./bus/relay.js";
 import { sealOnce } from "./chain/chain.js";
+import { ChainFence } from "./chain/fence.js";
+import { ChainPin } from "./chain/pin.js";
 import { DEV_PERSON_KEY_SECRET, type HubConfig } from "./config.js";
 import { HubMetrics } from "./metrics.js";
 import { HubStore } from "./store/hub-store.js";
@@ -88,6 +90,7 @@ interface HubParts {
   log: Logger;
   server: RunningServer | undefined;
   layout: BusLayout;
+  fence: ChainFence;
 }
 
 /**
@@ -114,6 +117,8 @@ export class Hub {
   readonly log: Logger;
   private server: RunningServer | undefined;
   readonly layout: BusLayout;
+  /** Keeps the hub from acting on a database behind what it already did (chain/pin.ts). */
+  readonly fence: ChainFence;
 
   private constructor(parts: HubParts) {
     this.config = parts.config;
@@ -125,6 +130,7 @@ export class Hub {
     this.log = parts.log;
     this.server = parts.server;
     this.layout = parts.layout;
+    this.fence = parts.fence;
   }
 
   /** Base URL of the API. */
@@ -190,6 +196,10 @@ export class Hub {
       });
       const metrics = new HubMetrics(sql);
       metrics.watchConsumers(jsm, layout.stream);
+      const pin = new ChainPin(jsm, jetstream(nc), layout.stream, config.streamReplicas);
+      await pin.provision();
+      const fence = new ChainFence(sql, pin, log, metrics);
+      await fence.check(config.acceptRestoredChain);
       const relay = new Relay(
         sql,
         jetstream(nc),
@@ -216,6 +226,7 @@ export class Hub {
         log,
         server: undefined,
         layout,
+        fence,
       });
       const deps: HubDeps = {
         sql,
@@ -246,6 +257,7 @@ export class Hub {
         // keep (NUL characters, timestamps outside 0001-9999) is refused after the contract's rules.
         interceptors: [
           observeInterceptor(log, metrics),
+          fence.interceptor(),
           authInterceptor(verifier, config.tls?.clientCa !== undefined),
           ...(opts.inspect ?? []),
           createValidateInterceptor(),
@@ -283,7 +295,8 @@ export class Hub {
 
   /** What keeps the hub from serving: empty when PostgreSQL and NATS both answer. */
   async readiness(): Promise<string[]> {
-    return readinessProblems(this.sql, this.nc);
+    const problems = await readinessProblems(this.sql, this.nc);
+    return this.fence.reason ? [...problems, `fenced: ${this.fence.reason}`] : problems;
   }
 
   /** Background work: relay the outbox, act on deadlines. */
@@ -300,11 +313,14 @@ export class Hub {
     while (this.running) {
       try {
         this.poked = false;
-        // A short round means the outbox was drained; rows written since then notify again.
-        while ((await this.relay.runOnce()) >= this.relay.batchSize && this.running) {}
-        if (Date.now() - lastDeadlines >= deadlineEveryMs) {
-          lastDeadlines = Date.now();
-          await this.actOnDeadlines();
+        // Fenced: nothing is published and no deadline acted on (chain/fence.ts).
+        if (!this.fence.reason) {
+          // A short round means the outbox was drained; rows written since then notify again.
+          while ((await this.relay.runOnce()) >= this.relay.batchSize && this.running) {}
+          if (Date.now() - lastDeadlines >= deadlineEveryMs) {
+            lastDeadlines = Date.now();
+            await this.actOnDeadlines();
+          }
         }
       } catch (err) {
         if (this.running) this.log.error({ err }, "background round failed; retrying");
@@ -330,7 +346,11 @@ export class Hub {
   private async seal(): Promise<void> {
     while (this.running) {
       try {
-        while ((await sealOnce(this.sql)) > 0 && this.running) {}
+        if (!this.fence.reason) {
+          let sealed = 0;
+          for (let n = 1; n > 0 && this.running; sealed += n) n = await sealOnce(this.sql);
+          if (sealed > 0) await this.fence.advance();
+        }
       } catch (err) {
         if (this.running) this.log.error({ err }, "sealing the chain failed; retrying");
       }

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
  * bench) may use. Everything else in national/src is internal.
  */
 export { sealAll, verifyChain } from "./chain/chain.js";
+export { chainPinStream } from "./chain/pin.js";
 export { DEV_PERSON_KEY_SECRET, type HubConfig, hubConfigFromEnv } from "./config.js";
 export { doseToJson, identityToJson, personKey } from "./domain/codec.js";
 export type { PersonState } from "./domain/types.js";

@@ -81,6 +81,13 @@ export class HubMetrics {
     });
   }
 
+  /** 1 while the hub is fenced (its database behind the chain pin: see chain/pin.ts). */
+  readonly fenced = new Gauge({
+    name: "evc_hub_fenced",
+    help: "1 while the hub refuses to act because its database is behind what it already sealed (restored from an older backup?); see docs/operations.md",
+    registers: [this.registry],
+  });
+
   constructor(sql: Sql) {
     const registry = this.registry;
     /** A gauge with a series per province, read at each scrape (a province with none has none). */

@@ -13,6 +13,7 @@ import {
 } from "@evc-interop/conformance";
 import { credentialFile, freePort, generateCredential } from "@evc-interop/runtime";
 import {
+  chainPinStream,
   dropSchema,
   mutatedCopy,
   TEST_DATABASE_URL,
@@ -172,7 +173,9 @@ async function certifyOnce(
     await dropSchema(config.kit.schema);
     await dropSchema(`${config.province.env.EVC_PROVINCE_SCHEMA_PREFIX}${code}`);
     const nc = await connect({ servers: NATS_URL });
-    await (await jetstreamManager(nc)).streams.delete(config.kit.stream).catch(() => undefined);
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(config.kit.stream).catch(() => undefined);
+    await jsm.streams.delete(chainPinStream(config.kit.stream)).catch(() => undefined);
     await nc.close();
   }
 }

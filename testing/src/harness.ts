@@ -24,7 +24,13 @@ import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_servi
 import { PrivacyService } from "@evc-interop/gen/evc/national/v1/privacy_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import { SnapshotService } from "@evc-interop/gen/evc/national/v1/snapshot_service_pb";
-import { Hub, type HubConfig, type HubOptions, hubConfigFromEnv } from "@evc-interop/national";
+import {
+  chainPinStream,
+  Hub,
+  type HubConfig,
+  type HubOptions,
+  hubConfigFromEnv,
+} from "@evc-interop/national";
 import {
   bearer,
   type ClientTls,
@@ -224,6 +230,8 @@ export async function startTestHub(
         try {
           const jsm = await jetstreamManager(nc);
           await jsm.streams.delete(config.stream).catch(() => undefined);
+          // The hub's chain pin belongs with the schema dropped below.
+          await jsm.streams.delete(chainPinStream(config.stream)).catch(() => undefined);
         } finally {
           await nc.close();
         }

@@ -1,4 +1,7 @@
 /** Test support of evc-interop: the only entry point of @evc-interop/testing. */
+
+/** Deleted with a test hub's schema (see national/src/chain/pin.ts). */
+export { chainPinStream } from "@evc-interop/national";
 export * from "./certs.js";
 export * from "./codes.js";
 export * from "./directives.js";
