@@ -45,6 +45,11 @@ export interface DrillSummary {
   doubled: number;
   /** Doses only their province held when acknowledged, gone with its restore (OracleReport). */
   forgotten: number;
+  /**
+   * Hubs started on the older backup: fenced, or not (the backup held the pinned link: the
+   * sealer had not pinned what came after it).
+   */
+  hubRestores: { fenced: number; notFenced: number };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -85,6 +90,7 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
     lost: 0,
     doubled: 0,
     forgotten: 0,
+    hubRestores: { fenced: 0, notFenced: 0 },
   };
   const seen = new Set<string>();
   /** When each province set back (restored, lost) last started again: see CheckedProvince. */
@@ -98,16 +104,19 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
       const at = rnd.int(0, 600);
       const downFor = rnd.int(100, 1500);
       const ready = await prepare(cluster, f, opts.dir);
-      const [result] = await Promise.all([
+      const [result, fenced] = await Promise.all([
         load.run(rnd, opts.opsPerDrill),
         (async () => {
           await sleep(at);
-          await ready.strike();
+          const seen = await ready.strike();
           await sleep(downFor);
           await cluster.recover();
-          if (f.kind !== "kill") setBack.set(f.province, new Date());
+          if (f.kind === "restore" || f.kind === "lose") setBack.set(f.province, new Date());
+          return seen;
         })(),
       ]);
+      if (fenced === "fenced") summary.hubRestores.fenced += 1;
+      if (fenced === "not fenced") summary.hubRestores.notFenced += 1;
       summary.faults[fault] = (summary.faults[fault] ?? 0) + 1;
       summary.operations.attempted += result.attempted;
       summary.operations.acknowledged += result.acknowledged;
@@ -145,6 +154,7 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
       opts.print(
         `drill ${i + 1}/${opts.drills} seed ${seed}: ${fault} at ${at} ms, down ${downFor} ms; ` +
           `${result.acknowledged}/${result.attempted} operations acknowledged; ` +
+          (fenced ? `the hub on the older backup: ${fenced}; ` : "") +
           `${fresh} new finding(s)${pending.length ? `; still in flight: ${pending.join(", ")}` : ""}`,
       );
     }

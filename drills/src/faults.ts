@@ -9,22 +9,24 @@ const run = promisify(execFile);
 /**
  * What a drill does to the system while its load runs: kill -9 one process (the hub, a
  * province, nats-server), or put a province back in time — its database restored from a
- * backup taken when the drill began, or lost altogether (#28). Either way the process is
- * started again, as an operator would after the runbook's restore.
+ * backup taken when the drill began, or lost altogether — or the hub (#28). Either way the
+ * process is started again, as an operator would after the runbook's restore.
  */
 export type Fault =
   | { kind: "kill"; target: string }
   | { kind: "restore"; province: string }
-  | { kind: "lose"; province: string };
+  | { kind: "lose"; province: string }
+  | { kind: "restore-hub" };
 
-/** Three kills for each restore and each lost database. */
+/** Three kills for each province restore, each lost database and each hub restore. */
 export function pickFault(rnd: Random, provinces: readonly string[]): Fault {
-  const kind = rnd.pick(["kill", "kill", "kill", "restore", "lose"] as const);
+  const kind = rnd.pick(["kill", "kill", "kill", "restore", "lose", "restore-hub"] as const);
   if (kind === "kill")
     return {
       kind,
       target: rnd.pick(["hub", "nats-server", ...provinces.map((c) => `province ${c}`)]),
     };
+  if (kind === "restore-hub") return { kind };
   return { kind, province: rnd.pick(provinces) };
 }
 
@@ -36,10 +38,15 @@ export function faultName(f: Fault): string {
       return `restore province ${f.province} from an older backup`;
     case "lose":
       return `lose province ${f.province}'s database`;
+    case "restore-hub":
+      return "restore the hub from an older backup";
   }
 }
 
 const schemaOf = (province: string) => `evc_province_${province}`;
+const HUB_SCHEMA = "evc_hub";
+/** Long enough for the hub's sealer to pin what the drill's load did since the backup. */
+const PIN_LAG_MS = 2500;
 
 /**
  * A fault ready to strike: for a restore, the backup is taken now (pg_dump of the province's
@@ -47,20 +54,45 @@ const schemaOf = (province: string) => `evc_province_${province}`;
  */
 export async function prepare(cluster: Cluster, f: Fault, dir: string) {
   let backup: string | undefined;
+  const dump = async (schema: string, file: string) =>
+    run("pg_dump", ["-Fc", "-n", schema, "-f", file, cluster.databaseUrl]);
   if (f.kind === "restore") {
     backup = join(dir, `backup-${f.province}.dump`);
-    await run("pg_dump", ["-Fc", "-n", schemaOf(f.province), "-f", backup, cluster.databaseUrl]);
+    await dump(schemaOf(f.province), backup);
+  } else if (f.kind === "restore-hub") {
+    backup = join(dir, "backup-hub.dump");
+    await dump(HUB_SCHEMA, backup);
   }
+  const restore = (file: string) =>
+    run("pg_restore", ["--clean", "--if-exists", "-d", cluster.databaseUrl, file]);
   return {
-    /** Kills the process; a province's database is then restored or dropped while it is down. */
-    async strike(): Promise<void> {
+    /**
+     * Kills the process; a province's database is then restored or dropped while it is down.
+     * The hub's is restored from the older backup, the hub started on it and seen fenced (or
+     * not: the result), then the runbook's answer — its newest state restored — before it
+     * starts again for good.
+     */
+    async strike(): Promise<"fenced" | "not fenced" | undefined> {
       if (f.kind === "kill") {
         await processOf(cluster, f.target).kill9();
-        return;
+        return undefined;
+      }
+      if (f.kind === "restore-hub") {
+        if (!backup) throw new Error("no backup of the hub was taken");
+        await new Promise((r) => setTimeout(r, PIN_LAG_MS));
+        await cluster.hub.kill9();
+        const newest = join(dir, "newest-hub.dump");
+        await dump(HUB_SCHEMA, newest);
+        await restore(backup);
+        await cluster.hub.start();
+        const ready = await fetch(`${cluster.hubUrl}/readyz`).then((r) => r.text());
+        await cluster.hub.kill9();
+        await restore(newest);
+        return /^fenced: /m.test(ready) ? "fenced" : "not fenced";
       }
       await processOf(cluster, `province ${f.province}`).kill9();
       if (f.kind === "restore" && backup) {
-        await run("pg_restore", ["--clean", "--if-exists", "-d", cluster.databaseUrl, backup]);
+        await restore(backup);
       } else {
         await run("psql", [
           cluster.databaseUrl,
@@ -68,6 +100,7 @@ export async function prepare(cluster: Cluster, f: Fault, dir: string) {
           `DROP SCHEMA IF EXISTS ${schemaOf(f.province)} CASCADE`,
         ]);
       }
+      return undefined;
     },
   };
 }
