@@ -39,7 +39,7 @@ describe("fault drills", () => {
           expect.stringMatching(/^kill -9/),
         ]),
       );
-      expect(s.hubRestores).toEqual({ fenced: 1, notFenced: 0 });
+      expect(s.hubRestores).toEqual({ fenced: 1, nothingToDetect: 0 });
       expect(s.operations.acknowledged).toBeGreaterThan(30);
       expect({
         violations: s.violations,

@@ -46,10 +46,10 @@ export interface DrillSummary {
   /** Doses only their province held when acknowledged, gone with its restore (OracleReport). */
   forgotten: number;
   /**
-   * Hubs started on the older backup: fenced, or not (the backup held the pinned link: the
-   * sealer had not pinned what came after it).
+   * Hubs started on the older backup: fenced, or nothing to detect (nothing happened after the
+   * backup). One that was not fenced although the hub had acted since is a violation.
    */
-  hubRestores: { fenced: number; notFenced: number };
+  hubRestores: { fenced: number; nothingToDetect: number };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -90,7 +90,7 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
     lost: 0,
     doubled: 0,
     forgotten: 0,
-    hubRestores: { fenced: 0, notFenced: 0 },
+    hubRestores: { fenced: 0, nothingToDetect: 0 },
   };
   const seen = new Set<string>();
   /** When each province set back (restored, lost) last started again: see CheckedProvince. */
@@ -116,7 +116,12 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
         })(),
       ]);
       if (fenced === "fenced") summary.hubRestores.fenced += 1;
-      if (fenced === "not fenced") summary.hubRestores.notFenced += 1;
+      if (fenced === "nothing to detect") summary.hubRestores.nothingToDetect += 1;
+      if (fenced === "not fenced")
+        summary.violations.push({
+          seed,
+          detail: "the hub started on a backup older than its pinned chain head was not fenced",
+        });
       summary.faults[fault] = (summary.faults[fault] ?? 0) + 1;
       summary.operations.attempted += result.attempted;
       summary.operations.acknowledged += result.acknowledged;

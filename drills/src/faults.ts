@@ -45,8 +45,8 @@ export function faultName(f: Fault): string {
 
 const schemaOf = (province: string) => `evc_province_${province}`;
 const HUB_SCHEMA = "evc_hub";
-/** Long enough for the hub's sealer to pin what the drill's load did since the backup. */
-const PIN_LAG_MS = 2500;
+/** How long the hub's sealer may take to seal (and pin) what the load did since the backup. */
+const SEAL_WAIT_MS = 10_000;
 
 /**
  * A fault ready to strike: for a restore, the backup is taken now (pg_dump of the province's
@@ -63,6 +63,18 @@ export async function prepare(cluster: Cluster, f: Fault, dir: string) {
     backup = join(dir, "backup-hub.dump");
     await dump(HUB_SCHEMA, backup);
   }
+  /** The hub's sealed chain head and its last event, now. */
+  const hubHead = async () => {
+    const { stdout } = await run("psql", [
+      cluster.databaseUrl,
+      "-Atc",
+      `SELECT coalesce((SELECT max(seq) FROM ${HUB_SCHEMA}.event_chain), 0) || ' ' ||
+              coalesce((SELECT max(position) FROM ${HUB_SCHEMA}.events), 0)`,
+    ]);
+    const [sealed = 0, events = 0] = stdout.trim().split(" ").map(Number);
+    return { sealed, events };
+  };
+  const backedUp = f.kind === "restore-hub" ? await hubHead() : undefined;
   const restore = (file: string) =>
     run("pg_restore", ["--clean", "--if-exists", "-d", cluster.databaseUrl, file]);
   return {
@@ -72,14 +84,18 @@ export async function prepare(cluster: Cluster, f: Fault, dir: string) {
      * not: the result), then the runbook's answer — its newest state restored — before it
      * starts again for good.
      */
-    async strike(): Promise<"fenced" | "not fenced" | undefined> {
+    async strike(): Promise<"fenced" | "not fenced" | "nothing to detect" | undefined> {
       if (f.kind === "kill") {
         await processOf(cluster, f.target).kill9();
         return undefined;
       }
       if (f.kind === "restore-hub") {
-        if (!backup) throw new Error("no backup of the hub was taken");
-        await new Promise((r) => setTimeout(r, PIN_LAG_MS));
+        if (!backup || !backedUp) throw new Error("no backup of the hub was taken");
+        // The pin follows the sealer (about a second behind): the hub is struck once what the
+        // load did since the backup is pinned (evc_hub_chain_pin), or when the wait is over.
+        const end = Date.now() + SEAL_WAIT_MS;
+        while ((await pinned(cluster)) <= backedUp.sealed && Date.now() < end)
+          await new Promise((r) => setTimeout(r, 200));
         await cluster.hub.kill9();
         const newest = join(dir, "newest-hub.dump");
         await dump(HUB_SCHEMA, newest);
@@ -88,7 +104,8 @@ export async function prepare(cluster: Cluster, f: Fault, dir: string) {
         const ready = await fetch(`${cluster.hubUrl}/readyz`).then((r) => r.text());
         await cluster.hub.kill9();
         await restore(newest);
-        return /^fenced: /m.test(ready) ? "fenced" : "not fenced";
+        if (/^fenced: /m.test(ready)) return "fenced";
+        return (await hubHead()).events > backedUp.events ? "not fenced" : "nothing to detect";
       }
       await processOf(cluster, `province ${f.province}`).kill9();
       if (f.kind === "restore" && backup) {
@@ -103,6 +120,14 @@ export async function prepare(cluster: Cluster, f: Fault, dir: string) {
       return undefined;
     },
   };
+}
+
+/** The chain sequence the hub says it pinned (its metric), 0 when it cannot be read. */
+async function pinned(cluster: Cluster): Promise<number> {
+  const text = await fetch(`${cluster.hubUrl}/metrics`)
+    .then((r) => r.text())
+    .catch(() => "");
+  return Number(/^evc_hub_chain_pin (\d+)$/m.exec(text)?.[1] ?? 0);
 }
 
 function processOf(cluster: Cluster, target: string) {

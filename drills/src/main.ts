@@ -31,7 +31,7 @@ function report(s: DrillSummary, seed: number): string[] {
     `faults injected: ${faults || "none"}`,
     `lost: ${s.lost}, doubled: ${s.doubled}`,
     `held only by a province set back before the hub had them (told reported_to_hub false): ${s.forgotten}`,
-    `hub started on an older backup: fenced ${s.hubRestores.fenced}, not fenced ${s.hubRestores.notFenced} (the backup still held the pinned link), then its newest state restored`,
+    `hub started on an older backup: fenced ${s.hubRestores.fenced}, nothing done since the backup ${s.hubRestores.nothingToDetect}; then its newest state restored`,
     `violations: ${s.violations.length}`,
     ...s.violations.map((v) => `  seed ${v.seed}: ${v.detail}`),
     `stuck: ${s.stuck.length}`,

@@ -346,14 +346,16 @@ export class Hub {
   private async seal(): Promise<void> {
     while (this.running) {
       try {
-        if (!this.fence.reason) {
-          let sealed = 0;
-          for (let n = 1; n > 0 && this.running; sealed += n) n = await sealOnce(this.sql);
-          if (sealed > 0) await this.fence.advance();
-        }
+        if (!this.fence.reason) while ((await sealOnce(this.sql)) > 0 && this.running) {}
       } catch (err) {
         if (this.running) this.log.error({ err }, "sealing the chain failed; retrying");
       }
+      // Every round, not only after sealing here: a pin that failed (the bus away) or links
+      // another replica sealed are pinned on the next one.
+      await this.fence.advance().catch((err: unknown) => {
+        if (this.running)
+          this.log.warn({ err: String(err) }, "pinning the chain's head failed; retrying");
+      });
       if (!this.running) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 1000);

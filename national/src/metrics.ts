@@ -88,6 +88,13 @@ export class HubMetrics {
     registers: [this.registry],
   });
 
+  /** The chain sequence last pinned in JetStream, as this replica last saw it (chain/pin.ts). */
+  readonly chainPin = new Gauge({
+    name: "evc_hub_chain_pin",
+    help: "Sequence of the event chain's head pinned in JetStream (what a restored database must hold), as this replica last saw it",
+    registers: [this.registry],
+  });
+
   constructor(sql: Sql) {
     const registry = this.registry;
     /** A gauge with a series per province, read at each scrape (a province with none has none). */

@@ -24,10 +24,12 @@ export class ChainFence {
   /** At start: fenced when the database lacks the pinned link, unless the operator accepted it. */
   async check(accept: number | undefined): Promise<void> {
     const pinned = await this.pin.read();
+    if (pinned) this.metrics.chainPin.set(pinned.seq);
     const why = await behindPin(this.sql, pinned);
     if (why && pinned && accept === pinned.seq) {
       const head = await chainHead(this.sql);
       await this.pin.replace(head);
+      this.metrics.chainPin.set(head?.seq ?? 0);
       this.log.warn(
         { pinned: pinned.seq, head: head?.seq ?? 0 },
         "restored database accepted by the operator (EVC_ACCEPT_RESTORED_CHAIN): what the hub did after its chain's head is lost to it; follow docs/operations.md, 'Restoring the hub'",
@@ -49,6 +51,7 @@ export class ChainFence {
     const head = await chainHead(this.sql);
     if (!head) return;
     const pinned = await this.pin.read();
+    if (pinned) this.metrics.chainPin.set(pinned.seq);
     if (pinned && pinned.seq >= head.seq) {
       const why = await behindPin(this.sql, pinned);
       if (why) {
@@ -58,6 +61,7 @@ export class ChainFence {
       return;
     }
     await this.pin.write(head);
+    this.metrics.chainPin.set(head.seq);
   }
 
   /** Answers every RPC Unavailable while fenced. */

@@ -26,9 +26,10 @@ export interface ChainHead {
 
 /** The chain's last link, if any. */
 export async function chainHead(sql: Sql): Promise<ChainHead | undefined> {
+  // Ordered by the bigint column, not by the text alias (where "9" sorts after "43").
   const [row] = await sql<{ seq: string; hash: string }[]>`
-    SELECT seq::text AS seq, encode(hash, 'hex') AS hash FROM event_chain
-    ORDER BY seq DESC LIMIT 1`;
+    SELECT c.seq::text AS seq, encode(c.hash, 'hex') AS hash FROM event_chain c
+    ORDER BY c.seq DESC LIMIT 1`;
   return row ? { seq: Number(row.seq), hash: row.hash } : undefined;
 }
 
