@@ -160,6 +160,17 @@ export const MUTANTS: readonly Mutant[] = [
       },
     ],
   },
+  {
+    name: "no-gap-resync",
+    bug: "waits on a sequence gap for ever: a record whose answered directives were lost with a restored backup never moves again",
+    edits: [
+      {
+        file: "agent.js",
+        find: "if (!this.opts.resync || this.stopping) return;",
+        replace: "return;",
+      },
+    ],
+  },
   // The variants below break rules no named case exercised: only the generated histories
   // (generated/directive-histories) catch them.
   {

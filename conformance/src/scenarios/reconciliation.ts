@@ -1,5 +1,6 @@
-import { create, equals, fromBinary } from "@bufbuild/protobuf";
+import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
+import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import {
   CertificateStatus,
   type Dose,
@@ -11,6 +12,7 @@ import {
   ReceiptOutcome,
   ReceiptSchema,
 } from "@evc-interop/gen/evc/directive/v1/directive_pb";
+import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import {
   MigrationService,
   MigrationState,
@@ -73,6 +75,11 @@ function suspendOf(kit: Kit, migrationId: string) {
 /** Removes a migration's suspend from the bus before the (stopped) province can take it. */
 async function lose(kit: Kit, migrationId: string): Promise<void> {
   const { directive_id: id } = await suspendOf(kit, migrationId);
+  await loseFromBus(kit, id, "the suspend");
+}
+
+/** Removes a published directive, the last on the province's subject, from the bus. */
+async function loseFromBus(kit: Kit, id: string, what: string): Promise<void> {
   const jsm = await jetstreamManager(kit.nc);
   const subject = provinceSubject(kit.layout, kit.config.province.code);
   const last = await jsm.streams.getMessage(kit.layout.stream, { last_by_subj: subject });
@@ -83,7 +90,25 @@ async function lose(kit: Kit, migrationId: string): Promise<void> {
     d?.directiveId ?? "none",
   );
   await jsm.streams.deleteMessage(kit.layout.stream, last?.seq ?? 0);
-  kit.trace(`! the suspend ${id} removed from the bus while the province is away`);
+  kit.trace(`! ${what} ${id} removed from the bus while the province is away`);
+}
+
+/**
+ * A dose given in a virtual province to a person the kit's province owns: the hub routes it
+ * there as the record's next directive (after sequence `after`).
+ */
+async function doseRouted(kit: Kit, who: Identity, recordId: string, n: number, after: number) {
+  const given = dose(kit.virtual[0], n);
+  await kit.asVirtual(DoseService, kit.virtual[0]).reportDose({ identity: who, dose: given });
+  const published = await poll("the hub publishing the dose to the province", async () => {
+    const [row] = await kit.hub.sql<{ directive_id: string; record_sequence: number }[]>`
+      SELECT directive_id::text, record_sequence::int FROM directives
+      WHERE province = ${kit.config.province.code} AND record_id = ${recordId}
+        AND action = 'appendDose' AND record_sequence > ${after} AND state <> 'PENDING'
+      ORDER BY record_sequence LIMIT 1`;
+    return row;
+  });
+  return { dose: given, directiveId: published.directive_id, sequence: published.record_sequence };
 }
 
 /** The record as the province shows it: every dose the kit expects, field by field. */
@@ -104,6 +129,54 @@ async function expectRecord(kit: Kit, recordId: string, doses: Dose[], rule: str
 
 /** Reconciliation against the hub snapshot (profile reconciliation, I6). */
 export const RECONCILIATION_SCENARIOS: Record<string, Scenario> = {
+  async "reconcile-resyncs-after-restore"({ kit }) {
+    // A province restored from an older backup has forgotten directives it applied and
+    // answered: the kit plays that by answering one in the province's place, unseen by it.
+    // The next directive of the record then waits on a gap only the hub can close: the
+    // province must resync the record (StreamSnapshot with record_ids, record_sequence) and
+    // apply it — within seconds, without a full pass (#28).
+    const code = kit.config.province.code;
+    const first = dose(code, 1);
+    const { identity: who, recordId } = await knownOnlyToHub(kit, [first]);
+    await kit.control.reconcile({});
+    await expectRecord(kit, recordId, [first], "the record added by a pass");
+    await kit.stopProvince();
+    const forgotten = await doseRouted(kit, who, recordId, 2, 0);
+    await loseFromBus(kit, forgotten.directiveId, "the dose append");
+    const answered = create(ReceiptSchema, {
+      directiveId: forgotten.directiveId,
+      attempt: 1,
+      outcome: ReceiptOutcome.APPLIED,
+      appliedAt: timestampNow(),
+    });
+    await kit.hub.sql`UPDATE directives SET state = 'ACKNOWLEDGED', receipt_outcome = 'APPLIED',
+        receipt = ${toBinary(ReceiptSchema, answered)}
+      WHERE directive_id = ${forgotten.directiveId}::uuid`;
+    kit.trace(
+      `! ${forgotten.directiveId} (sequence ${forgotten.sequence}) answered in the province's place`,
+    );
+    await kit.startProvince();
+    const next = await doseRouted(kit, who, recordId, 3, forgotten.sequence);
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const [row] = await kit.hub.sql<{ state: string }[]>`
+        SELECT state FROM directives WHERE directive_id = ${next.directiveId}::uuid`;
+      if (row?.state === "ACKNOWLEDGED") break;
+      expect(
+        Date.now() < end,
+        `the directive after the gap (sequence ${next.sequence}) applied and answered within 30 s, the record resynced from the hub`,
+        `still ${row?.state ?? "unknown"}`,
+      );
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await expectRecord(
+      kit,
+      recordId,
+      [first, forgotten.dose, next.dose],
+      "the resynced record holding the forgotten dose and the next (I3)",
+    );
+  },
+
   async reconcile({ kit }) {
     const code = kit.config.province.code;
     const { key, certificate, recordId } = await knownOnlyToHub(kit, []);
