@@ -44,21 +44,10 @@ interface DueRow {
 /**
  * Publishes outbox rows to JetStream. Rows are claimed with FOR UPDATE SKIP LOCKED so several
  * hub replicas can relay together; a row is marked published only after JetStream acknowledged
- * it, so a crash between publish and mark publishes it again with the same Nats-Msg-Id
- * (JetStream drops the copy inside its duplicate window; provinces dedupe by directive id).
+ * it, so a crash between publish and mark republishes it (JetStream drops the copy by
+ * Nats-Msg-Id inside its duplicate window; provinces dedupe by directive id after that).
  * Directives still without receipt are republished with backoff, then dead-lettered.
  */
-
-/**
- * The Nats-Msg-Id of a directive's publish: its id the first time, `<id>.<n>` for the n-th
- * republish. The same publish repeated after a crash keeps its id (dropped as a duplicate); a
- * republish is a new message — with the directive id alone, JetStream dropped every republish
- * inside its duplicate window, and a province that had lost the directive's receipt (and
- * acknowledged its message) waited that long for it.
- */
-export function messageId(r: { directive_id: string; publish_count: number }): string {
-  return r.publish_count === 0 ? r.directive_id : `${r.directive_id}.${r.publish_count}`;
-}
 export class Relay {
   constructor(
     private readonly sql: Sql,
@@ -104,7 +93,7 @@ export class Relay {
           h.set("Evc-Province", r.province);
           h.set(SIGNATURE_HEADER, this.opts.signer.sign(r.payload));
           return this.js.publish(provinceSubject(this.opts.layout, r.province), r.payload, {
-            msgID: messageId(r),
+            msgID: r.directive_id,
             headers: h,
           });
         }),

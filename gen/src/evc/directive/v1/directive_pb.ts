@@ -13,8 +13,7 @@
 //   A province's NATS credential may only subscribe to (and create consumers on) its own subject
 //   (I7); its durable consumer is named `province-<province code>`.
 // - Message body: a `Directive` in protobuf binary encoding. Headers:
-//   `Nats-Msg-Id` = directive_id on the first publish and `<directive_id>.<n>` on the n-th
-//   republish (JetStream drops a publish repeated after a hub crash; a republish gets through),
+//   `Nats-Msg-Id` = directive_id (JetStream deduplicates republished copies),
 //   `Content-Type` = `application/x-protobuf; proto=evc.directive.v1.Directive`,
 //   `Evc-Province` = target province code,
 //   `Evc-Signature` = `<key id>:<signature>`: the hub's Ed25519 signature over the message body
@@ -54,8 +53,7 @@ export const file_evc_directive_v1_directive: GenFile = /*@__PURE__*/
  */
 export type Directive = Message<"evc.directive.v1.Directive"> & {
   /**
-   * Unique id of the directive, a UUID; also the JetStream `Nats-Msg-Id` of its first publish
-   * (a republish adds `.<n>`: the same directive may arrive again). A province stores it
+   * Unique id of the directive, a UUID; also the JetStream `Nats-Msg-Id`. A province stores it
    * in its inbox and applies a directive id at most once (I4). Required.
    *
    * @generated from field: string directive_id = 1;
