@@ -145,11 +145,13 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
         })),
       );
       let fresh = 0;
+      const details: string[] = [];
       for (const f of report.findings) {
         const key = `${f.rule}: ${f.detail}`;
         if (seen.has(key)) continue;
         seen.add(key);
         fresh += 1;
+        details.push(key);
         (f.rule === "stuck" ? summary.stuck : summary.violations).push({ seed, detail: key });
       }
       summary.lost = report.lost;
@@ -162,6 +164,8 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
           (fenced ? `the hub on the older backup: ${fenced}; ` : "") +
           `${fresh} new finding(s)${pending.length ? `; still in flight: ${pending.join(", ")}` : ""}`,
       );
+      // Printed at once, with the time: the processes' logs of that moment tell the story.
+      for (const d of details) opts.print(`  ${new Date().toISOString()} ${d}`);
     }
   } finally {
     Object.assign(summary.operations, ledger.counts());

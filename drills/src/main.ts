@@ -83,7 +83,9 @@ async function main(): Promise<number> {
     dir,
     adminUrl: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
     provinces: ["110000", "440000", "510000"],
-    quietTimeoutMs: 60_000,
+    // Above JetStream's duplicate window (2 min): a directive a province answered and then lost
+    // with its database is delivered again only after it (national/src/bus/relay.ts).
+    quietTimeoutMs: 150_000,
     print: (line) => console.log(line),
     signal: stop.signal,
     keepDatabase: values.keep,
