@@ -18,6 +18,8 @@ export interface ClusterOptions {
   /** PostgreSQL server to create the drill's own database on. */
   adminUrl: string;
   provinces: string[];
+  /** Hub settings over the drills' own (HUB_TUNING), e.g. longer deadlines for a test. */
+  hubEnv?: Record<string, string>;
 }
 
 /** Short deadlines and retries, so a drill's recovery takes seconds, not minutes. */
@@ -131,7 +133,13 @@ export class Cluster {
       "hub",
       process.execPath,
       [join(ROOT, "national/dist/main.js")],
-      { ...common, ...HUB_TUNING, ...userOf("hub"), EVC_HUB_LISTEN: `127.0.0.1:${hubPort}` },
+      {
+        ...common,
+        ...HUB_TUNING,
+        ...opts.hubEnv,
+        ...userOf("hub"),
+        EVC_HUB_LISTEN: `127.0.0.1:${hubPort}`,
+      },
       hubPort,
       join(opts.dir, "hub.log"),
     );

@@ -23,6 +23,9 @@ beforeAll(async () => {
     dir,
     adminUrl: TEST_DATABASE_URL,
     provinces: ["110000", "440000", "510000"],
+    // The drills' 4 s step deadlines compensated every attempt on a loaded CI machine; what
+    // this test proves (the restored source answers at all) does not need them that short.
+    hubEnv: { EVC_SUSPEND_DEADLINE_MS: "15000", EVC_ACTIVATE_DEADLINE_MS: "15000" },
   });
 }, 120_000);
 
@@ -51,6 +54,15 @@ describe("a province restored from a backup, as processes", () => {
       await until("both doses at Beijing", async () =>
         (await doses(recordId)).length === 2 ? true : undefined,
       );
+      // Their receipts at the hub before the strike: a directive applied and acknowledged on
+      // the bus whose receipt is lost with the restore comes again only after JetStream's
+      // duplicate window (2 min) — an open problem (#28 note, session 17), not this story.
+      await until("both receipts at the hub", async () => {
+        const [r] = await hub<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM directives
+          WHERE record_id = ${recordId} AND province = '110000' AND receipt IS NOT NULL`;
+        return r?.n === 2 ? true : undefined;
+      });
 
       await backup.strike(); // kill -9, then pg_restore --clean of the older dump
       await cluster.recover();
@@ -83,6 +95,17 @@ describe("a province restored from a backup, as processes", () => {
             30_000,
           ),
         );
+      }
+      if (ends.at(-1) !== "COMPLETED") {
+        // What the next reader needs: where each attempt stopped, and Beijing's view.
+        const steps = await hub`
+          SELECT d.province, d.record_sequence, d.action, d.state, d.receipt_outcome
+          FROM directives d WHERE d.record_id = ${recordId} ORDER BY d.created_at`;
+        const local = await beijing`
+          SELECT (SELECT last_sequence FROM records WHERE record_id = ${recordId}) AS last,
+                 (SELECT count(*) FROM parked WHERE record_id = ${recordId}) AS parked,
+                 (SELECT count(*) FROM poison) AS poison`;
+        console.error("migrations ended", ends, JSON.stringify({ steps, local }));
       }
       expect(ends.at(-1)).toBe("COMPLETED");
     } finally {
