@@ -270,6 +270,18 @@ describe("authentication and authorization (I7)", () => {
       const mine = await env.client(DirectiveService, `province:${BJ}`).listDirectives({});
       expect(mine.directives.some((d) => d.directive?.correlationId === id)).toBe(true);
       expect(mine.directives.every((d) => d.directive?.targetProvinceCode === BJ)).toBe(true);
+      // Of one record only (what a restored province reads again): that record's, nothing else.
+      const recordId = mine.directives.find((d) => d.directive?.correlationId === id)?.directive
+        ?.recordId;
+      const ofRecord = await env
+        .client(DirectiveService, `province:${BJ}`)
+        .listDirectives({ recordIds: [recordId ?? ""] });
+      expect(ofRecord.directives.length).toBeGreaterThan(0);
+      expect(ofRecord.directives.every((d) => d.directive?.recordId === recordId)).toBe(true);
+      expect(
+        (await env.client(DirectiveService, `province:${BJ}`).listDirectives({ recordIds: ["x"] }))
+          .directives,
+      ).toEqual([]);
       // The target cancels: the source is told to restore.
       const cancelled = await env
         .client(MigrationService, `province:${GD}`)

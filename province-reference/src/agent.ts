@@ -1,4 +1,4 @@
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createValidator } from "@bufbuild/protovalidate";
 import { type Directive, DirectiveSchema } from "@evc-interop/gen/evc/directive/v1/directive_pb";
@@ -37,10 +37,12 @@ export interface AgentOptions {
   /**
    * Brings the records that are provably behind the hub (its answered directive sequence above
    * theirs) up to its snapshot — certificates, contents, sequence — so a gap left by a restored
-   * backup is closed (#28); a gap the hub cannot prove is left to fill. Absent: a gap waits for
-   * its directives or the gap hold.
+   * backup is closed (#28); a gap the hub cannot prove is left to fill. Returns the directives
+   * of those records the hub still waits for and the province has not applied (lost with a
+   * restore before their receipts left): they are applied first. Absent: a gap waits for its
+   * directives or the gap hold.
    */
-  resync?: (recordIds: string[]) => Promise<unknown>;
+  resync?: (recordIds: string[]) => Promise<Directive[]>;
   /** The hub's directive keys: a message whose signature does not verify is never applied. */
   verifier: DirectiveVerifier;
   /** Testing only: simulate a crash after the local commit and before the ack. */
@@ -305,8 +307,12 @@ export class DirectiveAgent {
     this.toResync.clear();
     try {
       // At most 1000 records per resync (the hub's limit); a restore leaves gaps on many.
-      for (let i = 0; resync && i < ids.length && !this.stopping; i += 1000)
-        await resync(ids.slice(i, i + 1000));
+      for (let i = 0; resync && i < ids.length && !this.stopping; i += 1000) {
+        for (const d of await resync(ids.slice(i, i + 1000))) {
+          if (this.stopping) break;
+          await this.applyOrPark(d, toBinary(DirectiveSchema, d));
+        }
+      }
       for (const id of ids) if (!this.stopping) await this.drainParked(id);
     } catch (err) {
       this.log.warn({ err: String(err), records: ids.length }, "resyncing records failed");

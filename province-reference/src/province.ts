@@ -55,6 +55,7 @@ import { RateLimiter } from "./api/rate-limit.js";
 import { loadReaderKeys, ReaderVerifier, readerAuthInterceptor } from "./api/reader-auth.js";
 import type { ProvinceConfig } from "./config.js";
 import { HubIntents } from "./hub-intents.js";
+import { lostPredecessors } from "./lost-predecessors.js";
 import { ProvinceMetrics } from "./metrics.js";
 import { ReceiptSubmitter } from "./receipt-submitter.js";
 import { type ReconcileReport, reconcile } from "./reconcile.js";
@@ -201,13 +202,8 @@ export class Province {
         useBinaryFormat: true,
         nodeOptions: transportTls(config.hubTls),
       });
-      const submitter = new ReceiptSubmitter(
-        store,
-        createClient(DirectiveService, transport),
-        log,
-        metrics,
-        config.receiptPollMs,
-      );
+      const directives = createClient(DirectiveService, transport);
+      const submitter = new ReceiptSubmitter(store, directives, log, metrics, config.receiptPollMs);
       const layout = {
         stream: config.stream,
         subjectPrefix: config.subjectPrefix,
@@ -241,6 +237,13 @@ export class Province {
                 log,
                 metrics,
               );
+            const lost = await lostPredecessors(store, directives, ids);
+            if (lost.length > 0)
+              log.warn(
+                { directives: lost.length, records: new Set(lost.map((d) => d.recordId)).size },
+                "directives applied and lost before their receipts left (restored from a backup?) read again from the hub",
+              );
+            return lost;
           },
           verifier,
           ...(opts.crashAfterCommit ? { crashAfterCommit: opts.crashAfterCommit } : {}),

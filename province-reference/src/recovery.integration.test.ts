@@ -67,9 +67,10 @@ function backup(code: string): string {
 }
 
 /** The runbook's restore: the province stopped, its schema restored from the dump, started. */
-async function restore(code: string, file: string): Promise<void> {
+async function restore(code: string, file: string, crash = false): Promise<void> {
   const old = province(code);
-  await old.stop();
+  // A crash sends nothing more (receipts not yet sent stay unsent); a stop flushes them.
+  await (crash ? old.kill() : old.stop());
   execFileSync("pg_restore", ["--clean", "--if-exists", "-d", TEST_DATABASE_URL, file]);
   running.set(
     code,
@@ -144,6 +145,33 @@ describe("a province restored from an older backup comes back by itself", () => 
     const local = await province("510000").sql<{ dose_id: string }[]>`
       SELECT dose_id FROM doses WHERE record_id = ${recordId} ORDER BY dose_id`;
     expect(local.map((d) => d.dose_id)).toEqual(all);
+  });
+
+  it("a directive applied and lost with the restore before its receipt left is read again from the hub: the next dose within seconds", async () => {
+    const child = newIdentity("Unanswered Child");
+    const { recordId } = await control("110000").registerRecord({ identity: child });
+    const file = backup("110000");
+    // Beijing applies the dose and dies before its receipt leaves (its submitter stopped).
+    await province("110000").submitter.stop(false);
+    const first = newDose("440000");
+    await control("440000").recordDose({ identity: child, dose: first });
+    await until("the dose at the owner", async () =>
+      (await dosesAt("110000", recordId)).length === 1 ? true : undefined,
+    );
+    const [waiting] = await env.hub.sql<{ state: string }[]>`
+      SELECT state FROM directives WHERE record_id = ${recordId} AND province = '110000'`;
+    expect(waiting?.state).toBe("DELIVERED");
+    await restore("110000", file, true);
+
+    // The bus took the directive's ack and drops the hub's republishes for two minutes.
+    const second = newDose("440000", { doseNumber: 2 });
+    await control("440000").recordDose({ identity: child, dose: second });
+    const both = [first.doseId, second.doseId].sort().join();
+    await until(
+      "both doses at the restored owner",
+      async () => ((await dosesAt("110000", recordId)).join() === both ? true : undefined),
+      10_000,
+    );
   });
 
   it("a child who moved away and moves back to a restored former owner has one NORMAL certificate", async () => {

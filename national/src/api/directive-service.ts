@@ -146,6 +146,7 @@ export function directiveService(deps: HubDeps): ServiceImpl<typeof DirectiveSer
         createdBefore: req.createdBefore ? timestampDate(req.createdBefore) : null,
         after,
         limit: size + 1,
+        recordIds: req.recordIds,
       });
       const page = rows.slice(0, size);
       const last = page.at(-1);

@@ -62,6 +62,8 @@ export interface DirectiveFilter {
   /** Keyset: directives created after (at, id), oldest first. */
   after: { at: Date; id: string };
   limit: number;
+  /** Only these records' directives (empty: any). */
+  recordIds?: readonly string[];
 }
 
 export interface EventRow {
@@ -135,6 +137,7 @@ export class HubQueries {
         AND state = ANY(${f.states})
         AND (${f.createdBefore}::timestamptz IS NULL OR created_at < ${f.createdBefore})
         AND (created_at, directive_id) > (${f.after.at}, ${f.after.id}::uuid)
+        ${f.recordIds?.length ? this.sql`AND record_id = ANY(${f.recordIds}::text[])` : this.sql``}
       ORDER BY created_at, directive_id
       LIMIT ${f.limit}`;
   }
