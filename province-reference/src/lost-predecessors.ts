@@ -41,8 +41,16 @@ export async function lostPredecessors(
     SELECT record_id, last_sequence::float8 AS last FROM records
     WHERE record_id = ANY(${recordIds}::text[])`;
   const last = new Map(rows.map((r) => [r.record_id, r.last]));
+  // Those parked here already wait for their turn (drained after the others are applied).
+  const parked = new Set(
+    (
+      await store.sql<{ directive_id: string }[]>`
+        SELECT directive_id::text FROM parked WHERE record_id = ANY(${recordIds}::text[])`
+    ).map((r) => r.directive_id),
+  );
   return found
     .filter((d) => Number(d.recordSequence) > (last.get(d.recordId) ?? 0))
+    .filter((d) => !parked.has(d.directiveId))
     .sort((a, b) =>
       a.recordId === b.recordId
         ? Number(a.recordSequence - b.recordSequence)
