@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The CI sample of the kit's mutation testing (conformance/docs/mutation-testing.md): Stryker on
-// a fixed slice of province-reference/src/domain/decide.ts (selftest/stryker.sample.json: the
-// dose dedupe of an append, four mutants the full run killed), with the kit's directive suite as
-// the test command. Exit 0 only if the slice still has mutants and the kit killed every one.
+// one line of province-reference/src/domain/decide.ts — the dose dedupe of an append, four
+// mutants the full run killed — found by its text (below), so edits above it do not move the
+// sample onto another line; selftest/stryker.sample.json holds the rest of the configuration, and
+// the kit's directive suite is the test command. Exit 0 only if the slice still has mutants and the kit killed every one.
 // Needs the workspace built (`tsc -b`), PostgreSQL and NATS as the tests do.
 import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
@@ -11,13 +12,23 @@ import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const work = join(root, ".stryker-tmp-sample");
+const file = "province-reference/src/domain/decide.ts";
+const sampled = "return ok(addDoses(rec.recordId, [a.value.dose]) === 0);";
 rmSync(work, { recursive: true, force: true });
 try {
-  const run = spawnSync("npx", ["stryker", "run", "selftest/stryker.sample.json"], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "inherit"],
-    encoding: "utf8",
-  });
+  const lines = readFileSync(join(root, file), "utf8").split("\n");
+  const at = lines.findIndex((l) => l.includes(sampled)) + 1;
+  if (at === 0) throw new Error(`${file} no longer holds the sampled line: ${sampled}`);
+  const mutate = `${file}:${at}-${at}`;
+  const run = spawnSync(
+    "npx",
+    ["stryker", "run", "selftest/stryker.sample.json", "--mutate", mutate],
+    {
+      cwd: root,
+      stdio: ["ignore", "pipe", "inherit"],
+      encoding: "utf8",
+    },
+  );
   if (run.status !== 0) {
     process.stdout.write(run.stdout);
     throw new Error(`stryker exited with ${run.status}`);
