@@ -19,9 +19,9 @@ const BATCH = 500;
  * from the snapshot, raises their last sequence to the hub's — never lowers it. In a province
  * that lost nothing the hub's answered sequence is ahead only over a directive the hub stopped
  * waiting for (SUPERSEDED) that is still on its way: a receipt is sent only after its directive
- * committed. Such a directive, arriving after the raise, is applied as any directive at or
- * below the last is — to the record as it is then — so it is no longer ordered before the
- * next one. Memory: one batch, plus the records behind.
+ * committed. Such a directive, arriving after the raise, is stale (domain/decide.ts): it
+ * changes nothing but the doses it carries, so it can neither hold up the next one nor undo
+ * it. Memory: one batch, plus the records behind.
  */
 export class SequenceCheck {
   private pending = new Map<string, number>();

@@ -208,7 +208,7 @@ describe("the province decider", () => {
     it("given the record back from an earlier migration out: reactivates it and issues a new certificate", () => {
       const { effects } = applied(
         decide(
-          activate,
+          { ...activate, recordSequence: 6n },
           given({
             record: { status: "MIGRATED_OUT", lastSequence: 5 },
             live: [{ number: `${HERE}-OLD`, status: "SUSPENDED" }],
@@ -406,16 +406,128 @@ describe("the province decider", () => {
     expect(decide(activate, given(), ctx).kind).toBe("apply");
   });
 
-  it("a stale sequence (at or below the last applied, new id): applied to the record as it is now", () => {
-    const stale = directive(1, {
-      case: "suspendForMigration",
-      value: { migrationId: "m-0", targetProvinceCode: "110000" },
+  describe("a stale directive (at or below the last applied, a new id: applied before and lost, or passed over)", () => {
+    const old = (action: MessageInitShape<typeof DirectiveSchema>["action"]) =>
+      directive(2, action);
+    const movedOn = (status: "ACTIVE" | "MIGRATED_OUT", cert: "NORMAL" | "SUSPENDED") =>
+      given({
+        record: { status, lastSequence: 5 },
+        live: [{ number: `${HERE}-B`, status: cert }],
+        knownDoseIds: new Set(["d1"]),
+      });
+    const expectStaleRefusal = (receipt: Receipt) => {
+      expect(receipt.outcome).toBe(ReceiptOutcome.REJECTED);
+      expect(receipt.rejection).toBe(ReceiptRejection.INVALID_STATE);
+      expect(receipt.detail).toContain("stale");
+      expect(receipt.detail).toContain("sequence 5");
+    };
+
+    it("a suspension of a record MIGRATED_OUT since: ALREADY_APPLIED with its contents, nothing written", () => {
+      const stale = old({
+        case: "suspendForMigration",
+        value: { migrationId: "m-0", targetProvinceCode: "110000" },
+      });
+      const { receipt, effects } = applied(
+        decide(stale, given({ record: { status: "MIGRATED_OUT", lastSequence: 3 } }), ctx),
+      );
+      expect(receipt.outcome).toBe(ReceiptOutcome.ALREADY_APPLIED);
+      expect(receipt.result.case).toBe("suspended");
+      expect(effects).toEqual([]);
     });
+
+    it("a suspension of a record ACTIVE again since (restored after it): REJECTED INVALID_STATE, the certificate stays NORMAL", () => {
+      const stale = old({
+        case: "suspendForMigration",
+        value: { migrationId: "m-0", targetProvinceCode: "110000" },
+      });
+      const { receipt, effects } = applied(decide(stale, movedOn("ACTIVE", "NORMAL"), ctx));
+      expectStaleRefusal(receipt);
+      expect(effects).toEqual([]);
+    });
+
+    it("an old activation of a record that moved away since: REJECTED INVALID_STATE, no second certificate; only a dose it carries that the record lacks is added", () => {
+      const stale = old({
+        case: "activateMigratedRecord",
+        value: {
+          migrationId: "m-0",
+          sourceProvinceCode: "110000",
+          record: create(RecordContentsSchema, {
+            recordId: RECORD,
+            identity,
+            doses: [dose("d1"), dose("d9")],
+          }),
+        },
+      });
+      const { receipt, effects } = applied(
+        decide(stale, movedOn("MIGRATED_OUT", "SUSPENDED"), ctx),
+      );
+      expectStaleRefusal(receipt);
+      expect(effects).toEqual([{ kind: "add-doses", recordId: RECORD, doses: [dose("d9")] }]);
+    });
+
+    it("an old activation of a record active here with its NORMAL certificate: ALREADY_APPLIED with that number", () => {
+      const stale = old({
+        case: "activateMigratedRecord",
+        value: {
+          migrationId: "m-0",
+          sourceProvinceCode: "110000",
+          record: create(RecordContentsSchema, { recordId: RECORD, identity }),
+        },
+      });
+      const { receipt, effects } = applied(decide(stale, movedOn("ACTIVE", "NORMAL"), ctx));
+      expect(receipt.outcome).toBe(ReceiptOutcome.ALREADY_APPLIED);
+      expect(receipt.result).toEqual(
+        expect.objectContaining({
+          case: "activated",
+          value: expect.objectContaining({ certificateNumber: `${HERE}-B` }),
+        }),
+      );
+      expect(effects).toEqual([]);
+    });
+
+    it("an old restore of a record suspended again since: its doses only, the record stays MIGRATED_OUT", () => {
+      const stale = old({
+        case: "restoreRecord",
+        value: { migrationId: "m-0", doses: [dose("d9")] },
+      });
+      const { receipt, effects } = applied(
+        decide(stale, movedOn("MIGRATED_OUT", "SUSPENDED"), ctx),
+      );
+      expect(receipt.outcome).toBe(ReceiptOutcome.APPLIED);
+      expect(effects).toEqual([{ kind: "add-doses", recordId: RECORD, doses: [dose("d9")] }]);
+    });
+
+    it("an old revoke of a record activated here again since: REJECTED INVALID_STATE, the new certificate stays NORMAL", () => {
+      const stale = old({
+        case: "revokeCertificate",
+        value: { reason: CloseReason.MIGRATION_ABORTED },
+      });
+      const { receipt, effects } = applied(decide(stale, movedOn("ACTIVE", "NORMAL"), ctx));
+      expectStaleRefusal(receipt);
+      expect(effects).toEqual([]);
+      const closed = applied(
+        decide(stale, given({ record: { status: "CLOSED", lastSequence: 5 } }), ctx),
+      );
+      expect(closed.receipt.outcome).toBe(ReceiptOutcome.ALREADY_APPLIED);
+      expect(closed.effects).toEqual([]);
+    });
+  });
+
+  it("a gap the hub proved closed: applied over it (a revoke of a record not held here: RECORD_NOT_FOUND; a dose: added)", () => {
+    const revoke = directive(2, {
+      case: "revokeCertificate",
+      value: { reason: CloseReason.MIGRATION_ABORTED },
+    });
+    expect(decide(revoke, given(), ctx).kind).toBe("wait");
+    const refused = applied(decide(revoke, given(), ctx, true));
+    expect(refused.receipt.rejection).toBe(ReceiptRejection.RECORD_NOT_FOUND);
+    expect(refused.effects).toEqual([]);
+    const later = directive(4, { case: "appendDose", value: { dose: dose("d4") } });
     const { receipt, effects } = applied(
-      decide(stale, given({ record: { status: "MIGRATED_OUT", lastSequence: 3 } }), ctx),
+      decide(later, given({ record: { lastSequence: 2 } }), ctx, true),
     );
-    expect(receipt.outcome).toBe(ReceiptOutcome.ALREADY_APPLIED);
-    expect(effects).toEqual([]);
+    expect(receipt.outcome).toBe(ReceiptOutcome.APPLIED);
+    expect(effects).toEqual([{ kind: "add-doses", recordId: RECORD, doses: [dose("d4")] }]);
   });
 
   it("a directive for another province: refused, naming both (I7)", () => {

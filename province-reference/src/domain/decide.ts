@@ -109,22 +109,47 @@ export function notAddressedHere(d: Directive, code: string): string | undefined
 /**
  * Decides what a directive addressed to this province does. A directive seen before gets its
  * stored receipt; one whose predecessor in the record's sequence is missing waits (except the
- * activation that brings a record here); a sequence at or below the record's last is applied to
- * the record as it is now (every action is idempotent on the state it produces).
+ * activation that brings a record here, and one whose gap the hub has proven closed: every
+ * directive before it answered or given up, `gapProven`).
+ *
+ * A directive at or below the record's last sequence that is not in the inbox is **stale**: a
+ * later directive of the record has been applied, so this one was applied before (a restored
+ * backup lost its inbox row) or passed over (the hub gave up on it and the province resynced
+ * past it). Applied to the record as it is now it could undo what came after — an old
+ * activation issuing a second NORMAL certificate (I2), an old restore or revoke reversing a
+ * later migration — so it changes nothing but the doses it carries (a dose given is never
+ * lost), and is answered from the state: ALREADY_APPLIED where the state is what it would have
+ * made, REJECTED INVALID_STATE (naming the sequence) where it is not.
  */
-export function decide(d: Directive, s: LocalState, ctx: DecideContext): Decision {
+export function decide(
+  d: Directive,
+  s: LocalState,
+  ctx: DecideContext,
+  gapProven = false,
+): Decision {
   if (s.storedReceipt) return { kind: "duplicate", receipt: s.storedReceipt };
   const last = s.record?.lastSequence ?? 0;
   const seq = Number(d.recordSequence);
-  if (seq > last + 1 && !(s.record === undefined && d.action.case === "activateMigratedRecord")) {
+  const bringsRecord = s.record === undefined && d.action.case === "activateMigratedRecord";
+  if (seq > last + 1 && !gapProven && !bringsRecord) {
     return { kind: "wait", lastSequence: last };
   }
   const effects: Effect[] = [];
-  const receipt = act(d, s, ctx, effects);
+  const stale =
+    seq <= last
+      ? `stale: this province's record is at directive sequence ${last}, past this one (${seq}): applied before (its receipt lost with a restored backup) or passed over; applying it now would undo what came after`
+      : undefined;
+  const receipt = act(d, s, ctx, effects, stale);
   return { kind: "apply", receipt, effects };
 }
 
-function act(d: Directive, s: LocalState, ctx: DecideContext, effects: Effect[]): Receipt {
+function act(
+  d: Directive,
+  s: LocalState,
+  ctx: DecideContext,
+  effects: Effect[],
+  stale: string | undefined,
+): Receipt {
   const { record: rec, live } = s;
   const version = Number(d.streamVersion);
   const base = { directiveId: d.directiveId, attempt: d.attempt, appliedAt: stamp(ctx.now) };
@@ -149,6 +174,7 @@ function act(d: Directive, s: LocalState, ctx: DecideContext, effects: Effect[])
       if (!rec) return reject(ReceiptRejection.RECORD_NOT_FOUND, `no record ${d.recordId}`);
       if (rec.status === "CLOSED")
         return reject(ReceiptRejection.INVALID_STATE, "record is closed");
+      if (stale && rec.status === "ACTIVE") return reject(ReceiptRejection.INVALID_STATE, stale);
       // A copy brought back by reconciliation (a restored or lost database) before its
       // contents were repaired has no identity: its contents cannot go to the target (the hub
       // refuses them), so the migration is refused and compensated; the next pass completes
@@ -193,6 +219,18 @@ function act(d: Directive, s: LocalState, ctx: DecideContext, effects: Effect[])
       const identity = contents?.identity;
       if (!contents || !identity)
         return reject(ReceiptRejection.MALFORMED, "activate carries no record contents");
+      if (stale && rec) {
+        if (contents.doses.length > 0) addDoses(rec.recordId, contents.doses);
+        const mine = live[0]?.status === "NORMAL" && live[0].number.startsWith(s.code);
+        if (!mine || rec.status !== "ACTIVE") return reject(ReceiptRejection.INVALID_STATE, stale);
+        return ok(true, {
+          case: "activated",
+          value: {
+            $typeName: "evc.directive.v1.ActivateResult",
+            certificateNumber: live[0]?.number ?? "",
+          },
+        });
+      }
       effects.push({
         kind: "activate-record",
         recordId: d.recordId,
@@ -230,7 +268,8 @@ function act(d: Directive, s: LocalState, ctx: DecideContext, effects: Effect[])
     case "restoreRecord": {
       if (!rec) return reject(ReceiptRejection.RECORD_NOT_FOUND, `no record ${d.recordId}`);
       const added = addDoses(rec.recordId, a.value.doses);
-      const suspended = rec.status === "MIGRATED_OUT";
+      // A stale restore adds its doses only: the record was suspended again after it.
+      const suspended = rec.status === "MIGRATED_OUT" && !stale;
       if (suspended) {
         effects.push({ kind: "record-status", recordId: rec.recordId, status: "ACTIVE" });
         const cert = live.find((c) => c.status === "SUSPENDED");
@@ -250,6 +289,9 @@ function act(d: Directive, s: LocalState, ctx: DecideContext, effects: Effect[])
     }
     case "revokeCertificate": {
       if (!rec) return reject(ReceiptRejection.RECORD_NOT_FOUND, `no record ${d.recordId}`);
+      const closed = rec.status === "CLOSED" && live.length === 0;
+      // A stale revoke would close what came after it (the record activated here again).
+      if (stale) return closed ? ok(true) : reject(ReceiptRejection.INVALID_STATE, stale);
       const reason = CloseReason[a.value.reason] ?? "UNSPECIFIED";
       for (const c of live) {
         effects.push({
@@ -263,7 +305,7 @@ function act(d: Directive, s: LocalState, ctx: DecideContext, effects: Effect[])
         });
       }
       effects.push({ kind: "record-status", recordId: rec.recordId, status: "CLOSED" });
-      return ok(rec.status === "CLOSED" && live.length === 0);
+      return ok(closed);
     }
     default:
       return reject(
