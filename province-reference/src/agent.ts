@@ -20,6 +20,7 @@ import {
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { notAddressedHere } from "./domain/decide.js";
+import { gapProvenClosed, type HubGaps, inRecordOrder } from "./lost-predecessors.js";
 import type { ProvinceMetrics } from "./metrics.js";
 import { ParkedStore } from "./store/parked.js";
 import type { ApplyResult, ProvinceStore } from "./store/store.js";
@@ -37,12 +38,15 @@ export interface AgentOptions {
   /**
    * Brings the records that are provably behind the hub (its answered directive sequence above
    * theirs) up to its snapshot — certificates, contents, sequence — so a gap left by a restored
-   * backup is closed (#28); a gap the hub cannot prove is left to fill. Returns the directives
-   * of those records the hub still waits for and the province has not applied (lost with a
-   * restore before their receipts left): they are applied first. Absent: a gap waits for its
-   * directives or the gap hold.
+   * backup is closed (#28). Returns the directives of those records the hub still waits for
+   * and the province has not applied (lost with a restore before their receipts left): they
+   * are applied first; and the sequences the hub waits for per record: a parked directive
+   * whose gap holds none of them is applied over it (the province lost what the hub holds
+   * receipts for, or what it gave up on — a record the hub has no certificate of here, which
+   * reconciliation cannot bring back). A gap the hub cannot prove is left to fill. Absent: a
+   * gap waits for its directives or the gap hold.
    */
-  resync?: (recordIds: string[]) => Promise<Directive[]>;
+  resync?: (recordIds: string[]) => Promise<HubGaps>;
   /** The hub's directive keys: a message whose signature does not verify is never applied. */
   verifier: DirectiveVerifier;
   /** Testing only: simulate a crash after the local commit and before the ack. */
@@ -272,15 +276,46 @@ export class DirectiveAgent {
     return "applied";
   }
 
-  /** Applies the record's parked directives whose turn has come, in sequence order. */
-  private async drainParked(recordId: string): Promise<void> {
+  /**
+   * Applies directives read from the hub's outbox (see forgottenDirectives), in sequence order
+   * per record, like deliveries: one beyond a gap is parked (and resynced); returns how many
+   * were applied at once.
+   */
+  async takeFromHub(ds: readonly Directive[]): Promise<number> {
+    const ordered = [...ds].sort(inRecordOrder);
+    let applied = 0;
+    for (const d of ordered) {
+      if (this.stopping) break;
+      if (notAddressedHere(d, this.store.code)) continue;
+      if ((await this.applyOrPark(d, toBinary(DirectiveSchema, d))) === "applied") {
+        applied += 1;
+        await this.drainParked(d.recordId);
+      }
+    }
+    return applied;
+  }
+
+  /**
+   * Applies the record's parked directives whose turn has come, in sequence order; with the
+   * sequences the hub waits for (a resync), also those whose gap the hub proves closed.
+   */
+  private async drainParked(recordId: string, unanswered?: readonly number[]): Promise<void> {
     // Parking is rare: only records known to have parked directives cost a look-up.
     if (!this.parkedRecords.has(recordId)) return;
     const rows = await this.parked.of(recordId);
     let left = rows.length;
     for (const row of rows) {
       const d = fromBinary(DirectiveSchema, row.payload);
-      const result = await this.store.apply(d);
+      let result = await this.store.apply(d);
+      const seq = Number(d.recordSequence);
+      if (result.kind === "wait" && gapProvenClosed(unanswered, result.lastSequence, seq)) {
+        this.log.warn(
+          { directiveId: d.directiveId, recordId, seq, last: result.lastSequence },
+          "sequence gap proven closed by the hub (every directive before it answered or given up; lost here: restored from a backup?): applied over it",
+        );
+        this.metrics.gapsClosed.inc();
+        result = await this.store.apply(d, true);
+      }
       if (result.kind === "wait") return;
       await this.parked.remove(row.directive_id);
       left -= 1;
@@ -308,12 +343,15 @@ export class DirectiveAgent {
     try {
       // At most 1000 records per resync (the hub's limit); a restore leaves gaps on many.
       for (let i = 0; resync && i < ids.length && !this.stopping; i += 1000) {
-        for (const d of await resync(ids.slice(i, i + 1000))) {
+        const batch = ids.slice(i, i + 1000);
+        const gaps = await resync(batch);
+        for (const d of gaps.lost) {
           if (this.stopping) break;
           await this.applyOrPark(d, toBinary(DirectiveSchema, d));
         }
+        for (const id of batch)
+          if (!this.stopping) await this.drainParked(id, gaps.unanswered.get(id));
       }
-      for (const id of ids) if (!this.stopping) await this.drainParked(id);
     } catch (err) {
       this.log.warn({ err: String(err), records: ids.length }, "resyncing records failed");
       for (const id of ids) this.toResync.add(id);

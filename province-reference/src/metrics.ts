@@ -8,6 +8,7 @@ export class ProvinceMetrics {
   readonly poison: Counter;
   readonly receiptsDeadLettered: Counter;
   readonly parked: Counter;
+  readonly gapsClosed: Counter;
   readonly forged: Counter;
   readonly lag: Histogram;
   readonly repairs: Counter<"kind">;
@@ -45,6 +46,11 @@ export class ProvinceMetrics {
     this.parked = new Counter({
       name: "evc_province_directives_parked_total",
       help: "Directives parked until an earlier directive of their record was applied",
+      registers,
+    });
+    this.gapsClosed = new Counter({
+      name: "evc_province_gaps_closed_by_hub_total",
+      help: "Parked directives applied over a gap the hub proved closed (every directive before it answered or given up: lost with a restored backup)",
       registers,
     });
     this.lag = new Histogram({

@@ -55,7 +55,7 @@ import { RateLimiter } from "./api/rate-limit.js";
 import { loadReaderKeys, ReaderVerifier, readerAuthInterceptor } from "./api/reader-auth.js";
 import type { ProvinceConfig } from "./config.js";
 import { HubIntents } from "./hub-intents.js";
-import { lostPredecessors } from "./lost-predecessors.js";
+import { forgottenDirectives, lostPredecessors } from "./lost-predecessors.js";
 import { ProvinceMetrics } from "./metrics.js";
 import { ReceiptSubmitter } from "./receipt-submitter.js";
 import { type ReconcileReport, reconcile } from "./reconcile.js";
@@ -237,13 +237,14 @@ export class Province {
                 log,
                 metrics,
               );
-            const lost = await lostPredecessors(store, directives, ids);
+            const gaps = await lostPredecessors(store, directives, ids);
+            const lost = gaps.lost;
             if (lost.length > 0)
               log.warn(
                 { directives: lost.length, records: new Set(lost.map((d) => d.recordId)).size },
                 "directives applied and lost before their receipts left (restored from a backup?) read again from the hub",
               );
-            return lost;
+            return gaps;
           },
           verifier,
           ...(opts.crashAfterCommit ? { crashAfterCommit: opts.crashAfterCommit } : {}),
@@ -252,8 +253,26 @@ export class Province {
         metrics,
       );
       const changes = new CertificateChanges(sql, channel, store.cache);
-      const reconcileOnce = () =>
-        reconcile(store, snapshot, certificates, reconcileOptions, log, metrics);
+      const reconcileOnce = async () => {
+        const report = await reconcile(
+          store,
+          snapshot,
+          certificates,
+          reconcileOptions,
+          log,
+          metrics,
+        );
+        // Then what the hub still waits for and this province never applied (or lost).
+        const forgotten = await forgottenDirectives(store, directives, config.gapResyncMs);
+        if (forgotten.length > 0) {
+          const applied = await agent.takeFromHub(forgotten);
+          log.warn(
+            { directives: forgotten.length, applied },
+            "reconciliation: directives the hub waits for and this province does not hold (lost with a restored backup?) read again from the hub",
+          );
+        }
+        return report;
+      };
       const p = new Province({
         config,
         sql,

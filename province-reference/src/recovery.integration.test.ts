@@ -2,14 +2,17 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import { CloseReason } from "@evc-interop/gen/evc/common/v1/record_pb";
 import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
+import { DirectiveSchema } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import {
   MigrationService,
   MigrationState,
 } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { provinceSubject } from "@evc-interop/runtime";
 import {
   closeTestProvince,
   controlTransport,
@@ -21,6 +24,8 @@ import {
   type TestHubEnv,
   until,
 } from "@evc-interop/testing";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Province } from "./province.js";
 
@@ -256,5 +261,78 @@ describe("a province restored from an older backup comes back by itself", () => 
       async () => ((await dosesAt("110000", recordId)).includes(next.doseId) ? true : undefined),
       10_000,
     );
+  });
+
+  it("a target restored to before an activation it applied too late answers the compensation's revoke: the child's certificate NORMAL at the source again", async () => {
+    const child = newIdentity("Cancelled Child");
+    const { recordId } = await control("110000").registerRecord({ identity: child });
+    const file = backup("510000");
+    // 510000 takes nothing from the bus: its activation misses the deadline, the hub
+    // compensates and sends it a revoke.
+    await province("510000").agent.stop();
+    const { migrationId } = await control("510000").migrateIn({ identity: child });
+    await until(
+      "the hub compensating",
+      async () =>
+        (await operator().getMigration({ migrationId })).migration?.state ===
+        MigrationState.COMPENSATING
+          ? true
+          : undefined,
+      15_000,
+    );
+    // The revoke leaves the bus (its republishes are dropped inside the duplicate window);
+    // 510000 comes back, applies the late activation (a NORMAL certificate there) and answers
+    // it: the hub refuses the receipt (the migration moved on) and stops waiting for it.
+    const nc = await connect({ servers: env.config.natsUrl });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const layout = { ...env.config, duplicateWindowMs: env.config.duplicateWindowMs };
+      const last = await jsm.streams.getMessage(env.config.stream, {
+        last_by_subj: provinceSubject(layout, "510000"),
+      });
+      expect(fromBinary(DirectiveSchema, last?.data ?? new Uint8Array()).action.case).toBe(
+        "revokeCertificate",
+      );
+      await jsm.streams.deleteMessage(env.config.stream, last?.seq ?? 0);
+    } finally {
+      await nc.close();
+    }
+    await restore("510000", file);
+    await until(
+      "the late activation answered, and refused",
+      async () => {
+        const [a] = await env.hub.sql<{ state: string }[]>`
+          SELECT state FROM directives WHERE record_id = ${recordId} AND province = '510000'
+            AND action = 'activateMigratedRecord'`;
+        return a?.state === "SUPERSEDED" ? true : undefined;
+      },
+      10_000,
+    );
+
+    // Restored from the backup taken before: no record, no activation, and the hub has no
+    // certificate of the child there to bring back. The runbook's pass after a restore reads
+    // the revoke the hub still waits for; its gap (the activation, answered) the hub proves.
+    await restore("510000", file, true);
+    await control("510000").reconcile({});
+    await until(
+      "the migration compensated",
+      async () =>
+        (await operator().getMigration({ migrationId })).migration?.state ===
+        MigrationState.COMPENSATED
+          ? true
+          : undefined,
+      10_000,
+    );
+    const [normal, ...more] = await normalAtHub(recordId);
+    expect(more).toEqual([]);
+    expect(normal?.startsWith("110000")).toBe(true);
+    await until("NORMAL again at the source", async () => {
+      const [c] = await province("110000").sql<{ status: string }[]>`
+        SELECT status FROM certificates WHERE certificate_number = ${normal ?? ""}`;
+      return c?.status === "NORMAL" ? true : undefined;
+    });
+    const there = await province("510000").sql`
+      SELECT 1 FROM certificates WHERE record_id = ${recordId} AND status = 'NORMAL'`;
+    expect(there.length).toBe(0);
   });
 });

@@ -48,6 +48,8 @@ function recordContents(rec: RecordRow, doses: Dose[]) {
 /** A directive waiting for its transaction. */
 interface ApplyJob {
   d: Directive;
+  /** The hub proved the gap before it closed (see decide). */
+  gapProven: boolean;
   resolve: (r: ApplyResult) => void;
   reject: (err: unknown) => void;
 }
@@ -71,7 +73,7 @@ export class ProvinceStore {
   ) {
     const alone = (job: ApplyJob) =>
       this.sql
-        .begin((tx) => this.applyAll(tx, [job.d]))
+        .begin((tx) => this.applyAll(tx, [job]))
         .then((r) => r[0] as ApplyResult)
         .then(job.resolve, job.reject);
     this.commit = new GroupCommit<ApplyJob>({
@@ -83,12 +85,7 @@ export class ProvinceStore {
       // one province): they wait for each other instead of deadlocking.
       compare: (a, b) => (a.d.recordId < b.d.recordId ? -1 : a.d.recordId > b.d.recordId ? 1 : 0),
       runBatch: async (jobs) => {
-        const results = await this.sql.begin((tx) =>
-          this.applyAll(
-            tx,
-            jobs.map((job) => job.d),
-          ),
-        );
+        const results = await this.sql.begin((tx) => this.applyAll(tx, jobs));
         jobs.forEach((job, i) => {
           job.resolve(results[i] as ApplyResult);
         });
@@ -187,9 +184,11 @@ export class ProvinceStore {
    * inbox row. A directive id seen before returns the stored receipt and changes nothing.
    * Concurrent calls share transactions (see maxBatch); if a shared transaction fails, each of
    * its directives is applied again on its own, so a caller sees what it would have alone.
+   * `gapProven`: the hub holds a receipt for (or gave up on) every directive of the record to
+   * this province between the province's last sequence and this one — apply it over the gap.
    */
-  apply(d: Directive): Promise<ApplyResult> {
-    return new Promise((resolve, reject) => this.commit.submit({ d, resolve, reject }));
+  apply(d: Directive, gapProven = false): Promise<ApplyResult> {
+    return new Promise((resolve, reject) => this.commit.submit({ d, gapProven, resolve, reject }));
   }
 
   /**
@@ -197,12 +196,16 @@ export class ProvinceStore {
    * their records' locks (read-state.ts), decides each in memory (domain/decide.ts), then writes
    * every effect with each directive's inbox row, one statement per table (write-effects.ts).
    */
-  private async applyAll(tx: TransactionSql, ds: Directive[]): Promise<ApplyResult[]> {
+  private async applyAll(
+    tx: TransactionSql,
+    jobs: readonly Pick<ApplyJob, "d" | "gapProven">[],
+  ): Promise<ApplyResult[]> {
+    const ds = jobs.map((j) => j.d);
     const states = await readStates(tx, this.code, ds);
     const ctx = { now: new Date(), newCertificateNumber: () => this.newCertificateNumber() };
     const applied: Applied[] = [];
     const results = ds.map((d, i): ApplyResult => {
-      const decision = decide(d, states[i] as LocalState, ctx);
+      const decision = decide(d, states[i] as LocalState, ctx, jobs[i]?.gapProven);
       if (decision.kind === "duplicate")
         return { kind: "applied", receipt: decision.receipt, duplicate: true };
       if (decision.kind === "wait") return decision;
