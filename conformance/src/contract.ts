@@ -16,6 +16,7 @@ import { file_evc_national_v1_certificate_service } from "@evc-interop/gen/evc/n
 import { file_evc_national_v1_directive_service } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { file_evc_national_v1_dose_service } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { file_evc_national_v1_migration_service } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { file_evc_national_v1_onboarding_service } from "@evc-interop/gen/evc/national/v1/onboarding_service_pb";
 import { file_evc_national_v1_operator_service } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
 import { file_evc_national_v1_privacy_service } from "@evc-interop/gen/evc/national/v1/privacy_service_pb";
 import { file_evc_national_v1_record_service } from "@evc-interop/gen/evc/national/v1/record_service_pb";
@@ -41,6 +42,7 @@ const CONTRACT_FILES: readonly DescFile[] = [
   file_evc_national_v1_directive_service,
   file_evc_national_v1_dose_service,
   file_evc_national_v1_migration_service,
+  file_evc_national_v1_onboarding_service,
   file_evc_national_v1_operator_service,
   file_evc_national_v1_privacy_service,
   file_evc_national_v1_record_service,

@@ -9,6 +9,7 @@ import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate
 import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { OnboardingService } from "@evc-interop/gen/evc/national/v1/onboarding_service_pb";
 import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
 import { PrivacyService } from "@evc-interop/gen/evc/national/v1/privacy_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
@@ -46,6 +47,7 @@ import { directiveService } from "./api/directive-service.js";
 import { doseService } from "./api/dose-service.js";
 import { authInterceptor, observeInterceptor } from "./api/interceptors.js";
 import { migrationService } from "./api/migration-service.js";
+import { onboardingService } from "./api/onboarding-service.js";
 import { operatorService } from "./api/operator-service.js";
 import { privacyService } from "./api/privacy-service.js";
 import { recordService } from "./api/record-service.js";
@@ -243,6 +245,7 @@ export class Hub {
         onError: (err, method) => log.error({ err, method }, "writing a response failed"),
         routes: (router: ConnectRouter) => {
           router.service(RecordService, recordService(deps));
+          router.service(OnboardingService, onboardingService(deps));
           router.service(MigrationService, migrationService(deps));
           router.service(DirectiveService, directiveService(deps));
           router.service(DoseService, doseService(deps));

@@ -32,6 +32,12 @@ export class HubMetrics {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
     registers: [this.registry],
   });
+  readonly onboarded = new Counter({
+    name: "evc_hub_onboarded_records_total",
+    help: "Existing records a province sent to be onboarded, by province and outcome (ONBOARDED, ALREADY_ONBOARDED, CONFLICT: for review)",
+    labelNames: ["province", "outcome"] as const,
+    registers: [this.registry],
+  });
   readonly compensations = new Counter({
     name: "evc_hub_migration_deadlines_total",
     help: "Migration step deadlines acted on (compensation started or done)",

@@ -20,6 +20,7 @@ import { CertificateService } from "@evc-interop/gen/evc/national/v1/certificate
 import { DirectiveService } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import { DoseService } from "@evc-interop/gen/evc/national/v1/dose_service_pb";
 import { MigrationService } from "@evc-interop/gen/evc/national/v1/migration_service_pb";
+import { OnboardingService } from "@evc-interop/gen/evc/national/v1/onboarding_service_pb";
 import { OperatorService } from "@evc-interop/gen/evc/national/v1/operator_service_pb";
 import { PrivacyService } from "@evc-interop/gen/evc/national/v1/privacy_service_pb";
 import { RecordService } from "@evc-interop/gen/evc/national/v1/record_service_pb";
@@ -68,6 +69,7 @@ import { dropSchema, TEST_DATABASE_URL, uniqueName } from "./pg.js";
 /** Every service the hub serves (what the fuzz and bad-actor suites call). */
 export const HUB_SERVICES = [
   RecordService,
+  OnboardingService,
   MigrationService,
   DirectiveService,
   DoseService,

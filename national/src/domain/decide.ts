@@ -2,6 +2,7 @@ import { type CloseCommand, decideClose } from "./closure.js";
 import { after, current, directive, iso, openMigration, restore } from "./decider-parts.js";
 import { Refusal } from "./errors.js";
 import { mustBeThePerson } from "./identity-match.js";
+import { decideOnboard, type OnboardCommand } from "./onboarding.js";
 import { decideOperator, type OperatorCommand } from "./operator-decisions.js";
 import { knownDoseIds, mergeDoses } from "./person.js";
 import { decideRegister, type RegisterCommand } from "./registration.js";
@@ -23,6 +24,7 @@ export const MAX_DOSES_PER_RECORD = 1000;
 
 export type Command =
   | RegisterCommand
+  | OnboardCommand
   | CloseCommand
   | ReissueCommand
   | { kind: "requestMigration"; caller: string; identity: IdentityJson }
@@ -63,6 +65,9 @@ export function decide(state: PersonState, cmd: Command, ctx: DecideContext): Hu
   switch (cmd.kind) {
     case "register":
       return decideRegister(state, cmd, ctx);
+
+    case "onboard":
+      return decideOnboard(state, cmd, ctx);
 
     case "close":
       return decideClose(state, cmd, ctx);

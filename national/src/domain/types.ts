@@ -100,6 +100,8 @@ export type HubEvent =
         certificateNumber: string;
         doses: DoseJson[];
         at: string;
+        /** Loaded from what the province held before the hub existed (OnboardingService). */
+        onboarded?: true;
       };
     }
   | {

@@ -189,6 +189,29 @@ export class HubStore {
   }
 
   /**
+   * Runs commands of distinct persons now (not through the group-commit queue), in as few
+   * transactions as their persons allow, with multi-row statements (onboarding's batches). A
+   * command refused by the rules fails alone; each settles on its own, in the order given.
+   */
+  executeMany<R>(
+    items: readonly {
+      personKey: string;
+      cmd: Command;
+      respond: (state: PersonState, events: HubEvent[]) => R;
+    }[],
+  ): Promise<PromiseSettledResult<ExecuteResult<R>>[]> {
+    const jobs: Job[] = [];
+    const settled = items.map(
+      (item) =>
+        new Promise<ExecuteResult<R>>((resolve, reject) => {
+          jobs.push(toJob(item.personKey, item.cmd, item.respond, {}, resolve, reject));
+        }),
+    );
+    const all = Promise.allSettled(settled);
+    return this.commit.runNow(jobs).then(() => all);
+  }
+
+  /**
    * Records receipts now (not through the group-commit queue), each in the transaction of the
    * saga command it moves on, if any; as few transactions as their persons and directives
    * allow. Fenced first, under the directive's row lock: a directive already answered makes the
