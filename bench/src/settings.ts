@@ -7,13 +7,23 @@ export const ROUNDS = Number(process.env.EVC_BENCH_ROUNDS ?? 3);
 export const SCALE = Number(process.env.EVC_BENCH_SCALE ?? 1);
 export const LOG_EVENTS = Math.round(1_000_000 * SCALE);
 export const RECONCILE_CERTS = Math.round(1_000_000 * SCALE);
+export const ONBOARD_RECORDS = Math.round(1_000_000 * SCALE);
 /** Migrations, and cross-province doses, per round (EVC_BENCH_OPERATIONS, else 2,000 x scale). */
 export const MIGRATIONS = Number(process.env.EVC_BENCH_OPERATIONS ?? Math.round(2000 * SCALE));
 /** Length of a timed round of calls (status reads and the trivial call), EVC_BENCH_CALL_MS. */
 export const CALL_ROUND_MS = Number(process.env.EVC_BENCH_CALL_MS ?? 5000);
 export const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 export const PROVINCES = ["110000", "440000", "510000", "310000"];
-const PARTS = ["baselines", "migrations", "doses", "reads", "log", "reconcile", "security"];
+const PARTS = [
+  "baselines",
+  "migrations",
+  "doses",
+  "reads",
+  "log",
+  "reconcile",
+  "onboard",
+  "security",
+];
 /** EVC_BENCH_ONLY=migrations,log runs just those parts (default: all). */
 const ONLY = (process.env.EVC_BENCH_ONLY ?? "")
   .split(",")

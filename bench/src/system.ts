@@ -64,11 +64,11 @@ export async function startSystem(plan: ConnectionPlan): Promise<System> {
 }
 
 /** Reference provinces for `codes` in one child process, wired to `env`'s hub; ready. */
-export async function spawnProvinces(
-  env: TestHubEnv,
-  codes: string[],
-  extraEnv: Record<string, string>,
-): Promise<Omit<System, "env" | "plan">> {
+/**
+ * A temporary folder holding the provinces' credentials and the hub's directive keys, as
+ * EVC_CREDENTIALS_DIR and EVC_DIRECTIVE_KEYS expect them.
+ */
+export function credentialsDir(env: TestHubEnv, codes: readonly string[]): string {
   const dir = mkdtempSync(join(tmpdir(), "evc-bench-"));
   for (const code of codes) {
     const subject = `province:${code}`;
@@ -79,6 +79,15 @@ export async function spawnProvinces(
   }
   // The hub's directive keys: the provinces apply only directives signed with them.
   writeFileSync(join(dir, "hub-directive-keys.json"), JSON.stringify(env.directiveKeys));
+  return dir;
+}
+
+export async function spawnProvinces(
+  env: TestHubEnv,
+  codes: string[],
+  extraEnv: Record<string, string>,
+): Promise<Omit<System, "env" | "plan">> {
+  const dir = credentialsDir(env, codes);
   const prefix = `${uniqueName("bench_p")}_`;
   const controlToken = randomBytes(18).toString("base64url");
   // One run of free ports: the provinces' API ports, then their control ports.

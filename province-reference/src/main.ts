@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import { ConfigError, createLogger } from "@evc-interop/runtime";
 import { provinceCodesFromEnv, provinceConfigFromEnv } from "./config.js";
+import { runOnboard } from "./onboard-cli.js";
 import { Province } from "./province.js";
 
 /**
  * `evc-province`: runs one or several reference provinces in this process
  * (EVC_PROVINCE_CODE=110000 or EVC_PROVINCE_CODES=110000,440000,510000). Ctrl-C stops cleanly.
+ * `evc-province onboard`: loads the records it held before the hub existed (onboard-cli.ts).
  */
 async function main(): Promise<void> {
   const log = createLogger("evc-province");
@@ -30,7 +32,13 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
+const run =
+  process.argv[2] === "onboard"
+    ? runOnboard(process.argv.slice(3)).then((code) => {
+        process.exitCode = code;
+      })
+    : main();
+run.catch((err: unknown) => {
   if (err instanceof ConfigError) console.error(`configuration error: ${err.message}`);
   else console.error(err);
   process.exitCode = 1;

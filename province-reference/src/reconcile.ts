@@ -49,7 +49,9 @@ type Local = Pick<
 
 /**
  * Pages of the local certificates in certificate-number order; the next page is read while
- * this one is merged (bounded memory: two pages).
+ * this one is merged (bounded memory: two pages). Certificates of records not onboarded yet
+ * (held before the hub existed, or in conflict there) are left out: the hub does not know
+ * them, and reconciliation must never remove what the province held before it.
  */
 async function* localPages(
   store: ProvinceStore,
@@ -61,7 +63,9 @@ async function* localPages(
     const rows = store.sql<Local[]>`
       SELECT certificate_number, record_id, status, owner_province, hub_version,
         (extract(epoch FROM status_changed_at) * 1000)::float8 AS changed_ms
-      FROM certificates WHERE certificate_number COLLATE "C" > ${after} ${only}
+      FROM certificates c WHERE certificate_number COLLATE "C" > ${after} ${only}
+        AND NOT EXISTS (SELECT 1 FROM records r
+                        WHERE r.record_id = c.record_id AND r.onboarding IS NOT NULL)
       ORDER BY certificate_number COLLATE "C" LIMIT ${chunk}`;
     // Awaited below; until then a failure must not count as unhandled.
     rows.catch(() => undefined);

@@ -176,6 +176,31 @@ CREATE TRIGGER record_reads_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON r
 ALTER TABLE certificates ADD COLUMN replaced_by text;
 `,
   },
+  {
+    version: 7,
+    name: "records held before the hub existed, until onboarded",
+    sql: `
+-- A record the province held before the national hub existed, loaded into its schema by the
+-- province's own data migration with onboarding = 'pending' (docs: "Onboarding"), until
+-- "evc-province onboard" loads it into the hub (then NULL, like every record the hub made);
+-- 'conflict': the hub holds the person already (see onboarding_conflicts), for review;
+-- 'invalid': the hub refused the record as malformed (the detail names the field).
+-- Reconciliation never touches the certificates of a record that is not NULL here.
+ALTER TABLE records ADD COLUMN onboarding text
+  CHECK (onboarding IN ('pending', 'conflict', 'invalid'));
+CREATE INDEX records_onboarding ON records (onboarding, record_id) WHERE onboarding IS NOT NULL;
+
+-- Why a record was not onboarded, as the hub answered (names no identity).
+CREATE TABLE onboarding_conflicts (
+  record_id text PRIMARY KEY REFERENCES records (record_id),
+  conflict text NOT NULL,
+  holder_province text NOT NULL DEFAULT '',
+  holder_record_id text NOT NULL DEFAULT '',
+  detail text NOT NULL,
+  at timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
 ];
 
 export function migrate(sql: Sql, schema: string): Promise<number[]> {
