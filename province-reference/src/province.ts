@@ -50,6 +50,7 @@ import { type AgentOptions, DirectiveAgent } from "./agent.js";
 import { accessLogService } from "./api/access-log-service.js";
 import { clinicService } from "./api/clinic-service.js";
 import { controlService } from "./api/control-service.js";
+import { ImmunizationHistory } from "./api/history.js";
 import { provinceService } from "./api/province-service.js";
 import { RateLimiter } from "./api/rate-limit.js";
 import { loadReaderKeys, ReaderVerifier, readerAuthInterceptor } from "./api/reader-auth.js";
@@ -312,7 +313,14 @@ export class Province {
           const accessLog = new AccessLog(sql);
           router.service(ProvinceService, provinceService(store, changes, accessLog));
           router.service(AccessLogService, accessLogService(accessLog));
-          router.service(ClinicService, clinicService(config.code, intents));
+          router.service(
+            ClinicService,
+            clinicService(
+              config.code,
+              intents,
+              new ImmunizationHistory(config.code, store, accessLog, hub.records),
+            ),
+          );
         },
         interceptors: [
           databaseDown,

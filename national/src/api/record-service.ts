@@ -4,6 +4,7 @@ import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import { CloseReason } from "@evc-interop/gen/evc/common/v1/record_pb";
 import {
   CloseRecordResponseSchema,
+  GetImmunizationHistoryResponseSchema,
   LocateRecordResponseSchema,
   type RecordService,
   RegisterRecordRequestSchema,
@@ -13,6 +14,7 @@ import {
 } from "@evc-interop/gen/evc/national/v1/record_service_pb";
 import {
   closeReasonFromProto,
+  doseFromJson,
   doseToJson,
   identityToJson,
   recordStatusToProto,
@@ -150,6 +152,34 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
         status: recordStatusToProto[record.status],
         certificate: cert ? certificateMessage(cert) : undefined,
         openMigrationId: state.openMigrationId ?? "",
+      });
+    },
+
+    async getImmunizationHistory(req, ctx) {
+      callerProvince(ctx);
+      // Purpose-bound: a history is read for a reason the access log keeps, never by default.
+      if (!ctx.requestHeader.get("evc-purpose"))
+        throw invalid(
+          "evc-purpose",
+          "header is required: name what the history is read for (e.g. care)",
+        );
+      const key = await keyOf(deps, req.identity);
+      await logRead(deps, ctx, key);
+      const state = await deps.store.load(key);
+      const record = currentRecord(state);
+      if (!record) {
+        throw refusalError("not_found", "RECORD_NOT_FOUND", "person has no record", {
+          field: "identity",
+        });
+      }
+      const doses = [...record.doses].sort((a, b) =>
+        (a.administeredAt ?? "") < (b.administeredAt ?? "") ? -1 : 1,
+      );
+      return create(GetImmunizationHistoryResponseSchema, {
+        recordId: record.recordId,
+        ownerProvinceCode: record.owner,
+        status: recordStatusToProto[record.status],
+        doses: doses.map(doseFromJson),
       });
     },
 

@@ -9,7 +9,9 @@ import {
   RequestMigrationResponseSchema,
 } from "@evc-interop/gen/evc/province/v1/clinic_service_pb";
 import type { HubIntents } from "../hub-intents.js";
+import type { ImmunizationHistory } from "./history.js";
 import { local } from "./local-refusal.js";
+import { readerKey } from "./reader-auth.js";
 
 /**
  * The clinic-facing write API (scope `records:write`, checked by the token interceptor): each
@@ -18,8 +20,22 @@ import { local } from "./local-refusal.js";
 export function clinicService(
   code: string,
   intents: HubIntents,
+  history: ImmunizationHistory,
 ): ServiceImpl<typeof ClinicService> {
   return {
+    async getImmunizationHistory(req, ctx) {
+      const reader = ctx.values.get(readerKey);
+      if (!reader) throw new ConnectError("a token is required", Code.Unauthenticated);
+      if (!req.identity) throw new ConnectError("identity: is required", Code.InvalidArgument);
+      // Purpose-bound: both access logs keep what the history was read for.
+      if (!ctx.requestHeader.get("evc-purpose"))
+        throw new ConnectError(
+          "evc-purpose: the header is required: name what the history is read for (e.g. care)",
+          Code.InvalidArgument,
+        );
+      return history.read(req.identity, reader, reader.purpose);
+    },
+
     async registerBirth(req) {
       const { identity } = req;
       if (!identity) throw new ConnectError("identity: is required", Code.InvalidArgument);

@@ -278,6 +278,14 @@ export class ProvinceStore {
     return c;
   }
 
+  /** The person's ACTIVE record here, with its contents (the history a clinic reads). */
+  async activeRecordByIdentity(identity: Identity) {
+    const [rec] = await this.sql<RecordRow[]>`
+      SELECT * FROM records WHERE id_type = ${String(identity.idType)}
+        AND id_number = ${identity.idNumber} AND status = 'ACTIVE' LIMIT 1`;
+    return rec ? this.contents(this.sql, rec) : undefined;
+  }
+
   async record(recordId: string) {
     const [rec] = await this.sql<RecordRow[]>`SELECT * FROM records WHERE record_id = ${recordId}`;
     if (!rec) return undefined;

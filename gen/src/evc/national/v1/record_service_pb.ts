@@ -25,7 +25,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evc/national/v1/record_service.proto.
  */
 export const file_evc_national_v1_record_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRldmMvbmF0aW9uYWwvdjEvcmVjb3JkX3NlcnZpY2UucHJvdG8SD2V2Yy5uYXRpb25hbC52MSKbAgoVUmVnaXN0ZXJSZWNvcmRSZXF1ZXN0EiMKD2lkZW1wb3RlbmN5X2tleRgBIAEoCUIKukgHcgUQCBiAARIxCghpZGVudGl0eRgCIAEoCzIXLmV2Yy5jb21tb24udjEuSWRlbnRpdHlCBrpIA8gBARJGChJjZXJ0aWZpY2F0ZV9udW1iZXIYAyABKAlCKrpIJ3IlMiNeWzEtOF1bMC05XTAwMDAtW0EtWmEtejAtOS1dezQsNDB9JBItCgVkb3NlcxgEIAMoCzITLmV2Yy5jb21tb24udjEuRG9zZUIJukgGkgEDEOgHEjMKCGtub3duX2FzGAUgAygLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIIukgFkgECEAQibAoWUmVnaXN0ZXJSZWNvcmRSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSLwoLY2VydGlmaWNhdGUYAiABKAsyGi5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlEg4KBmxpbmtlZBgDIAEoCCJIChNMb2NhdGVSZWNvcmRSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBIr8BChRMb2NhdGVSZWNvcmRSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgCIAEoCRIrCgZzdGF0dXMYAyABKA4yGy5ldmMuY29tbW9uLnYxLlJlY29yZFN0YXR1cxIvCgtjZXJ0aWZpY2F0ZRgEIAEoCzIaLmV2Yy5jb21tb24udjEuQ2VydGlmaWNhdGUSGQoRb3Blbl9taWdyYXRpb25faWQYBSABKAkilgEKEkNsb3NlUmVjb3JkUmVxdWVzdBIcCglyZWNvcmRfaWQYASABKAlCCbpIBnIEEAEYQBI6CgZyZWFzb24YAiABKA4yGi5ldmMuY29tbW9uLnYxLkNsb3NlUmVhc29uQg66SAuCAQgQASAAIAQgBRImChVtZXJnZWRfaW50b19yZWNvcmRfaWQYAyABKAlCB7pIBHICGEAiwgEKGVJlaXNzdWVDZXJ0aWZpY2F0ZVJlcXVlc3QSIwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJQgq6SAdyBRAIGIABEhwKCXJlY29yZF9pZBgCIAEoCUIJukgGcgQQARhAEkYKEmNlcnRpZmljYXRlX251bWJlchgDIAEoCUIqukgnciUyI15bMS04XVswLTldMDAwMC1bQS1aYS16MC05LV17NCw0MH0kEhoKBnJlYXNvbhgEIAEoCUIKukgHcgUQARiAAiJ7ChpSZWlzc3VlQ2VydGlmaWNhdGVSZXNwb25zZRIvCgtjZXJ0aWZpY2F0ZRgBIAEoCzIaLmV2Yy5jb21tb24udjEuQ2VydGlmaWNhdGUSLAoIcmVwbGFjZWQYAiABKAsyGi5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlIkYKE0Nsb3NlUmVjb3JkUmVzcG9uc2USLwoLY2VydGlmaWNhdGUYASABKAsyGi5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlMpgDCg1SZWNvcmRTZXJ2aWNlEmEKDlJlZ2lzdGVyUmVjb3JkEiYuZXZjLm5hdGlvbmFsLnYxLlJlZ2lzdGVyUmVjb3JkUmVxdWVzdBonLmV2Yy5uYXRpb25hbC52MS5SZWdpc3RlclJlY29yZFJlc3BvbnNlElsKDExvY2F0ZVJlY29yZBIkLmV2Yy5uYXRpb25hbC52MS5Mb2NhdGVSZWNvcmRSZXF1ZXN0GiUuZXZjLm5hdGlvbmFsLnYxLkxvY2F0ZVJlY29yZFJlc3BvbnNlElgKC0Nsb3NlUmVjb3JkEiMuZXZjLm5hdGlvbmFsLnYxLkNsb3NlUmVjb3JkUmVxdWVzdBokLmV2Yy5uYXRpb25hbC52MS5DbG9zZVJlY29yZFJlc3BvbnNlEm0KElJlaXNzdWVDZXJ0aWZpY2F0ZRIqLmV2Yy5uYXRpb25hbC52MS5SZWlzc3VlQ2VydGlmaWNhdGVSZXF1ZXN0GisuZXZjLm5hdGlvbmFsLnYxLlJlaXNzdWVDZXJ0aWZpY2F0ZVJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record]);
+  fileDesc("CiRldmMvbmF0aW9uYWwvdjEvcmVjb3JkX3NlcnZpY2UucHJvdG8SD2V2Yy5uYXRpb25hbC52MSKbAgoVUmVnaXN0ZXJSZWNvcmRSZXF1ZXN0EiMKD2lkZW1wb3RlbmN5X2tleRgBIAEoCUIKukgHcgUQCBiAARIxCghpZGVudGl0eRgCIAEoCzIXLmV2Yy5jb21tb24udjEuSWRlbnRpdHlCBrpIA8gBARJGChJjZXJ0aWZpY2F0ZV9udW1iZXIYAyABKAlCKrpIJ3IlMiNeWzEtOF1bMC05XTAwMDAtW0EtWmEtejAtOS1dezQsNDB9JBItCgVkb3NlcxgEIAMoCzITLmV2Yy5jb21tb24udjEuRG9zZUIJukgGkgEDEOgHEjMKCGtub3duX2FzGAUgAygLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIIukgFkgECEAQibAoWUmVnaXN0ZXJSZWNvcmRSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSLwoLY2VydGlmaWNhdGUYAiABKAsyGi5ldmMuY29tbW9uLnYxLkNlcnRpZmljYXRlEg4KBmxpbmtlZBgDIAEoCCJIChNMb2NhdGVSZWNvcmRSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBIr8BChRMb2NhdGVSZWNvcmRSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgCIAEoCRIrCgZzdGF0dXMYAyABKA4yGy5ldmMuY29tbW9uLnYxLlJlY29yZFN0YXR1cxIvCgtjZXJ0aWZpY2F0ZRgEIAEoCzIaLmV2Yy5jb21tb24udjEuQ2VydGlmaWNhdGUSGQoRb3Blbl9taWdyYXRpb25faWQYBSABKAkiUgodR2V0SW1tdW5pemF0aW9uSGlzdG9yeVJlcXVlc3QSMQoIaWRlbnRpdHkYASABKAsyFy5ldmMuY29tbW9uLnYxLklkZW50aXR5Qga6SAPIAQEioQEKHkdldEltbXVuaXphdGlvbkhpc3RvcnlSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGwoTb3duZXJfcHJvdmluY2VfY29kZRgCIAEoCRIrCgZzdGF0dXMYAyABKA4yGy5ldmMuY29tbW9uLnYxLlJlY29yZFN0YXR1cxIiCgVkb3NlcxgEIAMoCzITLmV2Yy5jb21tb24udjEuRG9zZSKWAQoSQ2xvc2VSZWNvcmRSZXF1ZXN0EhwKCXJlY29yZF9pZBgBIAEoCUIJukgGcgQQARhAEjoKBnJlYXNvbhgCIAEoDjIaLmV2Yy5jb21tb24udjEuQ2xvc2VSZWFzb25CDrpIC4IBCBABIAAgBCAFEiYKFW1lcmdlZF9pbnRvX3JlY29yZF9pZBgDIAEoCUIHukgEcgIYQCLCAQoZUmVpc3N1ZUNlcnRpZmljYXRlUmVxdWVzdBIjCg9pZGVtcG90ZW5jeV9rZXkYASABKAlCCrpIB3IFEAgYgAESHAoJcmVjb3JkX2lkGAIgASgJQgm6SAZyBBABGEASRgoSY2VydGlmaWNhdGVfbnVtYmVyGAMgASgJQiq6SCdyJTIjXlsxLThdWzAtOV0wMDAwLVtBLVphLXowLTktXXs0LDQwfSQSGgoGcmVhc29uGAQgASgJQgq6SAdyBRABGIACInsKGlJlaXNzdWVDZXJ0aWZpY2F0ZVJlc3BvbnNlEi8KC2NlcnRpZmljYXRlGAEgASgLMhouZXZjLmNvbW1vbi52MS5DZXJ0aWZpY2F0ZRIsCghyZXBsYWNlZBgCIAEoCzIaLmV2Yy5jb21tb24udjEuQ2VydGlmaWNhdGUiRgoTQ2xvc2VSZWNvcmRSZXNwb25zZRIvCgtjZXJ0aWZpY2F0ZRgBIAEoCzIaLmV2Yy5jb21tb24udjEuQ2VydGlmaWNhdGUykwQKDVJlY29yZFNlcnZpY2USYQoOUmVnaXN0ZXJSZWNvcmQSJi5ldmMubmF0aW9uYWwudjEuUmVnaXN0ZXJSZWNvcmRSZXF1ZXN0GicuZXZjLm5hdGlvbmFsLnYxLlJlZ2lzdGVyUmVjb3JkUmVzcG9uc2USWwoMTG9jYXRlUmVjb3JkEiQuZXZjLm5hdGlvbmFsLnYxLkxvY2F0ZVJlY29yZFJlcXVlc3QaJS5ldmMubmF0aW9uYWwudjEuTG9jYXRlUmVjb3JkUmVzcG9uc2USWAoLQ2xvc2VSZWNvcmQSIy5ldmMubmF0aW9uYWwudjEuQ2xvc2VSZWNvcmRSZXF1ZXN0GiQuZXZjLm5hdGlvbmFsLnYxLkNsb3NlUmVjb3JkUmVzcG9uc2USbQoSUmVpc3N1ZUNlcnRpZmljYXRlEiouZXZjLm5hdGlvbmFsLnYxLlJlaXNzdWVDZXJ0aWZpY2F0ZVJlcXVlc3QaKy5ldmMubmF0aW9uYWwudjEuUmVpc3N1ZUNlcnRpZmljYXRlUmVzcG9uc2USeQoWR2V0SW1tdW5pemF0aW9uSGlzdG9yeRIuLmV2Yy5uYXRpb25hbC52MS5HZXRJbW11bml6YXRpb25IaXN0b3J5UmVxdWVzdBovLmV2Yy5uYXRpb25hbC52MS5HZXRJbW11bml6YXRpb25IaXN0b3J5UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record]);
 
 /**
  * Request of RecordService.RegisterRecord.
@@ -194,6 +194,69 @@ export const LocateRecordResponseSchema: GenMessage<LocateRecordResponse> = /*@_
   messageDesc(file_evc_national_v1_record_service, 3);
 
 /**
+ * Request of RecordService.GetImmunizationHistory.
+ *
+ * @generated from message evc.national.v1.GetImmunizationHistoryRequest
+ */
+export type GetImmunizationHistoryRequest = Message<"evc.national.v1.GetImmunizationHistoryRequest"> & {
+  /**
+   * The person. Required.
+   *
+   * @generated from field: evc.common.v1.Identity identity = 1;
+   */
+  identity?: Identity | undefined;
+};
+
+/**
+ * Describes the message evc.national.v1.GetImmunizationHistoryRequest.
+ * Use `create(GetImmunizationHistoryRequestSchema)` to create a new message.
+ */
+export const GetImmunizationHistoryRequestSchema: GenMessage<GetImmunizationHistoryRequest> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_record_service, 4);
+
+/**
+ * Response of RecordService.GetImmunizationHistory.
+ *
+ * @generated from message evc.national.v1.GetImmunizationHistoryResponse
+ */
+export type GetImmunizationHistoryResponse = Message<"evc.national.v1.GetImmunizationHistoryResponse"> & {
+  /**
+   * The person's open record.
+   *
+   * @generated from field: string record_id = 1;
+   */
+  recordId: string;
+
+  /**
+   * GB/T 2260 code of the province that owns it.
+   *
+   * @generated from field: string owner_province_code = 2;
+   */
+  ownerProvinceCode: string;
+
+  /**
+   * Status of the record.
+   *
+   * @generated from field: evc.common.v1.RecordStatus status = 3;
+   */
+  status: RecordStatus;
+
+  /**
+   * Every dose the hub holds of the record, oldest first, each with administered_province_code.
+   *
+   * @generated from field: repeated evc.common.v1.Dose doses = 4;
+   */
+  doses: Dose[];
+};
+
+/**
+ * Describes the message evc.national.v1.GetImmunizationHistoryResponse.
+ * Use `create(GetImmunizationHistoryResponseSchema)` to create a new message.
+ */
+export const GetImmunizationHistoryResponseSchema: GenMessage<GetImmunizationHistoryResponse> = /*@__PURE__*/
+  messageDesc(file_evc_national_v1_record_service, 5);
+
+/**
  * Request of RecordService.CloseRecord.
  *
  * @generated from message evc.national.v1.CloseRecordRequest
@@ -226,7 +289,7 @@ export type CloseRecordRequest = Message<"evc.national.v1.CloseRecordRequest"> &
  * Use `create(CloseRecordRequestSchema)` to create a new message.
  */
 export const CloseRecordRequestSchema: GenMessage<CloseRecordRequest> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_record_service, 4);
+  messageDesc(file_evc_national_v1_record_service, 6);
 
 /**
  * Request of RecordService.ReissueCertificate.
@@ -268,7 +331,7 @@ export type ReissueCertificateRequest = Message<"evc.national.v1.ReissueCertific
  * Use `create(ReissueCertificateRequestSchema)` to create a new message.
  */
 export const ReissueCertificateRequestSchema: GenMessage<ReissueCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_record_service, 5);
+  messageDesc(file_evc_national_v1_record_service, 7);
 
 /**
  * Response of RecordService.ReissueCertificate.
@@ -296,7 +359,7 @@ export type ReissueCertificateResponse = Message<"evc.national.v1.ReissueCertifi
  * Use `create(ReissueCertificateResponseSchema)` to create a new message.
  */
 export const ReissueCertificateResponseSchema: GenMessage<ReissueCertificateResponse> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_record_service, 6);
+  messageDesc(file_evc_national_v1_record_service, 8);
 
 /**
  * Response of RecordService.CloseRecord.
@@ -317,7 +380,7 @@ export type CloseRecordResponse = Message<"evc.national.v1.CloseRecordResponse">
  * Use `create(CloseRecordResponseSchema)` to create a new message.
  */
 export const CloseRecordResponseSchema: GenMessage<CloseRecordResponse> = /*@__PURE__*/
-  messageDesc(file_evc_national_v1_record_service, 7);
+  messageDesc(file_evc_national_v1_record_service, 9);
 
 /**
  * Registration, location and closing of vaccination records. The hub is the only place that
@@ -379,6 +442,21 @@ export const RecordService: GenService<{
     methodKind: "unary";
     input: typeof ReissueCertificateRequestSchema;
     output: typeof ReissueCertificateResponseSchema;
+  },
+  /**
+   * A person's immunization history for care, for any province (a child from elsewhere at a
+   * clinic: which vaccine is due): every dose of the person's record as the hub holds it, each
+   * with the province that gave it, and who owns the record. Purpose-bound: the request must
+   * name what for in the header `evc-purpose` (InvalidArgument without it), and the read is
+   * written to the hub's access log (AuditService.ListPersonReads) with the caller and that
+   * purpose before the answer leaves. NotFound if the person has no open record.
+   *
+   * @generated from rpc evc.national.v1.RecordService.GetImmunizationHistory
+   */
+  getImmunizationHistory: {
+    methodKind: "unary";
+    input: typeof GetImmunizationHistoryRequestSchema;
+    output: typeof GetImmunizationHistoryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_evc_national_v1_record_service, 0);

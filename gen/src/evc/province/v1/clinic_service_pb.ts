@@ -17,7 +17,70 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file evc/province/v1/clinic_service.proto.
  */
 export const file_evc_province_v1_clinic_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRldmMvcHJvdmluY2UvdjEvY2xpbmljX3NlcnZpY2UucHJvdG8SD2V2Yy5wcm92aW5jZS52MSKtAQoUUmVnaXN0ZXJCaXJ0aFJlcXVlc3QSMQoIaWRlbnRpdHkYASABKAsyFy5ldmMuY29tbW9uLnYxLklkZW50aXR5Qga6SAPIAQESLQoFZG9zZXMYAiADKAsyEy5ldmMuY29tbW9uLnYxLkRvc2VCCbpIBpIBAxDoBxIzCghrbm93bl9hcxgDIAMoCzIXLmV2Yy5jb21tb24udjEuSWRlbnRpdHlCCLpIBZIBAhAEIkYKFVJlZ2lzdGVyQmlydGhSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGgoSY2VydGlmaWNhdGVfbnVtYmVyGAIgASgJInEKEVJlY29yZERvc2VSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBEikKBGRvc2UYAiABKAsyEy5ldmMuY29tbW9uLnYxLkRvc2VCBrpIA8gBASItChJSZWNvcmREb3NlUmVzcG9uc2USFwoPcmVwb3J0ZWRfdG9faHViGAEgASgIIkwKF1JlcXVlc3RNaWdyYXRpb25SZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBIjAKGFJlcXVlc3RNaWdyYXRpb25SZXNwb25zZRIUCgxtaWdyYXRpb25faWQYASABKAkibAoSQ2xvc2VSZWNvcmRSZXF1ZXN0EhwKCXJlY29yZF9pZBgBIAEoCUIJukgGcgQQARhAEjgKBnJlYXNvbhgCIAEoDjIaLmV2Yy5jb21tb24udjEuQ2xvc2VSZWFzb25CDLpICYIBBhABIAAgBSIVChNDbG9zZVJlY29yZFJlc3BvbnNlIlUKGVJlaXNzdWVDZXJ0aWZpY2F0ZVJlcXVlc3QSHAoJcmVjb3JkX2lkGAEgASgJQgm6SAZyBBABGEASGgoGcmVhc29uGAIgASgJQgq6SAdyBRABGIACIkoKGlJlaXNzdWVDZXJ0aWZpY2F0ZVJlc3BvbnNlEhoKEmNlcnRpZmljYXRlX251bWJlchgBIAEoCRIQCghyZXBsYWNlZBgCIAEoCTL4AwoNQ2xpbmljU2VydmljZRJeCg1SZWdpc3RlckJpcnRoEiUuZXZjLnByb3ZpbmNlLnYxLlJlZ2lzdGVyQmlydGhSZXF1ZXN0GiYuZXZjLnByb3ZpbmNlLnYxLlJlZ2lzdGVyQmlydGhSZXNwb25zZRJVCgpSZWNvcmREb3NlEiIuZXZjLnByb3ZpbmNlLnYxLlJlY29yZERvc2VSZXF1ZXN0GiMuZXZjLnByb3ZpbmNlLnYxLlJlY29yZERvc2VSZXNwb25zZRJnChBSZXF1ZXN0TWlncmF0aW9uEiguZXZjLnByb3ZpbmNlLnYxLlJlcXVlc3RNaWdyYXRpb25SZXF1ZXN0GikuZXZjLnByb3ZpbmNlLnYxLlJlcXVlc3RNaWdyYXRpb25SZXNwb25zZRJYCgtDbG9zZVJlY29yZBIjLmV2Yy5wcm92aW5jZS52MS5DbG9zZVJlY29yZFJlcXVlc3QaJC5ldmMucHJvdmluY2UudjEuQ2xvc2VSZWNvcmRSZXNwb25zZRJtChJSZWlzc3VlQ2VydGlmaWNhdGUSKi5ldmMucHJvdmluY2UudjEuUmVpc3N1ZUNlcnRpZmljYXRlUmVxdWVzdBorLmV2Yy5wcm92aW5jZS52MS5SZWlzc3VlQ2VydGlmaWNhdGVSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record]);
+  fileDesc("CiRldmMvcHJvdmluY2UvdjEvY2xpbmljX3NlcnZpY2UucHJvdG8SD2V2Yy5wcm92aW5jZS52MSJSCh1HZXRJbW11bml6YXRpb25IaXN0b3J5UmVxdWVzdBIxCghpZGVudGl0eRgBIAEoCzIXLmV2Yy5jb21tb24udjEuSWRlbnRpdHlCBrpIA8gBASKEAQoeR2V0SW1tdW5pemF0aW9uSGlzdG9yeVJlc3BvbnNlEhEKCXJlY29yZF9pZBgBIAEoCRIbChNvd25lcl9wcm92aW5jZV9jb2RlGAIgASgJEiIKBWRvc2VzGAMgAygLMhMuZXZjLmNvbW1vbi52MS5Eb3NlEg4KBnNvdXJjZRgEIAEoCSKtAQoUUmVnaXN0ZXJCaXJ0aFJlcXVlc3QSMQoIaWRlbnRpdHkYASABKAsyFy5ldmMuY29tbW9uLnYxLklkZW50aXR5Qga6SAPIAQESLQoFZG9zZXMYAiADKAsyEy5ldmMuY29tbW9uLnYxLkRvc2VCCbpIBpIBAxDoBxIzCghrbm93bl9hcxgDIAMoCzIXLmV2Yy5jb21tb24udjEuSWRlbnRpdHlCCLpIBZIBAhAEIkYKFVJlZ2lzdGVyQmlydGhSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSGgoSY2VydGlmaWNhdGVfbnVtYmVyGAIgASgJInEKEVJlY29yZERvc2VSZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBEikKBGRvc2UYAiABKAsyEy5ldmMuY29tbW9uLnYxLkRvc2VCBrpIA8gBASItChJSZWNvcmREb3NlUmVzcG9uc2USFwoPcmVwb3J0ZWRfdG9faHViGAEgASgIIkwKF1JlcXVlc3RNaWdyYXRpb25SZXF1ZXN0EjEKCGlkZW50aXR5GAEgASgLMhcuZXZjLmNvbW1vbi52MS5JZGVudGl0eUIGukgDyAEBIjAKGFJlcXVlc3RNaWdyYXRpb25SZXNwb25zZRIUCgxtaWdyYXRpb25faWQYASABKAkibAoSQ2xvc2VSZWNvcmRSZXF1ZXN0EhwKCXJlY29yZF9pZBgBIAEoCUIJukgGcgQQARhAEjgKBnJlYXNvbhgCIAEoDjIaLmV2Yy5jb21tb24udjEuQ2xvc2VSZWFzb25CDLpICYIBBhABIAAgBSIVChNDbG9zZVJlY29yZFJlc3BvbnNlIlUKGVJlaXNzdWVDZXJ0aWZpY2F0ZVJlcXVlc3QSHAoJcmVjb3JkX2lkGAEgASgJQgm6SAZyBBABGEASGgoGcmVhc29uGAIgASgJQgq6SAdyBRABGIACIkoKGlJlaXNzdWVDZXJ0aWZpY2F0ZVJlc3BvbnNlEhoKEmNlcnRpZmljYXRlX251bWJlchgBIAEoCRIQCghyZXBsYWNlZBgCIAEoCTLzBAoNQ2xpbmljU2VydmljZRJeCg1SZWdpc3RlckJpcnRoEiUuZXZjLnByb3ZpbmNlLnYxLlJlZ2lzdGVyQmlydGhSZXF1ZXN0GiYuZXZjLnByb3ZpbmNlLnYxLlJlZ2lzdGVyQmlydGhSZXNwb25zZRJVCgpSZWNvcmREb3NlEiIuZXZjLnByb3ZpbmNlLnYxLlJlY29yZERvc2VSZXF1ZXN0GiMuZXZjLnByb3ZpbmNlLnYxLlJlY29yZERvc2VSZXNwb25zZRJnChBSZXF1ZXN0TWlncmF0aW9uEiguZXZjLnByb3ZpbmNlLnYxLlJlcXVlc3RNaWdyYXRpb25SZXF1ZXN0GikuZXZjLnByb3ZpbmNlLnYxLlJlcXVlc3RNaWdyYXRpb25SZXNwb25zZRJYCgtDbG9zZVJlY29yZBIjLmV2Yy5wcm92aW5jZS52MS5DbG9zZVJlY29yZFJlcXVlc3QaJC5ldmMucHJvdmluY2UudjEuQ2xvc2VSZWNvcmRSZXNwb25zZRJtChJSZWlzc3VlQ2VydGlmaWNhdGUSKi5ldmMucHJvdmluY2UudjEuUmVpc3N1ZUNlcnRpZmljYXRlUmVxdWVzdBorLmV2Yy5wcm92aW5jZS52MS5SZWlzc3VlQ2VydGlmaWNhdGVSZXNwb25zZRJ5ChZHZXRJbW11bml6YXRpb25IaXN0b3J5Ei4uZXZjLnByb3ZpbmNlLnYxLkdldEltbXVuaXphdGlvbkhpc3RvcnlSZXF1ZXN0Gi8uZXZjLnByb3ZpbmNlLnYxLkdldEltbXVuaXphdGlvbkhpc3RvcnlSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_evc_common_v1_identity, file_evc_common_v1_record]);
+
+/**
+ * Request of ClinicService.GetImmunizationHistory.
+ *
+ * @generated from message evc.province.v1.GetImmunizationHistoryRequest
+ */
+export type GetImmunizationHistoryRequest = Message<"evc.province.v1.GetImmunizationHistoryRequest"> & {
+  /**
+   * The person. Required.
+   *
+   * @generated from field: evc.common.v1.Identity identity = 1;
+   */
+  identity?: Identity | undefined;
+};
+
+/**
+ * Describes the message evc.province.v1.GetImmunizationHistoryRequest.
+ * Use `create(GetImmunizationHistoryRequestSchema)` to create a new message.
+ */
+export const GetImmunizationHistoryRequestSchema: GenMessage<GetImmunizationHistoryRequest> = /*@__PURE__*/
+  messageDesc(file_evc_province_v1_clinic_service, 0);
+
+/**
+ * Response of ClinicService.GetImmunizationHistory.
+ *
+ * @generated from message evc.province.v1.GetImmunizationHistoryResponse
+ */
+export type GetImmunizationHistoryResponse = Message<"evc.province.v1.GetImmunizationHistoryResponse"> & {
+  /**
+   * The person's record.
+   *
+   * @generated from field: string record_id = 1;
+   */
+  recordId: string;
+
+  /**
+   * GB/T 2260 code of the province that owns it.
+   *
+   * @generated from field: string owner_province_code = 2;
+   */
+  ownerProvinceCode: string;
+
+  /**
+   * Every dose, oldest first, each with administered_province_code.
+   *
+   * @generated from field: repeated evc.common.v1.Dose doses = 3;
+   */
+  doses: Dose[];
+
+  /**
+   * Where the answer came from: this province's own record ("province") or the hub ("hub").
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+};
+
+/**
+ * Describes the message evc.province.v1.GetImmunizationHistoryResponse.
+ * Use `create(GetImmunizationHistoryResponseSchema)` to create a new message.
+ */
+export const GetImmunizationHistoryResponseSchema: GenMessage<GetImmunizationHistoryResponse> = /*@__PURE__*/
+  messageDesc(file_evc_province_v1_clinic_service, 1);
 
 /**
  * Request of ClinicService.RegisterBirth.
@@ -55,7 +118,7 @@ export type RegisterBirthRequest = Message<"evc.province.v1.RegisterBirthRequest
  * Use `create(RegisterBirthRequestSchema)` to create a new message.
  */
 export const RegisterBirthRequestSchema: GenMessage<RegisterBirthRequest> = /*@__PURE__*/
-  messageDesc(file_evc_province_v1_clinic_service, 0);
+  messageDesc(file_evc_province_v1_clinic_service, 2);
 
 /**
  * Response of ClinicService.RegisterBirth.
@@ -83,7 +146,7 @@ export type RegisterBirthResponse = Message<"evc.province.v1.RegisterBirthRespon
  * Use `create(RegisterBirthResponseSchema)` to create a new message.
  */
 export const RegisterBirthResponseSchema: GenMessage<RegisterBirthResponse> = /*@__PURE__*/
-  messageDesc(file_evc_province_v1_clinic_service, 1);
+  messageDesc(file_evc_province_v1_clinic_service, 3);
 
 /**
  * Request of ClinicService.RecordDose.
@@ -111,7 +174,7 @@ export type RecordDoseRequest = Message<"evc.province.v1.RecordDoseRequest"> & {
  * Use `create(RecordDoseRequestSchema)` to create a new message.
  */
 export const RecordDoseRequestSchema: GenMessage<RecordDoseRequest> = /*@__PURE__*/
-  messageDesc(file_evc_province_v1_clinic_service, 2);
+  messageDesc(file_evc_province_v1_clinic_service, 4);
 
 /**
  * Response of ClinicService.RecordDose.
@@ -132,7 +195,7 @@ export type RecordDoseResponse = Message<"evc.province.v1.RecordDoseResponse"> &
  * Use `create(RecordDoseResponseSchema)` to create a new message.
  */
 export const RecordDoseResponseSchema: GenMessage<RecordDoseResponse> = /*@__PURE__*/
-  messageDesc(file_evc_province_v1_clinic_service, 3);
+  messageDesc(file_evc_province_v1_clinic_service, 5);
 
 /**
  * Request of ClinicService.RequestMigration.
@@ -153,7 +216,7 @@ export type RequestMigrationRequest = Message<"evc.province.v1.RequestMigrationR
  * Use `create(RequestMigrationRequestSchema)` to create a new message.
  */
 export const RequestMigrationRequestSchema: GenMessage<RequestMigrationRequest> = /*@__PURE__*/
-  messageDesc(file_evc_province_v1_clinic_service, 4);
+  messageDesc(file_evc_province_v1_clinic_service, 6);
 
 /**
  * Response of ClinicService.RequestMigration.
@@ -174,7 +237,7 @@ export type RequestMigrationResponse = Message<"evc.province.v1.RequestMigration
  * Use `create(RequestMigrationResponseSchema)` to create a new message.
  */
 export const RequestMigrationResponseSchema: GenMessage<RequestMigrationResponse> = /*@__PURE__*/
-  messageDesc(file_evc_province_v1_clinic_service, 5);
+  messageDesc(file_evc_province_v1_clinic_service, 7);
 
 /**
  * Request of ClinicService.CloseRecord.
@@ -202,7 +265,7 @@ export type CloseRecordRequest = Message<"evc.province.v1.CloseRecordRequest"> &
  * Use `create(CloseRecordRequestSchema)` to create a new message.
  */
 export const CloseRecordRequestSchema: GenMessage<CloseRecordRequest> = /*@__PURE__*/
-  messageDesc(file_evc_province_v1_clinic_service, 6);
+  messageDesc(file_evc_province_v1_clinic_service, 8);
 
 /**
  * Response of ClinicService.CloseRecord.
@@ -217,7 +280,7 @@ export type CloseRecordResponse = Message<"evc.province.v1.CloseRecordResponse">
  * Use `create(CloseRecordResponseSchema)` to create a new message.
  */
 export const CloseRecordResponseSchema: GenMessage<CloseRecordResponse> = /*@__PURE__*/
-  messageDesc(file_evc_province_v1_clinic_service, 7);
+  messageDesc(file_evc_province_v1_clinic_service, 9);
 
 /**
  * Request of ClinicService.ReissueCertificate.
@@ -245,7 +308,7 @@ export type ReissueCertificateRequest = Message<"evc.province.v1.ReissueCertific
  * Use `create(ReissueCertificateRequestSchema)` to create a new message.
  */
 export const ReissueCertificateRequestSchema: GenMessage<ReissueCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_evc_province_v1_clinic_service, 8);
+  messageDesc(file_evc_province_v1_clinic_service, 10);
 
 /**
  * Response of ClinicService.ReissueCertificate.
@@ -273,7 +336,7 @@ export type ReissueCertificateResponse = Message<"evc.province.v1.ReissueCertifi
  * Use `create(ReissueCertificateResponseSchema)` to create a new message.
  */
 export const ReissueCertificateResponseSchema: GenMessage<ReissueCertificateResponse> = /*@__PURE__*/
-  messageDesc(file_evc_province_v1_clinic_service, 9);
+  messageDesc(file_evc_province_v1_clinic_service, 11);
 
 /**
  * What a clinic's system calls to change a province's records: register a newborn, record a
@@ -341,6 +404,21 @@ export const ClinicService: GenService<{
     methodKind: "unary";
     input: typeof ReissueCertificateRequestSchema;
     output: typeof ReissueCertificateResponseSchema;
+  },
+  /**
+   * A person's immunization history for care, wherever their record is: from this province's
+   * own record when it owns it, else from the hub (evc.national.v1.RecordService.
+   * GetImmunizationHistory), each dose with the province that gave it. Purpose-bound: the
+   * header `evc-purpose` is required (InvalidArgument without it); the read is written to this
+   * province's access log (AccessLogService) and, when the hub answers, to the hub's, with the
+   * caller and purpose. NotFound if the person has no open record anywhere.
+   *
+   * @generated from rpc evc.province.v1.ClinicService.GetImmunizationHistory
+   */
+  getImmunizationHistory: {
+    methodKind: "unary";
+    input: typeof GetImmunizationHistoryRequestSchema;
+    output: typeof GetImmunizationHistoryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_evc_province_v1_clinic_service, 0);
