@@ -670,19 +670,21 @@ function linksInsert(tx: TransactionSql, links: [string, string][]): PendingQuer
     SELECT * FROM unnest(${links.map((l) => l[0])}::text[], ${links.map((l) => l[1])}::text[])`;
 }
 
+/** The persons' new states as one JSON array (see unnestRows: no per-element escaping). */
+function personRows(changes: Change[]): string {
+  return JSON.stringify(
+    changes.map((c) => ({ k: c.plan.job.personKey, v: c.state.version, s: c.state })),
+  );
+}
+
 function personsInsert(tx: TransactionSql, changes: Change[]): PendingQuery<Row[]> {
   return tx`INSERT INTO persons (person_key, version, state)
-    SELECT k, v, s::jsonb FROM unnest(
-      ${changes.map((c) => c.plan.job.personKey)}::text[],
-      ${changes.map((c) => c.state.version)}::int[],
-      ${changes.map((c) => JSON.stringify(c.state))}::text[]) AS u(k, v, s)`;
+    SELECT k, v, s FROM jsonb_to_recordset((${personRows(changes)}::text)::jsonb)
+      AS u(k text, v int, s jsonb)`;
 }
 
 function personsUpdate(tx: TransactionSql, changes: Change[]): PendingQuery<Row[]> {
-  return tx`UPDATE persons p SET version = u.v, state = u.s::jsonb
-    FROM unnest(
-      ${changes.map((c) => c.plan.job.personKey)}::text[],
-      ${changes.map((c) => c.state.version)}::int[],
-      ${changes.map((c) => JSON.stringify(c.state))}::text[]) AS u(k, v, s)
+  return tx`UPDATE persons p SET version = u.v, state = u.s
+    FROM jsonb_to_recordset((${personRows(changes)}::text)::jsonb) AS u(k text, v int, s jsonb)
     WHERE p.person_key = u.k`;
 }

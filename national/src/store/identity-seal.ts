@@ -16,8 +16,24 @@ export interface SealedIdentity {
 
 const VERSION = "v1";
 
+/**
+ * Random bytes from a pooled draw of the system's CSPRNG: one draw per 4 KiB instead of one per
+ * IV and data key (a call each cost about 6 µs, a tenth of sealing an identity). A pool is never
+ * written again once handed out: a refill is a new buffer.
+ */
+let pool = Buffer.alloc(0);
+let taken = 0;
+function random(n: number): Buffer {
+  if (taken + n > pool.length) {
+    pool = randomBytes(4096);
+    taken = 0;
+  }
+  taken += n;
+  return pool.subarray(taken - n, taken);
+}
+
 export function newDataKey(): Buffer {
-  return randomBytes(32);
+  return Buffer.from(random(32));
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -29,7 +45,7 @@ function isSealed(v: unknown): v is SealedIdentity {
 }
 
 function seal(key: Buffer, identity: unknown, personKey: string): SealedIdentity {
-  const iv = randomBytes(12);
+  const iv = random(12);
   const c = createCipheriv("aes-256-gcm", key, iv);
   // The person key is authenticated data: a sealed identity moved to another stream fails.
   c.setAAD(Buffer.from(personKey));
