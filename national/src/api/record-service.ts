@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Identity } from "@evc-interop/gen/evc/common/v1/identity_pb";
 import { CloseReason } from "@evc-interop/gen/evc/common/v1/record_pb";
 import {
@@ -81,6 +81,20 @@ function currentRecord(state: PersonState) {
   return state.currentRecordId ? state.records[state.currentRecordId] : undefined;
 }
 
+/** The person's open record, the read logged first (who, what for); NotFound if none. */
+async function readOpenRecord(deps: HubDeps, ctx: HandlerContext, identity: Identity | undefined) {
+  const key = await keyOf(deps, identity);
+  await logRead(deps, ctx, key);
+  const state = await deps.store.load(key);
+  const record = currentRecord(state);
+  if (!record) {
+    throw refusalError("not_found", "RECORD_NOT_FOUND", "person has no record", {
+      field: "identity",
+    });
+  }
+  return { state, record };
+}
+
 export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> {
   return {
     async registerRecord(req, ctx) {
@@ -136,15 +150,7 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
 
     async locateRecord(req, ctx) {
       callerProvince(ctx);
-      const key = await keyOf(deps, req.identity);
-      await logRead(deps, ctx, key);
-      const state = await deps.store.load(key);
-      const record = currentRecord(state);
-      if (!record) {
-        throw refusalError("not_found", "RECORD_NOT_FOUND", "person has no record", {
-          field: "identity",
-        });
-      }
+      const { state, record } = await readOpenRecord(deps, ctx, req.identity);
       const cert = state.certificates[record.certificateNumber];
       return create(LocateRecordResponseSchema, {
         recordId: record.recordId,
@@ -163,15 +169,7 @@ export function recordService(deps: HubDeps): ServiceImpl<typeof RecordService> 
           "evc-purpose",
           "header is required: name what the history is read for (e.g. care)",
         );
-      const key = await keyOf(deps, req.identity);
-      await logRead(deps, ctx, key);
-      const state = await deps.store.load(key);
-      const record = currentRecord(state);
-      if (!record) {
-        throw refusalError("not_found", "RECORD_NOT_FOUND", "person has no record", {
-          field: "identity",
-        });
-      }
+      const { record } = await readOpenRecord(deps, ctx, req.identity);
       const doses = [...record.doses].sort((a, b) =>
         (a.administeredAt ?? "") < (b.administeredAt ?? "") ? -1 : 1,
       );
