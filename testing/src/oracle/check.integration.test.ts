@@ -104,6 +104,12 @@ describe("the oracle, along a recovery", () => {
       expect(await i4(new Date(answeredAt.getTime() + 1000))).toEqual([]);
       // Set back before the answer: the province answered it afterwards and must hold it.
       expect(await i4(new Date(answeredAt.getTime() - 1000))).toHaveLength(1);
+      // Given up on by the hub, no receipt (its saga ended), published before the set-back:
+      // it may have been applied and lost with the store; published after, it must be here.
+      await env.hub.sql`UPDATE directives SET state = 'SUPERSEDED', receipt = NULL,
+        acknowledged_at = NULL, last_published_at = ${answeredAt} WHERE record_id = ${recordId}`;
+      expect(await i4(new Date(answeredAt.getTime() + 1000))).toEqual([]);
+      expect(await i4(new Date(answeredAt.getTime() - 1000))).toHaveLength(1);
     } finally {
       await closeTestProvince(province);
     }

@@ -212,9 +212,11 @@ export async function checkOracle(
       state: string;
       action: string;
       acknowledged_at: Date | null;
+      last_published_at: Date | null;
     }[]
   >`
-    SELECT directive_id::text, province, state, action, acknowledged_at FROM directives
+    SELECT directive_id::text, province, state, action, acknowledged_at, last_published_at
+    FROM directives
     WHERE record_id = ANY(${recordIds}::text[])`;
   // REJECTED is an answer too (a dose it concerned is checked by I3 above).
   const answered = (d: { state: string }) =>
@@ -231,10 +233,16 @@ export async function checkOracle(
           WHERE directive_id = ANY(${sent.map((d) => d.directive_id)}::uuid[]) GROUP BY 1`
       ).map((r) => [r.directive_id, r.n]),
     );
-    const forgotten = (d: { acknowledged_at: Date | null }) =>
-      p.setBackUntil !== undefined &&
-      d.acknowledged_at !== null &&
-      d.acknowledged_at <= p.setBackUntil;
+    // Answered before the set-back; or given up on (SUPERSEDED, no receipt) after it was on
+    // the bus before the set-back: applied and lost with the store, the bus's copy taken.
+    const forgotten = (d: (typeof sent)[number]) => {
+      const until = p.setBackUntil;
+      if (until === undefined) return false;
+      if (d.acknowledged_at !== null) return d.acknowledged_at <= until;
+      return (
+        d.state === "SUPERSEDED" && d.last_published_at !== null && d.last_published_at <= until
+      );
+    };
     for (const d of sent) {
       const n = inbox.get(d.directive_id) ?? 0;
       if (n === 0 && forgotten(d)) continue;
