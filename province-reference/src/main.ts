@@ -1,8 +1,22 @@
 #!/usr/bin/env node
+import { readFileSync } from "node:fs";
 import { ConfigError, createLogger } from "@evc-interop/runtime";
 import { provinceCodesFromEnv, provinceConfigFromEnv } from "./config.js";
 import { runOnboard } from "./onboard-cli.js";
 import { Province } from "./province.js";
+
+const USAGE = `usage: evc-province [command]
+  serve        run the reference province(s) of EVC_PROVINCE_CODE(S) (default); Ctrl-C stops
+  onboard      load the records held before the hub existed into it (onboard --help)
+  --version    print the version
+Configuration is by environment; see province-reference/README.md.`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
 
 /**
  * `evc-province`: runs one or several reference provinces in this process
@@ -32,12 +46,28 @@ async function main(): Promise<void> {
   }
 }
 
-const run =
-  process.argv[2] === "onboard"
-    ? runOnboard(process.argv.slice(3)).then((code) => {
-        process.exitCode = code;
-      })
-    : main();
+/** Runs what the command line asks for; a usage error sets exit code 2. */
+function command(argv: string[]): Promise<void> {
+  const [first, ...rest] = argv;
+  if (first === "--help" || first === "-h" || first === "help") {
+    console.log(USAGE);
+    return Promise.resolve();
+  }
+  if (first === "--version") {
+    console.log(version());
+    return Promise.resolve();
+  }
+  if (first === "onboard")
+    return runOnboard(rest).then((code) => {
+      process.exitCode = code;
+    });
+  if (first === undefined || first === "serve") return main();
+  console.error(`evc-province: unknown command "${first}"\n${USAGE}`);
+  process.exitCode = 2;
+  return Promise.resolve();
+}
+
+const run = command(process.argv.slice(2));
 run.catch((err: unknown) => {
   if (err instanceof ConfigError) console.error(`configuration error: ${err.message}`);
   else console.error(err);
