@@ -135,17 +135,17 @@ describe("onboarding a province's existing records", () => {
   it("refuses what is not the caller's to load, naming the field", async () => {
     const foreign = existing("440000");
     const err = await errorOf(onboarding("110000").onboardRecords({ records: [foreign] }));
-    expect(err.code).toBe(Code.InvalidArgument);
-    expect(err.message).toContain("records[0].certificate_number");
+    expect(err?.code).toBe(Code.InvalidArgument);
+    expect(err?.message).toContain("records[0].certificate_number");
     const op = await errorOf(
       env
         .client(OnboardingService, "operator:ops")
         .onboardRecords({ records: [existing("110000")] }),
     );
-    expect(op.code).toBe(Code.PermissionDenied);
+    expect(op?.code).toBe(Code.PermissionDenied);
     const twice = existing("110000");
     const dup = await errorOf(onboarding("110000").onboardRecords({ records: [twice, twice] }));
-    expect(dup.code).toBe(Code.InvalidArgument);
-    expect(dup.message).toContain("records[1].record_id");
+    expect(dup?.code).toBe(Code.InvalidArgument);
+    expect(dup?.message).toContain("records[1].record_id");
   });
 });
