@@ -54,7 +54,7 @@ export async function onboard(
   hub: Client<typeof OnboardingService>,
   opts: OnboardOptions,
 ): Promise<OnboardProgress> {
-  const [count] = await sql<{ n: number; sendable: number }[]>`
+  const [count] = await sql<{ n: number }[]>`
     SELECT count(*)::int AS n FROM records WHERE onboarding = 'pending'`;
   const p: OnboardProgress = {
     total: count?.n ?? 0,
