@@ -1,5 +1,6 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { CloseReason } from "@evc-interop/gen/evc/common/v1/record_pb";
+import { ControlService } from "@evc-interop/gen/evc/conformance/v1/control_service_pb";
 import {
   MigrationService,
   MigrationState,
@@ -8,6 +9,7 @@ import { ClinicService } from "@evc-interop/gen/evc/province/v1/clinic_service_p
 import {
   closeTestProvince,
   codeOf,
+  controlTransport,
   newDose,
   newIdentity,
   readerTransport,
@@ -40,6 +42,7 @@ afterAll(async () => {
   await env?.close();
 });
 
+const control = (p: Province) => createClient(ControlService, controlTransport(p));
 const clinic = (p: Province, scope = "records:write") =>
   createClient(ClinicService, readerTransport(p, { scope, caller: `clinic:${p.code}-01` }));
 
@@ -86,5 +89,32 @@ describe("the clinic API", () => {
     const [{ n } = { n: -1 }] = await bj.sql<{ n: number }[]>`
       SELECT count(*)::int AS n FROM records`;
     expect(n).toBe(1); // only the birth registered above
+  });
+
+  it("passes the hub's refusal on with its code and words (#29: it was Internal, an HTTP/2 error)", async () => {
+    const child = newIdentity("Owned Elsewhere");
+    await clinic(gd).registerBirth({ identity: child });
+    for (const flow of [
+      () => clinic(bj).registerBirth({ identity: child }),
+      () => control(bj).registerRecord({ identity: child }),
+    ]) {
+      const err = await flow().catch((e: unknown) => ConnectError.from(e));
+      expect(err).toBeInstanceOf(ConnectError);
+      if (!(err instanceof ConnectError)) continue;
+      expect(Code[err.code]).toBe("AlreadyExists");
+      expect(err.rawMessage).toContain("440000");
+    }
+    const nobody = newIdentity("Nobody");
+    for (const [flow, code] of [
+      [() => clinic(bj).requestMigration({ identity: nobody }), "NotFound"],
+      [() => control(bj).migrateIn({ identity: nobody }), "NotFound"],
+      [
+        () => clinic(bj).closeRecord({ recordId: "no-such-record", reason: CloseReason.DECEASED }),
+        "NotFound",
+      ],
+    ] as const) {
+      const err = await flow().catch((e: unknown) => ConnectError.from(e));
+      expect(err instanceof ConnectError ? Code[err.code] : err).toBe(code);
+    }
   });
 });
