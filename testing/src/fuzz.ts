@@ -232,8 +232,12 @@ export function sendRaw(
   });
 }
 
-/** True when an answer says the server failed (Internal or Unknown) rather than the input. */
+/**
+ * True when an answer says the server failed (Internal or Unknown) rather than the input — in
+ * its code, or in its HTTP status: a 500 is a server's failure to every HTTP client and proxy,
+ * whatever code its body carries (#29: bad protobuf bodies got 500 with invalid_argument).
+ */
 export function isServerFault(a: RawAnswer): boolean {
   if (["13", "2", "internal", "unknown"].includes(a.code)) return true;
-  return a.status >= 500 && a.code === "";
+  return a.status === 500 || (a.status > 500 && a.code === "");
 }

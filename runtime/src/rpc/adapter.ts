@@ -79,37 +79,42 @@ function malformedAsInvalid(h: UniversalHandler): UniversalHandler {
 }
 
 /** Rewrites a "parse binary" Internal error of any of the three protocols to InvalidArgument. */
-function rewrite(res: UniversalServerResponse): UniversalServerResponse {
+async function rewrite(res: UniversalServerResponse): Promise<UniversalServerResponse> {
   const type = res.header?.get("content-type") ?? "";
   const body = res.body;
   if (!body) return res;
-  if (type.startsWith("application/json") && res.status === 500) {
-    return { ...res, body: connectUnary(res, body) };
-  }
+  if (type.startsWith("application/json") && res.status === 500) return connectUnary(res, body);
   if (type.startsWith("application/grpc-web")) return { ...res, body: grpcWebTrailer(body) };
   if (type.startsWith("application/grpc")) return { ...res, body: grpcTrailer(res, body) };
   if (type.startsWith("application/connect+")) return { ...res, body: connectEndStream(body) };
   return res;
 }
 
-async function* connectUnary(
+/**
+ * A Connect unary error is read whole before the response starts: its status is the first
+ * thing written (rewriting it while the body streams came too late: the client got HTTP 500).
+ */
+async function connectUnary(
   res: UniversalServerResponse,
-  body: AsyncIterable<Uint8Array>,
-): AsyncIterable<Uint8Array> {
+  body: AsyncIterable<Uint8Array> | Uint8Array,
+): Promise<UniversalServerResponse> {
   const chunks: Uint8Array[] = [];
-  for await (const c of body) chunks.push(c);
+  if (body instanceof Uint8Array) chunks.push(body);
+  else for await (const c of body) chunks.push(c);
   const text = Buffer.concat(chunks).toString("utf8");
   const err = tryJson(text) as { code?: string; message?: string } | undefined;
   if (err?.code === "internal" && err.message?.startsWith(PARSE)) {
     const out = Buffer.from(
       JSON.stringify({ code: "invalid_argument", message: invalidText(err.message) }),
     );
-    res.status = 400;
     res.header?.set("content-length", String(out.length));
-    yield out;
-    return;
+    return { ...res, status: 400, body: once(out) };
   }
-  yield* chunks;
+  return { ...res, body: once(Buffer.concat(chunks)) };
+}
+
+async function* once(chunk: Uint8Array): AsyncIterable<Uint8Array> {
+  yield chunk;
 }
 
 async function* grpcTrailer(
