@@ -23,6 +23,7 @@ import {
   listen,
   loadSigner,
   loadTrust,
+  logBusStatus,
   natsCredentials,
   natsServers,
   nodeAdapter,
@@ -169,6 +170,7 @@ export class Hub {
         ...natsCredentials(config),
         ...(config.natsTls ? { tls: config.natsTls } : {}),
       });
+      void logBusStatus(nc, log);
       const layout: BusLayout = {
         stream: config.stream,
         subjectPrefix: config.subjectPrefix,

@@ -31,6 +31,7 @@ import {
   listen,
   loadCredential,
   loadVerifier,
+  logBusStatus,
   natsCredentials,
   natsServers,
   nodeAdapter,
@@ -192,6 +193,7 @@ export class Province {
         ...natsCredentials(config),
         ...(config.natsTls ? { tls: config.natsTls } : {}),
       });
+      void logBusStatus(nc, log);
       const channel = `evc_cert_${config.schema}`;
       const store = new ProvinceStore(sql, config.code, channel, config.maxBatch);
       const metrics = new ProvinceMetrics(config.code);

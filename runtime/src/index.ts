@@ -5,6 +5,7 @@ export * from "./auth/principal.js";
 export * from "./auth/provinces.js";
 export * from "./auth/reader-tokens.js";
 export * from "./auth/tokens.js";
+export * from "./bus/bus-status.js";
 export * from "./bus/nats-auth.js";
 export * from "./bus/signing.js";
 export * from "./bus/stream.js";
