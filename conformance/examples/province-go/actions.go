@@ -113,8 +113,12 @@ func (w *writer) newCertificateNumber() string {
 	return w.code + "-" + string(b)
 }
 
-// act applies the directive's action to the record as it is now and returns the receipt.
-func (w *writer) act(d *directivev1.Directive, rec *recordState) (*directivev1.Receipt, error) {
+// act applies the directive's action and returns the receipt. stale, when not empty, says the
+// directive is at or below the record's last sequence with a new id: applied before and lost,
+// or passed over. It then adds the doses it carries and changes nothing else (applied to the
+// record as it is now, an old activation would issue a second NORMAL certificate), answered
+// ALREADY_APPLIED where the record is as it would have made it, else REJECTED INVALID_STATE.
+func (w *writer) act(d *directivev1.Directive, rec *recordState, stale string) (*directivev1.Receipt, error) {
 	receipt := &directivev1.Receipt{DirectiveId: d.DirectiveId, Attempt: d.Attempt, AppliedAt: ptypes.TimestampNow()}
 	reject := func(why directivev1.ReceiptRejection, detail string) (*directivev1.Receipt, error) {
 		receipt.Outcome, receipt.Rejection, receipt.Detail = directivev1.ReceiptOutcome_RECEIPT_OUTCOME_REJECTED, why, detail
@@ -143,6 +147,9 @@ func (w *writer) act(d *directivev1.Directive, rec *recordState) (*directivev1.R
 	case *directivev1.Directive_SuspendForMigration:
 		if rec.status == closed {
 			return reject(directivev1.ReceiptRejection_RECEIPT_REJECTION_INVALID_STATE, "record is closed")
+		}
+		if stale != "" && rec.status == active {
+			return reject(directivev1.ReceiptRejection_RECEIPT_REJECTION_INVALID_STATE, stale)
 		}
 		already := rec.status == migratedOut
 		if !already {
@@ -174,6 +181,17 @@ func (w *writer) act(d *directivev1.Directive, rec *recordState) (*directivev1.R
 		contents := a.ActivateMigratedRecord.GetRecord()
 		if contents.GetIdentity() == nil {
 			return reject(directivev1.ReceiptRejection_RECEIPT_REJECTION_MALFORMED, "activate carries no record contents")
+		}
+		if stale != "" && rec != nil {
+			if _, err := w.addDoses(d.RecordId, contents.Doses); err != nil {
+				return nil, err
+			}
+			mine := len(live) > 0 && live[0].status == normal && strings.HasPrefix(live[0].number, w.code+"-")
+			if !mine || rec.status != active {
+				return reject(directivev1.ReceiptRejection_RECEIPT_REJECTION_INVALID_STATE, stale)
+			}
+			receipt.Result = &directivev1.Receipt_Activated{Activated: &directivev1.ActivateResult{CertificateNumber: live[0].number}}
+			return done(true)
 		}
 		identity, err := proto.Marshal(contents.Identity)
 		if err != nil {
@@ -215,7 +233,8 @@ func (w *writer) act(d *directivev1.Directive, rec *recordState) (*directivev1.R
 		if err != nil {
 			return nil, err
 		}
-		wasSuspended := rec.status == migratedOut
+		// A stale restore adds its doses only: the record was suspended again after it.
+		wasSuspended := rec.status == migratedOut && stale == ""
 		if wasSuspended {
 			if err := w.setRecordStatus(d.RecordId, active); err != nil {
 				return nil, err
@@ -232,6 +251,14 @@ func (w *writer) act(d *directivev1.Directive, rec *recordState) (*directivev1.R
 		return done(!wasSuspended && added == 0)
 
 	case *directivev1.Directive_RevokeCertificate:
+		closedNow := rec.status == closed && len(live) == 0
+		if stale != "" {
+			// A stale revoke would close what came after it (the record activated here again).
+			if closedNow {
+				return done(true)
+			}
+			return reject(directivev1.ReceiptRejection_RECEIPT_REJECTION_INVALID_STATE, stale)
+		}
 		for _, c := range live {
 			if err := w.setCertificateStatus(c.number, revoked, a.RevokeCertificate.Reason); err != nil {
 				return nil, err
@@ -240,7 +267,7 @@ func (w *writer) act(d *directivev1.Directive, rec *recordState) (*directivev1.R
 		if err := w.setRecordStatus(d.RecordId, closed); err != nil {
 			return nil, err
 		}
-		return done(rec.status == closed && len(live) == 0)
+		return done(closedNow)
 
 	case nil:
 		return reject(directivev1.ReceiptRejection_RECEIPT_REJECTION_UNKNOWN_ACTION, "this province does not know the directive's action")

@@ -136,8 +136,12 @@ func (c *directiveConsumer) apply(d *directivev1.Directive) (applied, error) {
 	if d.RecordSequence > last+1 && !(rec == nil && activates) {
 		return applied{wait: true}, nil
 	}
+	stale := ""
+	if rec != nil && d.RecordSequence <= last {
+		stale = fmt.Sprintf("stale: this province's record is at directive sequence %d, past this one (%d): applied before or passed over", last, d.RecordSequence)
+	}
 	w := &writer{tx: tx, code: c.code}
-	receipt, err := w.act(d, rec)
+	receipt, err := w.act(d, rec, stale)
 	if err != nil {
 		return applied{}, err
 	}
