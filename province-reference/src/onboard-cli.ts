@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { OnboardingService } from "@evc-interop/gen/evc/national/v1/onboarding_service_pb";
 import {
@@ -95,7 +95,13 @@ export async function runOnboard(argv: string[]): Promise<number> {
       for (const r of rows) console.log(JSON.stringify(r));
       return 0;
     }
-    const credential = await loadCredential(config.credentialsDir, `province:${config.code}`);
+    const credential = await loadCredential(config.credentialsDir, `province:${config.code}`).catch(
+      (err: unknown) => {
+        throw new ConfigError(
+          `cannot read the province's credential in ${config.credentialsDir} (EVC_CREDENTIALS_DIR): ${err instanceof Error ? err.message : String(err)}`,
+        );
+      },
+    );
     const signer = new TokenSigner(credential);
     const hub = createClient(
       OnboardingService,
@@ -132,6 +138,13 @@ export async function runOnboard(argv: string[]): Promise<number> {
         onProgress: (p) => show(p),
         signal: stop.signal,
       });
+    } catch (err) {
+      if (!(err instanceof ConnectError)) throw err;
+      // The hub down, a credential refused: one line, and what was loaded stays loaded.
+      console.error(
+        `\nevc-province onboard: the hub at ${config.hubUrl} answered ${Code[err.code]}: ${err.rawMessage}; what was loaded stays loaded: run again to go on`,
+      );
+      return 1;
     } finally {
       process.off("SIGINT", interrupt);
     }
