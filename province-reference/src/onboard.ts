@@ -54,6 +54,9 @@ export async function onboard(
   hub: Client<typeof OnboardingService>,
   opts: OnboardOptions,
 ): Promise<OnboardProgress> {
+  // Fresh statistics for the pages below (records loaded a moment ago by the province's own
+  // data migration are otherwise planned as if none were pending: a full scan per page).
+  await sql`ANALYZE records`;
   const [count] = await sql<{ n: number }[]>`
     SELECT count(*)::int AS n FROM records WHERE onboarding = 'pending'`;
   const p: OnboardProgress = {
