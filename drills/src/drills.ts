@@ -127,7 +127,7 @@ export async function runDrills(opts: DrillOptions): Promise<DrillSummary> {
       summary.operations.acknowledged += result.acknowledged;
       await cluster.recover();
 
-      const pending = await quiesce(hub, stores, opts.quietTimeoutMs);
+      const pending = await quiesce(hub, stores, opts.quietTimeoutMs, setBack);
       for (const detail of pending) summary.stuck.push({ seed, detail });
       for (const code of opts.provinces) {
         const control = createClient(ControlService, controlTransport(cluster, code));

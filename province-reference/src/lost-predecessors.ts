@@ -4,6 +4,7 @@ import type { Directive } from "@evc-interop/gen/evc/directive/v1/directive_pb";
 import {
   type DirectiveService,
   DirectiveState,
+  type DirectiveStatus,
 } from "@evc-interop/gen/evc/national/v1/directive_service_pb";
 import type { ProvinceStore } from "./store/store.js";
 
@@ -14,22 +15,39 @@ const UNANSWERED = new Set([
   DirectiveState.FAILED,
 ]);
 
+/**
+ * The hub holds no receipt for it: it waits for one, or gave up on it (SUPERSEDED: its
+ * migration ended) — a directive the province still applies in its record's order, and that may
+ * still be on the bus (a killed province's unacknowledged copy comes again after ack_wait).
+ * Drill seed 60058: a death ended a migration whose activation 110000 had not taken yet; the
+ * closure's revoke, arriving first, was applied over that "given up" gap (RECORD_NOT_FOUND), and
+ * the activation, redelivered, then issued a NORMAL certificate to the dead child.
+ */
+function withoutReceipt(s: DirectiveStatus): boolean {
+  return (
+    UNANSWERED.has(s.state) || (s.state === DirectiveState.SUPERSEDED && s.receipt === undefined)
+  );
+}
+
 /** What the hub's outbox says of records with parked directives (see lostPredecessors). */
 export interface HubGaps {
-  /** Directives the hub waits for and the province has not applied: apply them first. */
+  /**
+   * Directives the hub holds no receipt for and the province has not applied: apply them first,
+   * in order (a copy still on the bus then comes as a duplicate).
+   */
   lost: Directive[];
   /**
-   * Per record asked about, the sequences of every directive to this province the hub still
-   * waits for (applied here or not). A gap holding none of them is one the hub proves closed:
-   * every directive in it was answered (and lost here after) or given up (SUPERSEDED).
+   * Per record asked about, the sequences of every directive to this province the hub holds no
+   * receipt for (applied here or not). A gap holding none of them is one the hub proves closed:
+   * every directive in it was answered — applied here, then lost with the store.
    */
   unanswered: ReadonlyMap<string, readonly number[]>;
 }
 
 /**
- * The directives of these records that the hub still waits for this province to answer and
- * that the province has not applied (above its last sequence), in sequence order per record,
- * with the sequences the hub waits for per record (HubGaps).
+ * The directives of these records the hub holds no receipt for (it waits for one, or gave up on
+ * it) and that the province has not applied (above its last sequence), in sequence order per
+ * record, with the sequences without a receipt per record (HubGaps).
  * A province restored from a backup lost the directives it applied after it, and with them the
  * receipts not yet sent: the bus delivered and forgot them (acknowledged), and JetStream drops
  * the hub's republishes inside its duplicate window (2 min by default) — so the record's next
@@ -48,7 +66,7 @@ export async function lostPredecessors(
   do {
     const page = await hub.listDirectives({ recordIds, pageSize: 1000, pageToken });
     for (const s of page.directives)
-      if (s.directive && UNANSWERED.has(s.state)) {
+      if (s.directive && withoutReceipt(s)) {
         found.push(s.directive);
         unanswered.get(s.directive.recordId)?.push(Number(s.directive.recordSequence));
       }
@@ -81,9 +99,9 @@ export function inRecordOrder(a: Directive, b: Directive): number {
 
 /**
  * Whether the hub proves the gap before directive `seq` closed, the record being at `last`
- * here: the hub waits for that directive (its outbox holds it: a copy from anywhere else, or
- * from a hub restored to before it, proves nothing) and for none of the record's directives to
- * this province between them.
+ * here: the hub holds that directive without a receipt (its outbox holds it: a copy from
+ * anywhere else, or from a hub restored to before it, proves nothing) and holds a receipt for
+ * every directive of the record to this province between them.
  */
 export function gapProvenClosed(
   unanswered: readonly number[] | undefined,
