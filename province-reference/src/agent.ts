@@ -38,13 +38,13 @@ export interface AgentOptions {
   /**
    * Brings the records that are provably behind the hub (its answered directive sequence above
    * theirs) up to its snapshot — certificates, contents, sequence — so a gap left by a restored
-   * backup is closed (#28). Returns the directives of those records the hub still waits for
-   * and the province has not applied (lost with a restore before their receipts left): they
-   * are applied first; and the sequences the hub waits for per record: a parked directive
-   * whose gap holds none of them is applied over it (the province lost what the hub holds
-   * receipts for, or what it gave up on — a record the hub has no certificate of here, which
-   * reconciliation cannot bring back). A gap the hub cannot prove is left to fill. Absent: a
-   * gap waits for its directives or the gap hold.
+   * backup is closed (#28). Returns the directives of those records the hub holds no receipt
+   * for (it waits for them, or gave up on them) and the province has not applied: they are
+   * applied first, in order; and the sequences without a receipt per record: a parked
+   * directive whose gap holds none of them is applied over it (the province lost what the hub
+   * holds receipts for — a record the hub has no certificate of here, which reconciliation
+   * cannot bring back). A gap the hub cannot prove is left to fill. Absent: a gap waits for its
+   * directives or the gap hold.
    */
   resync?: (recordIds: string[]) => Promise<HubGaps>;
   /** The hub's directive keys: a message whose signature does not verify is never applied. */
@@ -311,7 +311,7 @@ export class DirectiveAgent {
       if (result.kind === "wait" && gapProvenClosed(unanswered, result.lastSequence, seq)) {
         this.log.warn(
           { directiveId: d.directiveId, recordId, seq, last: result.lastSequence },
-          "sequence gap proven closed by the hub (every directive before it answered or given up; lost here: restored from a backup?): applied over it",
+          "sequence gap proven closed by the hub (a receipt for every directive before it; lost here: restored from a backup?): applied over it",
         );
         this.metrics.gapsClosed.inc();
         result = await this.store.apply(d, true);

@@ -50,7 +50,7 @@ export class ProvinceMetrics {
     });
     this.gapsClosed = new Counter({
       name: "evc_province_gaps_closed_by_hub_total",
-      help: "Parked directives applied over a gap the hub proved closed (every directive before it answered or given up: lost with a restored backup)",
+      help: "Parked directives applied over a gap the hub proved closed (the hub holds a receipt for every directive before it: lost with a restored backup)",
       registers,
     });
     this.lag = new Histogram({
