@@ -46,6 +46,17 @@ describe("onboarding an existing record", () => {
     expect(twice.detail.recordId).toBe("r-510000-1");
   });
 
+  it("under a number or record id of the person's closed record: INVALID_FIELD naming it (a conflict, never a clash at the database)", () => {
+    const closed = given(
+      [onboard],
+      [{ kind: "close", caller: "510000", recordId: "r-510000-1", reason: "DELETED" }],
+    );
+    const number = refused(() => when(closed, { ...onboard, recordId: "r-510000-9" }));
+    expect([number.reason, number.detail.field]).toEqual(["INVALID_FIELD", "certificate_number"]);
+    const id = refused(() => when(closed, { ...onboard, certificateNumber: "510000-NEW9" }));
+    expect([id.reason, id.detail.field]).toEqual(["INVALID_FIELD", "record_id"]);
+  });
+
   it("of a person recorded as deceased: INVALID_STATE", () => {
     const dead = given(
       [register],

@@ -45,6 +45,14 @@ export function decideOnboard(
       field: "identity",
     });
   }
+  if (state.certificates[cmd.certificateNumber]) {
+    throw new Refusal(
+      "already_exists",
+      "INVALID_FIELD",
+      `certificate ${cmd.certificateNumber} is an earlier certificate of this person`,
+      { field: "certificate_number" },
+    );
+  }
   if (state.records[cmd.recordId]) {
     throw new Refusal(
       "already_exists",
