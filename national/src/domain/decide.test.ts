@@ -84,6 +84,29 @@ describe("migration saga", () => {
     expect(Object.values(s.certificates).filter((c) => c.status === "NORMAL")).toHaveLength(1);
   });
 
+  it("a dose reported while the source had not answered is the record's when the source rejects the suspension, and goes to it (I3; drill seed 70127)", () => {
+    const report: Command = {
+      kind: "reportDose",
+      caller: "510000",
+      identity,
+      dose: dose("d9", "510000"),
+    };
+    let s = given([register], [migrateToGD], [report]);
+    expect(s.migrations[s.openMigrationId ?? ""]?.heldDoses.map((d) => d.doseId)).toEqual(["d9"]);
+    const [rejected] = when(s, receipt(s, "110000", { outcome: "REJECTED", detail: "no record" }));
+    expect(rejected?.type).toBe("MigrationRejected");
+    const restore = rejected?.type === "MigrationRejected" ? rejected.data.directive : undefined;
+    expect(restore?.province).toBe("110000");
+    expect(
+      restore?.action.kind === "restoreRecord" && restore.action.doses.map((d) => d.doseId),
+    ).toContain("d9");
+    s = evolve(s, rejected as HubEvent, { version: s.version + 1, position: 99 });
+    expect(s.records["id-1"]?.doses.map((d) => d.doseId)).toContain("d9");
+    expect(s.records["id-1"]?.version).toBe(s.version);
+    // Its sequence is taken: the next directive to the source follows it.
+    expect(s.sequences[sequenceKey("id-1", "110000")]).toBe(restore?.recordSequence);
+  });
+
   it("never tells the target to issue before the source's receipt (I2)", () => {
     const s = given([register], [migrateToGD]);
     // The target answering first is a stale answer, not an issuance.

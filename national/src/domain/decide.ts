@@ -331,10 +331,18 @@ function decideReceipt(
     case "REQUESTED": {
       if (cmd.caller !== m.source) throw stale(`province ${cmd.caller} is not the source`);
       if (cmd.outcome === "REJECTED") {
+        // Doses reported meanwhile were held for the target: the source keeps the record, so
+        // they go to it (drill seed 70127: they were dropped, the dose lost at the hub, I3).
+        const held = m.heldDoses.length > 0 ? restore(state, ctx, m, m.attempt + 1) : undefined;
         return [
           {
             type: "MigrationRejected",
-            data: { migrationId: m.migrationId, reason: cmd.detail || "rejected by source", at },
+            data: {
+              migrationId: m.migrationId,
+              reason: cmd.detail || "rejected by source",
+              at,
+              ...(held ? { directive: held } : {}),
+            },
           },
         ];
       }

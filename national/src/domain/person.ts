@@ -58,6 +58,7 @@ export function directivesOf(event: HubEvent): DirectiveIntent[] {
     case "MigrationCompensated":
       return [event.data.directive];
     case "DoseReported":
+    case "MigrationRejected":
       return event.data.directive ? [event.data.directive] : [];
     case "RecordClosed":
       return event.data.directives ?? [];
@@ -323,7 +324,23 @@ export function evolve(state: PersonState, event: HubEvent, meta: EventMeta): Pe
       const d = event.data;
       const m = mustMigration(s, d.migrationId);
       const { awaitingDirectiveId: _done, ...rest } = m;
-      return withMigration(s, { ...rest, state: "REJECTED", updatedAt: d.at, endReason: d.reason });
+      // The source keeps the record: doses held for the target are the record's.
+      const r = s.records[m.recordId];
+      if (r && m.heldDoses.length > 0)
+        s = withRecord(s, {
+          ...r,
+          doses: mergeDoses(r.doses, m.heldDoses),
+          version: meta.version,
+          position: meta.position,
+        });
+      if (d.directive) s = noteDirective(s, d.directive);
+      return withMigration(s, {
+        ...rest,
+        heldDoses: [],
+        state: "REJECTED",
+        updatedAt: d.at,
+        endReason: d.reason,
+      });
     }
     case "MigrationCancelled":
     case "MigrationCompensated": {

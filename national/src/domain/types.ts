@@ -155,7 +155,19 @@ export type HubEvent =
         reason?: string;
       };
     }
-  | { type: "MigrationRejected"; data: { migrationId: string; reason: string; at: string } }
+  | {
+      type: "MigrationRejected";
+      data: {
+        migrationId: string;
+        reason: string;
+        at: string;
+        /**
+         * Doses reported while the migration waited for the source (held by it) go to the
+         * source, which keeps the record: a restore carrying them (absent in events before).
+         */
+        directive?: DirectiveIntent;
+      };
+    }
   | {
       type: "MigrationCancelled";
       data: { migrationId: string; reason: string; directive: DirectiveIntent; at: string };
